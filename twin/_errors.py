@@ -1,0 +1,46 @@
+"""Exceptions raised by the twin.
+
+Each one subclasses a builtin so that callers who do not know our types can still catch
+them (``except FileNotFoundError``), as osmnx does in its ``_errors.py``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptInputError",
+    "DataMissingError",
+    "InputValidationError",
+    "TwinError",
+    "UnknownCityError",
+    "UnknownAssetError",
+]
+
+
+class TwinError(Exception):
+    """Base class of every error the twin raises on purpose."""
+
+
+class DataMissingError(TwinError, FileNotFoundError):
+    """A city's data is not where we looked; the message says how to get it."""
+
+
+class UnknownCityError(TwinError, KeyError):
+    """A city name that no definition matches; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownAssetError(TwinError, KeyError):
+    """An asset id that the registry does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CorruptInputError(TwinError, ValueError):
+    """An input file is truncated or malformed; the message names the file and where it broke."""
+
+
+class InputValidationError(TwinError, ValueError):
+    """A value given by a user is out of range or of the wrong kind; the message names the field."""

@@ -1,0 +1,202 @@
+"""The ``twin`` command line: the composition root above ``twin``, ``optimize`` and ``live``.
+
+Each command function imports what it needs, so ``twin info`` does not pay for the optimiser.
+Errors the twin raises on purpose (:class:`twin.TwinError`) are printed as one clear line and
+exit with status 2; anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import TwinError
+
+__all__ = ["main"]
+
+
+def _add_city(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--city", default="dijon", help="a shipped city (default: dijon)")
+    g.add_argument("--osm", type=Path, help="any OSM extract: .osm, .osm.pbf or .graphml")
+    p.add_argument("--seed", type=int, default=None, help="seed of the derived assets")
+    p.add_argument("--rebuild", action="store_true", help="ignore the build cache")
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from .model import load
+
+    return load(args.city, osm=args.osm, seed=args.seed, rebuild=args.rebuild)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print counts per asset type, bbox, source, date and attribution."""
+    tw = _load(args)
+    info = tw.info()
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{info['title']} ({info['city']})")
+    print(f"  source   : {info['source']['kind']}, data of {info['date']}")
+    for role, f in info["source"]["files"].items():
+        print(f"             {role}: {f['name']} (sha256 {f['sha256'][:12]}...)")
+    left, bottom, right, top = info["bbox"]
+    print(f"  bbox     : lon {left:.4f}..{right:.4f}, lat {bottom:.4f}..{top:.4f}")
+    g = info["graph"]
+    print(f"  graph    : {g['nodes']} nodes, {g['edges']} edges ({g['crs']})")
+    print("  assets   :")
+    for kind, n in info["counts"].items():
+        exp = info["expected"].get(kind)
+        extra = f"   (published figure: {exp:,})" if exp else ""
+        print(f"    {kind:<10} {n:>8,}{extra}")
+    src = ", ".join(f"{k} {v:,}" for k, v in info["lights_by_source"].items())
+    print(f"  lights   : {src}; {info['lights_power_defaulted']:,} with a default wattage")
+    print(f"  {info['attribution']}")
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    """Draw the map of lit roads, light density, junctions and cameras."""
+    from .plot import plot_map
+
+    tw = _load(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_map(tw, out=out)
+    print(f"map written to {out}")
+    return 0
+
+
+def cmd_cities(args: argparse.Namespace) -> int:
+    """List the shipped cities."""
+    from .cities import available_cities, get_city
+
+    for name in available_cities():
+        c = get_city(name)
+        print(f"{name:<24} {c.title}  [{c.source['kind']}]")
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    """Fetch a city's OSM data with its recipe (needs internet)."""
+    from .fetch import fetch_city
+
+    manifest = fetch_city(args.name, dest=args.dest, overpass_url=args.overpass_url)
+    print(json.dumps(manifest.to_dict() if hasattr(manifest, "to_dict") else manifest, indent=2, default=str))
+    return 0
+
+
+def cmd_import_inventory(args: argparse.Namespace) -> int:
+    """Import a municipal light inventory, replacing the derived light points."""
+    from .inventory import import_inventory, parse_field_mapping
+
+    tw = _load(args)
+    report = import_inventory(
+        tw, args.file, fields=parse_field_mapping(args.field), crs=args.crs, save=True
+    )
+    print(report.summary())
+    if args.rejects:
+        report.write_rejects(Path(args.rejects))
+        print(f"rejected rows written to {args.rejects}")
+    return 0 if report.accepted else 2
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the registry as GeoJSON or NGSI-LD, or the network as SUMO files."""
+    tw = _load(args)
+    out = Path(args.out)
+    if args.format == "geojson":
+        from .export import to_geojson
+
+        n = to_geojson(tw, out, kinds=args.kind)
+    elif args.format == "ngsi-ld":
+        from .export import to_ngsi_ld
+
+        n = to_ngsi_ld(tw, out, kinds=args.kind)
+    else:
+        from .sumo import export_twin
+
+        n = export_twin(tw, out)
+    print(f"{n} records written to {out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twin", description="Digital twin of a metropolis's public space."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], **kw: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=(fn.__doc__ or "").strip().splitlines()[0], **kw)
+        p.set_defaults(func=fn)
+        commands[name] = fn
+        return p
+
+    p = add("info", cmd_info)
+    _add_city(p)
+    p.add_argument("--json", action="store_true", help="print JSON (DESIGN section 5)")
+
+    p = add("map", cmd_map)
+    _add_city(p)
+    p.add_argument("--out", default="map.png", help="PNG file to write")
+
+    add("cities", cmd_cities)
+
+    p = add("data", lambda a: 0)
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    f = dsub.add_parser("fetch", help="fetch a city's OSM data with its recipe (needs internet)")
+    f.add_argument("name", help="recipe / city name, e.g. dijon")
+    f.add_argument("--dest", type=Path, default=None, help="data root to write into")
+    f.add_argument("--overpass-url", default=None, help="Overpass API endpoint")
+    f.set_defaults(func=cmd_data_fetch)
+
+    p = add("import-inventory", cmd_import_inventory)
+    _add_city(p)
+    p.add_argument("file", type=Path, help="CSV, GeoJSON or shapefile (.shp/.zip) of light points")
+    p.add_argument("--field", action="append", default=[], metavar="OURS=THEIRS",
+                   help="map a column, e.g. power_w=PUISSANCE (repeatable)")
+    p.add_argument("--crs", default=None, help="CRS of the file when it does not say (e.g. EPSG:2154)")
+    p.add_argument("--rejects", default=None, help="write rejected rows with reasons to this CSV")
+
+    p = add("export", cmd_export)
+    p.add_argument("format", choices=["geojson", "ngsi-ld", "sumo"])
+    _add_city(p)
+    p.add_argument("--out", required=True, help="output file (geojson, ngsi-ld) or folder (sumo)")
+    p.add_argument("--kind", action="append", default=None,
+                   help="asset types to export (repeatable; default: all)")
+
+    _add_extra_commands(sub)
+    return parser
+
+
+def _add_extra_commands(sub: Any) -> None:
+    """Commands of the optimiser and the simulations (registered here, imported when run)."""
+    try:
+        from .cli_extra import register
+    except ImportError:
+        return
+    register(sub, _add_city, _load)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``twin`` command line."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except TwinError as exc:
+        print(f"twin: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("twin: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

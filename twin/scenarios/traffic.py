@@ -1,0 +1,877 @@
+"""Mesoscopic traffic simulation on the drive graph.
+
+Model
+-----
+Each drive edge is a FIFO link with a free-flow travel time and a discharge capacity, in the
+spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eissfeldt 2004):
+
+* a vehicle entering edge ``e`` at time ``t`` may leave it at ``t + length / (v_free * f)``,
+  with ``f`` its speed factor (``N(1, speed_factor_sd)`` clipped to [0.5, 1.5], drawn from ``rng``,
+  like SUMO's default ``speedFactor``), but only in entry order (no overtaking);
+* the head of the edge discharges at ``lanes_open * saturation_flow`` (1,800 pcu/h/lane) and,
+  on a signalised approach, only while its phase is green (:mod:`twin.scenarios.signals`);
+* a vehicle leaves only if its next edge has storage left (``lanes * length / jam_spacing_m``),
+  so queues spill back; a head vehicle blocked longer than ``max_blocked_s`` is let through (as
+  SUMO teleports vehicles after ``--time-to-teleport``), which resolves grid-lock;
+* a vehicle whose route ends on the edge leaves it at its ready time, without waiting for the
+  signal (it stops before the stop line), but never before the vehicles ahead of it.
+
+Event structure and state
+-------------------------
+SimPy orders the events: a *stepper* process advances the link model every ``dt_s`` (1-5 s), a
+*router* process computes routes every ``reroute_s`` for the trips departing in the next window,
+and one process per :class:`Incident` closes and reopens lanes. The state is vectorised: numpy
+arrays over edges (counts, capacity credits, open lanes) and over vehicles (route position,
+ready time), plus one ring buffer per edge holding the ids of the vehicles on it in entry order.
+A step only touches the heads of the occupied edges, so its cost grows with the number of
+vehicles that move, not with the network size. Exit times are exact (the ready time) when a
+vehicle was not held, so the step length does not bias travel times.
+
+Routing uses the current link costs (free time, or the time to discharge the vehicles present,
+whichever is larger, plus Webster's uniform signal delay ``C (1 - g/C)^2 / 2``), with
+:func:`scipy.sparse.csgraph.dijkstra` batched by origin and a vectorised walk of the predecessor
+matrix. A route is fixed at departure. Trips may also carry their own routes (for instance
+SUMO duarouter's), which are then followed as given.
+
+Outputs
+-------
+:func:`run` returns an :class:`xarray.Dataset` with, per edge and time slot, the ``flow`` (veh/h
+entering), ``speed`` (space-mean m/s of the vehicles that left the edge in the slot, NaN when
+none did) and ``queue`` (time-mean number of vehicles held at the head, by Little's law); per
+trip the departure, arrival and ``travel_time``; per origin-destination pair the
+``mean_travel_time``; per signalised approach the mean ``delay`` and its ``junction``.
+
+>>> import networkx as nx
+>>> g = nx.MultiDiGraph(crs="EPSG:2154")
+>>> g.add_nodes_from([(0, {"x": 0.0, "y": 0.0}), (1, {"x": 500.0, "y": 0.0})])
+>>> _ = g.add_edge(0, 1, length=500.0, speed_kph=36.0, lanes=1, highway="primary")
+>>> ds = run(TrafficScenario(g, trips=(Trip("a", 0, 1, 0.0),), speed_factor_sd=0.0), rng=1)
+>>> float(ds["travel_time"].sel(trip="a"))
+50.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import simpy
+import xarray as xr
+from scipy import sparse
+from scipy.sparse import csgraph
+from tqdm.auto import tqdm
+
+from .._errors import InputValidationError
+from .signals import SATURATION_FLOW_PCU_H_LANE, EdgeKey, SignalPlan
+
+__all__ = [
+    "Incident",
+    "ODDemand",
+    "TrafficScenario",
+    "Trip",
+    "edge_index",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trip:
+    """One vehicle trip.
+
+    Parameters
+    ----------
+    id : str
+        Trip id (unique in a scenario).
+    origin_node, dest_node : hashable
+        Graph nodes where the trip starts and ends.
+    depart_s : float
+        Departure time (s since the scenario's ``t0``).
+    route : tuple of edge keys, optional
+        Edges ``(u, v, key)`` to follow; ``None`` to route on current travel times.
+    """
+
+    id: str
+    origin_node: Hashable
+    dest_node: Hashable
+    depart_s: float
+    route: tuple[EdgeKey, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Incident:
+    """Lanes of one edge closed for a time window.
+
+    Parameters
+    ----------
+    edge : edge key
+        ``(u, v, key)`` of the edge (``(u, v)`` means key 0).
+    lanes_closed : int
+        Number of lanes closed (all of them closes the edge).
+    start_s, end_s : float
+        Window of the closure (s since ``t0``).
+    """
+
+    edge: EdgeKey
+    lanes_closed: int
+    start_s: float
+    end_s: float
+
+    def __post_init__(self) -> None:
+        if self.lanes_closed < 1:
+            msg = f"Incident.lanes_closed: {self.lanes_closed!r} must be at least 1"
+            raise InputValidationError(msg)
+        if not (math.isfinite(self.start_s) and math.isfinite(self.end_s)):
+            msg = f"Incident({self.edge!r}): start_s and end_s must be finite"
+            raise InputValidationError(msg)
+        if self.end_s <= self.start_s:
+            msg = f"Incident({self.edge!r}).end_s: {self.end_s} is not after start_s {self.start_s}"
+            raise InputValidationError(msg)
+
+
+@dataclasses.dataclass(frozen=True)
+class ODDemand:
+    """Origin-destination demand per time slot.
+
+    Parameters
+    ----------
+    zones : tuple of str
+        Zone names.
+    zone_nodes : tuple of hashable
+        Graph node where each zone's trips start and end.
+    trips_per_h : numpy.ndarray
+        Demand, shape ``(slot, origin zone, destination zone)``, in veh/h.
+    slot_s : float
+        Slot length (s); slot ``i`` covers ``[i * slot_s, (i + 1) * slot_s)``.
+    """
+
+    zones: tuple[str, ...]
+    zone_nodes: tuple[Hashable, ...]
+    trips_per_h: np.ndarray
+    slot_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        rates = np.asarray(self.trips_per_h, dtype=float)
+        nz = len(self.zones)
+        if len(self.zone_nodes) != nz:
+            msg = f"ODDemand.zone_nodes: {len(self.zone_nodes)} nodes for {nz} zones"
+            raise InputValidationError(msg)
+        if rates.ndim != 3 or rates.shape[1:] != (nz, nz):
+            msg = (
+                f"ODDemand.trips_per_h: shape {rates.shape} is not (slot, {nz}, {nz}) "
+                "(slot, origin zone, destination zone)"
+            )
+            raise InputValidationError(msg)
+        bad = np.argwhere(~(rates >= 0))  # NaN or negative
+        if bad.size:
+            s, o, d = (int(i) for i in bad[0])
+            msg = (
+                f"ODDemand.trips_per_h: {rates[s, o, d]!r} veh/h from zone {self.zones[o]!r} to "
+                f"zone {self.zones[d]!r} in slot {s} is negative or NaN "
+                f"({len(bad)} such cells)"
+            )
+            raise InputValidationError(msg)
+        if self.slot_s <= 0:
+            msg = f"ODDemand.slot_s: {self.slot_s!r} must be positive"
+            raise InputValidationError(msg)
+        object.__setattr__(self, "trips_per_h", rates)
+
+    def sample(self, rng: np.random.Generator) -> list[Trip]:
+        """Draw trips: Poisson counts per cell and slot, departures uniform within the slot."""
+        mean = self.trips_per_h * self.slot_s / 3600.0
+        counts = rng.poisson(mean)
+        s, o, d = np.nonzero(counts)
+        n = counts[s, o, d]
+        s, o, d = np.repeat(s, n), np.repeat(o, n), np.repeat(d, n)
+        depart = (s + rng.random(s.size)) * self.slot_s
+        order = np.argsort(depart, kind="stable")
+        return [
+            Trip(f"od{i}", self.zone_nodes[o[j]], self.zone_nodes[d[j]], float(depart[j]))
+            for i, j in enumerate(order)
+            if o[j] != d[j]
+        ]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrafficScenario:
+    """Everything a traffic run needs; picklable (graph, tuples of dataclasses, arrays).
+
+    Parameters
+    ----------
+    graph : networkx.MultiDiGraph
+        Drive graph (EPSG:2154): edges with ``length`` (m), ``speed_kph``, ``lanes``.
+    trips : tuple of Trip
+        Explicit trips (with or without routes).
+    demand : ODDemand, optional
+        Zone demand sampled with ``rng`` in addition to ``trips``.
+    plans : tuple of SignalPlan
+        Fixed-time plans; their approaches must be graph edges.
+    incidents : tuple of Incident
+        Lane closures.
+    t0 : datetime.datetime
+        Start (tz-aware, converted to UTC).
+    duration_s : float, optional
+        Simulated time; default: until every trip has arrived (at most ``max_extra_s`` after
+        the last departure).
+    dt_s : float
+        Step of the link model (s), 0.5-5.
+    slot_s : float
+        Output slot (s).
+    reroute_s : float
+        Period of route computation on current costs (s).
+    saturation_flow : float
+        Saturation flow (pcu/h/lane).
+    jam_spacing_m : float
+        Road length per stored vehicle and lane (m).
+    speed_factor_sd : float
+        Standard deviation of the vehicles' speed factor (SUMO's default is 0.1).
+    spillback : bool
+        Hold vehicles whose next edge is full.
+    max_blocked_s : float
+        Longest a ready head vehicle is held for lack of space downstream (s).
+    max_extra_s : float
+        With no ``duration_s``, stop at most this long after the last departure (s).
+    progress : bool, optional
+        Show a progress bar; default from the settings.
+    """
+
+    graph: nx.MultiDiGraph
+    trips: tuple[Trip, ...] = ()
+    demand: ODDemand | None = None
+    plans: tuple[SignalPlan, ...] = ()
+    incidents: tuple[Incident, ...] = ()
+    t0: dt.datetime = _EPOCH
+    duration_s: float | None = None
+    dt_s: float = 1.0
+    slot_s: float = 900.0
+    reroute_s: float = 600.0
+    saturation_flow: float = SATURATION_FLOW_PCU_H_LANE
+    jam_spacing_m: float = 7.5
+    speed_factor_sd: float = 0.1
+    spillback: bool = True
+    max_blocked_s: float = 300.0
+    max_extra_s: float = 4 * 3600.0
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "trips", tuple(self.trips))
+        object.__setattr__(self, "plans", tuple(self.plans))
+        object.__setattr__(self, "incidents", tuple(self.incidents))
+        if self.t0.tzinfo is None:
+            msg = "TrafficScenario.t0: give a tz-aware datetime (UTC inside the twin)"
+            raise InputValidationError(msg)
+        object.__setattr__(self, "t0", self.t0.astimezone(dt.UTC))
+        for name, lo, hi in (
+            ("dt_s", 0.5, 5.0),
+            ("slot_s", 60.0, 86400.0),
+            ("reroute_s", 60.0, 86400.0),
+            ("saturation_flow", 100.0, 3000.0),
+            ("jam_spacing_m", 4.0, 20.0),
+            ("speed_factor_sd", 0.0, 0.3),
+            ("max_blocked_s", 10.0, 86400.0),
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and lo <= value <= hi):
+                msg = f"TrafficScenario.{name}: {value!r} is outside [{lo}, {hi}]"
+                raise InputValidationError(msg)
+        if self.duration_s is not None and not self.duration_s > 0:
+            msg = f"TrafficScenario.duration_s: {self.duration_s!r} must be positive"
+            raise InputValidationError(msg)
+        if not self.trips and self.demand is None:
+            msg = "TrafficScenario: give trips or demand"
+            raise InputValidationError(msg)
+
+
+def edge_index(graph: nx.MultiDiGraph) -> dict[EdgeKey, int]:
+    """Position of each edge ``(u, v, key)`` in the run's edge order (the graph's order)."""
+    return {(u, v, k): i for i, (u, v, k) in enumerate(graph.edges(keys=True))}
+
+
+def _edge_attr(graph: nx.MultiDiGraph, name: str, *, kind: type, minimum: float) -> np.ndarray:
+    values = []
+    for u, v, k, val in graph.edges(keys=True, data=name):
+        if isinstance(val, list | tuple):  # osmnx keeps lists for merged ways
+            val = val[0]
+        try:
+            x = kind(float(val))
+        except (TypeError, ValueError):
+            msg = f"graph edge {(u, v, k)!r}: attribute {name!r} = {val!r} is not a number"
+            raise InputValidationError(msg) from None
+        if not x >= minimum:
+            msg = f"graph edge {(u, v, k)!r}: attribute {name!r} = {val!r} is below {minimum}"
+            raise InputValidationError(msg)
+        values.append(x)
+    return np.asarray(values, dtype=float)
+
+
+def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+class _Network:
+    """Static arrays of the drive graph in edge order."""
+
+    def __init__(self, sc: TrafficScenario) -> None:
+        g = sc.graph
+        if g.number_of_edges() == 0:
+            msg = "TrafficScenario.graph: the graph has no edges"
+            raise InputValidationError(msg)
+        self.edges = list(g.edges(keys=True))
+        self.index = {e: i for i, e in enumerate(self.edges)}
+        self.nodes = list(g.nodes)
+        self.node_index = {n: i for i, n in enumerate(self.nodes)}
+        self.u = np.array([self.node_index[e[0]] for e in self.edges], dtype=np.int64)
+        self.v = np.array([self.node_index[e[1]] for e in self.edges], dtype=np.int64)
+        self.length = _edge_attr(g, "length", kind=float, minimum=0.1)
+        self.vfree = _edge_attr(g, "speed_kph", kind=float, minimum=1.0) / 3.6
+        self.lanes = np.maximum(_edge_attr(g, "lanes", kind=int, minimum=1), 1.0)
+        self.tt_free = self.length / self.vfree
+        self.cap_rate = self.lanes * sc.saturation_flow / 3600.0  # veh/s
+        self.storage = np.maximum(self.lanes * self.length / sc.jam_spacing_m, 2.0)
+        ids = []
+        for u, v, k, d in g.edges(keys=True, data=True):
+            ids.append(str(d.get("sumo_id") or d.get("segment") or f"{u}->{v}#{k}"))
+        self.edge_id = np.array(ids, dtype=object)
+        # node pairs, for mapping dijkstra predecessors back to edges
+        self.pair = self.u * len(self.nodes) + self.v
+
+    def key(self, edge: Sequence[Any], *, field: str) -> int:
+        if isinstance(edge, str) or len(edge) not in (2, 3):
+            msg = f"{field}: {edge!r} is not an edge key (u, v, key)"
+            raise InputValidationError(msg)
+        k = (edge[0], edge[1], int(edge[2]) if len(edge) == 3 else 0)
+        if k not in self.index:
+            msg = f"{field}: edge {tuple(edge)!r} is not in the graph"
+            raise InputValidationError(msg)
+        return self.index[k]
+
+
+class _Signals:
+    """Vectorised green windows of the signalised approaches."""
+
+    def __init__(self, net: _Network, plans: Sequence[SignalPlan]) -> None:
+        rows: list[tuple[int, float, float, float, float, int]] = []
+        self.approaches: list[tuple[str, int]] = []
+        seen: set[int] = set()
+        for j, plan in enumerate(plans):
+            for a, windows in plan.green_windows().items():
+                e = net.key(a, field=f"SignalPlan({plan.junction}).approaches")
+                if e in seen:
+                    msg = f"SignalPlan({plan.junction}): approach {a!r} is in another plan too"
+                    raise InputValidationError(msg)
+                seen.add(e)
+                self.approaches.append((plan.junction, e))
+                for start, end in windows:
+                    rows.append((e, plan.cycle_s, plan.offset_s, start, end, j))
+        arr = np.array(rows, dtype=float).reshape(-1, 6)
+        self.edge = arr[:, 0].astype(np.int64)
+        self.cycle, self.offset, self.start, self.end = arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4]
+        self.signalised = np.zeros(len(net.edges), dtype=bool)
+        self.signalised[self.edge] = True
+        self.green_ratio = np.ones(len(net.edges))
+        self.red_delay = np.zeros(len(net.edges))
+        if len(self.edge):
+            g = np.bincount(self.edge, weights=(self.end - self.start) / self.cycle,
+                            minlength=len(net.edges))
+            cyc = np.zeros(len(net.edges))
+            cyc[self.edge] = self.cycle
+            self.green_ratio = np.where(self.signalised, np.clip(g, 0.01, 1.0), 1.0)
+            # Webster's uniform delay term, used as a routing cost
+            self.red_delay = np.where(self.signalised, cyc * (1 - self.green_ratio) ** 2 / 2, 0.0)
+
+    def red_edges(self, t: float) -> np.ndarray:
+        """Indices of signalised approaches showing red at time ``t``."""
+        if not len(self.edge):
+            return self.edge
+        tc = (t - self.offset) % self.cycle
+        green = (tc >= self.start) & (tc < self.end)
+        g = np.zeros(self.signalised.size, dtype=bool)
+        g[self.edge[green]] = True
+        return np.flatnonzero(self.signalised & ~g)
+
+
+class _State:
+    """Vectorised dynamic state of a run."""
+
+    def __init__(
+        self,
+        sc: TrafficScenario,
+        net: _Network,
+        sig: _Signals,
+        trips: list[Trip],
+        rng: np.random.Generator,
+        end_s: float,
+    ) -> None:
+        self.sc, self.net, self.sig = sc, net, sig
+        n_e = len(net.edges)
+        n = len(trips)
+        self.trips = trips
+        self.depart = np.array([t.depart_s for t in trips], dtype=float)
+        self.origin = np.array([net.node_index[t.origin_node] for t in trips], dtype=np.int64)
+        self.dest = np.array([net.node_index[t.dest_node] for t in trips], dtype=np.int64)
+        f = 1.0 + sc.speed_factor_sd * rng.standard_normal(n)
+        self.inv_factor = 1.0 / np.clip(f, 0.5, 1.5)
+        self.route_ptr = np.zeros(n, dtype=np.int64)
+        self.route_len = np.full(n, -1, dtype=np.int64)  # -1: not routed yet
+        self.route_flat = np.zeros(0, dtype=np.int64)
+        self.pos = np.zeros(n, dtype=np.int64)
+        self.ready = np.full(n, np.inf)
+        self.enter = np.zeros(n)
+        self.arrive = np.full(n, np.nan)
+        self.dropped = np.zeros(n, dtype=bool)
+        self.pending = np.zeros(0, dtype=np.int64)
+        self.order = np.argsort(self.depart, kind="stable")
+        self.next_dep = 0  # position in self.order
+        # links
+        self.lanes_open = net.lanes.copy()
+        self.cap_rate = net.cap_rate.copy()
+        self.credit = np.zeros(n_e)
+        self.n_in = np.zeros(n_e, dtype=np.int64)
+        self.n_out = np.zeros(n_e, dtype=np.int64)
+        width = 1 << int(math.ceil(math.log2(max(16.0, float(net.storage.max()) * 1.5))))
+        self.buf = np.zeros((n_e, width), dtype=np.int64)
+        self.k = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + 2
+        # recorders (edge, slot)
+        self.n_slots = max(1, int(math.ceil(end_s / sc.slot_s)))
+        shape = (self.n_slots, n_e)
+        self.rec_in = np.zeros(shape)
+        self.rec_out = np.zeros(shape)
+        self.rec_tt = np.zeros(shape)
+        self.rec_wait = np.zeros(shape)
+        self.tot_wait = np.zeros(n_e)
+        self.tot_out = np.zeros(n_e)
+        self.unreachable: dict[tuple[Hashable, Hashable], int] = {}
+        self.n_active = 0
+        self.n_done = 0
+
+    # ---- routes -------------------------------------------------------------------------------
+    def set_routes(self, trips_idx: np.ndarray, routes: list[np.ndarray]) -> None:
+        lens = np.array([len(r) for r in routes], dtype=np.int64)
+        self.route_ptr[trips_idx] = self.route_flat.size + np.concatenate(([0], np.cumsum(lens)))[
+            :-1
+        ]
+        self.route_len[trips_idx] = lens
+        if routes:
+            self.route_flat = np.concatenate([self.route_flat, *routes])
+
+    def link_cost(self) -> np.ndarray:
+        net, occ = self.net, (self.n_in - self.n_out).astype(float)
+        rate = self.cap_rate * self.sig.green_ratio
+        with np.errstate(divide="ignore"):
+            drain = np.where(rate > 0, occ / np.maximum(rate, 1e-12), np.inf)
+        cost = np.maximum(net.tt_free, drain) + self.sig.red_delay
+        cost[self.lanes_open <= 0] = np.inf
+        return np.maximum(cost, 1e-3)
+
+    def route_window(self, t_from: float, t_to: float) -> None:
+        """Route the trips without a route that depart in ``[t_from, t_to)``."""
+        sel = np.flatnonzero(
+            (self.route_len < 0) & (self.depart >= t_from) & (self.depart < t_to) & ~self.dropped
+        )
+        if not sel.size:
+            return
+        net = self.net
+        cost = self.link_cost()
+        ok = np.isfinite(cost)
+        # cheapest edge of each node pair
+        pair, c, e = net.pair[ok], cost[ok], np.flatnonzero(ok)
+        o = np.lexsort((c, pair))
+        pair, c, e = pair[o], c[o], e[o]
+        first = np.concatenate(([True], pair[1:] != pair[:-1]))
+        pair, c, e = pair[first], c[first], e[first]
+        n = len(net.nodes)
+        mat = sparse.csr_matrix((c, (pair // n, pair % n)), shape=(n, n))
+        origins, row = np.unique(self.origin[sel], return_inverse=True)
+        _, pred = csgraph.dijkstra(mat, indices=origins, return_predecessors=True)
+        dest = self.dest[sel]
+        reach = (pred[row, dest] >= 0) | (dest == origins[row])
+        same = dest == origins[row]
+        bad = ~reach | same
+        for i in np.flatnonzero(bad):
+            key = (net.nodes[self.origin[sel[i]]], net.nodes[dest[i]])
+            self.unreachable[key] = self.unreachable.get(key, 0) + 1
+        self.dropped[sel[bad]] = True
+        sel, row, dest = sel[~bad], row[~bad], dest[~bad]
+        if not sel.size:
+            return
+        # walk back from the destinations, all trips at once
+        cur = dest.copy()
+        steps: list[np.ndarray] = []
+        hops = np.zeros(sel.size, dtype=np.int64)
+        live = np.ones(sel.size, dtype=bool)
+        while live.any():
+            prev = np.where(live, pred[row, cur], -1)
+            edge = np.full(sel.size, -1, dtype=np.int64)
+            li = np.flatnonzero(live)
+            k = np.searchsorted(pair, prev[li] * n + cur[li])
+            edge[li] = e[k]
+            steps.append(edge)
+            hops += live
+            cur = np.where(live, prev, cur)
+            live &= cur != origins[row]
+        mat_e = np.vstack(steps)  # (hop, trip), reversed order
+        trip_rep = np.repeat(np.arange(sel.size), hops)
+        starts = np.concatenate(([0], np.cumsum(hops)))[:-1]
+        j = np.arange(trip_rep.size) - np.repeat(starts, hops)
+        flat = mat_e[hops[trip_rep] - 1 - j, trip_rep]
+        self.route_ptr[sel] = self.route_flat.size + starts
+        self.route_len[sel] = hops
+        self.route_flat = np.concatenate([self.route_flat, flat])
+
+    # ---- stepping -----------------------------------------------------------------------------
+    def _enter(self, veh: np.ndarray, edges: np.ndarray, t_enter: np.ndarray, t: float) -> None:
+        """Append vehicles to the tails of their edges."""
+        if not veh.size:
+            return
+        o = np.argsort(edges, kind="stable")
+        veh, edges, t_enter = veh[o], edges[o], t_enter[o]
+        new_group = np.concatenate(([True], edges[1:] != edges[:-1]))
+        idx = np.arange(edges.size)
+        rank = idx - np.maximum.accumulate(np.where(new_group, idx, 0))
+        seq = self.n_in[edges] + rank
+        width = self.buf.shape[1]
+        occ_after = seq - self.n_out[edges] + 1
+        if occ_after.max() > width:
+            self._grow(int(occ_after.max()))
+            width = self.buf.shape[1]
+        self.buf[edges, seq & (width - 1)] = veh
+        counts = np.bincount(edges, minlength=self.buf.shape[0])
+        self.n_in += counts
+        self.enter[veh] = t_enter
+        self.ready[veh] = t_enter + self.net.tt_free[edges] * self.inv_factor[veh]
+        slot = min(int(t // self.sc.slot_s), self.n_slots - 1)
+        self.rec_in[slot] += counts
+
+    def _grow(self, need: int) -> None:
+        old = self.buf
+        width = old.shape[1]
+        new_w = width
+        while new_w < need:
+            new_w *= 2
+        new = np.zeros((old.shape[0], new_w), dtype=old.dtype)
+        occ = self.n_in - self.n_out
+        for e in np.flatnonzero(occ):
+            seq = np.arange(self.n_out[e], self.n_in[e])
+            new[e, seq & (new_w - 1)] = old[e, seq & (width - 1)]
+        self.buf = new
+
+    def step(self, t: float) -> None:
+        sc, net = self.sc, self.net
+        dt_s = sc.dt_s
+        # departures due by t
+        hi = int(np.searchsorted(self.depart[self.order], t, side="right"))
+        if hi > self.next_dep:
+            due = self.order[self.next_dep : hi]
+            self.next_dep = hi
+            due = due[~self.dropped[due]]
+            self.pending = np.concatenate([self.pending, due])
+        if self.pending.size:
+            p = self.pending
+            routed = self.route_len[p] >= 0
+            p = p[routed & ~self.dropped[p]]
+            if p.size:
+                first = self.route_flat[self.route_ptr[p]]
+                space = net.storage[first] - (self.n_in[first] - self.n_out[first])
+                o = np.argsort(first, kind="stable")
+                fs = first[o]
+                new_group = np.concatenate(([True], fs[1:] != fs[:-1]))
+                idx = np.arange(fs.size)
+                rank = np.empty_like(idx)
+                rank[o] = idx - np.maximum.accumulate(np.where(new_group, idx, 0))
+                go = (rank < space) | (not sc.spillback)
+                veh = p[go]
+                self._enter(veh, first[go], np.maximum(self.depart[veh], t - dt_s), t)
+                self.n_active += veh.size
+                self.pending = np.setdiff1d(self.pending, veh, assume_unique=True)
+                self.pending = self.pending[np.argsort(self.depart[self.pending], kind="stable")]
+        # capacity credits; red approaches have none
+        self.credit = np.minimum(self.credit + self.cap_rate * dt_s,
+                                 np.maximum(self.cap_rate * dt_s, 1.0))
+        red = self.sig.red_edges(t)
+        self.credit[red] = 0.0
+        occ = self.n_in - self.n_out
+        act = np.flatnonzero(occ > 0)
+        if not act.size:
+            return
+        k = self.k
+        width = self.buf.shape[1]
+        j = np.arange(k)
+        seq = self.n_out[act][:, None] + j[None, :]
+        valid = seq < self.n_in[act][:, None]
+        veh = self.buf[act[:, None], seq & (width - 1)]
+        ready_t = np.where(valid, self.ready[veh], np.inf)
+        ok = ready_t <= t
+        if not ok[:, 0].any():
+            return
+        last = self.pos[veh] >= self.route_len[veh] - 1
+        nxt_i = np.minimum(self.route_ptr[veh] + self.pos[veh] + 1, self.route_flat.size - 1)
+        nxt = self.route_flat[nxt_i]
+        needcap = ~last
+        used = np.cumsum(needcap, axis=1)
+        ok &= ~needcap | (used <= self.credit[act][:, None] + 1e-9)
+        if sc.spillback:
+            space_ok = (occ[nxt] < net.storage[nxt]) | (ready_t <= t - sc.max_blocked_s)
+            ok &= last | space_ok
+        ok = np.logical_and.accumulate(ok, axis=1)
+        n_exit = ok.sum(axis=1)
+        if not n_exit.any():
+            return
+        self.n_out[act] += n_exit
+        self.credit[act] -= np.where(ok & needcap, 1, 0).sum(axis=1)
+        vs = veh[ok]
+        from_e = np.repeat(act, n_exit)
+        t_exit = np.maximum(ready_t[ok], t - dt_s)
+        slot = min(int(t // sc.slot_s), self.n_slots - 1)
+        n_e = len(net.edges)
+        wait = t_exit - self.ready[vs]
+        self.rec_out[slot] += np.bincount(from_e, minlength=n_e)
+        self.rec_tt[slot] += np.bincount(from_e, weights=t_exit - self.enter[vs], minlength=n_e)
+        self.rec_wait[slot] += np.bincount(from_e, weights=wait, minlength=n_e)
+        arr = last[ok]
+        done = vs[arr]
+        self.arrive[done] = t_exit[arr]
+        self.n_done += done.size
+        self.n_active -= done.size
+        self.ready[done] = np.inf
+        go = vs[~arr]
+        self.pos[go] += 1
+        self._enter(go, nxt[ok][~arr], t_exit[~arr], t)
+
+
+def _stepper(env: simpy.Environment, st: _State, end_s: float, bar: Any) -> Any:
+    """Advance the link model every ``dt_s`` until ``end_s`` or until every trip is done."""
+    dt_s = st.sc.dt_s
+    last_dep = float(st.depart.max()) if st.depart.size else 0.0
+    shown = 0.0
+    while env.now < end_s:
+        yield env.timeout(dt_s)
+        st.step(env.now)
+        if env.now - shown >= 60.0:
+            bar.update(env.now - shown)
+            bar.set_postfix(active=st.n_active, done=st.n_done, refresh=False)
+            shown = env.now
+        if (
+            st.sc.duration_s is None
+            and env.now >= last_dep
+            and st.n_active == 0
+            and st.pending.size == 0
+            and st.next_dep >= st.depart.size
+        ):
+            break
+    bar.update(max(env.now - shown, 0.0))
+    st.end_s = env.now
+
+
+def _router(env: simpy.Environment, st: _State, end_s: float) -> Any:
+    """Route, every ``reroute_s``, the trips departing in the coming window."""
+    period = st.sc.reroute_s
+    while env.now < end_s:
+        st.route_window(env.now, env.now + period)
+        yield env.timeout(period)
+
+
+def _incident(env: simpy.Environment, st: _State, e: int, inc: Incident) -> Any:
+    """Close ``lanes_closed`` lanes of edge ``e`` during the incident's window."""
+    yield env.timeout(max(inc.start_s - env.now, 0.0))
+    closed = min(inc.lanes_closed, st.net.lanes[e])
+    st.lanes_open[e] -= closed
+    st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
+    yield env.timeout(inc.end_s - env.now)
+    st.lanes_open[e] += closed
+    st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
+
+
+def _validate_trips(trips: Iterable[Trip], net: _Network) -> list[Trip]:
+    out, seen = [], set()
+    for t in trips:
+        if t.id in seen:
+            msg = f"trips: id {t.id!r} is used twice"
+            raise InputValidationError(msg)
+        seen.add(t.id)
+        if not math.isfinite(t.depart_s) or t.depart_s < 0:
+            msg = f"trip {t.id!r}: depart_s {t.depart_s!r} must be finite and non-negative"
+            raise InputValidationError(msg)
+        for field, node in (("origin_node", t.origin_node), ("dest_node", t.dest_node)):
+            if node not in net.node_index:
+                msg = f"trip {t.id!r}: {field} {node!r} is not a graph node"
+                raise InputValidationError(msg)
+        out.append(t)
+    return out
+
+
+def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = None) -> xr.Dataset:
+    """Run a traffic scenario.
+
+    Parameters
+    ----------
+    scenario : TrafficScenario
+        Network, demand, plans and incidents.
+    rng : numpy.random.Generator, int or None
+        Randomness (demand sampling, speed factors); the same seed gives the same result.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``edge``, ``time`` (slots), ``trip``, ``od``, ``approach``; variables ``flow``,
+        ``speed``, ``queue``, ``travel_time``, ``mean_travel_time``, ``delay``. Attributes
+        ``n_dropped`` and ``unreachable_pairs`` (JSON) report trips that had no route;
+        ``n_unfinished`` those still on the road at the end.
+    """
+    from ..settings import get_settings
+
+    sc = scenario
+    gen = _as_rng(rng)
+    net = _Network(sc)
+    sig = _Signals(net, sc.plans)
+    trips = list(sc.trips)
+    if sc.demand is not None:
+        for n in sc.demand.zone_nodes:
+            if n not in net.node_index:
+                msg = f"ODDemand.zone_nodes: {n!r} is not a graph node"
+                raise InputValidationError(msg)
+        trips += sc.demand.sample(gen)
+    trips = _validate_trips(trips, net)
+    inc_edges = [net.key(i.edge, field="Incident.edge") for i in sc.incidents]
+    last_dep = max((t.depart_s for t in trips), default=0.0)
+    end_s = float(sc.duration_s) if sc.duration_s is not None else last_dep + sc.max_extra_s
+    st = _State(sc, net, sig, trips, gen, end_s)
+    st.end_s = end_s
+    # explicit routes
+    given = [i for i, t in enumerate(trips) if t.route is not None]
+    if given:
+        routes = []
+        for i in given:
+            t = trips[i]
+            r = np.array([net.key(e, field=f"trip {t.id!r}.route") for e in t.route or ()],
+                         dtype=np.int64)
+            if not r.size:
+                msg = f"trip {t.id!r}.route: the route is empty"
+                raise InputValidationError(msg)
+            if (net.v[r[:-1]] != net.u[r[1:]]).any():
+                b = int(np.flatnonzero(net.v[r[:-1]] != net.u[r[1:]])[0])
+                msg = f"trip {t.id!r}.route: edges {b} and {b + 1} are not consecutive"
+                raise InputValidationError(msg)
+            routes.append(r)
+        st.set_routes(np.array(given, dtype=np.int64), routes)
+    env = simpy.Environment()
+    progress = get_settings().progress if sc.progress is None else sc.progress
+    bar = tqdm(total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False)
+    env.process(_router(env, st, end_s))
+    for e, inc in zip(inc_edges, sc.incidents, strict=True):
+        env.process(_incident(env, st, e, inc))
+    proc = env.process(_stepper(env, st, end_s, bar))
+    env.run(until=proc)
+    bar.close()
+    if st.unreachable:
+        n_bad = sum(st.unreachable.values())
+        log.warning(
+            "traffic: %d trips dropped, no route for %d OD pairs (e.g. %s)",
+            n_bad,
+            len(st.unreachable),
+            list(st.unreachable)[:5],
+        )
+    return _to_dataset(sc, net, sig, st)
+
+
+def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -> xr.Dataset:
+    n_slots = max(1, int(math.ceil(st.end_s / sc.slot_s)))
+    rec_in, rec_out = st.rec_in[:n_slots], st.rec_out[:n_slots]
+    rec_tt, rec_wait = st.rec_tt[:n_slots], st.rec_wait[:n_slots]
+    slot_len = np.minimum(sc.slot_s, st.end_s - np.arange(n_slots) * sc.slot_s)
+    slot_len = np.maximum(slot_len, 1e-9)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        speed = np.where(rec_out > 0, net.length[None, :] * rec_out / rec_tt, np.nan)
+    t0 = pd.Timestamp(sc.t0).tz_convert("UTC").tz_localize(None)
+    times = t0 + pd.to_timedelta(np.arange(n_slots) * sc.slot_s, unit="s")
+    kept = ~st.dropped
+    ids = np.array([t.id for t in st.trips], dtype=object)
+    tt = st.arrive - st.depart
+    nodes = np.array([str(n) for n in net.nodes], dtype=object)
+    ds = xr.Dataset(
+        coords={
+            "edge": ("edge", net.edge_id.astype(str)),
+            "edge_u": ("edge", nodes[net.u].astype(str)),
+            "edge_v": ("edge", nodes[net.v].astype(str)),
+            "length": ("edge", net.length, {"units": "m", "long_name": "edge length"}),
+            "time": ("time", times.values, {"timezone": "UTC", "long_name": "slot start"}),
+            "trip": ("trip", ids[kept].astype(str)),
+            "origin": ("trip", nodes[st.origin[kept]].astype(str)),
+            "destination": ("trip", nodes[st.dest[kept]].astype(str)),
+            "depart": ("trip", st.depart[kept], {"units": "s", "long_name": "departure since t0"}),
+            "arrive": ("trip", st.arrive[kept], {"units": "s", "long_name": "arrival since t0"}),
+        }
+    )
+    ds["flow"] = (("edge", "time"), (rec_in / slot_len).T * 3600.0,
+                  {"units": "veh/h", "long_name": "vehicles entering the edge"})
+    ds["speed"] = (("edge", "time"), speed.T,
+                   {"units": "m/s", "long_name": "space-mean speed of vehicles leaving the edge"})
+    ds["queue"] = (("edge", "time"), (rec_wait / slot_len).T,
+                   {"units": "veh", "long_name": "time-mean number of vehicles held at the head"})
+    ds["travel_time"] = ("trip", tt[kept], {"units": "s", "long_name": "trip travel time"})
+    # OD means
+    o_s, d_s = nodes[st.origin[kept]].astype(str), nodes[st.dest[kept]].astype(str)
+    frame = pd.DataFrame({"o": o_s, "d": d_s, "tt": tt[kept]})
+    od = frame.groupby(["o", "d"], sort=True)["tt"].agg(["mean", "count"])
+    ds = ds.assign_coords(
+        od=("od", np.arange(len(od))),
+        od_origin=("od", od.index.get_level_values(0).astype(str).to_numpy()),
+        od_destination=("od", od.index.get_level_values(1).astype(str).to_numpy()),
+        od_trips=("od", od["count"].to_numpy()),
+    )
+    ds["mean_travel_time"] = ("od", od["mean"].to_numpy(),
+                              {"units": "s", "long_name": "mean travel time of arrived trips"})
+    # approach delays
+    app_e = np.array([e for _, e in sig.approaches], dtype=np.int64)
+    tot_out = rec_out.sum(axis=0)
+    tot_wait = rec_wait.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delay = np.where(tot_out[app_e] > 0, tot_wait[app_e] / tot_out[app_e], np.nan)
+    ds = ds.assign_coords(
+        approach=("approach", net.edge_id[app_e].astype(str) if app_e.size else
+                  np.zeros(0, dtype=str)),
+        junction=("approach", np.array([j for j, _ in sig.approaches], dtype=str)),
+        approach_volume=("approach", tot_out[app_e]),
+    )
+    ds["delay"] = ("approach", delay,
+                   {"units": "s", "long_name": "mean delay at the stop line per vehicle"})
+    unreachable = [[str(o), str(d), n] for (o, d), n in st.unreachable.items()]
+    ds.attrs.update(
+        {
+            "model": "mesoscopic FIFO link queues with signal-gated discharge (twin.scenarios)",
+            "crs": str(sc.graph.graph.get("crs", "")),
+            "t0": sc.t0.isoformat(),
+            "dt_s": sc.dt_s,
+            "slot_s": sc.slot_s,
+            "simulated_s": float(st.end_s),
+            "n_trips": int(kept.sum()),
+            "n_dropped": int(st.dropped.sum()),
+            "n_unreachable_pairs": len(unreachable),
+            "unreachable_pairs": json.dumps(unreachable[:1000]),
+            "n_unfinished": int(np.isnan(tt[kept]).sum()),
+        }
+    )
+    return ds
+
+
+def plans_by_junction(plans: Iterable[SignalPlan]) -> Mapping[str, SignalPlan]:
+    """Index plans by junction id (a junction may appear once)."""
+    out: dict[str, SignalPlan] = {}
+    for p in plans:
+        if p.junction in out:
+            msg = f"plans: junction {p.junction!r} has two plans"
+            raise InputValidationError(msg)
+        out[p.junction] = p
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
 from . import crs as crs
 from . import settings as settings
 from ._errors import (
@@ -12,19 +14,22 @@ from ._errors import (
     UnknownAssetError,
     UnknownCityError,
 )
+from .model import Twin, load
+from .registry import Registry
 from .settings import Settings, get_settings, set_options
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CorruptInputError",
     "DataMissingError",
     "InputValidationError",
+    "Registry",
     "Settings",
+    "Twin",
     "TwinError",
     "UnknownAssetError",
     "UnknownCityError",
     "get_settings",
+    "load",
     "set_options",
     "crs",
     "settings",

@@ -69,6 +69,7 @@ from .assets import lighting
 from .assets.luminaire import load_catalogue
 from .cities import City, resolve_data_file
 from .crs import LAMBERT93
+from .inventory import inventory_path, read_inventory
 from .registry import Registry, make_ids
 from .settings import get_settings
 
@@ -82,8 +83,6 @@ CABINET_MIN = 20
 JUNCTION_DIAMETER_M = 60.0
 JUNCTION_NODE_M = 30.0
 APPROACH_TAIL_M = 30.0
-#: Design class of a light that is further than SNAP_M from every segment (parks, yards).
-UNMATCHED_CLASS = "P4"
 
 DRIVE_CLASSES = {
     "motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link",
@@ -144,6 +143,9 @@ def input_files(city: City) -> dict[str, Path]:
     else:
         msg = f"{city.name}: source.kind must be 'osm' or 'municipal', got {src.get('kind')!r}"
         raise InputValidationError(msg)
+    imported = inventory_path(city.name)
+    if imported.is_file():
+        files["inventory"] = imported
     return files
 
 
@@ -216,7 +218,7 @@ def _segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
         oneway = bool(d.get("oneway", False)) and str(d.get("oneway")) != "False"
         if math.isnan(lanes) or lanes < 1:
             lanes = float(defaults.at[cls, "lanes"])
-        if math.isnan(speed) or speed <= 0:
+        if math.isnan(speed) or not 0 < speed <= 200:  # tags like '999' or '0' are errors
             speed = float(defaults.at[cls, "speed_kph"])
         lanes_i = int(lanes)
         d["highway"] = cls
@@ -342,7 +344,7 @@ def _finish_lights(raw: pd.DataFrame, seg: gpd.GeoDataFrame, *, catalogue: str) 
     seg_cls = seg.set_index("id")["lighting_class"]
     seg_hw = seg.set_index("id")["highway"]
     design = seg_cls.reindex(df["segment"]).to_numpy(dtype=object)
-    design = np.where(pd.isna(design), UNMATCHED_CLASS, design).astype(str)
+    design = np.where(pd.isna(design), lighting.UNMATCHED_CLASS, design).astype(str)
     road_class = seg_hw.reindex(df["segment"]).fillna("residential").to_numpy(dtype=str)
     df["design_class"] = design
     cat = _catalogue(design, catalogue)
@@ -689,6 +691,14 @@ def _source_date(files: dict[str, Path], graph: nx.MultiDiGraph) -> str | None:
 
 
 def _read(city: City, files: dict[str, Path]) -> dict[str, Any]:
+    out = _read_source(city, files)
+    if "inventory" in files:  # an inventory imported with `twin import-inventory`
+        out["inventory"] = gpd.read_file(files["inventory"]).to_crs(LAMBERT93)
+        out["inventory_rejected"] = []
+    return out
+
+
+def _read_source(city: City, files: dict[str, Path]) -> dict[str, Any]:
     src = city.source
     if src["kind"] == "osm":
         main = files.get("osm") or files["graph"]
@@ -697,36 +707,49 @@ def _read(city: City, files: dict[str, Path]) -> dict[str, Any]:
             (ext.features["highway"] == "traffic_signals") & (ext.features.geometry.geom_type == "Point")
         ]
         return {"graph": ext.graph, "features": ext.features, "signals": signals,
-                "inventory": None, "counts": None, "signal_source": "osm"}
+                "inventory": None, "inventory_rejected": [], "counts": None,
+                "signal_source": "osm"}
     roads, _ = municipal.read_layer(files["roads"], src["roads"], what="roads")
     counts = municipal.read_counts(files["counts"], src["counts"]) if "counts" in files else None
     graph = municipal.roads_to_graph(roads, counts=counts, defaults=lighting.ROAD_CLASSES)
-    inventory = None
+    inventory, rejected = None, []
     if "lights" in files:
-        inventory, _ = municipal.read_layer(files["lights"], src["lights"], what="lights")
+        spec = src["lights"]
+        inventory, rejected, _ = read_inventory(
+            files["lights"], fields=spec.get("fields"), crs=spec.get("crs")
+        )
     signals = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=LAMBERT93))
     if "signals" in files:
         signals, _ = municipal.read_layer(files["signals"], src["signals"], what="signals")
     return {"graph": graph, "features": osm._empty_features(), "signals": signals,
-            "inventory": inventory, "counts": counts, "signal_source": "municipal"}
+            "inventory": inventory, "inventory_rejected": rejected, "counts": counts,
+            "signal_source": "municipal"}
 
 
 def _inventory_lights(inv: gpd.GeoDataFrame, seg: gpd.GeoDataFrame) -> pd.DataFrame:
-    inv = inv[inv.geometry.notna() & (inv.geometry.geom_type == "Point")]
+    """Light rows from validated inventory rows (see :func:`twin.inventory.read_inventory`)."""
     pts = np.asarray(inv.geometry.values)
-    df = pd.DataFrame(
+    return pd.DataFrame(
         {
             "segment": _snap(pts, seg),
             "source": "inventory",
-            "ref": [str(i) for i in inv.index],
-            "luminaire": inv["luminaire"].astype(str).str.lower().to_numpy() if "luminaire" in inv else None,
+            "ref": inv["ref"].astype(str).to_numpy(),
+            "luminaire": inv["luminaire"].to_numpy(),
+            "power_w": inv["power_w"].to_numpy(float),
+            "technology": inv["technology"].to_numpy(),
+            "flux_lm": inv["flux_lm"].to_numpy(float),
             "geometry": pts,
         }
     )
-    for col in ("power_w", "technology", "flux_lm"):
-        if col in inv.columns:
-            df[col] = inv[col].to_numpy()
-    return df
+
+
+def lights_from_inventory(tw: Any, inv: gpd.GeoDataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Lights and cabinets of a twin rebuilt from validated inventory rows."""
+    seg = tw.registry["segment"]
+    catalogue = tw.city.defaults.get("catalogue", "led-2018")
+    lights = _finish_lights(_inventory_lights(inv, seg), seg, catalogue=catalogue)
+    cabinets = _cabinets(lights, osm._empty_features())
+    return lights, cabinets
 
 
 def build(city: City, *, seed: int | None = None, progress: bool | None = None) -> dict[str, Any]:
@@ -840,7 +863,9 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
         "lights_by_source": lights["source"].value_counts().to_dict(),
         "lights_power_defaulted": int(lights["power_defaulted"].sum()),
         "lights_unmatched": int(lights["segment"].isna().sum()),
+        "lights_rejected": [str(r) for r in state["inventory_rejected"]],
         "signals": int(len(state["signals"])),
+        "signal_points": shapely.get_coordinates(np.asarray(state["signals"].geometry.values)),
     }
     return {"graph": graph, "registry": state["registry"], "meta": meta, "counts_table": state["counts"]}
 

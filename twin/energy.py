@@ -47,6 +47,7 @@ import pandas as pd
 import xarray as xr
 
 from ._errors import InputValidationError
+from .assets.lighting import ROAD_CLASSES
 from .timeutil import yearly_dark_hours
 
 if TYPE_CHECKING:
@@ -96,35 +97,7 @@ start of its last calendar year, so that 2030 is a full year at the final LED sh
 """
 
 HPS_LAMP_W: Mapping[str, float] = MappingProxyType(
-    {
-        # OSM highway value: nominal HPS lamp power (W) of the pre-LED stock.
-        # Typical French urban practice for EN 13201 classes M2..M5 / C / P and the 70-250 W
-        # range of DESIGN section 4: 250 W on wide arterials (M1-M2), 150 W on distributors
-        # (M3), 100 W on collectors (M4), 70 W on residential streets and paths (M5-M6, P).
-        "motorway": 250.0,
-        "motorway_link": 150.0,
-        "trunk": 250.0,
-        "trunk_link": 150.0,
-        "primary": 250.0,
-        "primary_link": 150.0,
-        "secondary": 150.0,
-        "secondary_link": 100.0,
-        "busway": 150.0,
-        "tertiary": 100.0,
-        "tertiary_link": 100.0,
-        "unclassified": 100.0,
-        "road": 100.0,
-        "residential": 70.0,
-        "living_street": 70.0,
-        "service": 70.0,
-        "pedestrian": 70.0,
-        "footway": 70.0,
-        "cycleway": 70.0,
-        "path": 70.0,
-        "steps": 70.0,
-        "track": 70.0,
-        "bridleway": 70.0,
-    }
+    {str(k): float(v) for k, v in ROAD_CLASSES["hps_lamp_w"].items()}
 )
 """Nominal HPS lamp power (W) of the pre-LED stock per road class (OSM ``highway`` value).
 
@@ -171,7 +144,8 @@ def hps_system_w(lamp_w: float | np.ndarray) -> np.ndarray:
         raise InputValidationError(msg)
     xs = np.array(sorted(BALLAST_LOSS), dtype=float)
     ys = np.array([BALLAST_LOSS[x] for x in xs], dtype=float)
-    return p * (1.0 + np.interp(p, xs, ys))
+    out: np.ndarray = p * (1.0 + np.interp(p, xs, ys))
+    return out
 
 
 HPS_SYSTEM_W: Mapping[str, float] = MappingProxyType(
@@ -596,6 +570,9 @@ class Rollout:
         object.__setattr__(self, "shares", clean)
         object.__setattr__(self, "initial_share", init)
 
+    def __hash__(self) -> int:
+        return hash((tuple(self.shares.items()), self.initial_share, self.label))
+
     def share(self, year: int) -> float:
         """Return the mean LED share of ``year``."""
         return float(self.shares_for([year])[0])
@@ -605,7 +582,7 @@ class Rollout:
         ys = np.asarray(list(years), dtype=float)
         ks = np.array(list(self.shares), dtype=float)
         vs = np.array(list(self.shares.values()), dtype=float)
-        out = np.interp(ys, ks, vs)
+        out: np.ndarray = np.asarray(np.interp(ys, ks, vs), dtype=float)
         out[ys < ks[0]] = self.initial_share
         return out
 

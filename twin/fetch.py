@@ -171,7 +171,7 @@ class Manifest:
             recipe_sha256=d["recipe"]["sha256"],
             licence=d["licence"],
             attribution=d["attribution"],
-            bbox=tuple(d["bbox"]),  # type: ignore[arg-type]
+            bbox=(d["bbox"][0], d["bbox"][1], d["bbox"][2], d["bbox"][3]),
             counts=d["counts"],
             communes=tuple(d["communes"]),
             coverage=d["coverage"],
@@ -312,8 +312,13 @@ def _data_roots() -> list[Path]:
     return [r if r.is_absolute() else (Path.cwd() / r) for r in roots]
 
 
-def _writable_root() -> Path:
-    for root in _data_roots():
+def _writable_root(recipe: str | Path | Mapping[str, Any]) -> Path:
+    # The data root holding a named recipe (normally the repo's data/), else the first
+    # writable one.
+    roots = _data_roots()
+    if isinstance(recipe, str) and not recipe.endswith(".toml"):
+        roots = [r for r in roots if (r / f"{recipe}_osm" / "recipe.toml").is_file()] + roots
+    for root in roots:
         if root.is_dir() and os.access(root, os.W_OK):
             return root
     msg = f"dest: no writable data root (tried TWIN_DATA, then {REPO_ROOT / 'data'}); pass dest="
@@ -649,7 +654,8 @@ def fetch_city(
     dest : Path, optional
         Data root to write into (files go to ``dest/<recipe output folder>/``, or to the paths
         of the definition's ``[source] graph`` / ``features``, relative to ``dest``). Default:
-        the first writable data root, normally the repo's ``data/``.
+        the data root that holds the named recipe (the repo's ``data/`` for Dijon), else the
+        first writable data root (``TWIN_DATA``, then the repo's ``data/``).
     overpass_url : str, optional
         Overpass endpoint (base URL, without ``/interpreter``). Default: the setting
         ``overpass_url`` (env ``TWIN_OVERPASS_URL``).
@@ -684,7 +690,7 @@ def fetch_city(
             raise InputValidationError(msg)
     rec, recipe_sha = load_recipe(recipe)
     url = (overpass_url or get_settings().overpass_url).rstrip("/")
-    root = Path(dest) if dest is not None else _writable_root()
+    root = Path(dest) if dest is not None else _writable_root(recipe)
     out = rec["output"]
     folder = _target(root, out["folder"])
     paths = {
@@ -697,11 +703,9 @@ def fetch_city(
         ),
     }
     manifest_path = folder / out["manifest"]
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest_path.unlink(missing_ok=True)  # a manifest only ever describes a complete fetch
     licence = str(rec.get("licence", "ODbL-1.0"))
     attribution = str(rec.get("attribution", "© OpenStreetMap contributors"))
-    fetched_at = dt.datetime.now(dt.UTC)
+    fetched_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     timeout = float(rec.get("timeout_s", 180))
     graph_recipe = rec["graph"]
     tags_way = list(
@@ -717,6 +721,7 @@ def fetch_city(
         _osmnx_settings(
             overpass_url=url,
             overpass_rate_limit=False,
+            doh_url_template=None,
             use_cache=False,
             cache_folder=cache,
             requests_timeout=timeout,
@@ -746,6 +751,9 @@ def fetch_city(
                 geometry=[polygon],
                 crs="EPSG:4326",
             )
+        # first write: from here on the old manifest no longer describes the files
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest_path.unlink(missing_ok=True)
         _write_geojson(communes, paths["boundary"], licence=licence, attribution=attribution)
         bar.update()
 
@@ -771,9 +779,10 @@ def fetch_city(
         pattern = rec.get("coverage", {}).get("reference")
         if pattern:
             for data_root in _data_roots():
-                files = sorted(data_root.glob(pattern))
-                if files:
-                    coverage = {"reference": pattern, **street_coverage(_graph_way_ids(G), files)}
+                ref_files = sorted(data_root.glob(pattern))
+                if ref_files:
+                    way_ids = _graph_way_ids(G)
+                    coverage = {"reference": pattern, **street_coverage(way_ids, ref_files)}
                     break
         bar.update()
 

@@ -300,7 +300,8 @@ def roads_to_graph(
         if cls not in defaults.index:
             msg = f"roads: no road-class defaults for inferred class {cls!r}"
             raise InputValidationError(msg)
-        speed = float(spd) if spd and np.isfinite(spd) else float(defaults.at[cls, "speed_kph"])
+        ok = spd is not None and np.isfinite(spd) and 5 <= spd <= 130
+        speed = float(spd) if ok else float(defaults.at[cls, "speed_kph"])
         lanes = int(defaults.at[cls, "lanes"])
         oneway = direction[i] == "SENS UNIQUE"
         attrs = {

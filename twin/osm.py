@@ -175,6 +175,11 @@ def _read_xml(path: Path) -> OsmExtract:
             feats = ox.features_from_xml(path, tags=FEATURE_TAGS)
         except ox._errors.InsufficientResponseError:
             feats = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=WGS84))
+    # graph_from_xml keeps every way of the file (buildings, railways...): keep the streets
+    graph.remove_edges_from(
+        [(u, v, k) for u, v, k, h in graph.edges(keys=True, data="highway") if h is None]
+    )
+    graph.remove_nodes_from([n for n, deg in graph.degree() if deg == 0])
     return OsmExtract(ox.project_graph(graph, to_crs=LAMBERT93), _tidy_features(feats), [path])
 
 

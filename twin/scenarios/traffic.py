@@ -376,31 +376,39 @@ class _Signals:
                 self.approaches.append((plan.junction, e))
                 for start, end in windows:
                     rows.append((e, plan.cycle_s, plan.offset_s, start, end, j))
+        n_e = len(net.edges)
         arr = np.array(rows, dtype=float).reshape(-1, 6)
-        self.edge = arr[:, 0].astype(np.int64)
-        self.cycle, self.offset, self.start, self.end = arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4]
-        self.signalised = np.zeros(len(net.edges), dtype=bool)
-        self.signalised[self.edge] = True
-        self.green_ratio = np.ones(len(net.edges))
-        self.red_delay = np.zeros(len(net.edges))
-        if len(self.edge):
-            g = np.bincount(self.edge, weights=(self.end - self.start) / self.cycle,
-                            minlength=len(net.edges))
-            cyc = np.zeros(len(net.edges))
-            cyc[self.edge] = self.cycle
+        edge = arr[:, 0].astype(np.int64)
+        self.signalised = np.zeros(n_e, dtype=bool)
+        self.signalised[edge] = True
+        m = int(np.bincount(edge, minlength=1).max()) if edge.size else 1
+        # per-edge windows; an unsignalised edge has one window covering the whole cycle
+        self.cycle = np.ones(n_e)
+        self.offset = np.zeros(n_e)
+        self.ws = np.full((n_e, m), np.inf)
+        self.we = np.full((n_e, m), -np.inf)
+        self.ws[~self.signalised, 0] = -1.0
+        self.we[~self.signalised, 0] = np.inf
+        slot = np.zeros(n_e, dtype=np.int64)
+        for e, cyc, off, start, end, _ in rows:
+            i = int(e)
+            self.cycle[i], self.offset[i] = cyc, off
+            self.ws[i, slot[i]], self.we[i, slot[i]] = start, end
+            slot[i] += 1
+        self.green_ratio = np.ones(n_e)
+        self.red_delay = np.zeros(n_e)
+        if edge.size:
+            g = np.bincount(edge, weights=(arr[:, 4] - arr[:, 3]) / arr[:, 1], minlength=n_e)
             self.green_ratio = np.where(self.signalised, np.clip(g, 0.01, 1.0), 1.0)
             # Webster's uniform delay term, used as a routing cost
-            self.red_delay = np.where(self.signalised, cyc * (1 - self.green_ratio) ** 2 / 2, 0.0)
+            self.red_delay = np.where(
+                self.signalised, self.cycle * (1 - self.green_ratio) ** 2 / 2, 0.0
+            )
 
-    def red_edges(self, t: float) -> np.ndarray:
-        """Indices of signalised approaches showing red at time ``t``."""
-        if not len(self.edge):
-            return self.edge
-        tc = (t - self.offset) % self.cycle
-        green = (tc >= self.start) & (tc < self.end)
-        g = np.zeros(self.signalised.size, dtype=bool)
-        g[self.edge[green]] = True
-        return np.flatnonzero(self.signalised & ~g)
+    def green(self, edges: np.ndarray, t: float) -> np.ndarray:
+        """Whether each of ``edges`` may discharge at time ``t`` (always, if unsignalised)."""
+        tc = ((t - self.offset[edges]) % self.cycle[edges])[:, None]
+        return ((tc >= self.ws[edges]) & (tc < self.we[edges])).any(axis=1)
 
 
 class _State:
@@ -434,11 +442,15 @@ class _State:
         self.dropped = np.zeros(n, dtype=bool)
         self.pending = np.zeros(0, dtype=np.int64)
         self.order = np.argsort(self.depart, kind="stable")
+        self.depart_sorted = self.depart[self.order]
         self.next_dep = 0  # position in self.order
         # links
         self.lanes_open = net.lanes.copy()
         self.cap_rate = net.cap_rate.copy()
         self.credit = np.zeros(n_e)
+        self.burst = np.maximum(net.cap_rate * sc.dt_s, 1.0)
+        self.last_seen = np.zeros(n_e)
+        self.head_ready = np.full(n_e, np.inf)
         self.n_in = np.zeros(n_e, dtype=np.int64)
         self.n_out = np.zeros(n_e, dtype=np.int64)
         width = 1 << int(math.ceil(math.log2(max(16.0, float(net.storage.max()) * 1.5))))
@@ -538,22 +550,30 @@ class _State:
             return
         o = np.argsort(edges, kind="stable")
         veh, edges, t_enter = veh[o], edges[o], t_enter[o]
-        new_group = np.concatenate(([True], edges[1:] != edges[:-1]))
+        new_group = np.empty(edges.size, dtype=bool)
+        new_group[0] = True
+        np.not_equal(edges[1:], edges[:-1], out=new_group[1:])
         idx = np.arange(edges.size)
         rank = idx - np.maximum.accumulate(np.where(new_group, idx, 0))
-        seq = self.n_in[edges] + rank
-        width = self.buf.shape[1]
+        n_in = self.n_in[edges]
+        seq = n_in + rank
         occ_after = seq - self.n_out[edges] + 1
+        width = self.buf.shape[1]
         if occ_after.max() > width:
             self._grow(int(occ_after.max()))
             width = self.buf.shape[1]
         self.buf[edges, seq & (width - 1)] = veh
-        counts = np.bincount(edges, minlength=self.buf.shape[0])
-        self.n_in += counts
+        ready = t_enter + self.net.tt_free[edges] * self.inv_factor[veh]
         self.enter[veh] = t_enter
-        self.ready[veh] = t_enter + self.net.tt_free[edges] * self.inv_factor[veh]
+        self.ready[veh] = ready
+        firsts = np.flatnonzero(new_group)
+        counts = np.diff(np.append(firsts, edges.size))
+        ge = edges[firsts]
+        was_empty = n_in[firsts] == self.n_out[ge]
+        self.head_ready[ge[was_empty]] = ready[firsts[was_empty]]
+        self.n_in[ge] += counts
         slot = min(int(t // self.sc.slot_s), self.n_slots - 1)
-        self.rec_in[slot] += counts
+        self.rec_in[slot, ge] += counts
 
     def _grow(self, need: int) -> None:
         old = self.buf
@@ -568,84 +588,98 @@ class _State:
             new[e, seq & (new_w - 1)] = old[e, seq & (width - 1)]
         self.buf = new
 
-    def step(self, t: float) -> None:
+    def _depart(self, t: float) -> None:
         sc, net = self.sc, self.net
-        dt_s = sc.dt_s
-        # departures due by t
-        hi = int(np.searchsorted(self.depart[self.order], t, side="right"))
+        hi = int(np.searchsorted(self.depart_sorted, t, side="right"))
         if hi > self.next_dep:
             due = self.order[self.next_dep : hi]
             self.next_dep = hi
-            due = due[~self.dropped[due]]
             self.pending = np.concatenate([self.pending, due])
-        if self.pending.size:
-            p = self.pending
-            routed = self.route_len[p] >= 0
-            p = p[routed & ~self.dropped[p]]
-            if p.size:
-                first = self.route_flat[self.route_ptr[p]]
-                space = net.storage[first] - (self.n_in[first] - self.n_out[first])
-                o = np.argsort(first, kind="stable")
-                fs = first[o]
-                new_group = np.concatenate(([True], fs[1:] != fs[:-1]))
-                idx = np.arange(fs.size)
-                rank = np.empty_like(idx)
-                rank[o] = idx - np.maximum.accumulate(np.where(new_group, idx, 0))
-                go = (rank < space) | (not sc.spillback)
-                veh = p[go]
-                self._enter(veh, first[go], np.maximum(self.depart[veh], t - dt_s), t)
-                self.n_active += veh.size
-                self.pending = np.setdiff1d(self.pending, veh, assume_unique=True)
-                self.pending = self.pending[np.argsort(self.depart[self.pending], kind="stable")]
-        # capacity credits; red approaches have none
-        self.credit = np.minimum(self.credit + self.cap_rate * dt_s,
-                                 np.maximum(self.cap_rate * dt_s, 1.0))
-        red = self.sig.red_edges(t)
-        self.credit[red] = 0.0
-        occ = self.n_in - self.n_out
-        act = np.flatnonzero(occ > 0)
+        if not self.pending.size:
+            return
+        p = self.pending
+        usable = (self.route_len[p] >= 0) & ~self.dropped[p]
+        if not usable.any():
+            self.pending = p[~self.dropped[p]]
+            return
+        pu = p[usable]
+        first = self.route_flat[self.route_ptr[pu]]
+        if sc.spillback:
+            space = net.storage[first] - (self.n_in[first] - self.n_out[first])
+            o = np.argsort(first, kind="stable")
+            fs = first[o]
+            new_group = np.concatenate(([True], fs[1:] != fs[:-1]))
+            idx = np.arange(fs.size)
+            rank = np.empty_like(idx)
+            rank[o] = idx - np.maximum.accumulate(np.where(new_group, idx, 0))
+            go = rank < space
+        else:
+            go = np.ones(pu.size, dtype=bool)
+        veh = pu[go]
+        self._enter(veh, first[go], np.maximum(self.depart[veh], t - sc.dt_s), t)
+        self.n_active += veh.size
+        gone = np.zeros(p.size, dtype=bool)
+        gone[np.flatnonzero(usable)[go]] = True
+        self.pending = p[~(gone | self.dropped[p])]
+
+    def step(self, t: float) -> None:
+        sc, net, sig = self.sc, self.net, self.sig
+        dt_s = sc.dt_s
+        self._depart(t)
+        act = np.flatnonzero(self.head_ready <= t)
         if not act.size:
             return
+        # capacity credits, accrued lazily since the edge was last looked at
+        credit = np.minimum(
+            self.credit[act] + self.cap_rate[act] * (t - self.last_seen[act]), self.burst[act]
+        )
+        self.last_seen[act] = t
+        green = sig.green(act, t)
+        credit[~green] = 0.0
         k = self.k
         width = self.buf.shape[1]
-        j = np.arange(k)
-        seq = self.n_out[act][:, None] + j[None, :]
+        n_out = self.n_out[act]
+        seq = n_out[:, None] + np.arange(k)[None, :]
         valid = seq < self.n_in[act][:, None]
         veh = self.buf[act[:, None], seq & (width - 1)]
         ready_t = np.where(valid, self.ready[veh], np.inf)
         ok = ready_t <= t
-        if not ok[:, 0].any():
-            return
-        last = self.pos[veh] >= self.route_len[veh] - 1
-        nxt_i = np.minimum(self.route_ptr[veh] + self.pos[veh] + 1, self.route_flat.size - 1)
-        nxt = self.route_flat[nxt_i]
+        pos = self.pos[veh]
+        last = pos >= self.route_len[veh] - 1
+        nxt = self.route_flat[np.minimum(self.route_ptr[veh] + pos + 1, self.route_flat.size - 1)]
         needcap = ~last
         used = np.cumsum(needcap, axis=1)
-        ok &= ~needcap | (used <= self.credit[act][:, None] + 1e-9)
+        ok &= last | (used <= credit[:, None] + 1e-9)
         if sc.spillback:
-            space_ok = (occ[nxt] < net.storage[nxt]) | (ready_t <= t - sc.max_blocked_s)
+            space_ok = (self.n_in[nxt] - self.n_out[nxt] < net.storage[nxt]) | (
+                ready_t <= t - sc.max_blocked_s
+            )
             ok &= last | space_ok
         ok = np.logical_and.accumulate(ok, axis=1)
         n_exit = ok.sum(axis=1)
-        if not n_exit.any():
+        credit -= (ok & needcap).sum(axis=1)
+        self.credit[act] = credit
+        moved = n_exit > 0
+        if not moved.any():
             return
-        self.n_out[act] += n_exit
-        self.credit[act] -= np.where(ok & needcap, 1, 0).sum(axis=1)
+        act_m = act[moved]
+        self.n_out[act_m] += n_exit[moved]
         vs = veh[ok]
         from_e = np.repeat(act, n_exit)
         t_exit = np.maximum(ready_t[ok], t - dt_s)
         slot = min(int(t // sc.slot_s), self.n_slots - 1)
-        n_e = len(net.edges)
-        wait = t_exit - self.ready[vs]
-        self.rec_out[slot] += np.bincount(from_e, minlength=n_e)
-        self.rec_tt[slot] += np.bincount(from_e, weights=t_exit - self.enter[vs], minlength=n_e)
-        self.rec_wait[slot] += np.bincount(from_e, weights=wait, minlength=n_e)
+        np.add.at(self.rec_out[slot], from_e, 1.0)
+        np.add.at(self.rec_tt[slot], from_e, t_exit - self.enter[vs])
+        np.add.at(self.rec_wait[slot], from_e, t_exit - self.ready[vs])
+        # new heads of the edges that discharged
+        nonempty = self.n_in[act_m] > self.n_out[act_m]
+        heads = self.buf[act_m, self.n_out[act_m] & (width - 1)]
+        self.head_ready[act_m] = np.where(nonempty, self.ready[heads], np.inf)
         arr = last[ok]
         done = vs[arr]
         self.arrive[done] = t_exit[arr]
         self.n_done += done.size
         self.n_active -= done.size
-        self.ready[done] = np.inf
         go = vs[~arr]
         self.pos[go] += 1
         self._enter(go, nxt[ok][~arr], t_exit[~arr], t)
@@ -692,6 +726,33 @@ def _incident(env: simpy.Environment, st: _State, e: int, inc: Incident) -> Any:
     yield env.timeout(inc.end_s - env.now)
     st.lanes_open[e] += closed
     st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
+
+
+def _route_arrays(net: _Network, trips: Sequence[Trip]) -> list[np.ndarray]:
+    """Edge indices of the given routes; checks that edges exist and follow each other."""
+    idx = net.index
+    routes = []
+    for t in trips:
+        try:
+            r = np.fromiter((idx[e] for e in t.route or ()), dtype=np.int64)
+        except (KeyError, TypeError):
+            r = np.array([net.key(e, field=f"trip {t.id!r}.route") for e in t.route or ()],
+                         dtype=np.int64)
+        if not r.size:
+            msg = f"trip {t.id!r}.route: the route is empty"
+            raise InputValidationError(msg)
+        routes.append(r)
+    flat = np.concatenate(routes)
+    lens = np.array([r.size for r in routes])
+    brk = np.flatnonzero(net.v[flat[:-1]] != net.u[flat[1:]])
+    ends = np.cumsum(lens)[:-1] - 1  # junctions between two routes are not breaks
+    brk = np.setdiff1d(brk, ends)
+    if brk.size:
+        i = int(np.searchsorted(np.cumsum(lens), brk[0], side="right"))
+        b = int(brk[0] - (np.cumsum(lens)[i - 1] if i else 0))
+        msg = f"trip {trips[i].id!r}.route: edges {b} and {b + 1} are not consecutive"
+        raise InputValidationError(msg)
+    return routes
 
 
 def _validate_trips(trips: Iterable[Trip], net: _Network) -> list[Trip]:
@@ -752,20 +813,7 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
     # explicit routes
     given = [i for i, t in enumerate(trips) if t.route is not None]
     if given:
-        routes = []
-        for i in given:
-            t = trips[i]
-            r = np.array([net.key(e, field=f"trip {t.id!r}.route") for e in t.route or ()],
-                         dtype=np.int64)
-            if not r.size:
-                msg = f"trip {t.id!r}.route: the route is empty"
-                raise InputValidationError(msg)
-            if (net.v[r[:-1]] != net.u[r[1:]]).any():
-                b = int(np.flatnonzero(net.v[r[:-1]] != net.u[r[1:]])[0])
-                msg = f"trip {t.id!r}.route: edges {b} and {b + 1} are not consecutive"
-                raise InputValidationError(msg)
-            routes.append(r)
-        st.set_routes(np.array(given, dtype=np.int64), routes)
+        st.set_routes(np.array(given, dtype=np.int64), _route_arrays(net, [trips[i] for i in given]))
     env = simpy.Environment()
     progress = get_settings().progress if sc.progress is None else sc.progress
     bar = tqdm(total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False)

@@ -1,0 +1,530 @@
+"""SUMO interoperability: read SUMO networks, routes and programs; write plain SUMO files.
+
+The twin's drive graph (a :class:`networkx.MultiDiGraph`, see :mod:`twin.scenarios.traffic`)
+maps to SUMO as follows: graph nodes are SUMO junctions, graph edges are SUMO edges (internal
+``:`` edges are skipped), ``length`` (m), ``speed_kph`` (SUMO speed x 3.6) and ``lanes``; each
+edge keeps its SUMO id in the ``sumo_id`` attribute. SUMO traffic-light programs become
+:class:`~twin.scenarios.signals.SignalPlan` s whose approaches are the edges with a link in the
+program; consecutive non-green SUMO phases form the intergreen (``y`` phases the amber, all-red
+phases the all-red). Writing goes through ``netconvert`` on plain ``.nod.xml``/``.edg.xml``
+files; plans become a ``<tlLogic programID="twin">`` additional file, which SUMO activates
+because it is loaded last.
+
+Eclipse SUMO (https://eclipse.dev/sumo) is installed from PyPI (``eclipse-sumo``); the
+binaries are found under ``sumo.SUMO_HOME``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import sumolib
+
+from ._errors import CorruptInputError, DataMissingError, InputValidationError
+from .scenarios.signals import EdgeKey, Phase, SignalPlan
+from .scenarios.traffic import Trip
+
+__all__ = [
+    "LOCAL_CRS",
+    "export_sumo",
+    "import_sumo",
+    "read_sumo_net",
+    "read_sumo_routes",
+    "sumo_binary",
+    "write_sumo",
+]
+
+log = logging.getLogger(__name__)
+
+#: CRS recorded for a SUMO net without a projection (plain metric coordinates).
+LOCAL_CRS = "local metric"
+
+_LAMBERT93_PROJ = (
+    "+proj=lcc +lat_0=46.5 +lon_0=3 +lat_1=49 +lat_2=44 +x_0=700000 +y_0=6600000 "
+    "+ellps=GRS80 +towgs84=0,0,0,0,0,0,0 +units=m +no_defs"
+)
+_ID_OK = re.compile(r"^[A-Za-z0-9_.\-#]+$")
+
+
+def sumo_binary(name: str) -> str:
+    """Path of a SUMO binary (``sumo``, ``netconvert``, ``duarouter``, ``netgenerate``).
+
+    Looked for in ``sumo.SUMO_HOME/bin`` (the PyPI package), then on ``PATH``.
+    """
+    try:
+        import sumo  # the eclipse-sumo wheel
+
+        cand = Path(sumo.SUMO_HOME) / "bin" / name
+        if cand.exists():
+            return str(cand)
+    except ImportError:  # pragma: no cover - eclipse-sumo is a dependency
+        pass
+    found = shutil.which(name)
+    if found is None:
+        msg = f"SUMO binary {name!r} not found: pip install eclipse-sumo"
+        raise DataMissingError(msg)
+    return found
+
+
+def _crs_of(net: Any) -> str:
+    proj = (getattr(net, "_location", {}) or {}).get("projParameter", "!")
+    if not proj or proj == "!":
+        return LOCAL_CRS
+    try:
+        from pyproj import CRS
+
+        epsg = CRS.from_user_input(proj).to_epsg(min_confidence=70)
+    except Exception:  # noqa: BLE001 - any unparsable proj string is kept as given
+        return str(proj)
+    return f"EPSG:{epsg}" if epsg else str(proj)
+
+
+def read_sumo_net(path: str | Path) -> tuple[nx.MultiDiGraph, dict[str, SignalPlan]]:
+    """Read a SUMO ``.net.xml`` as a drive graph and its traffic-light programs.
+
+    Parameters
+    ----------
+    path : str or Path
+        SUMO network file.
+
+    Returns
+    -------
+    graph : networkx.MultiDiGraph
+        Nodes are SUMO junction ids with ``x``, ``y`` in the net's projected coordinates (the
+        ``netOffset`` undone); edges keyed ``(from, to, k)`` with ``length``, ``speed_kph``,
+        ``lanes``, ``highway`` (SUMO type, ``highway.`` prefix dropped), ``name``, ``sumo_id``.
+        ``graph.graph["crs"]`` is ``EPSG:n`` from the net's ``projParameter``, else
+        :data:`LOCAL_CRS`; ``graph.graph["junctions"]`` maps each traffic light to its nodes.
+        Only edges that allow passenger cars are kept.
+    signals : dict of str to SignalPlan
+        The active (first) program of each traffic light, keyed by its id. Programs that do not
+        fit a fixed-time plan (cycle outside 40-120 s, a green under 5 s) are logged and left out.
+    """
+    path = Path(path)
+    if not path.exists():
+        msg = f"SUMO net {path} does not exist"
+        raise DataMissingError(msg)
+    try:
+        net = sumolib.net.readNet(str(path), withPrograms=True)
+    except Exception as exc:  # sumolib raises plain SAX errors
+        msg = f"SUMO net {path}: cannot be parsed ({exc})"
+        raise CorruptInputError(msg) from exc
+    ox_, oy_ = net.getLocationOffset()
+    graph = nx.MultiDiGraph(crs=_crs_of(net), source=str(path.name))
+    for node in net.getNodes():
+        x, y = node.getCoord()[:2]
+        graph.add_node(node.getID(), x=float(x) - ox_, y=float(y) - oy_, sumo_type=node.getType())
+    by_id: dict[str, EdgeKey] = {}
+    for edge in net.getEdges():
+        if edge.getFunction() == "internal" or not edge.allows("passenger"):
+            continue
+        u, v = edge.getFromNode().getID(), edge.getToNode().getID()
+        etype = edge.getType() or ""
+        k = graph.add_edge(
+            u,
+            v,
+            length=float(edge.getLength()),
+            speed_kph=float(edge.getSpeed()) * 3.6,
+            lanes=int(edge.getLaneNumber()),
+            highway=etype.removeprefix("highway.") or "unclassified",
+            name=edge.getName() or "",
+            sumo_id=edge.getID(),
+        )
+        by_id[edge.getID()] = (u, v, k)
+    graph.graph["sumo_edge_ids"] = by_id
+    signals: dict[str, SignalPlan] = {}
+    junctions: dict[str, list[Hashable]] = {}
+    for tls in net.getTrafficLights():
+        links: dict[int, set[EdgeKey]] = {}
+        nodes: set[Hashable] = set()
+        for in_lane, _out_lane, index in tls.getConnections():
+            eid = in_lane.getEdge().getID()
+            if eid in by_id:
+                links.setdefault(int(index), set()).add(by_id[eid])
+                nodes.add(by_id[eid][1])
+        junctions[tls.getID()] = sorted(nodes, key=str)
+        programs = tls.getPrograms()
+        if not programs:
+            continue
+        pid = sorted(programs)[0]
+        try:
+            signals[tls.getID()] = _plan_from_program(tls.getID(), programs[pid], links)
+        except InputValidationError as exc:
+            log.warning("SUMO traffic light %s program %s left out: %s", tls.getID(), pid, exc)
+    graph.graph["junctions"] = junctions
+    return graph, signals
+
+
+def _plan_from_program(
+    tls_id: str, program: Any, links: Mapping[int, set[EdgeKey]]
+) -> SignalPlan:
+    phases = [(str(p.state), float(p.duration)) for p in program.getPhases()]
+    is_green = [any(c in "Gg" for c in s) for s, _ in phases]
+    if not any(is_green):
+        msg = "no green phase"
+        raise InputValidationError(msg)
+    # rotate so that the program starts with a green phase
+    first = is_green.index(True)
+    shift = sum(d for _, d in phases[:first])
+    phases = phases[first:] + phases[:first]
+    greens: list[tuple[tuple[EdgeKey, ...], float, float, float]] = []  # approaches, g, amber, red
+    for state, dur in phases:
+        if any(c in "Gg" for c in state) and (
+            not greens or dur >= 5.0 or greens[-1][2] + greens[-1][3] > 0
+        ):
+            app = sorted(
+                {e for i, c in enumerate(state) if c in "Gg" for e in links.get(i, ())},
+                key=repr,
+            )
+            greens.append((tuple(app), dur, 0.0, 0.0))
+        elif "y" in state or any(c in "Gg" for c in state):
+            a, g, am, rd = greens[-1]
+            greens[-1] = (a, g, am + dur, rd)
+        else:
+            a, g, am, rd = greens[-1]
+            greens[-1] = (a, g, am, rd + dur)
+    amber = min(max(min(am for _, _, am, _ in greens), 3.0), 6.0)
+    all_red = min(max(min(rd for _, _, _, rd in greens), 0.0), 5.0)
+    cycle = sum(g + am + rd for _, g, am, rd in greens)
+    plan_phases = tuple(
+        Phase(a, g + (am + rd) - (amber + all_red)) for a, g, am, rd in greens if a
+    )
+    offset = (float(getattr(program, "_offset", 0) or 0) + shift) % cycle if cycle else 0.0
+    return SignalPlan(tls_id, cycle, offset, plan_phases, amber_s=amber, all_red_s=all_red)
+
+
+def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:
+    """Read vehicles (with routes) and trips from a SUMO route file.
+
+    ``<vehicle>`` elements with a ``<route edges=...>`` child (or a ``route`` reference to a
+    top-level ``<route id=...>``) become trips with that route; ``<trip from= to=>`` elements
+    become trips from the ``from`` edge's start node to the ``to`` edge's end node, without a
+    route. Edge ids are looked up in ``graph.graph["sumo_edge_ids"]`` or the edges' ``sumo_id``.
+    """
+    path = Path(path)
+    if not path.exists():
+        msg = f"SUMO routes {path} does not exist"
+        raise DataMissingError(msg)
+    by_id: dict[str, EdgeKey] = dict(graph.graph.get("sumo_edge_ids") or {})
+    if not by_id:
+        by_id = {str(d["sumo_id"]): (u, v, k) for u, v, k, d in graph.edges(keys=True, data=True)
+                 if "sumo_id" in d}
+
+    def edge(eid: str, what: str) -> EdgeKey:
+        if eid not in by_id:
+            msg = f"SUMO routes {path.name}: {what} edge {eid!r} is not in the network"
+            raise InputValidationError(msg)
+        return by_id[eid]
+
+    def depart(el: ET.Element) -> float:
+        raw = el.get("depart", "0")
+        try:
+            return float(raw)
+        except ValueError:
+            msg = f"SUMO routes {path.name}: {el.tag} {el.get('id')!r} depart={raw!r} is not a time"
+            raise InputValidationError(msg) from None
+
+    named_routes: dict[str, tuple[EdgeKey, ...]] = {}
+    trips: list[Trip] = []
+    try:
+        for _, el in ET.iterparse(path, events=("end",)):
+            if el.tag == "route" and el.get("id") and el.get("edges"):
+                named_routes[el.get("id", "")] = tuple(
+                    edge(e, "route") for e in el.get("edges", "").split()
+                )
+            elif el.tag == "vehicle":
+                vid = el.get("id", "")
+                child = el.find("route")
+                if child is not None:
+                    route = tuple(edge(e, f"vehicle {vid!r}") for e in child.get("edges", "").split())
+                elif el.get("route") in named_routes:
+                    route = named_routes[el.get("route", "")]
+                else:
+                    msg = f"SUMO routes {path.name}: vehicle {vid!r} has no route"
+                    raise InputValidationError(msg)
+                trips.append(Trip(vid, route[0][0], route[-1][1], depart(el), route))
+                el.clear()
+            elif el.tag == "trip":
+                vid = el.get("id", "")
+                a = edge(el.get("from", ""), f"trip {vid!r} from")
+                b = edge(el.get("to", ""), f"trip {vid!r} to")
+                trips.append(Trip(vid, a[0], b[1], depart(el)))
+                el.clear()
+    except ET.ParseError as exc:
+        msg = f"SUMO routes {path}: cannot be parsed ({exc})"
+        raise CorruptInputError(msg) from exc
+    return trips
+
+
+def _ids(graph: nx.MultiDiGraph) -> tuple[dict[Hashable, str], dict[EdgeKey, str]]:
+    node_ids: dict[Hashable, str] = {}
+    used: set[str] = set()
+    for i, n in enumerate(graph.nodes):
+        s = str(n)
+        if not _ID_OK.match(s) or s in used:
+            s = f"n{i}"
+        node_ids[n] = s
+        used.add(s)
+    edge_ids: dict[EdgeKey, str] = {}
+    used = set()
+    for i, (u, v, k, d) in enumerate(graph.edges(keys=True, data=True)):
+        s = str(d.get("sumo_id") or f"{node_ids[u]}_{node_ids[v]}_{k}")
+        if not _ID_OK.match(s) or s in used:
+            s = f"e{i}"
+        edge_ids[(u, v, k)] = s
+        used.add(s)
+    return node_ids, edge_ids
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list | tuple) else value
+
+
+def write_sumo(
+    graph: nx.MultiDiGraph,
+    *,
+    out_dir: str | Path,
+    trips: Sequence[Trip] = (),
+    plans: Iterable[SignalPlan] = (),
+    junctions: Mapping[str, Sequence[Hashable]] | None = None,
+    name: str = "twin",
+) -> dict[str, Path]:
+    """Write a graph, trips and plans as SUMO files, building the net with ``netconvert``.
+
+    Parameters
+    ----------
+    graph : networkx.MultiDiGraph
+        Drive graph (``x``, ``y``; ``length``, ``speed_kph``, ``lanes``).
+    out_dir : str or Path
+        Folder to write into (created).
+    trips : sequence of Trip
+        Written as ``<vehicle>`` with its ``<route>`` when the trip has one, else as ``<trip>``
+        from the first outgoing edge of the origin to the first incoming edge of the destination.
+    plans : iterable of SignalPlan
+        Fixed-time plans; their junction's nodes become one ``traffic_light`` junction set.
+    junctions : mapping of junction id to nodes, optional
+        Nodes of each signalised junction; default: the end nodes of the plan's approaches.
+    name : str
+        File stem.
+
+    Returns
+    -------
+    dict of str to Path
+        ``nodes``, ``edges``, ``net``, ``routes``, ``tls`` (when plans), ``config``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plans = list(plans)
+    node_ids, edge_ids = _ids(graph)
+    tl_of: dict[Hashable, str] = {}
+    for plan in plans:
+        members = (junctions or {}).get(plan.junction) or sorted(
+            {a[1] for a in plan.approaches}, key=str
+        )
+        for n in members:
+            if n not in graph.nodes:
+                msg = f"junctions[{plan.junction!r}]: node {n!r} is not in the graph"
+                raise InputValidationError(msg)
+            tl_of[n] = plan.junction
+        for a in plan.approaches:
+            if not graph.has_edge(a[0], a[1], a[2]):
+                msg = f"SignalPlan({plan.junction}).approaches: edge {a!r} is not in the graph"
+                raise InputValidationError(msg)
+    crs = str(graph.graph.get("crs", ""))
+    xs = [float(d["x"]) for _, d in graph.nodes(data=True)]
+    ys = [float(d["y"]) for _, d in graph.nodes(data=True)]
+    nodes_el = ET.Element("nodes")
+    loc = {
+        "netOffset": "0.00,0.00",
+        "convBoundary": f"{min(xs):.2f},{min(ys):.2f},{max(xs):.2f},{max(ys):.2f}",
+        "origBoundary": "0,0,0,0",
+        "projParameter": _LAMBERT93_PROJ if crs.upper() == "EPSG:2154" else "!",
+    }
+    ET.SubElement(nodes_el, "location", loc)
+    for n, d in graph.nodes(data=True):
+        attrs = {"id": node_ids[n], "x": f"{float(d['x']):.3f}", "y": f"{float(d['y']):.3f}"}
+        if n in tl_of:
+            attrs.update(type="traffic_light", tl=tl_of[n], tlType="static")
+        ET.SubElement(nodes_el, "node", attrs)
+    edges_el = ET.Element("edges")
+    for u, v, k, d in graph.edges(keys=True, data=True):
+        attrs = {
+            "id": edge_ids[(u, v, k)],
+            "from": node_ids[u],
+            "to": node_ids[v],
+            "numLanes": str(max(int(float(_first(d.get("lanes", 1)) or 1)), 1)),
+            "speed": f"{float(_first(d.get('speed_kph', 50.0))) / 3.6:.4f}",
+            "length": f"{float(d['length']):.3f}",
+        }
+        if d.get("name"):
+            attrs["name"] = str(_first(d["name"]))
+        ET.SubElement(edges_el, "edge", attrs)
+    paths = {
+        "nodes": out / f"{name}.nod.xml",
+        "edges": out / f"{name}.edg.xml",
+        "net": out / f"{name}.net.xml",
+        "routes": out / f"{name}.rou.xml",
+        "config": out / f"{name}.sumocfg",
+    }
+    _write_xml(nodes_el, paths["nodes"])
+    _write_xml(edges_el, paths["edges"])
+    cmd = [
+        sumo_binary("netconvert"),
+        "--node-files", str(paths["nodes"]),
+        "--edge-files", str(paths["edges"]),
+        "--offset.disable-normalization", "true",
+        "--output-file", str(paths["net"]),
+        "--no-warnings", "true",
+    ]
+    _run(cmd, what="netconvert")
+    # routes
+    routes_el = ET.Element("routes")
+    out_edges: dict[Hashable, str] = {}
+    in_edges: dict[Hashable, str] = {}
+    for u, v, k in graph.edges(keys=True):
+        out_edges.setdefault(u, edge_ids[(u, v, k)])
+        in_edges.setdefault(v, edge_ids[(u, v, k)])
+    for t in sorted(trips, key=lambda t: (t.depart_s, t.id)):
+        if t.route:
+            el = ET.SubElement(routes_el, "vehicle", {"id": t.id, "depart": f"{t.depart_s:.2f}"})
+            ET.SubElement(el, "route", {"edges": " ".join(edge_ids[tuple(e)] for e in t.route)})
+        else:
+            if t.origin_node not in out_edges or t.dest_node not in in_edges:
+                msg = f"trip {t.id!r}: its origin has no outgoing edge or its end no incoming edge"
+                raise InputValidationError(msg)
+            ET.SubElement(
+                routes_el,
+                "trip",
+                {
+                    "id": t.id,
+                    "depart": f"{t.depart_s:.2f}",
+                    "from": out_edges[t.origin_node],
+                    "to": in_edges[t.dest_node],
+                },
+            )
+    _write_xml(routes_el, paths["routes"])
+    additional = []
+    if plans:
+        paths["tls"] = out / f"{name}.tls.add.xml"
+        _write_tls(paths["net"], plans, edge_ids, paths["tls"])
+        additional = [paths["tls"].name]
+    cfg = ET.Element("configuration")
+    inp = ET.SubElement(cfg, "input")
+    ET.SubElement(inp, "net-file", {"value": paths["net"].name})
+    ET.SubElement(inp, "route-files", {"value": paths["routes"].name})
+    if additional:
+        ET.SubElement(inp, "additional-files", {"value": ",".join(additional)})
+    _write_xml(cfg, paths["config"])
+    return paths
+
+
+def _write_tls(
+    net_path: Path, plans: Sequence[SignalPlan], edge_ids: Mapping[EdgeKey, str], out: Path
+) -> None:
+    net = sumolib.net.readNet(str(net_path), withPrograms=True)
+    root = ET.Element("additional")
+    for plan in plans:
+        tls = net.getTLS(plan.junction)
+        conns = tls.getConnections()
+        n_links = max(int(c[2]) for c in conns) + 1
+        link_edge: dict[int, str] = {}
+        link_dir: dict[int, str] = {}
+        for in_lane, out_lane, index in conns:
+            link_edge[int(index)] = in_lane.getEdge().getID()
+            con = [
+                c for c in in_lane.getOutgoing() if c.getToLane() is out_lane
+            ]
+            link_dir[int(index)] = con[0].getDirection() if con else "s"
+
+        def state(green: set[str], *, amber: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+            chars = []
+            for i in range(n_links):
+                e = link_edge.get(i)
+                if e in green:
+                    chars.append("g" if link_dir.get(i) in ("l", "L", "t") else "G")
+                elif e in amber:
+                    chars.append("y")
+                else:
+                    chars.append("r")
+            return "".join(chars)
+
+        el = ET.SubElement(
+            root,
+            "tlLogic",
+            {"id": plan.junction, "type": "static", "programID": "twin",
+             "offset": f"{plan.offset_s:.2f}"},
+        )
+        sets = [{edge_ids[a] for a in p.approaches} for p in plan.phases]
+        for i, p in enumerate(plan.phases):
+            nxt = sets[(i + 1) % len(sets)]
+            ET.SubElement(el, "phase", {"duration": f"{p.green_s:.2f}", "state": state(sets[i])})
+            keep = sets[i] & nxt
+            ET.SubElement(
+                el, "phase",
+                {"duration": f"{plan.amber_s:.2f}", "state": state(keep, amber=sets[i] - keep)},
+            )
+            if plan.all_red_s > 0:
+                ET.SubElement(
+                    el, "phase", {"duration": f"{plan.all_red_s:.2f}", "state": state(keep)}
+                )
+    _write_xml(root, out)
+
+
+def _write_xml(root: ET.Element, path: Path) -> None:
+    ET.indent(root)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _run(cmd: list[str], *, what: str) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        msg = f"{what} failed (exit {res.returncode}): {res.stderr.strip()[-2000:]}"
+        raise CorruptInputError(msg)
+
+
+def import_sumo(
+    net_path: str | Path, routes_path: str | Path | None = None
+) -> tuple[nx.MultiDiGraph, dict[str, SignalPlan], list[Trip]]:
+    """Back end of ``twin import sumo NET.xml [--routes R.xml]``.
+
+    Returns the graph and signal plans of :func:`read_sumo_net`, and the trips of
+    :func:`read_sumo_routes` (empty without ``routes_path``).
+    """
+    graph, signals = read_sumo_net(net_path)
+    trips = read_sumo_routes(routes_path, graph) if routes_path is not None else []
+    return graph, signals, trips
+
+
+def export_sumo(
+    graph: nx.MultiDiGraph,
+    *,
+    out_dir: str | Path,
+    trips: Sequence[Trip] = (),
+    plans: Iterable[SignalPlan] = (),
+    junctions: Mapping[str, Sequence[Hashable]] | None = None,
+    check: bool = True,
+) -> dict[str, Path]:
+    """Back end of ``twin export sumo --out DIR``: :func:`write_sumo`, then a SUMO check run.
+
+    With ``check``, SUMO loads the written configuration and simulates it to the end
+    (``sumo -c ... --no-step-log``); a failure raises :class:`CorruptInputError` with SUMO's
+    message.
+    """
+    paths = write_sumo(graph, out_dir=out_dir, trips=trips, plans=plans, junctions=junctions)
+    if check:
+        end = max((t.depart_s for t in trips), default=0.0) + 3600.0
+        _run(
+            [sumo_binary("sumo"), "-c", str(paths["config"]), "--no-step-log", "true",
+             "--no-warnings", "true", "--end", f"{math.ceil(end)}"],
+            what="sumo",
+        )
+    return paths

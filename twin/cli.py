@@ -81,6 +81,11 @@ def cmd_cities(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    """Manage city data: ``twin data fetch NAME``."""
+    return 0
+
+
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     """Fetch a city's OSM data with its recipe (needs internet)."""
     from .fetch import fetch_city
@@ -148,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add("cities", cmd_cities)
 
-    p = add("data", lambda a: 0)
+    p = add("data", cmd_data)
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     f = dsub.add_parser("fetch", help="fetch a city's OSM data with its recipe (needs internet)")
     f.add_argument("name", help="recipe / city name, e.g. dijon")

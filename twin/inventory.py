@@ -254,7 +254,7 @@ def read_inventory(
                 "ref": ref,
                 "power_w": np.nan if power is None else power,
                 "technology": tech,
-                "luminaire": str(lum).strip().lower() if lum not in (None, "") else None,
+                "luminaire": None if _blank(lum) else str(lum).strip().lower(),
                 "flux_lm": np.nan if flux is None else flux,
                 "geometry": pt,
             }
@@ -269,6 +269,10 @@ class _Bad(Exception):
         super().__init__(reason)
         self.field = field
         self.reason = reason
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
 
 
 def _is_num(v: Any) -> bool:

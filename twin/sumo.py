@@ -48,10 +48,6 @@ log = logging.getLogger(__name__)
 #: CRS recorded for a SUMO net without a projection (plain metric coordinates).
 LOCAL_CRS = "local metric"
 
-_LAMBERT93_PROJ = (
-    "+proj=lcc +lat_0=46.5 +lon_0=3 +lat_1=49 +lat_2=44 +x_0=700000 +y_0=6600000 "
-    "+ellps=GRS80 +towgs84=0,0,0,0,0,0,0 +units=m +no_defs"
-)
 _ID_OK = re.compile(r"^[A-Za-z0-9_.\-#]+$")
 
 
@@ -82,7 +78,7 @@ def _crs_of(net: Any) -> str:
     try:
         from pyproj import CRS
 
-        epsg = CRS.from_user_input(proj).to_epsg(min_confidence=70)
+        epsg = CRS.from_user_input(proj).to_epsg(min_confidence=25)
     except Exception:  # noqa: BLE001 - any unparsable proj string is kept as given
         return str(proj)
     return f"EPSG:{epsg}" if epsg else str(proj)
@@ -106,7 +102,7 @@ def read_sumo_net(path: str | Path) -> tuple[nx.MultiDiGraph, dict[str, SignalPl
         :data:`LOCAL_CRS`; ``graph.graph["junctions"]`` maps each traffic light to its nodes.
         Only edges that allow passenger cars are kept.
     signals : dict of str to SignalPlan
-        The active (first) program of each traffic light, keyed by its id. Programs that do not
+        The active (last loaded) program of each traffic light, keyed by its id. Programs that do not
         fit a fixed-time plan (cycle outside 40-120 s, a green under 5 s) are logged and left out.
     """
     path = Path(path)
@@ -155,7 +151,7 @@ def read_sumo_net(path: str | Path) -> tuple[nx.MultiDiGraph, dict[str, SignalPl
         programs = tls.getPrograms()
         if not programs:
             continue
-        pid = sorted(programs)[0]
+        pid = list(programs)[-1]  # SUMO runs the program loaded last
         try:
             signals[tls.getID()] = _plan_from_program(tls.getID(), programs[pid], links)
         except InputValidationError as exc:
@@ -347,7 +343,7 @@ def write_sumo(
         "netOffset": "0.00,0.00",
         "convBoundary": f"{min(xs):.2f},{min(ys):.2f},{max(xs):.2f},{max(ys):.2f}",
         "origBoundary": "0,0,0,0",
-        "projParameter": _LAMBERT93_PROJ if crs.upper() == "EPSG:2154" else "!",
+        "projParameter": crs if crs.upper().startswith("EPSG:") else "!",
     }
     ET.SubElement(nodes_el, "location", loc)
     for n, d in graph.nodes(data=True):

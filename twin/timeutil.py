@@ -409,7 +409,8 @@ class Night:
     @property
     def end(self) -> np.ndarray:
         """Slot ends, naive UTC ``datetime64[ns]``."""
-        return self.start + (self.duration_s * 1e9).round().astype("timedelta64[ns]")
+        out: np.ndarray = self.start + (self.duration_s * 1e9).round().astype("timedelta64[ns]")
+        return out
 
     @property
     def hours(self) -> float:

@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -37,7 +38,6 @@ from twin._errors import InputValidationError
 __all__ = [
     "C_PARAMETERS",
     "C_VOLUME_THRESHOLDS",
-    "LED_CATALOGUE",
     "LIGHTING_CLASSES",
     "M_PARAMETERS",
     "MAINTENANCE_MARGIN",
@@ -114,7 +114,6 @@ class LightingClass:
         return int(self.name[1:])
 
 
-_NAN = float("nan")
 _CLASSES: tuple[LightingClass, ...] = (
     # EN 13201-2:2015 Table 1, M classes (dry road surface): L, U0, Ul, fTI, REI
     LightingClass("M1", "M", 2.00, "cd/m2", 0.40, 0.70, 10.0, 0.35),
@@ -743,7 +742,8 @@ def adaptive_class(
     names = np.asarray(_CODES)
     if out.ndim == 0:
         return str(names[int(out)])
-    return names[out]
+    result: np.ndarray = names[out]
+    return result
 
 
 def _shift_codes(codes: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -778,426 +778,43 @@ def _shift_codes(codes: np.ndarray, shift: np.ndarray) -> np.ndarray:
 #   volume, composition, separation, junction_density, parked, ambient, navigation:
 #                 CEN/TR 13201-1 options of the design (peak) case, in the M vocabulary for M
 #                 roads and the P vocabulary (use intensity, P composition) for P ways
-#   c_composition C-table composition of a junction on this road ("" where no motor traffic)
-_ROAD_ROWS: tuple[tuple[Any, ...], ...] = (
-    # highway, series, lanes, speed, lit, spacing, hps, volume, composition, separation,
-    # junction_density, parked, ambient, navigation, c_composition
-    (
-        "motorway",
-        "M",
-        2,
-        130.0,
-        False,
-        45.0,
-        250.0,
-        "high",
-        "motorised",
-        "yes",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "motorised",
-    ),  # noqa: E501
-    (
-        "trunk",
-        "M",
-        2,
-        110.0,
-        False,
-        45.0,
-        250.0,
-        "high",
-        "motorised",
-        "yes",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "motorised",
-    ),  # noqa: E501
-    (
-        "primary",
-        "M",
-        2,
-        50.0,
-        True,
-        35.0,
-        250.0,
-        "high",
-        "mixed",
-        "no",
-        "high",
-        "not_present",
-        "moderate",
-        "easy",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "secondary",
-        "M",
-        2,
-        50.0,
-        True,
-        33.0,
-        150.0,
-        "moderate",
-        "mixed",
-        "no",
-        "high",
-        "not_present",
-        "moderate",
-        "easy",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "tertiary",
-        "M",
-        2,
-        50.0,
-        True,
-        30.0,
-        100.0,
-        "moderate",
-        "mixed",
-        "no",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "motorway_link",
-        "M",
-        1,
-        70.0,
-        False,
-        40.0,
-        150.0,
-        "high",
-        "motorised",
-        "yes",
-        "moderate",
-        "not_present",
-        "moderate",
-        "difficult",
-        "motorised",
-    ),  # noqa: E501
-    (
-        "trunk_link",
-        "M",
-        1,
-        70.0,
-        False,
-        40.0,
-        150.0,
-        "high",
-        "motorised",
-        "yes",
-        "moderate",
-        "not_present",
-        "moderate",
-        "difficult",
-        "motorised",
-    ),  # noqa: E501
-    (
-        "primary_link",
-        "M",
-        1,
-        50.0,
-        True,
-        35.0,
-        150.0,
-        "high",
-        "mixed",
-        "yes",
-        "high",
-        "not_present",
-        "moderate",
-        "difficult",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "secondary_link",
-        "M",
-        1,
-        50.0,
-        True,
-        33.0,
-        100.0,
-        "moderate",
-        "mixed",
-        "yes",
-        "high",
-        "not_present",
-        "moderate",
-        "difficult",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "tertiary_link",
-        "M",
-        1,
-        50.0,
-        True,
-        30.0,
-        100.0,
-        "moderate",
-        "mixed",
-        "yes",
-        "moderate",
-        "not_present",
-        "moderate",
-        "difficult",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "busway",
-        "M",
-        1,
-        50.0,
-        True,
-        33.0,
-        150.0,
-        "moderate",
-        "motorised",
-        "yes",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "unclassified",
-        "M",
-        2,
-        50.0,
-        False,
-        30.0,
-        100.0,
-        "low",
-        "mixed",
-        "no",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "road",
-        "M",
-        2,
-        50.0,
-        False,
-        30.0,
-        100.0,
-        "low",
-        "mixed",
-        "no",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "residential",
-        "P",
-        2,
-        50.0,
-        True,
-        25.0,
-        70.0,
-        "normal",
-        "pedestrians_cyclists_motorised",
-        "no",
-        "moderate",
-        "present",
-        "moderate",
-        "easy",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "living_street",
-        "P",
-        1,
-        20.0,
-        True,
-        20.0,
-        70.0,
-        "normal",
-        "pedestrians_cyclists_motorised",
-        "no",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "mixed_high_nonmotorised",
-    ),  # noqa: E501
-    (
-        "service",
-        "P",
-        1,
-        20.0,
-        False,
-        25.0,
-        70.0,
-        "quiet",
-        "pedestrians_motorised",
-        "no",
-        "moderate",
-        "present",
-        "moderate",
-        "easy",
-        "mixed",
-    ),  # noqa: E501
-    (
-        "pedestrian",
-        "P",
-        1,
-        5.0,
-        True,
-        20.0,
-        70.0,
-        "busy",
-        "pedestrians_cyclists",
-        "no",
-        "moderate",
-        "not_present",
-        "high",
-        "easy",
-        "",
-    ),  # noqa: E501
-    (
-        "track",
-        "P",
-        1,
-        30.0,
-        False,
-        40.0,
-        70.0,
-        "quiet",
-        "pedestrians_cyclists_motorised",
-        "no",
-        "moderate",
-        "not_present",
-        "low",
-        "easy",
-        "mixed_high_nonmotorised",
-    ),  # noqa: E501
-    (
-        "cycleway",
-        "P",
-        1,
-        20.0,
-        False,
-        25.0,
-        70.0,
-        "normal",
-        "cyclists",
-        "no",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "",
-    ),  # noqa: E501
-    (
-        "footway",
-        "P",
-        1,
-        5.0,
-        False,
-        25.0,
-        70.0,
-        "normal",
-        "pedestrians",
-        "no",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "",
-    ),  # noqa: E501
-    (
-        "bridleway",
-        "P",
-        1,
-        5.0,
-        False,
-        30.0,
-        70.0,
-        "quiet",
-        "pedestrians_cyclists",
-        "no",
-        "moderate",
-        "not_present",
-        "low",
-        "easy",
-        "",
-    ),  # noqa: E501
-    (
-        "path",
-        "P",
-        1,
-        5.0,
-        False,
-        30.0,
-        70.0,
-        "quiet",
-        "pedestrians_cyclists",
-        "no",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "",
-    ),  # noqa: E501
-    (
-        "steps",
-        "P",
-        1,
-        5.0,
-        False,
-        15.0,
-        70.0,
-        "normal",
-        "pedestrians",
-        "no",
-        "moderate",
-        "not_present",
-        "moderate",
-        "easy",
-        "",
-    ),  # noqa: E501
-)
-
-_ROAD_COLUMNS = (
-    "highway",
-    "series",
-    "lanes",
-    "speed_kph",
-    "lit_default",
-    "spacing_m",
-    "hps_lamp_w",
-    "volume",
-    "composition",
-    "separation",
-    "junction_density",
-    "parked",
-    "ambient",
-    "navigation",
-    "c_composition",
-)
+#   c_composition C-table composition of a junction on this road ("-" where no motor traffic)
+_ROAD_TABLE = """
+highway         series  lanes  speed_kph  lit_default  spacing_m  hps_lamp_w  volume    composition                     separation  junction_density  parked       ambient   navigation  c_composition
+motorway        M       2      130        False        45         250         high      motorised                       yes         moderate          not_present  moderate  easy        motorised
+trunk           M       2      110        False        45         250         high      motorised                       yes         moderate          not_present  moderate  easy        motorised
+primary         M       2      50         True         35         250         high      mixed                           no          high              not_present  moderate  easy        mixed
+secondary       M       2      50         True         33         150         moderate  mixed                           no          high              not_present  moderate  easy        mixed
+tertiary        M       2      50         True         30         100         moderate  mixed                           no          moderate          not_present  moderate  easy        mixed
+motorway_link   M       1      70         False        40         150         high      motorised                       yes         moderate          not_present  moderate  difficult   motorised
+trunk_link      M       1      70         False        40         150         high      motorised                       yes         moderate          not_present  moderate  difficult   motorised
+primary_link    M       1      50         True         35         150         high      mixed                           yes         high              not_present  moderate  difficult   mixed
+secondary_link  M       1      50         True         33         100         moderate  mixed                           yes         high              not_present  moderate  difficult   mixed
+tertiary_link   M       1      50         True         30         100         moderate  mixed                           yes         moderate          not_present  moderate  difficult   mixed
+busway          M       1      50         True         33         150         moderate  motorised                       yes         moderate          not_present  moderate  easy        mixed
+unclassified    M       2      50         False        30         100         low       mixed                           no          moderate          not_present  moderate  easy        mixed
+road            M       2      50         False        30         100         low       mixed                           no          moderate          not_present  moderate  easy        mixed
+residential     P       2      50         True         25         70          normal    pedestrians_cyclists_motorised  no          moderate          present      moderate  easy        mixed
+living_street   P       1      20         True         20         70          normal    pedestrians_cyclists_motorised  no          moderate          not_present  moderate  easy        mixed_high_nonmotorised
+service         P       1      20         False        25         70          quiet     pedestrians_motorised           no          moderate          present      moderate  easy        mixed
+pedestrian      P       1      5          True         20         70          busy      pedestrians_cyclists            no          moderate          not_present  high      easy        -
+track           P       1      30         False        40         70          quiet     pedestrians_cyclists_motorised  no          moderate          not_present  low       easy        mixed_high_nonmotorised
+cycleway        P       1      20         False        25         70          normal    cyclists                        no          moderate          not_present  moderate  easy        -
+footway         P       1      5          False        25         70          normal    pedestrians                     no          moderate          not_present  moderate  easy        -
+bridleway       P       1      5          False        30         70          quiet     pedestrians_cyclists            no          moderate          not_present  low       easy        -
+path            P       1      5          False        30         70          quiet     pedestrians_cyclists            no          moderate          not_present  moderate  easy        -
+steps           P       1      5          False        15         70          normal    pedestrians                     no          moderate          not_present  moderate  easy        -
+"""  # noqa: E501
 
 
 def _road_classes() -> pd.DataFrame:
-    df = pd.DataFrame(list(_ROAD_ROWS), columns=list(_ROAD_COLUMNS)).set_index("highway")
+    df = pd.read_csv(io.StringIO(_ROAD_TABLE), sep=r"\s+", index_col="highway")
     df["lanes"] = df["lanes"].astype(int)
+    df["speed_kph"] = df["speed_kph"].astype(float)
+    df["spacing_m"] = df["spacing_m"].astype(float)
+    df["hps_lamp_w"] = df["hps_lamp_w"].astype(float)
     df["lit_default"] = df["lit_default"].astype(bool)
+    df["c_composition"] = df["c_composition"].replace("-", "")
     df.attrs["units"] = {"speed_kph": "km/h", "spacing_m": "m", "hps_lamp_w": "W"}
     df.attrs["source"] = (
         "engineering defaults (see twin.assets.lighting); CEN/TR 13201-1:2014 parameter options"
@@ -1415,9 +1032,9 @@ def design_classes(
     ...                junction=np.array([False, False, True, False, False, False])).tolist()
     ['M3', 'M3', 'C2', 'M5', 'P2', 'P6']
     """
-    return design_table(highway, speed_kmh=speed_kmh, lanes=lanes, junction=junction)[
-        "lighting_class"
-    ].to_numpy(dtype=str)
+    table = design_table(highway, speed_kmh=speed_kmh, lanes=lanes, junction=junction)
+    out: np.ndarray = table["lighting_class"].to_numpy(dtype=str)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1507,7 +1124,7 @@ def required_fraction(
             f"are not comparable: design {d_name} vs required {r_name}"
         )
         raise InputValidationError(msg)
-    frac = np.minimum(1.0, _VALUE[rc_b] / _VALUE[dc_b] * (1.0 + m))
+    frac: np.ndarray = np.minimum(1.0, _VALUE[rc_b] / _VALUE[dc_b] * (1.0 + m))
     if frac.ndim == 0:
         return float(frac)
     return frac
@@ -1516,28 +1133,7 @@ def required_fraction(
 # ------------------------------------------------------------------------------------------------
 # LED catalogue: a default luminaire per design class
 # ------------------------------------------------------------------------------------------------
-def _led_catalogue() -> pd.DataFrame:
-    # power_w: typical LED street luminaire for the class at the ROAD_CLASSES spacings
-    # (about half the HPS system power it replaces, DESIGN section 4); flux at 130 lm/W;
-    # min_level: lowest dim level of a DALI / 1-10 V driver (10 %).
-    power = {
-        "M1": 200.0, "M2": 150.0, "M3": 110.0, "M4": 85.0, "M5": 60.0, "M6": 40.0,
-        "C0": 250.0, "C1": 180.0, "C2": 120.0, "C3": 90.0, "C4": 60.0, "C5": 45.0,
-        "P1": 80.0, "P2": 55.0, "P3": 40.0, "P4": 30.0, "P5": 20.0, "P6": 15.0,
-    }  # fmt: skip
-    df = pd.DataFrame(
-        {
-            "power_w": pd.Series(power),
-            "flux_lm": pd.Series(power) * 130.0,
-            "min_level": 0.10,
-        }
-    )
-    df.index.name = "lighting_class"
-    df.attrs["units"] = {"power_w": "W", "flux_lm": "lm", "min_level": "1"}
-    return df
 
-
-LED_CATALOGUE: pd.DataFrame = _led_catalogue()
 """Default LED luminaire per design class: ``power_w`` (W), ``flux_lm`` (lm), ``min_level``.
 
 Engineering defaults, used where an inventory gives no wattage: luminaire efficacy 130 lm/W,

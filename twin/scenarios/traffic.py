@@ -548,17 +548,32 @@ class _State:
         """Append vehicles to the tails of their edges."""
         if not veh.size:
             return
+        slot = min(int(t // self.sc.slot_s), self.n_slots - 1)
+        width = self.buf.shape[1]
+        n_in = self.n_in[edges]
+        if np.unique(edges).size == edges.size:  # the common case: one vehicle per edge
+            occ_after = n_in - self.n_out[edges] + 1
+            if occ_after.max() > width:
+                self._grow(int(occ_after.max()))
+                width = self.buf.shape[1]
+            self.buf[edges, n_in & (width - 1)] = veh
+            ready = t_enter + self.net.tt_free[edges] * self.inv_factor[veh]
+            self.enter[veh] = t_enter
+            self.ready[veh] = ready
+            was_empty = n_in == self.n_out[edges]
+            self.head_ready[edges[was_empty]] = ready[was_empty]
+            self.n_in[edges] += 1
+            self.rec_in[slot, edges] += 1.0
+            return
         o = np.argsort(edges, kind="stable")
-        veh, edges, t_enter = veh[o], edges[o], t_enter[o]
+        veh, edges, t_enter, n_in = veh[o], edges[o], t_enter[o], n_in[o]
         new_group = np.empty(edges.size, dtype=bool)
         new_group[0] = True
         np.not_equal(edges[1:], edges[:-1], out=new_group[1:])
         idx = np.arange(edges.size)
         rank = idx - np.maximum.accumulate(np.where(new_group, idx, 0))
-        n_in = self.n_in[edges]
         seq = n_in + rank
         occ_after = seq - self.n_out[edges] + 1
-        width = self.buf.shape[1]
         if occ_after.max() > width:
             self._grow(int(occ_after.max()))
             width = self.buf.shape[1]
@@ -572,7 +587,6 @@ class _State:
         was_empty = n_in[firsts] == self.n_out[ge]
         self.head_ready[ge[was_empty]] = ready[firsts[was_empty]]
         self.n_in[ge] += counts
-        slot = min(int(t // self.sc.slot_s), self.n_slots - 1)
         self.rec_in[slot, ge] += counts
 
     def _grow(self, need: int) -> None:
@@ -588,20 +602,21 @@ class _State:
             new[e, seq & (new_w - 1)] = old[e, seq & (width - 1)]
         self.buf = new
 
-    def _depart(self, t: float) -> None:
+    def _depart(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sc, net = self.sc, self.net
         hi = int(np.searchsorted(self.depart_sorted, t, side="right"))
         if hi > self.next_dep:
             due = self.order[self.next_dep : hi]
             self.next_dep = hi
             self.pending = np.concatenate([self.pending, due])
+        none = np.zeros(0, dtype=np.int64)
         if not self.pending.size:
-            return
+            return none, none, np.zeros(0)
         p = self.pending
         usable = (self.route_len[p] >= 0) & ~self.dropped[p]
         if not usable.any():
             self.pending = p[~self.dropped[p]]
-            return
+            return none, none, np.zeros(0)
         pu = p[usable]
         first = self.route_flat[self.route_ptr[pu]]
         if sc.spillback:
@@ -616,28 +631,47 @@ class _State:
         else:
             go = np.ones(pu.size, dtype=bool)
         veh = pu[go]
-        self._enter(veh, first[go], np.maximum(self.depart[veh], t - sc.dt_s), t)
         self.n_active += veh.size
         gone = np.zeros(p.size, dtype=bool)
         gone[np.flatnonzero(usable)[go]] = True
         self.pending = p[~(gone | self.dropped[p])]
+        return veh, first[go], np.maximum(self.depart[veh], t - sc.dt_s)
 
     def step(self, t: float) -> None:
         sc, net, sig = self.sc, self.net, self.sig
         dt_s = sc.dt_s
-        self._depart(t)
+        dep_v, dep_e, dep_t = self._depart(t)
+        self._discharge(t)
+        if dep_v.size:
+            self._enter(dep_v, dep_e, dep_t, t)
+
+    def _discharge(self, t: float) -> None:
+        sc, net, sig = self.sc, self.net, self.sig
+        dt_s = sc.dt_s
         act = np.flatnonzero(self.head_ready <= t)
         if not act.size:
             return
+        width = self.buf.shape[1]
+        # red approaches: no capacity; only a head that ends its trip there may leave
+        green = sig.green(act, t)
+        if not green.all():
+            red = act[~green]
+            self.credit[red] = 0.0
+            self.last_seen[red] = t
+            head = self.buf[red, self.n_out[red] & (width - 1)]
+            ends = self.pos[head] >= self.route_len[head] - 1
+            act = np.concatenate([act[green], red[ends]])
+            green = np.concatenate([np.ones(int(green.sum()), dtype=bool),
+                                    np.zeros(int(ends.sum()), dtype=bool)])
+            if not act.size:
+                return
         # capacity credits, accrued lazily since the edge was last looked at
         credit = np.minimum(
             self.credit[act] + self.cap_rate[act] * (t - self.last_seen[act]), self.burst[act]
         )
         self.last_seen[act] = t
-        green = sig.green(act, t)
         credit[~green] = 0.0
         k = self.k
-        width = self.buf.shape[1]
         n_out = self.n_out[act]
         seq = n_out[:, None] + np.arange(k)[None, :]
         valid = seq < self.n_in[act][:, None]
@@ -817,9 +851,10 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
     env = simpy.Environment()
     progress = get_settings().progress if sc.progress is None else sc.progress
     bar = tqdm(total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False)
-    env.process(_router(env, st, end_s))
+    # incidents first: at equal times their lane changes are seen by the router
     for e, inc in zip(inc_edges, sc.incidents, strict=True):
         env.process(_incident(env, st, e, inc))
+    env.process(_router(env, st, end_s))
     proc = env.process(_stepper(env, st, end_s, bar))
     env.run(until=proc)
     bar.close()

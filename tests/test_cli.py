@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from twin.cli import main
+
+
+def test_info_json_montpellier(montpellier, capsys):
+    assert main(["info", "--city", "montpellier", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["counts"]["light"] == 29_969
+    assert 340 <= info["counts"]["junction"] <= 373
+    assert info["attribution"]
+
+
+def test_info_text(paris, capsys):
+    assert main(["info", "--city", "paris-trocadero"]) == 0
+    out = capsys.readouterr().out
+    assert "junction" in out and "OpenStreetMap" in out
+
+
+def test_unknown_city_exit_code_and_message(capsys):
+    with pytest.raises(SystemExit):
+        main(["info", "--city"])
+    assert main(["info", "--city", "lyon"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown city 'lyon'" in err and "montpellier" in err
+
+
+def test_map_png(paris, tmp_path):
+    out = tmp_path / "map.png"
+    assert main(["map", "--city", "paris-trocadero", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 50_000
+
+
+def test_cities(capsys):
+    assert main(["cities"]) == 0
+    assert "dijon" in capsys.readouterr().out

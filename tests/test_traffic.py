@@ -1,0 +1,238 @@
+"""Tests of the fixed-time signal plans and the mesoscopic traffic DES."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from twin._errors import InputValidationError
+from twin.scenarios.signals import Phase, SignalPlan, group_by_axis, webster_plan
+from twin.scenarios.traffic import Incident, ODDemand, TrafficScenario, Trip, run
+
+X0, Y0 = 840_000.0, 6_250_000.0  # somewhere in Lambert-93
+
+
+def cross(arm: float = 300.0, *, lanes: int = 1, speed_kph: float = 36.0) -> nx.MultiDiGraph:
+    """A cross-roads: centre node 'c', arm ends 'n', 'e', 's', 'w', two-way edges."""
+    g = nx.MultiDiGraph(crs="EPSG:2154")
+    pos = {"c": (0, 0), "n": (0, arm), "e": (arm, 0), "s": (0, -arm), "w": (-arm, 0)}
+    for n, (x, y) in pos.items():
+        g.add_node(n, x=X0 + x, y=Y0 + y)
+    for n in "nesw":
+        for u, v in ((n, "c"), ("c", n)):
+            g.add_edge(u, v, length=arm, speed_kph=speed_kph, lanes=lanes, highway="primary")
+    return g
+
+
+def line(n_edges: int = 2, length: float = 200.0, lanes: int = 1) -> nx.MultiDiGraph:
+    g = nx.MultiDiGraph(crs="EPSG:2154")
+    for i in range(n_edges + 1):
+        g.add_node(i, x=X0 + i * length, y=Y0)
+    for i in range(n_edges):
+        g.add_edge(i, i + 1, length=length, speed_kph=36.0, lanes=lanes, highway="primary")
+    return g
+
+
+# ---------------------------------------------------------------- signal plans ----------------
+def test_webster_hand_worked_cross_roads():
+    # N-S phase: 500 and 400 pcu/h on one lane -> y_NS = 500/1800 = 0.27778
+    # E-W phase: 600 and 300 pcu/h on one lane -> y_EW = 600/1800 = 0.33333
+    # Y = 0.61111; L = 2 phases x 5 s = 10 s
+    # C0 = (1.5 x 10 + 5) / (1 - 0.61111) = 20 / 0.38889 = 51.43 s
+    # effective green C0 - L = 41.43 s: g_NS = 0.27778/0.61111 x 41.43 = 18.83 s,
+    # g_EW = 0.33333/0.61111 x 41.43 = 22.60 s
+    g = cross()
+    flows = {("n", "c", 0): 500.0, ("s", "c", 0): 400.0, ("e", "c", 0): 600.0, ("w", "c", 0): 300.0}
+    plan = webster_plan("junction:1", flows, lanes=1, graph=g)
+    assert plan.cycle_s == pytest.approx(51.43, abs=0.01)
+    by_phase = {frozenset(p.approaches): p.green_s for p in plan.phases}
+    ns = frozenset({("n", "c", 0), ("s", "c", 0)})
+    ew = frozenset({("e", "c", 0), ("w", "c", 0)})
+    assert set(by_phase) == {ns, ew}
+    assert by_phase[ns] == pytest.approx(18.83, abs=0.01)
+    assert by_phase[ew] == pytest.approx(22.60, abs=0.01)
+    assert plan.amber_s == 3.0 and plan.all_red_s == 2.0
+
+
+def test_webster_clamps_cycle():
+    g = cross()
+    low = {("n", "c", 0): 50.0, ("e", "c", 0): 50.0}
+    assert webster_plan("j", low, graph=g).cycle_s == pytest.approx(40.0)
+    high = {("n", "c", 0): 1200.0, ("e", "c", 0): 900.0}  # Y > 1: oversaturated
+    assert webster_plan("j", high, graph=g).cycle_s == pytest.approx(120.0)
+    # two lanes halve the flow ratios
+    two = webster_plan("j", {("n", "c", 0): 900.0, ("e", "c", 0): 900.0}, lanes=2, graph=g)
+    one = webster_plan("j", {("n", "c", 0): 450.0, ("e", "c", 0): 450.0}, lanes=1, graph=g)
+    assert two.cycle_s == pytest.approx(one.cycle_s)
+
+
+def test_webster_rejects_bad_flow():
+    with pytest.raises(InputValidationError, match=r"approach_flows_pcu_h.*'n', 'c', 0"):
+        webster_plan("j", {("n", "c", 0): -1.0, ("e", "c", 0): 10.0})
+    with pytest.raises(InputValidationError, match="not a non-negative flow"):
+        webster_plan("j", {("n", "c", 0): float("nan")})
+
+
+def test_group_by_axis_five_arms():
+    b = {("a", 0, 0): 0.0, ("b", 0, 0): 180.0, ("c", 0, 0): 60.0, ("d", 0, 0): 120.0}
+    groups = group_by_axis(b)
+    assert len(groups) == 3
+    assert (("a", 0, 0), ("b", 0, 0)) in groups
+
+
+def test_plan_validation_and_serialisation():
+    a, b = ("n", "c", 0), ("e", "c", 0)
+    plan = SignalPlan("j", 60.0, 10.0, (Phase((a,), 25.0), Phase((b,), 25.0)))
+    assert plan.green_windows() == {a: ((0.0, 25.0),), b: ((30.0, 55.0),)}
+    assert plan.is_green(a, 10.0) and not plan.is_green(a, 9.0) and plan.is_green(b, 40.0)
+    back = SignalPlan.from_dict(json.loads(plan.to_json()))
+    assert back == plan
+    assert pickle.loads(pickle.dumps(plan)) == plan
+    with pytest.raises(InputValidationError, match="cycle_s.*outside"):
+        SignalPlan("j", 130.0, 0.0, (Phase((a,), 60.0), Phase((b,), 60.0)))
+    with pytest.raises(InputValidationError, match=r"phases\[1\].green_s.*minimum green"):
+        SignalPlan("j", 40.0, 0.0, (Phase((a,), 31.0), Phase((b,), 4.0)), all_red_s=0.5)
+    with pytest.raises(InputValidationError, match="differs from the sum"):
+        SignalPlan("j", 60.0, 0.0, (Phase((a,), 25.0), Phase((b,), 20.0)))
+    with pytest.raises(InputValidationError, match="offset_s"):
+        SignalPlan("j", 60.0, 60.0, (Phase((a,), 25.0), Phase((b,), 25.0)))
+    with pytest.raises(InputValidationError, match="missing field 'cycle_s'"):
+        SignalPlan.from_dict({"junction": "j", "phases": []})
+
+
+# ---------------------------------------------------------------- traffic DES -----------------
+def test_free_flow_travel_time_is_length_over_speed():
+    g = line(3, 200.0)
+    sc = TrafficScenario(g, trips=(Trip("a", 0, 3, 12.0),), speed_factor_sd=0.0, progress=False)
+    ds = run(sc, rng=0)
+    assert float(ds["travel_time"].sel(trip="a")) == pytest.approx(60.0)  # 600 m at 10 m/s
+    assert float(ds["arrive"].sel(trip="a")) == pytest.approx(72.0)
+    for name in ("flow", "speed", "queue", "travel_time", "mean_travel_time", "delay"):
+        assert "units" in ds[name].attrs and "long_name" in ds[name].attrs
+    assert ds["time"].attrs["timezone"] == "UTC"
+    assert float(ds["speed"].sel(edge="0->1#0").isel(time=0)) == pytest.approx(10.0)
+
+
+def test_link_discharges_at_saturation_flow():
+    # 200 vehicles released at once on a one-lane link: the downstream edge receives them at
+    # 1,800 veh/h, so the last one leaves the first edge ~ 200 / 0.5 = 400 s after the first.
+    g = line(2, 400.0)
+    trips = tuple(Trip(f"v{i}", 0, 2, 0.0) for i in range(200))
+    sc = TrafficScenario(g, trips=trips, speed_factor_sd=0.0, spillback=False, progress=False)
+    ds = run(sc, rng=0)
+    arr = np.sort(ds["arrive"].values)
+    rate = (len(arr) - 1) / (arr[-1] - arr[0])  # veh/s on the second edge
+    assert rate == pytest.approx(0.5, rel=0.02)
+    assert ds.attrs["n_unfinished"] == 0
+    # queue reported on the first edge only
+    q = ds["queue"].sum("time")
+    assert float(q.sel(edge="0->1#0")) > 10 * float(q.sel(edge="1->2#0")) >= 0
+
+
+def test_signal_gates_discharge_and_reports_delay():
+    g = cross(lanes=1)
+    a, b = ("w", "c", 0), ("n", "c", 0)
+    plan = SignalPlan("junction:1", 60.0, 0.0, (Phase((a,), 25.0), Phase((b,), 25.0)))
+    # one vehicle reaches the stop line from the west at t = 30 s (red until t = 60 s)
+    trips = (Trip("late", "w", "e", 0.0),)
+    kw = {"speed_factor_sd": 0.0, "progress": False}
+    ds = run(TrafficScenario(g, trips=trips, plans=(plan,), **kw), rng=0)
+    assert float(ds["travel_time"].sel(trip="late")) == pytest.approx(60.0 + 30.0, abs=1.0)
+    delay = ds["delay"].sel(approach="w->c#0")
+    assert float(delay) == pytest.approx(30.0, abs=1.0)
+    assert str(ds["junction"].sel(approach="w->c#0").values) == "junction:1"
+    # a saturated approach passes at most green/cycle of its saturation flow
+    many = tuple(Trip(f"v{i}", "w", "e", 0.0) for i in range(300))
+    free = run(TrafficScenario(g, trips=many, spillback=False, **kw), rng=0)
+    gated = run(TrafficScenario(g, trips=many, plans=(plan,), spillback=False, **kw), rng=0)
+    span_free = np.ptp(free["arrive"].values)
+    span_gated = np.ptp(gated["arrive"].values)
+    assert span_gated / span_free == pytest.approx(60.0 / 25.0, rel=0.1)
+
+
+def test_routing_avoids_closed_edge_and_reports_unreachable():
+    # two parallel routes 0 -> 1 -> 3 (short) and 0 -> 2 -> 3 (long)
+    g = nx.MultiDiGraph(crs="EPSG:2154")
+    for n, (x, y) in {0: (0, 0), 1: (300, 100), 2: (300, -400), 3: (600, 0), 9: (0, 900)}.items():
+        g.add_node(n, x=X0 + x, y=Y0 + y)
+    for u, v, length in ((0, 1, 300), (1, 3, 300), (0, 2, 500), (2, 3, 500)):
+        g.add_edge(u, v, length=float(length), speed_kph=36.0, lanes=1, highway="primary")
+    trips = (Trip("a", 0, 3, 0.0), Trip("b", 0, 3, 700.0), Trip("lost", 0, 9, 10.0))
+    inc = (Incident((0, 1, 0), 1, 600.0, 2000.0),)
+    sc = TrafficScenario(g, trips=trips, incidents=inc, speed_factor_sd=0.0, progress=False)
+    ds = run(sc, rng=0)
+    assert float(ds["travel_time"].sel(trip="a")) == pytest.approx(60.0)
+    assert float(ds["travel_time"].sel(trip="b")) == pytest.approx(100.0)  # detour
+    assert "lost" not in ds["trip"].values
+    assert ds.attrs["n_dropped"] == 1
+    assert json.loads(ds.attrs["unreachable_pairs"]) == [["0", "9", 1]]
+
+
+def test_incident_on_unknown_edge_and_bad_inputs():
+    g = line(2)
+    trips = (Trip("a", 0, 2, 0.0),)
+    with pytest.raises(InputValidationError, match=r"Incident.edge.*\(5, 6, 0\)"):
+        run(TrafficScenario(g, trips=trips, incidents=(Incident((5, 6, 0), 1, 0, 10),)))
+    with pytest.raises(InputValidationError, match="end_s"):
+        Incident((0, 1, 0), 1, 10.0, 5.0)
+    with pytest.raises(InputValidationError, match="origin_node 42"):
+        run(TrafficScenario(g, trips=(Trip("x", 42, 2, 0.0),), progress=False))
+    with pytest.raises(InputValidationError, match=r"trip 'r'.route: edges 0 and 1"):
+        run(TrafficScenario(g, trips=(Trip("r", 0, 2, 0.0, ((0, 1, 0), (0, 1, 0))),),
+                            progress=False))
+
+
+def test_incident_closing_lanes_delays_trips():
+    g = line(2, 400.0, lanes=2)
+    trips = tuple(Trip(f"v{i}", 0, 2, 0.0) for i in range(200))
+    kw = {"speed_factor_sd": 0.0, "spillback": False, "progress": False}
+    base = run(TrafficScenario(g, trips=trips, **kw), rng=0)
+    inc = (Incident((0, 1, 0), 1, 0.0, 3600.0),)
+    closed = run(TrafficScenario(g, trips=trips, incidents=inc, **kw), rng=0)
+    # one lane of two: the platoon takes twice as long to pass
+    assert np.ptp(closed["arrive"].values) == pytest.approx(2 * np.ptp(base["arrive"].values),
+                                                            rel=0.05)
+
+
+def test_demand_validation_names_zone_and_slot():
+    rates = np.zeros((2, 2, 2))
+    rates[1, 0, 1] = -5.0
+    with pytest.raises(InputValidationError, match=r"zone 'west' to zone 'east' in slot 1"):
+        ODDemand(("west", "east"), ("w", "e"), rates)
+    rates[1, 0, 1] = np.nan
+    with pytest.raises(InputValidationError, match="negative or NaN"):
+        ODDemand(("west", "east"), ("w", "e"), rates)
+
+
+def test_demand_run_is_deterministic_and_conserves_vehicles():
+    g = cross(lanes=2)
+    zones = ("n", "e", "s", "w")
+    rates = np.full((2, 4, 4), 120.0)  # veh/h per OD cell and slot
+    demand = ODDemand(zones, zones, rates, slot_s=900.0)
+    sc = TrafficScenario(g, demand=demand, duration_s=3600.0, progress=False)
+    a, b, c = run(sc, rng=7), run(sc, rng=np.random.default_rng(7)), run(sc, rng=8)
+    assert a["travel_time"].equals(b["travel_time"])
+    assert not (a.sizes["trip"] == c.sizes["trip"] and a["travel_time"].equals(c["travel_time"]))
+    n = a.sizes["trip"]
+    assert 0.6 * 720 < n < 1.4 * 720  # 12 OD pairs x 120 veh/h x 0.5 h
+    assert a.attrs["n_unfinished"] == 0
+    # every trip enters two edges (arm in, arm out): flow conservation
+    entered = float((a["flow"] * 900.0 / 3600.0).sum())
+    assert entered == pytest.approx(2 * n)
+    assert a.sizes["od"] == 12
+    assert pickle.loads(pickle.dumps(sc)).demand.zones == zones
+
+
+def test_dataset_round_trips_netcdf(tmp_path):
+    g = cross()
+    ds = run(TrafficScenario(g, trips=(Trip("a", "n", "s", 0.0),), progress=False), rng=1)
+    path = tmp_path / "traffic.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as back:
+        assert back["travel_time"].values == pytest.approx(ds["travel_time"].values)

@@ -43,10 +43,8 @@ cameras, buildings, points of interest
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import math
-import pickle
 import re
 import time
 import zipfile
@@ -67,13 +65,14 @@ from . import municipal, osm
 from ._errors import InputValidationError
 from .assets import lighting
 from .assets.luminaire import load_catalogue
-from .cities import City, resolve_data_file
+from .cache import CODE_VERSION, input_files, sha256_file
+from .cities import City
 from .crs import LAMBERT93
-from .inventory import inventory_path, read_inventory
+from .inventory import read_inventory
 from .registry import Registry, make_ids
 from .settings import get_settings
 
-__all__ = ["CODE_VERSION", "build", "input_files", "CABINET_MAX", "SNAP_M"]
+__all__ = ["CABINET_MAX", "SNAP_M", "build", "lights_from_inventory"]
 
 log = logging.getLogger(__name__)
 
@@ -99,54 +98,6 @@ FOOD_DRINK = {"bar", "pub", "restaurant", "cafe", "fast_food", "nightclub", "bie
 EDUCATION = {"school", "kindergarten", "college", "university"}
 FLEET_SHARE = {"plough": 0.20, "salter": 0.15, "patrol": 0.30, "emergency": 0.10, "maintenance": 0.25}
 VEHICLES_PER_1000 = 0.8
-
-
-def _code_version() -> str:
-    """Hash of the package's code and data files: any change rebuilds cached twins."""
-    from . import __version__
-
-    root = Path(__file__).resolve().parent
-    h = hashlib.sha256(__version__.encode())
-    for p in sorted(root.rglob("*")):
-        if p.suffix in {".py", ".toml", ".csv"} and "__pycache__" not in p.parts:
-            h.update(p.relative_to(root).as_posix().encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
-CODE_VERSION = _code_version()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def input_files(city: City) -> dict[str, Path]:
-    """The files a city is built from, by role (raises, with how to get them, when missing)."""
-    src = city.source
-    files: dict[str, Path] = {}
-    if src.get("kind") == "osm":
-        for role in ("osm", "graph", "features"):
-            if src.get(role):
-                files[role] = resolve_data_file(city, src[role])
-    elif src.get("kind") == "municipal":
-        for role in ("roads", "lights", "signals", "counts"):
-            if role in src:
-                files[role] = resolve_data_file(city, src[role]["path"])
-        if "roads" not in files:
-            msg = f"{city.name}: a municipal source needs [source.roads]"
-            raise InputValidationError(msg)
-    else:
-        msg = f"{city.name}: source.kind must be 'osm' or 'municipal', got {src.get('kind')!r}"
-        raise InputValidationError(msg)
-    imported = inventory_path(city.name)
-    if imported.is_file():
-        files["inventory"] = imported
-    return files
 
 
 # ------------------------------------------------------------------------------------------------
@@ -851,7 +802,7 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
         "city": city.name,
         "title": city.title,
         "source_kind": city.source["kind"],
-        "files": {role: {"path": str(p), "name": p.name, "sha256": _sha256(p), "bytes": p.stat().st_size}
+        "files": {role: {"path": str(p), "name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
                   for role, p in files.items()},
         "source_date": _source_date(files, graph),
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -870,39 +821,3 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
     return {"graph": graph, "registry": state["registry"], "meta": meta, "counts_table": state["counts"]}
 
 
-def cache_key(city: City, files: dict[str, Path], seed: int) -> str:
-    """Cache key: checksums of the inputs, the code version, the seed and the city definition."""
-    h = hashlib.sha256(CODE_VERSION.encode())
-    h.update(str(seed).encode())
-    h.update(repr(sorted((k, str(v)) for k, v in city.source.items())).encode())
-    for role, path in sorted(files.items()):
-        h.update(role.encode())
-        h.update(_sha256(path).encode())
-    return h.hexdigest()[:24]
-
-
-def cache_path(city: City, key: str) -> Path:
-    """Where a built twin is cached."""
-    return get_settings().cache / "twins" / f"{city.name}-{key}.pickle"
-
-
-def save_cache(path: Path, payload: dict[str, Any]) -> None:
-    """Write a built twin atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
-
-
-def load_cache(path: Path) -> dict[str, Any] | None:
-    """Read a cached twin, or None when absent or unreadable (it is then rebuilt)."""
-    if not path.is_file():
-        return None
-    try:
-        with path.open("rb") as fh:
-            payload: dict[str, Any] = pickle.load(fh)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-        log.warning("ignoring unreadable cache %s: %s", path, exc)
-        return None
-    return payload

@@ -33,8 +33,8 @@ import pandas as pd
 import shapely
 
 from ._errors import CorruptInputError, InputValidationError
+from .cache import _inventory_path
 from .crs import LAMBERT93, WGS84
-from .settings import get_settings
 
 __all__ = [
     "ImportReport",
@@ -285,7 +285,7 @@ def _is_num(v: Any) -> bool:
 
 def inventory_path(city: str) -> Path:
     """Where an imported inventory of ``city`` is kept."""
-    return get_settings().cache / "inventories" / f"{city}.geojson"
+    return _inventory_path(city)
 
 
 def remove_inventory(city: str) -> bool:

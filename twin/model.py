@@ -9,10 +9,9 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
-from . import build as _build
+from . import cache as _cache
 from .cities import City, from_file, get_city
 from .crs import LAMBERT93
-from .osm import graph_bounds_wgs84
 from .registry import Registry
 from .settings import get_settings
 
@@ -79,6 +78,8 @@ class Twin:
     @property
     def bbox(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in EPSG:4326."""
+        from .osm import graph_bounds_wgs84
+
         return graph_bounds_wgs84(self.graph)
 
     @property
@@ -156,16 +157,18 @@ def load(
     else:
         definition = get_city(city)
     seed = settings.seed if seed is None else seed
-    files = _build.input_files(definition)
-    key = _build.cache_key(definition, files, seed)
-    path = _build.cache_path(definition, key)
+    files = _cache.input_files(definition)
+    key = _cache.cache_key(definition, files, seed)
+    path = _cache.cache_path(definition, key)
     if settings.use_cache and not rebuild:
         t0 = time.perf_counter()
-        payload = _build.load_cache(path)
+        payload = _cache.load_cache(path)
         if payload is not None:
             payload["meta"]["loaded_from_cache_s"] = round(time.perf_counter() - t0, 3)
             return Twin(definition, **payload)
-    payload = _build.build(definition, seed=seed, progress=progress)
+    from .build import build
+
+    payload = build(definition, seed=seed, progress=progress)
     if settings.use_cache:
-        _build.save_cache(path, payload)
+        _cache.save_cache(path, payload)
     return Twin(definition, **payload)

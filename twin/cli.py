@@ -130,6 +130,73 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _switch_off(text: str | None) -> Any:
+    if not text:
+        return None
+    from optimize.dimming import SwitchOff
+
+    try:
+        a, b = (sum(float(x) / 60**i for i, x in enumerate(t.split(":"))) for t in text.split("-"))
+    except ValueError:
+        msg = f"--switch-off: expected HH:MM-HH:MM, got {text!r}"
+        from ._errors import InputValidationError
+
+        raise InputValidationError(msg) from None
+    return SwitchOff(start_hour=a, end_hour=b)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: plan a night, write report.json, dimming.nc and plots."""
+    from optimize.demo import run_demo, summary_table
+
+    report = run_demo(
+        city=args.city, osm=args.osm, date=args.date, out=args.out,
+        switch_off=_switch_off(args.switch_off), objective=args.objective,
+    )
+    rows = [{"policy": k, **v} for k, v in report["policies"].items()]
+    print(f"{report['city']}, night of {report['date']}: {report['lights']:,} lights, "
+          f"{report['slots']} slots of {report['slot_minutes']} min")
+    print(summary_table(rows))
+    print(f"target: {report['target_pct']:.0f}% saving against the HPS baseline; "
+          f"adaptive ({report['objective']}): {report['saving_pct']:.1f}%, "
+          f"compliance {report['compliance_pct']:.1f}%")
+    if report["budget_relaxed"]:
+        r = report["budget_relaxed"]
+        print(f"note: the {r['budget_pct_asked']:.0f}% budget cannot be met this night without "
+              f"lighting below EN 13201; best possible {r['best_saving_pct']:.1f}% "
+              f"(budget raised by {r['budget_increase_kwh']:,.0f} kWh)")
+    t = report["trajectory"]
+    print(f"12-year trajectory: {t['saving_pct_2030']:.1f}% saved in 2030 "
+          f"(target first met: {t['year_of_target'] or 'not by 2030'})")
+    print(f"solver: {report['solver']['status']}, build {report['solver']['build_s']:.2f} s, "
+          f"solve {report['solver']['solve_s']:.2f} s")
+    print(f"written to {args.out}: report.json, dimming.nc, night_profile.png, levels_0200.png, "
+          "trajectory.png")
+    return 0
+
+
+def cmd_energy(args: argparse.Namespace) -> int:
+    """Draw the 12-year energy trajectory against the 65% target."""
+    import pandas as pd
+
+    from optimize.demo import adaptive_plan, trajectory_for
+
+    from . import energy
+
+    tw = _load(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    date = args.date or f"{pd.Timestamp.now().year}-12-15"
+    ds, _ = adaptive_plan(tw, date)
+    traj, _, _ = trajectory_for(tw, ds)
+    fig = energy.plot_trajectory(traj, title=f"{tw.city.title}: 2018-2030 against the 65% target",
+                                 attribution=f"Data: {tw.city.attribution}")
+    fig.savefig(args.out / "trajectory.png")
+    traj.to_dataframe().to_csv(args.out / "trajectory.csv")
+    print(traj[["baseline_wh", "planned_wh", "saving_pct"]].to_dataframe().round(1).to_string())
+    print(f"written to {args.out}: trajectory.png, trajectory.csv")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twin", description="Digital twin of a metropolis's public space."
@@ -176,17 +243,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", action="append", default=None,
                    help="asset types to export (repeatable; default: all)")
 
-    _add_extra_commands(sub)
+    p = add("demo", cmd_demo)
+    _add_city(p)
+    p.add_argument("--date", default=None, help="evening the night starts on, YYYY-MM-DD (default: today)")
+    p.add_argument("--out", required=True, type=Path, help="folder for report.json, dimming.nc, plots")
+    p.add_argument("--objective", default="service", help="service (default), cost or min_energy")
+    p.add_argument("--switch-off", default=None, metavar="HH:MM-HH:MM",
+                   help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00")
+
+    p = add("energy", cmd_energy)
+    _add_city(p)
+    p.add_argument("--out", required=True, type=Path, help="folder for trajectory.png and .csv")
+    p.add_argument("--date", default=None, help="night whose adaptive plan sets the dimming factor")
     return parser
-
-
-def _add_extra_commands(sub: Any) -> None:
-    """Commands of the optimiser and the simulations (registered here, imported when run)."""
-    try:
-        from .cli_extra import register
-    except ImportError:
-        return
-    register(sub, _add_city, _load)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

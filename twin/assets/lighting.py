@@ -49,6 +49,7 @@ __all__ = [
     "VOLUME_THRESHOLDS",
     "LightingClass",
     "adaptive_class",
+    "darker",
     "class_number",
     "class_series",
     "class_table",
@@ -757,6 +758,24 @@ def _shift_codes(codes: np.ndarray, shift: np.ndarray) -> np.ndarray:
         m = series == sid
         out[m] = first + np.clip(number[m], lo, hi) - lo
     return out
+
+
+def darker(cls: str | np.ndarray, steps: int | np.ndarray = 1) -> str | np.ndarray:
+    """Move classes ``steps`` steps darker within their series, clamped to the series' range.
+
+    Used where another CEN/TR 13201-1 parameter changes in a slot, e.g. the ambient luminosity
+    falling from moderate to low once shop windows and advertising are switched off.
+
+    >>> darker("M5"), darker("P3", 2), darker("M6"), darker("off")
+    ('M6', 'P5', 'M6', 'off')
+    >>> darker(np.array(["C2", "P4"]), np.array([1, 0])).tolist()
+    ['C3', 'P4']
+    """
+    codes = _codes(cls, field="cls")
+    shift = np.broadcast_to(np.asarray(steps, dtype=int), codes.shape)
+    out = np.where(codes == 0, 0, _shift_codes(codes, shift))
+    names = np.asarray(_CODES)[out]
+    return str(names) if np.ndim(names) == 0 else names
 
 
 # ------------------------------------------------------------------------------------------------

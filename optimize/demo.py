@@ -1,0 +1,276 @@
+"""The main job: one night of a city, forecast, optimised, reported (``twin demo``).
+
+:func:`run_demo` builds or loads the twin (fetching Dijon's extract on first use), plans the night
+under the four policies, and writes into the output folder:
+
+``report.json``
+    ``city, date, lights, slots, baseline_kwh, led_kwh, optimized_kwh, saving_pct,
+    compliance_pct, target_pct`` and ``solver: {status, build_s, solve_s, objective}``, plus the
+    other policies' figures and what was relaxed, if anything.
+``dimming.nc``
+    The adaptive plan (see :func:`optimize.dimming.plan`).
+``night_profile.png``, ``levels_0200.png``, ``trajectory.png``
+    The night's power per policy, a map of the levels at 02:00, and the 12-year trajectory
+    against the 65% target.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+
+from twin._errors import DataMissingError, TwinError
+
+from . import dimming
+from . import dimming_lp as lp
+
+__all__ = ["adaptive_plan", "run_demo", "summary_table", "trajectory_for"]
+
+
+class NoDataOfflineError(TwinError, ConnectionError):
+    """A city's extract is missing and cannot be fetched (no internet)."""
+
+
+def _load_or_fetch(city: str | None, osm: Path | None, *, say: Any) -> Any:
+    import twin
+    from twin.cities import get_city
+
+    try:
+        return twin.load(city or "dijon", osm=osm)
+    except DataMissingError as missing:
+        if osm is not None or not city:
+            raise
+        definition = get_city(city)
+        if not definition.source.get("fetch"):
+            raise
+        from twin.fetch import OverpassUnreachableError, fetch_city
+
+        say(f"no {definition.title} extract yet: fetching it from OpenStreetMap (first use)")
+        try:
+            fetch_city(definition.name)
+        except OverpassUnreachableError as exc:
+            msg = (
+                f"{definition.title}: no extract here and OpenStreetMap cannot be reached "
+                f"({exc}). Offline, run the same command with --city montpellier and "
+                "TWIN_DATA=../shared/data (the shared real data sets)."
+            )
+            raise NoDataOfflineError(msg) from missing
+        return twin.load(definition.name)
+
+
+def _default_date(tz: str) -> dt.date:
+    return dt.datetime.now(ZoneInfo(tz)).date()
+
+
+def adaptive_plan(tw: Any, date: dt.date, **kw: Any) -> tuple[xr.Dataset, dict[str, Any]]:
+    """The adaptive plan at the 65% budget; relaxed explicitly (and reported) when infeasible."""
+    try:
+        return dimming.plan(tw, date, policy="adaptive", **kw), {}
+    except lp.InfeasiblePlanError as exc:
+        report = exc.report
+        if getattr(report, "cap_cabinet", np.array([])).size or getattr(
+            report, "unreachable_light", np.array([])
+        ).size:
+            raise
+        need = float(report.budget_increase_wh)
+        problem, extra = dimming.problem_for(tw, date, **{k: v for k, v in kw.items() if k in ("demand", "switch_off", "slot_minutes")})
+        floor_wh = float(report.min_energy_wh)
+        best_pct = 100.0 * (1.0 - floor_wh / extra["baseline_wh"])
+        relaxed = {
+            "reason": str(exc),
+            "budget_pct_asked": float(kw.get("budget_pct") or dimming.TARGET_PCT),
+            "budget_increase_kwh": need / 1000.0,
+            "best_saving_pct": best_pct,
+        }
+        ds = dimming.plan(tw, date, policy="adaptive", **{**kw, "budget_pct": best_pct - 1e-6})
+        ds.attrs["budget_relaxed"] = json.dumps(relaxed)
+        return ds, relaxed
+
+
+def trajectory_for(tw: Any, plan: xr.Dataset) -> tuple[xr.Dataset, float, float]:
+    """The 2018-2030 trajectory of a twin's stock, with the dimming and switch-off of a plan."""
+    from twin import energy
+
+    reg = tw.registry
+    road_class = reg["segment"]["highway"].reindex(reg["light"]["segment"]).fillna("residential")
+    lights = pd.DataFrame(
+        {
+            "road_class": road_class.to_numpy(),
+            "power_w": reg["light"]["power_w"].to_numpy(),
+            "baseline_power_w": reg["light"]["baseline_power_w"].to_numpy(),
+        }
+    )
+    dimf, offf = energy.factors_from_plan(plan)
+    lon, lat = tw.centre
+    traj = energy.trajectory(lights, lat=lat, lon=lon, dimming_factor=dimf, switch_off_factor=offf)
+    return traj, dimf, offf
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of the policies' energy and compliance."""
+    head = f"{'policy':<22}{'energy kWh':>12}{'saving %':>10}{'compliance %':>14}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['policy']:<22}{r['kwh']:>12,.0f}{r['saving_pct']:>10.1f}{r['compliance_pct']:>14.1f}"
+        )
+    return "\n".join(lines)
+
+
+def _night_profile(plans: dict[str, xr.Dataset], tz: str, out: Path, title: str) -> None:
+    fig = Figure(figsize=(10, 5), dpi=120)
+    ax = fig.subplots()
+    for name, ds in plans.items():
+        slot_h = ds["slot_s"].to_numpy() / 3600.0
+        kw = ds["energy_wh"].sum("light").to_numpy() / slot_h / 1000.0
+        local = pd.to_datetime(ds["time"].to_numpy()).tz_localize("UTC").tz_convert(tz).tz_localize(None)
+        ax.step(local, kw, where="post", label=name, lw=1.6)
+    ds = plans["adaptive"]
+    req = ds["required_level"].to_numpy()
+    floor = dimming.DRIVER_FLOOR
+    draw = np.where(req > 0, floor + (1 - floor) * req, 0.0)
+    floor_kw = (ds["power_w"].to_numpy()[:, None] * draw).sum(axis=0) / 1000.0
+    ax.step(local, floor_kw, where="post", color="k", ls=":", label="EN 13201 floor (min energy)")
+    ax.set_ylabel("power drawn (kW)")
+    ax.set_xlabel(f"local time ({tz})")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out)
+
+
+def _levels_map(tw: Any, ds: xr.Dataset, out: Path) -> None:
+    from twin.plot import line_collection
+
+    hours = ds["hour_local"].to_numpy()
+    i = int(np.argmin(np.abs(((hours - 2.0 + 12) % 24) - 12)))
+    lights = tw.registry["light"].reindex(ds["light"].to_numpy())
+    xy = np.column_stack([lights.geometry.x.to_numpy(), lights.geometry.y.to_numpy()])
+    level = ds["level"].isel(time=i).to_numpy()
+    fig = Figure(figsize=(10, 10), dpi=120)
+    ax = fig.subplots()
+    seg = tw.registry["segment"]
+    ax.add_collection(line_collection(seg.geometry, colors="0.85", linewidths=0.4))
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=level, s=2, cmap="inferno", vmin=0, vmax=1)
+    cb = fig.colorbar(sc, ax=ax, shrink=0.6)
+    cb.set_label("dim level (0 = off, 1 = full)")
+    ax.set_aspect("equal")
+    ax.autoscale()
+    stamp = f"{int(hours[i]) % 24:02d}:{int(round((hours[i] % 1) * 60)):02d}"
+    ax.set_title(f"{tw.city.title}: light levels at {stamp} local, {ds.attrs['date']} night")
+    fig.text(0.99, 0.01, f"Data: {tw.city.attribution}", ha="right", fontsize=7, color="0.3")
+    fig.tight_layout()
+    fig.savefig(out)
+
+
+def run_demo(
+    *,
+    city: str | None = "dijon",
+    osm: Path | None = None,
+    date: str | dt.date | None = None,
+    out: Path,
+    switch_off: dimming.SwitchOff | None = None,
+    objective: str = "service",
+    progress: bool = True,
+    say: Any = print,
+) -> dict[str, Any]:
+    """Run the main job and write its files; returns the report."""
+    from tqdm.auto import tqdm
+
+    from twin import energy
+    from twin.timeutil import validate_date
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = ["twin", "hps_full", "led_full", "part_night", "adaptive", "write", "plots"]
+    bar = tqdm(total=len(steps), desc="demo", unit="step", disable=not progress)
+
+    def step(name: str) -> None:
+        bar.set_postfix_str(name)
+
+    step("twin")
+    tw = _load_or_fetch(city, osm, say=say)
+    day = validate_date(date) if date is not None else _default_date(tw.city.timezone)
+    bar.update()
+    plans: dict[str, xr.Dataset] = {}
+    kw = {"switch_off": switch_off}
+    prepared = dimming.problem_for(tw, day, **kw)  # one forecast for every policy
+    for policy in ("hps_full", "led_full", "part_night"):
+        step(policy)
+        plans[policy] = dimming.plan(tw, day, policy=policy, prepared=prepared)
+        bar.update()
+    step("adaptive")
+    plans["adaptive"], relaxed = adaptive_plan(tw, day, objective=objective, **kw)
+    bar.update()
+
+    step("write")
+    ds = plans["adaptive"]
+    a = ds.attrs
+    report: dict[str, Any] = {
+        "city": tw.name,
+        "date": day.isoformat(),
+        "lights": int(ds.sizes["light"]),
+        "slots": int(ds.sizes["time"]),
+        "slot_minutes": int(a["slot_minutes"]),
+        "dusk_utc": a["dusk_utc"],
+        "dawn_utc": a["dawn_utc"],
+        "baseline_kwh": round(float(a["baseline_kwh"]), 3),
+        "led_kwh": round(float(a["led_kwh"]), 3),
+        "optimized_kwh": round(float(ds["energy_wh"].sum()) / 1000.0, 3),
+        "saving_pct": round(float(a["saving_pct"]), 3),
+        "compliance_pct": round(float(a["compliance_pct"]), 3),
+        "target_pct": float(a["target_pct"]),
+        "objective": objective,
+        "solver": {
+            "status": a["solver_status"],
+            "condition": a["solver_condition"],
+            "method": a["solver_method"],
+            "build_s": a["solver_build_s"],
+            "solve_s": a["solver_solve_s"],
+            "objective": a["solver_objective"],
+        },
+        "budget_relaxed": relaxed or None,
+        "switch_off": None if switch_off is None else {"start_hour": switch_off.start_hour, "end_hour": switch_off.end_hour, "highways": list(switch_off.highways)},
+        "policies": {
+            name: {
+                "kwh": round(float(p.attrs["optimized_kwh"]), 3),
+                "saving_pct": round(float(p.attrs["saving_pct"]), 3),
+                "compliance_pct": round(float(p.attrs["compliance_pct"]), 3),
+            }
+            for name, p in plans.items()
+        },
+        "lights_power_defaulted": int(tw.meta.get("lights_power_defaulted", 0)),
+        "demand": a["demand"],
+        "attribution": tw.city.attribution,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    ds.to_netcdf(out / "dimming.nc", engine="h5netcdf")
+    bar.update()
+
+    step("plots")
+    title = f"{tw.city.title}: night of {day.isoformat()}"
+    _night_profile(plans, tw.city.timezone, out / "night_profile.png", title)
+    _levels_map(tw, ds, out / "levels_0200.png")
+    traj, dimf, offf = trajectory_for(tw, ds)
+    fig = energy.plot_trajectory(traj, title=f"{tw.city.title}: energy 2018-2030 against the 65% target", attribution=f"Data: {tw.city.attribution}")
+    fig.savefig(out / "trajectory.png")
+    report["trajectory"] = {
+        "dimming_factor": dimf,
+        "switch_off_factor": offf,
+        "saving_pct_2030": round(float(traj["saving_pct"].sel(year=2030)), 2),
+        "year_of_target": energy.year_of_target(traj),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    bar.update()
+    bar.close()
+    return report

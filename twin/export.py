@@ -83,12 +83,8 @@ __all__ = [
 #: The NGSI-LD core context (appended last to every entity's ``@context``).
 CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
 
-_STREETLIGHTING = (
-    "https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/context.jsonld"
-)
-_TRANSPORTATION = (
-    "https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/context.jsonld"
-)
+_STREETLIGHTING = "https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/context.jsonld"
+_TRANSPORTATION = "https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/context.jsonld"
 
 #: Entity type -> the Smart Data Models context that defines its attributes.
 CONTEXTS: dict[str, str] = {
@@ -145,7 +141,9 @@ _ROAD_CLASS_ALIAS = {"living_street": "residential", "road": "unclassified", "bu
 
 
 # -- common helpers ----------------------------------------------------------------------------
-def _select_kinds(tw: Twin, kinds: str | Iterable[str] | None, supported: Sequence[str]) -> list[str]:
+def _select_kinds(
+    tw: Twin, kinds: str | Iterable[str] | None, supported: Sequence[str]
+) -> list[str]:
     """Validate ``kinds`` (None: every supported kind that holds assets)."""
     if kinds is None:
         return [k for k in supported if len(tw.registry[k])]
@@ -191,8 +189,8 @@ def _json_default(value: Any) -> Any:
 
 
 def _column_values(series: pd.Series) -> list[Any]:
-    """A column as JSON-safe Python values: NaN/None -> None, numpy scalars -> Python."""
-    values = series.tolist()
+    """Return a column as JSON-safe Python values: NaN/None -> None, numpy scalars -> Python."""
+    values: list[Any] = list(series.tolist())
     missing = series.isna().to_numpy()
     if missing.any():
         values = [None if m else v for v, m in zip(values, missing, strict=True)]
@@ -273,13 +271,18 @@ def to_geojson(
 
 
 # -- NGSI-LD -----------------------------------------------------------------------------------
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
 def _slug(text: str) -> str:
     """ASCII letters, digits, ``.``, ``_`` and ``-`` only (URN-safe)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+    if text and _UNSAFE.search(text) is None and text[0] != "-" and text[-1] != "-":
+        return text
+    return _UNSAFE.sub("-", text).strip("-") or "x"
 
 
 def entity_urn(entity_type: str, city: str, local_id: str) -> str:
-    """The NGSI-LD id of an entity: ``urn:ngsi-ld:<Type>:<city>:<local id>``.
+    """Return the NGSI-LD id of an entity: ``urn:ngsi-ld:<Type>:<city>:<local id>``.
 
     >>> entity_urn("Streetlight", "bondy", "light:000123")
     'urn:ngsi-ld:Streetlight:bondy:light:000123'
@@ -313,20 +316,25 @@ class _Builder:
             "areaServed": _prop(tw.city.title),
             "dataProvider": _prop(tw.city.attribution),
         }
+        self._urns: dict[tuple[str, str], str] = {}
 
     def urn(self, entity_type: str, local_id: str) -> str:
-        return entity_urn(entity_type, self.city, local_id)
+        key = (entity_type, local_id)
+        urn = self._urns.get(key)
+        if urn is None:
+            urn = self._urns[key] = entity_urn(entity_type, self.city, local_id)
+        return urn
 
     def entity(self, entity_type: str, local_id: str, attrs: dict[str, Any]) -> dict[str, Any]:
         ent: dict[str, Any] = {"id": self.urn(entity_type, local_id), "type": entity_type}
         ent.update({k: v for k, v in attrs.items() if v is not None})
-        ent.update(self.common)
+        ent.update({k: dict(v) for k, v in self.common.items()})
         ent["@context"] = [CONTEXTS[entity_type], CORE_CONTEXT]
         return ent
 
 
 def _model_keys(lights: pd.DataFrame) -> pd.DataFrame:
-    """One row per distinct luminaire model, with its local id."""
+    """Return the model columns of each light, with missing names filled."""
     cols = ["technology", "luminaire", "power_w", "flux_lm"]
     models = lights[cols].copy()
     models["technology"] = models["technology"].fillna("unknown")
@@ -357,13 +365,18 @@ _TECH_NAMES = {
 }
 
 
-def _streetlight_models(b: _Builder, lights: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]]:
+def _streetlight_models(
+    b: _Builder, lights: pd.DataFrame
+) -> tuple[list[dict[str, Any]], list[str]]:
     """StreetlightModel entities, and each light's model URN."""
     models = _model_keys(lights)
     local = [
         _model_id(t, lum, p, f)
         for t, lum, p, f in zip(
-            models["technology"], models["luminaire"], models["power_w"], models["flux_lm"],
+            models["technology"],
+            models["luminaire"],
+            models["power_w"],
+            models["flux_lm"],
             strict=True,
         )
     ]
@@ -395,7 +408,7 @@ def _streetlight_models(b: _Builder, lights: pd.DataFrame) -> tuple[list[dict[st
 def _check_levels(levels: Any, lights: pd.DataFrame) -> pd.Series | None:
     if levels is None:
         return None
-    series = pd.Series(levels, dtype="float64") if isinstance(levels, Mapping) else pd.Series(levels)
+    series = pd.Series(dict(levels)) if isinstance(levels, Mapping) else pd.Series(levels)
     try:
         series = series.astype("float64")
     except (TypeError, ValueError) as exc:
@@ -419,9 +432,7 @@ def _streetlights(
     lon, lat = shapely.get_x(geoms), shapely.get_y(geoms)
     seg = b.tw.registry["segment"]["highway"]
     highway = lights["segment"].map(seg).tolist()
-    level = (
-        [None] * len(lights) if levels is None else levels.reindex(lights.index).tolist()
-    )
+    level = [None] * len(lights) if levels is None else levels.reindex(lights.index).tolist()
     entities = []
     for i, rec in enumerate(_records(lights[["id", "cabinet", "source", "ref"]])):
         hw = highway[i]
@@ -451,7 +462,7 @@ def _streetlights(
             ),
             "circuit": _prop(cab) if cab else None,
             "locationCategory": _prop(category) if category else None,
-            "illuminanceLevel": _prop(float(lvl)) if has_level else None,
+            "illuminanceLevel": _prop(float(lvl)) if lvl is not None and has_level else None,
             "powerState": _prop(state) if state else None,
             "source": _prop(source) if source else None,
         }
@@ -517,7 +528,7 @@ def _road_class(highway: str | None) -> tuple[int, str]:
 
 
 def _road_keys(segments: pd.DataFrame) -> list[str]:
-    """Grouping key of each segment's road: its street name, else its OSM way (or its own id)."""
+    """Group segments into roads: by street name, else by OSM way (else the segment)."""
     keys = []
     for name, osmid, sid in zip(segments["name"], segments["osmid"], segments["id"], strict=True):
         if isinstance(name, str) and name.strip():
@@ -547,8 +558,18 @@ def _segments(b: _Builder, segments: gpd.GeoDataFrame) -> list[dict[str, Any]]:
         msg = "road ids collide; report this city"
         raise InputValidationError(msg)
     osm_source = b.tw.city.source.get("kind") == "osm"
-    cols = ["id", "name", "osmid", "highway", "lanes", "speed_kph", "oneway", "length_m",
-            "drive", "lighting_class"]
+    cols = [
+        "id",
+        "name",
+        "osmid",
+        "highway",
+        "lanes",
+        "speed_kph",
+        "oneway",
+        "length_m",
+        "drive",
+        "lighting_class",
+    ]
     entities = []
     for i, rec in enumerate(_records(segments[cols])):
         hw = rec["highway"] or ""
@@ -594,34 +615,30 @@ def _segments(b: _Builder, segments: gpd.GeoDataFrame) -> list[dict[str, Any]]:
         entities.append(b.entity("RoadSegment", rec["id"], attrs))
 
     # Roads: one per key, segments in id order, MultiLineString built in GEOS
-    frame = pd.DataFrame(
-        {
-            "key": keys,
-            "id": segments["id"].to_numpy(),
-            "name": segments["name"].to_numpy(),
-            "highway": segments["highway"].to_numpy(),
-            "osmid": segments["osmid"].to_numpy(),
-            "length_m": segments["length_m"].to_numpy(dtype=float),
-        }
-    )
-    codes, uniques = pd.factorize(frame["key"], sort=True)
+    codes, uniques = pd.factorize(np.asarray(keys, dtype=object), sort=True)
     order = np.argsort(codes, kind="stable")
-    multi = shapely.multilinestrings(geoms[order], indices=codes[order])
-    multi_geo = _geojson_strings(np.asarray(multi))
-    for code, (key, part) in enumerate(frame.groupby("key", sort=True)):
-        assert key == uniques[code]
-        ranked = sorted(_road_class(h) for h in part["highway"])
-        first = part.iloc[0]
+    multi = _geojson_strings(
+        np.asarray(shapely.multilinestrings(geoms[order], indices=codes[order]))
+    )
+    members: list[list[int]] = [[] for _ in range(len(uniques))]
+    for pos in order.tolist():
+        members[codes[pos]].append(pos)
+    seg_ids = segments["id"].tolist()
+    highways = _column_values(segments["highway"])
+    lengths = segments["length_m"].to_numpy(dtype=float)
+    for code, key in enumerate(uniques.tolist()):
+        rows = members[code]
+        road_class = min(_road_class(highways[r]) for r in rows)[1]
         if key.startswith("name:"):
             name = key.removeprefix("name:")
         else:
-            name = f"unnamed {first['highway'] or 'way'} ({key.replace(':', ' ')})"
+            name = f"unnamed {highways[rows[0]] or 'way'} ({key.replace(':', ' ')})"
         attrs = {
             "name": _prop(name),
-            "roadClass": _prop(ranked[0][1]),
-            "refRoadSegment": _rel([b.urn("RoadSegment", s) for s in part["id"]]),
-            "length": _prop(round(float(np.nansum(part["length_m"])) / 1000.0, 6), _KM),
-            "location": _geo(json.loads(multi_geo[code])),
+            "roadClass": _prop(road_class),
+            "refRoadSegment": _rel([b.urn("RoadSegment", seg_ids[r]) for r in rows]),
+            "length": _prop(round(float(np.nansum(lengths[rows])) / 1000.0, 6), _KM),
+            "location": _geo(json.loads(multi[code])),
         }
         entities.append(b.entity("Road", road_ids[key], attrs))
     return entities
@@ -698,7 +715,7 @@ def to_ngsi_ld(
 
 
 def ngsi_ld_to_keyvalues(entity: Mapping[str, Any]) -> dict[str, Any]:
-    """The key-values projection of a normalized NGSI-LD entity (what the schemas describe).
+    """Project a normalized NGSI-LD entity to key-values (the form the schemas describe).
 
     Properties and GeoProperties become their ``value``, Relationships their ``object``;
     ``@context`` and sub-attributes such as ``unitCode`` are dropped.

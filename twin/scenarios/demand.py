@@ -62,8 +62,8 @@ import xarray as xr
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from .._errors import InputValidationError, TwinError, UnknownAssetError
-from ..crs import to_lambert93
+from twin._errors import InputValidationError, TwinError, UnknownAssetError
+from twin.crs import to_lambert93
 
 __all__ = [
     "CELL_M",
@@ -227,7 +227,7 @@ def _local_parts(times: np.ndarray, tz: str = LOCAL_TZ) -> tuple[np.ndarray, np.
         msg = f"times: expected naive-UTC datetime64 values, got dtype {arr.dtype}"
         raise InputValidationError(msg)
     idx = pd.DatetimeIndex(arr.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(tz)
-    wd = np.asarray(idx.weekday)
+    wd = np.asarray(idx.day_of_week)
     kind = np.where(wd == 5, 1, np.where(wd == 6, 2, 0))
     return np.asarray(idx.hour, dtype=int), kind
 
@@ -369,6 +369,11 @@ class DemandParams:
         Share of attraction weight given by population rather than activity (visits, escort).
     walk_trip_m : float
         Mean walking trip length (m; EMD: 0.8-1 km).
+    transit_share : float
+        Share of trips made by public transport (15-20% in large French cities); each one walks
+        :attr:`transit_walk_m` at each end.
+    transit_walk_m : float
+        Walk from or to the stop at each end of a transit trip (m).
     poi_radius_m : float
         Points of interest within this distance raise a segment's footfall.
     """
@@ -380,6 +385,8 @@ class DemandParams:
     external_share: float = 0.25
     home_attraction: float = 0.3
     walk_trip_m: float = 900.0
+    transit_share: float = 0.15
+    transit_walk_m: float = 400.0
     poi_radius_m: float = 100.0
 
     def __post_init__(self) -> None:
@@ -388,7 +395,7 @@ class DemandParams:
             if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
                 msg = f"DemandParams.{f.name}: {v!r} must be a finite number >= 0"
                 raise InputValidationError(msg)
-        for name in ("car_share", "walk_share", "home_attraction"):
+        for name in ("car_share", "walk_share", "transit_share", "home_attraction"):
             if getattr(self, name) > 1:
                 msg = f"DemandParams.{name}: {getattr(self, name)!r} is a share, must be <= 1"
                 raise InputValidationError(msg)
@@ -499,7 +506,7 @@ class Event:
 # ------------------------------------------------------------------------------------------------
 # the model
 # ------------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class DemandModel:
     """Everything the demand of one city needs; picklable (arrays, tuples, dataclasses).
 
@@ -618,7 +625,9 @@ class DemandModel:
     def unreachable_zones(self) -> list[str]:
         """Zones with demand but no node on the main drive network (their trips are dropped)."""
         gen = self._generation("car")
-        return [z for z, r, g in zip(self.zone_ids, self.reachable, gen, strict=True) if g > 0 and not r]
+        return [
+            z for z, r, g in zip(self.zone_ids, self.reachable, gen, strict=True) if g > 0 and not r
+        ]
 
     def base_od(self) -> np.ndarray:
         """Weekday one-way home-end -> activity-end car trips per day (balanced by Furness).
@@ -791,7 +800,10 @@ class DemandModel:
         if unreachable:
             log.warning(
                 "demand: %d zone(s) cannot reach the main drive network; %.0f trips/day dropped "
-                "(%s)", len(unreachable), dropped, ", ".join(unreachable[:5])
+                "(%s)",
+                len(unreachable),
+                dropped,
+                ", ".join(unreachable[:5]),
             )
         frame.attrs["dropped_trips"] = dropped
         frame.attrs["unreachable_zones"] = unreachable
@@ -821,10 +833,13 @@ class DemandModel:
         pos = np.searchsorted(key, zones + u, side="left")
         return np.asarray(order[np.minimum(pos, len(order) - 1)])
 
-    def od_demand(self, *, day: dt.date | None = None, day_type: str | None = None,
-                  slot_minutes: int = 15) -> Any:
-        """The day's demand as :class:`twin.scenarios.traffic.ODDemand` (reachable zones)."""
-        from .traffic import ODDemand  # the traffic DES; imported here to keep this module light
+    def od_demand(
+        self, *, day: dt.date | None = None, day_type: str | None = None, slot_minutes: int = 15
+    ) -> Any:
+        """Return the day's demand as :class:`twin.scenarios.traffic.ODDemand` (reachable zones)."""
+        from twin.scenarios.traffic import (
+            ODDemand,  # the traffic DES; imported here to keep this module light
+        )
 
         _, rates = self.od_day(day=day, day_type=day_type, slot_minutes=slot_minutes)
         ok = np.flatnonzero(self.reachable)
@@ -840,17 +855,22 @@ class DemandModel:
         """Weekday pedestrians per day passing a point of each walkable segment.
 
         Each zone's walking trip ends (productions by population, attractions by activity)
-        times half the mean walking trip length gives the pedestrian-metres walked in the zone;
-        these are spread over its walkable segments by ``seg_weight``.
+        times half the mean walking trip length, plus its transit trip ends times the walk to
+        the stop, gives the pedestrian-metres walked in the zone; these are spread over its
+        walkable segments by ``seg_weight``.
         """
         p = self.params
-        walk = self.population * p.trip_rate * p.walk_share
+        trips = self.population * p.trip_rate
         act = self.activity / max(self.activity.sum(), 1e-300)
         pop = self.population / max(self.population.sum(), 1e-300)
-        attr = walk.sum() * ((1 - p.home_attraction) * act + p.home_attraction * pop)
-        metres = (walk + attr) * p.walk_trip_m / 2.0
+        end_share = (1 - p.home_attraction) * act + p.home_attraction * pop
+        walk, transit = trips * p.walk_share, trips * p.transit_share
+        metres = (walk + walk.sum() * end_share) * p.walk_trip_m / 2.0
+        metres = metres + (transit + transit.sum() * end_share) * p.transit_walk_m
         nz = len(self.zone_ids)
-        denom = np.bincount(self.seg_zone, weights=self.seg_weight * self.seg_length_m, minlength=nz)
+        denom = np.bincount(
+            self.seg_zone, weights=self.seg_weight * self.seg_length_m, minlength=nz
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             per_w = np.where(denom > 0, metres / denom, 0.0)
         return np.asarray(per_w[self.seg_zone] * self.seg_weight)
@@ -912,7 +932,7 @@ class DemandModel:
             raise InputValidationError(msg)
 
     def with_params(self, **changes: float) -> DemandModel:
-        """A copy with some :class:`DemandParams` changed (caches dropped)."""
+        """Return a copy with some :class:`DemandParams` changed (caches dropped)."""
         params = dataclasses.replace(self.params, **changes)
         return dataclasses.replace(self, params=params)
 
@@ -980,8 +1000,10 @@ def _resolve_event(tw: Any, ev: Event) -> np.ndarray:
             msg = f"Event.location: unknown {kind} id {loc!r} in {tw.city.name}"
             raise UnknownAssetError(msg)
         geom = table.geometry.loc[loc]
-        p = shapely.line_interpolate_point(geom, 0.5, normalized=True) if kind == "segment" else (
-            shapely.centroid(geom)
+        p = (
+            shapely.line_interpolate_point(geom, 0.5, normalized=True)
+            if kind == "segment"
+            else (shapely.centroid(geom))
         )
         return np.asarray(shapely.get_coordinates(p)[0], dtype=float)
     x, y = to_lambert93(np.array([loc[0]]), np.array([loc[1]]))
@@ -1052,7 +1074,9 @@ def build_demand(
     if len(poi):
         pxy = shapely.get_coordinates(np.asarray(poi.geometry.values))
         pw = poi["category"].map(lambda c: POI_WEIGHT.get(str(c), 0.5)).to_numpy(float)
-        pc = ((pxy[:, 0] - x0) // cell_m).astype(int) * 100_000 + ((pxy[:, 1] - y0) // cell_m).astype(int)
+        pc = ((pxy[:, 0] - x0) // cell_m).astype(int) * 100_000 + (
+            (pxy[:, 1] - y0) // cell_m
+        ).astype(int)
         pos = np.searchsorted(keys, pc)
         inside = (pos < n_cell) & (keys[np.minimum(pos, n_cell - 1)] == pc)
         act = np.bincount(pos[inside], weights=pw[inside], minlength=n_cell)
@@ -1255,11 +1279,15 @@ class ProfileDemand:
         foot = np.where(seg["walk"].to_numpy(bool), foot, 0.0)
         poi = tw.registry["poi"]
         if len(poi):
-            mids = shapely.line_interpolate_point(np.asarray(seg.geometry.values), 0.5, normalized=True)
+            mids = shapely.line_interpolate_point(
+                np.asarray(seg.geometry.values), 0.5, normalized=True
+            )
             _, hit = shapely.STRtree(mids).query(
                 np.asarray(poi.geometry.values), predicate="dwithin", distance=poi_radius_m
             )
-            foot = foot + POI_FOOTFALL * np.bincount(hit, minlength=len(seg)) * seg["walk"].to_numpy(bool)
+            foot = foot + POI_FOOTFALL * np.bincount(hit, minlength=len(seg)) * seg[
+                "walk"
+            ].to_numpy(bool)
         traffic = hw.map(lambda h: CLASS_AADT.get(h, 0.0)).to_numpy(float)
         traffic = np.where(seg["drive"].to_numpy(bool), traffic, 0.0)
         return cls(
@@ -1268,7 +1296,9 @@ class ProfileDemand:
             timezone=getattr(tw.city, "timezone", LOCAL_TZ) or LOCAL_TZ,
         )
 
-    def _rates(self, daily: pd.Series, mode: str, segments: Sequence[str], times: np.ndarray) -> np.ndarray:
+    def _rates(
+        self, daily: pd.Series, mode: str, segments: Sequence[str], times: np.ndarray
+    ) -> np.ndarray:
         idx = daily.index.get_indexer(pd.Index(list(segments)))
         if (idx < 0).any():
             missing = [s for s, i in zip(segments, idx, strict=True) if i < 0]
@@ -1327,9 +1357,9 @@ class SimulatedDemand:
         ``flow`` may be given per ``segment`` or per ``edge`` whose labels are segment ids
         (the two directions of a street are summed).
         """
-        foot = ds["footfall"] if "footfall" in ds else None
+        foot = ds.get("footfall")
         src = traffic if traffic is not None else ds
-        flow = src["flow"] if "flow" in src else None
+        flow = src.get("flow")
         if flow is not None and "segment" not in flow.dims and "edge" in flow.dims:
             flow = flow.groupby("edge").sum().rename(edge="segment")
         if foot is None and flow is None:
@@ -1337,7 +1367,9 @@ class SimulatedDemand:
             raise InputValidationError(msg)
         return cls(foot, flow, wrap=wrap)
 
-    def _lookup(self, da: xr.DataArray | None, what: str, segments: Sequence[str], times: np.ndarray) -> np.ndarray:
+    def _lookup(
+        self, da: xr.DataArray | None, what: str, segments: Sequence[str], times: np.ndarray
+    ) -> np.ndarray:
         if da is None:
             msg = f"{what}: the dataset has no {what} variable (run the matching simulation)"
             raise InputValidationError(msg)
@@ -1345,7 +1377,10 @@ class SimulatedDemand:
         idx = seg_index.get_indexer(pd.Index([str(s) for s in segments]))
         if (idx < 0).any():
             missing = [s for s, i in zip(segments, idx, strict=True) if i < 0]
-            msg = f"segments: segment {missing[0]!r} is not in the simulated {what} ({len(missing)} missing)"
+            msg = (
+                f"segments: segment {missing[0]!r} is not in the simulated {what} "
+                f"({len(missing)} missing)"
+            )
             raise UnknownAssetError(msg)
         t_sim = np.asarray(da["time"].values, dtype="datetime64[ns]")
         t_q = np.asarray(times, dtype="datetime64[ns]")

@@ -39,3 +39,29 @@ def test_map_png(paris, tmp_path):
 def test_cities(capsys):
     assert main(["cities"]) == 0
     assert "dijon" in capsys.readouterr().out
+
+
+def test_import_sumo_network_makes_a_city(tmp_path, capsys):
+    import subprocess
+
+    from twin.sumo import sumo_binary
+
+    net = tmp_path / "grid.net.xml"
+    subprocess.run(
+        [sumo_binary("netgenerate"), "--grid", "--grid.number=4", "--grid.length=150",
+         "--default.lanenumber=2", "-o", str(tmp_path / "plain.net.xml")],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        [sumo_binary("netconvert"), "-s", str(tmp_path / "plain.net.xml"), "--tls.set", "B1,C2",
+         "-o", str(net)],
+        check=True, capture_output=True,
+    )
+    assert main(["import", "sumo", str(net)]) == 0
+    out = capsys.readouterr().out
+    assert "16 nodes" in out
+    import twin
+
+    tw = twin.load(net)
+    assert tw.counts()["junction"] == 2
+    assert {d["sumo_id"] for _, d in tw.graph.nodes(data=True)} >= {"B1", "C2"}

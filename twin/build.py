@@ -54,6 +54,7 @@ from typing import Any
 
 import geopandas as gpd
 import networkx as nx
+import osmnx as ox
 import numpy as np
 import pandas as pd
 import shapely
@@ -651,6 +652,28 @@ def _read(city: City, files: dict[str, Path]) -> dict[str, Any]:
 
 def _read_source(city: City, files: dict[str, Path]) -> dict[str, Any]:
     src = city.source
+    if src["kind"] == "sumo":
+        from .sumo import read_sumo_net
+
+        graph, _plans = read_sumo_net(files["net"])
+        # integer node ids like OSM's; the SUMO junction id stays as the node's `sumo_id`
+        ids = {n: i for i, n in enumerate(sorted(graph.nodes, key=str))}
+        nx.set_node_attributes(graph, {n: str(n) for n in graph.nodes}, "sumo_id")
+        graph = nx.relabel_nodes(graph, ids)
+        graph.graph["junctions"] = {
+            tls: [ids[n] for n in members] for tls, members in graph.graph.get("junctions", {}).items()
+        }
+        if graph.graph.get("crs") not in (None, LAMBERT93) and str(graph.graph["crs"]).startswith("EPSG"):
+            graph = ox.project_graph(graph, to_crs=LAMBERT93)
+        nodes = [n for members in graph.graph.get("junctions", {}).values() for n in members]
+        signals = gpd.GeoDataFrame(
+            {"name": [None] * len(nodes)},
+            geometry=gpd.points_from_xy([graph.nodes[n]["x"] for n in nodes], [graph.nodes[n]["y"] for n in nodes]),
+            crs=LAMBERT93,
+        )
+        return {"graph": graph, "features": osm._empty_features(), "signals": signals,
+                "inventory": None, "inventory_rejected": [], "counts": None,
+                "signal_source": "sumo"}
     if src["kind"] == "osm":
         main = files.get("osm") or files["graph"]
         ext = osm.read_extract(main, features=files.get("features"))

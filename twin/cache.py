@@ -65,6 +65,8 @@ def input_files(city: City) -> dict[str, Path]:
         for role in ("osm", "graph", "features"):
             if src.get(role):
                 files[role] = resolve_data_file(city, src[role])
+    elif src.get("kind") == "sumo":
+        files["net"] = resolve_data_file(city, src["net"])
     elif src.get("kind") == "municipal":
         for role in ("roads", "lights", "signals", "counts"):
             if role in src:
@@ -73,7 +75,7 @@ def input_files(city: City) -> dict[str, Path]:
             msg = f"{city.name}: a municipal source needs [source.roads]"
             raise InputValidationError(msg)
     else:
-        msg = f"{city.name}: source.kind must be 'osm' or 'municipal', got {src.get('kind')!r}"
+        msg = f"{city.name}: source.kind must be 'osm', 'municipal' or 'sumo', got {src.get('kind')!r}"
         raise InputValidationError(msg)
     imported = _inventory_path(city.name)
     if imported.is_file():

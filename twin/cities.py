@@ -19,7 +19,7 @@ from .settings import get_settings
 __all__ = ["City", "available_cities", "from_file", "get_city", "resolve_data_file"]
 
 _CITY_DIR = Path(__file__).resolve().parent / "cities"
-OSM_SUFFIXES = (".osm", ".osm.pbf", ".pbf", ".graphml", ".osm.xml")
+OSM_SUFFIXES = (".osm", ".osm.pbf", ".pbf", ".graphml", ".osm.xml", ".net.xml")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +134,8 @@ def get_city(name: str) -> City:
 
 
 def from_file(path: str | Path, *, name: str | None = None) -> City:
-    """Make a city definition for any OSM extract (``.osm``, ``.osm.pbf``, ``.graphml``)."""
+    """Make a city definition for any OSM extract (``.osm``, ``.osm.pbf``, ``.graphml``) or a
+    SUMO network (``.net.xml``)."""
     p = Path(path).expanduser().resolve()
     if not p.name.endswith(OSM_SUFFIXES):
         msg = f"--osm: {p.name!r} is not an OSM extract (expected one of {', '.join(OSM_SUFFIXES)})"
@@ -144,6 +145,17 @@ def from_file(path: str | Path, *, name: str | None = None) -> City:
         raise DataMissingError(msg)
     key = "graph" if p.suffix == ".graphml" else "osm"
     stem = p.name.split(".")[0]
+    if p.name.endswith(".net.xml"):  # a SUMO network (twin import sumo)
+        return City(
+            name=name or stem,
+            title=f"{stem} (SUMO network)",
+            timezone="Europe/Paris",
+            centre=(float("nan"), float("nan")),
+            attribution="SUMO network",
+            licence="",
+            source={"kind": "sumo", "net": str(p)},
+            path=p,
+        )
     return City(
         name=name or stem,
         title=stem,

@@ -110,6 +110,24 @@ def cmd_import_inventory(args: argparse.Namespace) -> int:
     return 0 if report.accepted else 2
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Make a city from a SUMO network (``twin import sumo NET.xml [--routes R.xml]``)."""
+    from .model import load
+
+    tw = load(args.net, rebuild=args.rebuild)
+    info = tw.info()
+    print(f"{args.net.name}: {info['graph']['nodes']:,} nodes, {info['graph']['edges']:,} edges")
+    for kind, n in info["counts"].items():
+        print(f"  {kind:<10} {n:>8,}")
+    if args.routes is not None:
+        from .sumo import read_sumo_routes
+
+        trips = read_sumo_routes(args.routes, tw.graph)
+        print(f"  {len(trips):,} trips in {args.routes.name}")
+    print(f"load it with: twin info --osm {args.net}   or   twin.load({str(args.net)!r})")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the registry as GeoJSON or NGSI-LD, or the network as SUMO files."""
     tw = _load(args)
@@ -235,6 +253,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="map a column, e.g. power_w=PUISSANCE (repeatable)")
     p.add_argument("--crs", default=None, help="CRS of the file when it does not say (e.g. EPSG:2154)")
     p.add_argument("--rejects", default=None, help="write rejected rows with reasons to this CSV")
+
+    p = add("import", cmd_import)
+    p.add_argument("format", choices=["sumo"])
+    p.add_argument("net", type=Path, help="SUMO network (.net.xml)")
+    p.add_argument("--routes", type=Path, default=None, help="SUMO routes or trips (.rou.xml)")
+    p.add_argument("--rebuild", action="store_true", help="ignore the build cache")
 
     p = add("export", cmd_export)
     p.add_argument("format", choices=["geojson", "ngsi-ld", "sumo"])

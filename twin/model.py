@@ -152,7 +152,7 @@ def load(
         definition = from_file(osm)
     elif isinstance(city, City):
         definition = city
-    elif isinstance(city, Path) or (isinstance(city, str) and city.endswith((".osm", ".pbf", ".graphml"))):
+    elif isinstance(city, Path) or (isinstance(city, str) and city.endswith((".osm", ".pbf", ".graphml", ".net.xml"))):
         definition = from_file(city)
     else:
         definition = get_city(city)

@@ -74,6 +74,8 @@ def _empty(kind: str) -> gpd.GeoDataFrame:
 def _conform(kind: str, frame: pd.DataFrame) -> gpd.GeoDataFrame:
     """Check a table against its schema: every column present, in order, with defaults filled."""
     schema = load_schema(kind)
+    if len(frame) == 0:
+        return _empty(kind)
     df = frame.copy()
     for attr in schema.attributes:
         if attr.name not in df.columns:

@@ -85,7 +85,8 @@ class MixedDemand:
 
 def simulated_demand(tw: Any, day: dt.date, *, rng: int = 2018, progress: bool = False) -> Any:
     """The night's demand: footfall simulated by the DES for the evening's day type, and motor
-    traffic from the road-class profiles (the traffic DES is run by planners' scenarios)."""
+    traffic from the road-class profiles (the traffic DES is run by planners' scenarios).
+    """
     from twin.scenarios.demand import ProfileDemand, SimulatedDemand
     from twin.scenarios.footfall import run_footfall
 
@@ -172,7 +173,12 @@ def _night_profile(plans: dict[str, xr.Dataset], tz: str, out: Path, title: str)
     for name, ds in plans.items():
         slot_h = ds["slot_s"].to_numpy() / 3600.0
         kw = ds["energy_wh"].sum("light").to_numpy() / slot_h / 1000.0
-        local = pd.to_datetime(ds["time"].to_numpy()).tz_localize("UTC").tz_convert(tz).tz_localize(None)
+        local = (
+            pd.to_datetime(ds["time"].to_numpy())
+            .tz_localize("UTC")
+            .tz_convert(tz)
+            .tz_localize(None)
+        )
         ax.step(local, kw, where="post", label=name, lw=1.6)
     ds = plans["adaptive"]
     req = ds["required_level"].to_numpy()
@@ -285,7 +291,13 @@ def run_demo(
             "objective": a["solver_objective"],
         },
         "budget_relaxed": relaxed or None,
-        "switch_off": None if switch_off is None else {"start_hour": switch_off.start_hour, "end_hour": switch_off.end_hour, "highways": list(switch_off.highways)},
+        "switch_off": None
+        if switch_off is None
+        else {
+            "start_hour": switch_off.start_hour,
+            "end_hour": switch_off.end_hour,
+            "highways": list(switch_off.highways),
+        },
         "policies": {
             name: {
                 "kwh": round(float(p.attrs["optimized_kwh"]), 3),
@@ -307,7 +319,11 @@ def run_demo(
     _night_profile(plans, tw.city.timezone, out / "night_profile.png", title)
     _levels_map(tw, ds, out / "levels_0200.png")
     traj, dimf, offf = trajectory_for(tw, ds)
-    fig = energy.plot_trajectory(traj, title=f"{tw.city.title}: energy 2018-2030 against the 65% target", attribution=f"Data: {tw.city.attribution}")
+    fig = energy.plot_trajectory(
+        traj,
+        title=f"{tw.city.title}: energy 2018-2030 against the 65% target",
+        attribution=f"Data: {tw.city.attribution}",
+    )
     fig.savefig(out / "trajectory.png")
     report["trajectory"] = {
         "dimming_factor": dimf,

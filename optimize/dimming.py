@@ -155,7 +155,9 @@ def _light_table(tw: Any) -> dict[str, np.ndarray]:
     }
 
 
-def _ratios(tw: Any, demand: Any, segments: np.ndarray, night: Night) -> tuple[np.ndarray, np.ndarray]:
+def _ratios(
+    tw: Any, demand: Any, segments: np.ndarray, night: Night
+) -> tuple[np.ndarray, np.ndarray]:
     """Traffic and footfall of each segment per slot, relative to the segment's design hour.
 
     The design hour is the busiest hour of the day (local) of the evening, which is what the
@@ -167,7 +169,10 @@ def _ratios(tw: Any, demand: Any, segments: np.ndarray, night: Night) -> tuple[n
 
     start = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).astimezone(dt.UTC)
     hours = np.array(
-        [np.datetime64((start + dt.timedelta(hours=h)).replace(tzinfo=None), "ns") for h in range(24)]
+        [
+            np.datetime64((start + dt.timedelta(hours=h)).replace(tzinfo=None), "ns")
+            for h in range(24)
+        ]
     )
     useg = np.unique(segments)
     day_tr = np.asarray(demand.traffic(useg, hours), dtype=float)
@@ -175,8 +180,12 @@ def _ratios(tw: Any, demand: Any, segments: np.ndarray, night: Night) -> tuple[n
     tr = np.asarray(demand.traffic(useg, night.start), dtype=float)
     ff = np.asarray(demand.footfall(useg, night.start), dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        tr_ratio = np.where(day_tr.max(axis=1, keepdims=True) > 0, tr / day_tr.max(axis=1, keepdims=True), 0.0)
-        ff_ratio = np.where(day_ff.max(axis=1, keepdims=True) > 0, ff / day_ff.max(axis=1, keepdims=True), 0.0)
+        tr_ratio = np.where(
+            day_tr.max(axis=1, keepdims=True) > 0, tr / day_tr.max(axis=1, keepdims=True), 0.0
+        )
+        ff_ratio = np.where(
+            day_ff.max(axis=1, keepdims=True) > 0, ff / day_ff.max(axis=1, keepdims=True), 0.0
+        )
     pos = np.searchsorted(useg, segments)
     return np.clip(tr_ratio[pos], 0, 1), np.clip(ff_ratio[pos], 0, 1), ff[pos] + tr[pos]
 
@@ -330,8 +339,13 @@ def plan(
     t0 = time.perf_counter()
     if prepared is None:
         prepared = problem_for(
-            tw, date, demand=demand, slot_minutes=slot_minutes, switch_off=switch_off,
-            budget_pct=budget_pct, ramp_per_hour=ramp_per_hour,
+            tw,
+            date,
+            demand=demand,
+            slot_minutes=slot_minutes,
+            switch_off=switch_off,
+            budget_pct=budget_pct,
+            ramp_per_hour=ramp_per_hour,
         )
     problem, extra = prepared
     build_s = time.perf_counter() - t0
@@ -339,8 +353,14 @@ def plan(
     L = extra["lights"]
     n, T = problem.n, problem.n_slots
     power = L["power_w"]
-    solver = {"status": "ok", "condition": "closed form", "build_s": round(build_s, 3),
-              "solve_s": 0.0, "objective": float("nan"), "method": "none"}
+    solver = {
+        "status": "ok",
+        "condition": "closed form",
+        "build_s": round(build_s, 3),
+        "solve_s": 0.0,
+        "objective": float("nan"),
+        "method": "none",
+    }
     if policy in ("hps_full", "led_full"):
         level = np.ones((n, T))
         if policy == "hps_full":
@@ -357,21 +377,46 @@ def plan(
             msg = f"dimming LP ended {sol.status} ({sol.condition}); no plan is returned"
             raise lp.InfeasiblePlanError(msg)
         level = sol.level
-        solver = {"status": sol.status, "condition": sol.condition,
-                  "build_s": round(build_s + sol.build_s, 3), "solve_s": round(sol.solve_s, 3),
-                  "objective": float(sol.objective), "method": sol.method,
-                  "budget_dual": sol.budget_dual}
+        solver = {
+            "status": sol.status,
+            "condition": sol.condition,
+            "build_s": round(build_s + sol.build_s, 3),
+            "solve_s": round(sol.solve_s, 3),
+            "objective": float(sol.objective),
+            "method": sol.method,
+            "budget_dual": sol.budget_dual,
+        }
     level = np.where(problem.forced_off, 0.0, level)
     on = level > 0
     slot_h = night.duration_s / 3600.0
-    energy = np.where(on, power[:, None] * (DRIVER_FLOOR + (1 - DRIVER_FLOOR) * level), 0.0) * slot_h
-    return _dataset(tw, problem, extra, level=level, energy=energy, power=power,
-                    policy=policy, objective=objective, solver=solver)
+    energy = (
+        np.where(on, power[:, None] * (DRIVER_FLOOR + (1 - DRIVER_FLOOR) * level), 0.0) * slot_h
+    )
+    return _dataset(
+        tw,
+        problem,
+        extra,
+        level=level,
+        energy=energy,
+        power=power,
+        policy=policy,
+        objective=objective,
+        solver=solver,
+    )
 
 
-def _dataset(tw: Any, problem: lp.DimmingProblem, extra: dict[str, Any], *, level: np.ndarray,
-             energy: np.ndarray, power: np.ndarray, policy: str, objective: str,
-             solver: Mapping[str, Any]) -> xr.Dataset:
+def _dataset(
+    tw: Any,
+    problem: lp.DimmingProblem,
+    extra: dict[str, Any],
+    *,
+    level: np.ndarray,
+    energy: np.ndarray,
+    power: np.ndarray,
+    policy: str,
+    objective: str,
+    solver: Mapping[str, Any],
+) -> xr.Dataset:
     night: Night = extra["night"]
     L = extra["lights"]
     required = np.asarray(problem.required)
@@ -382,20 +427,64 @@ def _dataset(tw: Any, problem: lp.DimmingProblem, extra: dict[str, Any], *, leve
     coords = {"light": ("light", L["light"].astype(str)), "time": ("time", night.start)}
     ds = xr.Dataset(
         {
-            "level": (("light", "time"), level, {"units": "1", "long_name": "dim level (fraction of full output)"}),
-            "required_level": (("light", "time"), required,
-                               {"units": "1", "long_name": "EN 13201 requirement as a fraction of full output",
-                                "maintenance_margin": lighting.MAINTENANCE_MARGIN}),
-            "lighting_class": (("light", "time"), extra["required_class"],
-                               {"units": "1", "long_name": "EN 13201 class required in the slot ('off' in a switch-off window)"}),
-            "energy_wh": (("light", "time"), energy, {"units": "Wh", "long_name": "energy drawn in the slot"}),
-            "design_class": ("light", L["design_class"], {"units": "1", "long_name": "EN 13201 class the luminaire was designed for"}),
-            "power_w": ("light", np.asarray(power, dtype=float), {"units": "W", "long_name": "system power at full output"}),
-            "baseline_power_w": ("light", L["baseline_power_w"], {"units": "W", "long_name": "pre-LED HPS system power"}),
-            "cabinet": ("light", L["cabinet"].astype(str), {"units": "1", "long_name": "feeder cabinet"}),
-            "segment": ("light", np.where(L["has_segment"], L["segment"], "").astype(str), {"units": "1", "long_name": "road segment"}),
+            "level": (
+                ("light", "time"),
+                level,
+                {"units": "1", "long_name": "dim level (fraction of full output)"},
+            ),
+            "required_level": (
+                ("light", "time"),
+                required,
+                {
+                    "units": "1",
+                    "long_name": "EN 13201 requirement as a fraction of full output",
+                    "maintenance_margin": lighting.MAINTENANCE_MARGIN,
+                },
+            ),
+            "lighting_class": (
+                ("light", "time"),
+                extra["required_class"],
+                {
+                    "units": "1",
+                    "long_name": "EN 13201 class required in the slot ('off' in a switch-off window)",
+                },
+            ),
+            "energy_wh": (
+                ("light", "time"),
+                energy,
+                {"units": "Wh", "long_name": "energy drawn in the slot"},
+            ),
+            "design_class": (
+                "light",
+                L["design_class"],
+                {"units": "1", "long_name": "EN 13201 class the luminaire was designed for"},
+            ),
+            "power_w": (
+                "light",
+                np.asarray(power, dtype=float),
+                {"units": "W", "long_name": "system power at full output"},
+            ),
+            "baseline_power_w": (
+                "light",
+                L["baseline_power_w"],
+                {"units": "W", "long_name": "pre-LED HPS system power"},
+            ),
+            "cabinet": (
+                "light",
+                L["cabinet"].astype(str),
+                {"units": "1", "long_name": "feeder cabinet"},
+            ),
+            "segment": (
+                "light",
+                np.where(L["has_segment"], L["segment"], "").astype(str),
+                {"units": "1", "long_name": "road segment"},
+            ),
             "slot_s": ("time", night.duration_s, {"units": "s", "long_name": "slot duration"}),
-            "hour_local": ("time", night.hour_local, {"units": "h", "long_name": f"local clock hour ({night.tz})"}),
+            "hour_local": (
+                "time",
+                night.hour_local,
+                {"units": "h", "long_name": f"local clock hour ({night.tz})"},
+            ),
         },
         coords=coords,
     )

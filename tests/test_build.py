@@ -92,7 +92,9 @@ def test_derived_lights_follow_spacing(paris):
     seg = paris.registry["segment"]
     lights = paris.registry["light"]
     lit = seg[(seg["lit"] == "yes") | seg["lit_assumed"]]
-    expected = (lit["length_m"] / ROAD_CLASSES["spacing_m"].reindex(lit["highway"]).to_numpy()).sum()
+    expected = (
+        lit["length_m"] / ROAD_CLASSES["spacing_m"].reindex(lit["highway"]).to_numpy()
+    ).sum()
     assert abs(len(lights) - expected) / expected < 0.05
 
 

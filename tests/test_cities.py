@@ -8,7 +8,11 @@ from twin.cities import available_cities, from_file, get_city, resolve_data_file
 
 def test_shipped_cities_are_the_design_ones():
     assert available_cities() == [
-        "bondy", "dijon", "montpellier", "paris-trocadero", "saint-germain-en-laye",
+        "bondy",
+        "dijon",
+        "montpellier",
+        "paris-trocadero",
+        "saint-germain-en-laye",
     ]
 
 

@@ -48,14 +48,30 @@ def test_import_sumo_network_makes_a_city(tmp_path, capsys):
 
     net = tmp_path / "grid.net.xml"
     subprocess.run(
-        [sumo_binary("netgenerate"), "--grid", "--grid.number=4", "--grid.length=150",
-         "--default.lanenumber=2", "-o", str(tmp_path / "plain.net.xml")],
-        check=True, capture_output=True,
+        [
+            sumo_binary("netgenerate"),
+            "--grid",
+            "--grid.number=4",
+            "--grid.length=150",
+            "--default.lanenumber=2",
+            "-o",
+            str(tmp_path / "plain.net.xml"),
+        ],
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
-        [sumo_binary("netconvert"), "-s", str(tmp_path / "plain.net.xml"), "--tls.set", "B1,C2",
-         "-o", str(net)],
-        check=True, capture_output=True,
+        [
+            sumo_binary("netconvert"),
+            "-s",
+            str(tmp_path / "plain.net.xml"),
+            "--tls.set",
+            "B1,C2",
+            "-o",
+            str(net),
+        ],
+        check=True,
+        capture_output=True,
     )
     assert main(["import", "sumo", str(net)]) == 0
     out = capsys.readouterr().out

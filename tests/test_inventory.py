@@ -17,9 +17,15 @@ def _write_inventory(path, tw, n=200):
     lon, lat = to_wgs84(xy[:, 0], xy[:, 1])
     rows = []
     for i in range(n):
-        rows.append({"ID": f"L{i}", "LON": f"{lon[i]:.7f}", "LAT": f"{lat[i]:.7f}",
-                     "PUISSANCE": "" if i % 4 == 0 else str(40 + i % 3 * 10),
-                     "TECHNO": "SHP" if i % 5 == 0 else "LED"})
+        rows.append(
+            {
+                "ID": f"L{i}",
+                "LON": f"{lon[i]:.7f}",
+                "LAT": f"{lat[i]:.7f}",
+                "PUISSANCE": "" if i % 4 == 0 else str(40 + i % 3 * 10),
+                "TECHNO": "SHP" if i % 5 == 0 else "LED",
+            }
+        )
     bad = [
         {"ID": "B1", "LON": "abc", "LAT": "48.86", "PUISSANCE": "50", "TECHNO": "LED"},
         {"ID": "B2", "LON": "2.29", "LAT": "48.86", "PUISSANCE": "-5", "TECHNO": "LED"},
@@ -30,7 +36,9 @@ def _write_inventory(path, tw, n=200):
         {"ID": "B7", "LON": "2.29", "LAT": "48.86", "PUISSANCE": "cinquante", "TECHNO": "LED"},
     ]
     with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=["ID", "LON", "LAT", "PUISSANCE", "TECHNO"], delimiter=";")
+        w = csv.DictWriter(
+            fh, fieldnames=["ID", "LON", "LAT", "PUISSANCE", "TECHNO"], delimiter=";"
+        )
         w.writeheader()
         w.writerows(rows + bad)
     return n
@@ -51,7 +59,9 @@ def test_bad_rows_rejected_with_row_field_reason_good_rows_kept(paris, tmp_path)
     by_row = {r.row: r for r in rejected}
     first_bad = n + 2  # header is line 1
     assert by_row[first_bad].field == "lon" and "not a number" in by_row[first_bad].reason
-    assert by_row[first_bad + 1].field == "power_w" and "out of range" in by_row[first_bad + 1].reason
+    assert (
+        by_row[first_bad + 1].field == "power_w" and "out of range" in by_row[first_bad + 1].reason
+    )
     assert by_row[first_bad + 2].field == "geometry" and "outside" in by_row[first_bad + 2].reason
     assert by_row[first_bad + 3].field == "technology" and "PLASMA" in by_row[first_bad + 3].reason
     assert by_row[first_bad + 4].field == "ref" and "duplicate" in by_row[first_bad + 4].reason

@@ -96,7 +96,8 @@ def test_registry_pickles_without_its_trees(montpellier):
     reg.nearest((3.8798, 43.6085), kind="light")
     clone = pickle.loads(pickle.dumps(reg))
     assert clone.counts() == reg.counts()
-    assert clone.nearest((3.8798, 43.6085), kind="light").index[0] == reg.nearest(
-        (3.8798, 43.6085), kind="light"
-    ).index[0]
+    assert (
+        clone.nearest((3.8798, 43.6085), kind="light").index[0]
+        == reg.nearest((3.8798, 43.6085), kind="light").index[0]
+    )
     assert np.all(shapely.equals(clone["segment"].geometry.values, reg["segment"].geometry.values))

@@ -54,8 +54,8 @@ from typing import Any
 
 import geopandas as gpd
 import networkx as nx
-import osmnx as ox
 import numpy as np
+import osmnx as ox
 import pandas as pd
 import shapely
 import shapely.ops
@@ -95,9 +95,24 @@ PUBLIC_AMENITIES = {
     "community_centre", "kindergarten", "college", "university", "theatre", "arts_centre",
     "social_facility", "courthouse", "post_office", "marketplace", "sports_centre", "prison",
 }  # fmt: skip
-FOOD_DRINK = {"bar", "pub", "restaurant", "cafe", "fast_food", "nightclub", "biergarten", "ice_cream"}
+FOOD_DRINK = {
+    "bar",
+    "pub",
+    "restaurant",
+    "cafe",
+    "fast_food",
+    "nightclub",
+    "biergarten",
+    "ice_cream",
+}
 EDUCATION = {"school", "kindergarten", "college", "university"}
-FLEET_SHARE = {"plough": 0.20, "salter": 0.15, "patrol": 0.30, "emergency": 0.10, "maintenance": 0.25}
+FLEET_SHARE = {
+    "plough": 0.20,
+    "salter": 0.15,
+    "patrol": 0.30,
+    "emergency": 0.10,
+    "maintenance": 0.25,
+}
 VEHICLES_PER_1000 = 0.8
 
 
@@ -249,7 +264,9 @@ def _catalogue(design_class: np.ndarray, name: str) -> pd.DataFrame:
     return cat.reindex(design_class).reset_index(drop=True)
 
 
-def _derive_lights(seg: gpd.GeoDataFrame, *, skip: set[str], rng: np.random.Generator) -> pd.DataFrame:
+def _derive_lights(
+    seg: gpd.GeoDataFrame, *, skip: set[str], rng: np.random.Generator
+) -> pd.DataFrame:
     spacing = lighting.ROAD_CLASSES["spacing_m"].reindex(seg["highway"]).to_numpy(float)
     lit = _is_lit(seg) & ~seg["id"].isin(skip).to_numpy() & np.isfinite(spacing) & (spacing > 0)
     idx = np.flatnonzero(lit)
@@ -265,7 +282,13 @@ def _derive_lights(seg: gpd.GeoDataFrame, *, skip: set[str], rng: np.random.Gene
     pts = shapely.line_interpolate_point(geoms, frac, normalized=True)
     sid = seg["id"].to_numpy()[idx][rep]
     return pd.DataFrame(
-        {"segment": sid, "source": "derived", "ref": None, "luminaire": "street light", "geometry": pts}
+        {
+            "segment": sid,
+            "source": "derived",
+            "ref": None,
+            "luminaire": "street light",
+            "geometry": pts,
+        }
     )
 
 
@@ -414,7 +437,11 @@ def _junctions(
     n_j = label.max() + 1
     jids = make_ids("junction", n_j)
 
-    drive_nodes = [n for n in graph.nodes if any(d.get("drive", True) for *_, d in graph.in_edges(n, data=True))]
+    drive_nodes = [
+        n
+        for n in graph.nodes
+        if any(d.get("drive", True) for *_, d in graph.in_edges(n, data=True))
+    ]
     seg_drive = seg.set_index("id")["drive"]
     node_xy = np.array([(graph.nodes[n]["x"], graph.nodes[n]["y"]) for n in drive_nodes])
     node_tree = shapely.STRtree(shapely.points(node_xy)) if len(node_xy) else None
@@ -454,7 +481,10 @@ def _junctions(
         )
         for a, (u, v, k, d) in enumerate(approaches):
             geom = d.get("geometry") or shapely.LineString(
-                [(graph.nodes[u]["x"], graph.nodes[u]["y"]), (graph.nodes[v]["x"], graph.nodes[v]["y"])]
+                [
+                    (graph.nodes[u]["x"], graph.nodes[u]["y"]),
+                    (graph.nodes[v]["x"], graph.nodes[v]["y"]),
+                ]
             )
             tail = shapely.ops.substring(geom, max(0.0, geom.length - APPROACH_TAIL_M), geom.length)
             if tail.geom_type != "LineString" or tail.length == 0:
@@ -521,7 +551,11 @@ def _features(feats: gpd.GeoDataFrame, seg: gpd.GeoDataFrame) -> dict[str, pd.Da
     ).to_numpy()
     category[transit & (category == None)] = "transit"  # noqa: E711
     tag[transit & (tag == None)] = "stop"  # noqa: E711
-    other = (category == None) & feats["amenity"].notna().to_numpy() & (feats["boundary"].isna().to_numpy())  # noqa: E711
+    other = (
+        (category == None)
+        & feats["amenity"].notna().to_numpy()
+        & (feats["boundary"].isna().to_numpy())
+    )  # noqa: E711
     category[other], tag[other] = "amenity", amen[other]
     keep = category != None  # noqa: E711
     poi = feats[keep]
@@ -544,14 +578,22 @@ def _features(feats: gpd.GeoDataFrame, seg: gpd.GeoDataFrame) -> dict[str, pd.Da
 # sensors, depots, vehicles
 # ------------------------------------------------------------------------------------------------
 def _sensors(
-    seg: gpd.GeoDataFrame, approaches: pd.DataFrame, poi: pd.DataFrame, lights: pd.DataFrame,
-    *, rng: np.random.Generator,
+    seg: gpd.GeoDataFrame,
+    approaches: pd.DataFrame,
+    poi: pd.DataFrame,
+    lights: pd.DataFrame,
+    *,
+    rng: np.random.Generator,
 ) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for a in approaches.itertuples(index=False):
         rows.append(
-            {"sensor_type": "loop", "segment": a.segment, "approach": a.id,
-             "geometry": shapely.get_point(a.geometry, 0)}
+            {
+                "sensor_type": "loop",
+                "segment": a.segment,
+                "approach": a.id,
+                "geometry": shapely.get_point(a.geometry, 0),
+            }
         )
     walk = seg[seg["walk"] & (seg["length_m"] > 20)]
     if len(walk):
@@ -560,27 +602,47 @@ def _sensors(
         score = np.zeros(len(walk))
         src = poi if len(poi) else lights
         if len(src):
-            _, hit = tree.query(np.asarray(src["geometry"].values), predicate="dwithin", distance=150.0)
+            _, hit = tree.query(
+                np.asarray(src["geometry"].values), predicate="dwithin", distance=150.0
+            )
             score += np.bincount(hit, minlength=len(walk))
         score += np.isin(walk["highway"], ["pedestrian", "living_street"]) * (score.max() + 1) * 0.5
         n_foot = int(np.clip(round(len(seg) / 250), 3, 200))
         best = np.argsort(-score, kind="stable")[:n_foot]
         for i in best:
-            rows.append({"sensor_type": "footfall", "segment": walk["id"].iloc[i], "approach": None,
-                         "geometry": mids[i]})
+            rows.append(
+                {
+                    "sensor_type": "footfall",
+                    "segment": walk["id"].iloc[i],
+                    "approach": None,
+                    "geometry": mids[i],
+                }
+            )
     main = seg[seg["highway"].isin(["motorway", "trunk", "primary", "secondary", "tertiary"])]
     if len(main) == 0:
         main = seg[seg["drive"]]
     if len(main):
-        hull = shapely.convex_hull(shapely.multipoints(shapely.get_coordinates(seg.geometry.values)))
+        hull = shapely.convex_hull(
+            shapely.multipoints(shapely.get_coordinates(seg.geometry.values))
+        )
         k = int(max(1, min(len(main), round(hull.area / 25e6))))
         mids = shapely.line_interpolate_point(main.geometry.values, 0.5, normalized=True)
         xy = shapely.get_coordinates(mids)
-        centres, _ = kmeans2(xy, k, seed=rng, minit="++") if k > 1 else (xy.mean(axis=0, keepdims=True), None)
+        centres, _ = (
+            kmeans2(xy, k, seed=rng, minit="++")
+            if k > 1
+            else (xy.mean(axis=0, keepdims=True), None)
+        )
         for c in centres:
             i = int(np.argmin(np.hypot(*(xy - c).T)))
-            rows.append({"sensor_type": "weather", "segment": main["id"].iloc[i], "approach": None,
-                         "geometry": mids[i]})
+            rows.append(
+                {
+                    "sensor_type": "weather",
+                    "segment": main["id"].iloc[i],
+                    "approach": None,
+                    "geometry": mids[i],
+                }
+            )
     df = pd.DataFrame(rows, columns=["sensor_type", "segment", "approach", "geometry"])
     df.insert(0, "id", make_ids("sensor", len(df)))
     df["source"] = "derived"
@@ -661,28 +723,46 @@ def _read_source(city: City, files: dict[str, Path]) -> dict[str, Any]:
         nx.set_node_attributes(graph, {n: str(n) for n in graph.nodes}, "sumo_id")
         graph = nx.relabel_nodes(graph, ids)
         graph.graph["junctions"] = {
-            tls: [ids[n] for n in members] for tls, members in graph.graph.get("junctions", {}).items()
+            tls: [ids[n] for n in members]
+            for tls, members in graph.graph.get("junctions", {}).items()
         }
-        if graph.graph.get("crs") not in (None, LAMBERT93) and str(graph.graph["crs"]).startswith("EPSG"):
+        if graph.graph.get("crs") not in (None, LAMBERT93) and str(graph.graph["crs"]).startswith(
+            "EPSG"
+        ):
             graph = ox.project_graph(graph, to_crs=LAMBERT93)
         nodes = [n for members in graph.graph.get("junctions", {}).values() for n in members]
         signals = gpd.GeoDataFrame(
             {"name": [None] * len(nodes)},
-            geometry=gpd.points_from_xy([graph.nodes[n]["x"] for n in nodes], [graph.nodes[n]["y"] for n in nodes]),
+            geometry=gpd.points_from_xy(
+                [graph.nodes[n]["x"] for n in nodes], [graph.nodes[n]["y"] for n in nodes]
+            ),
             crs=LAMBERT93,
         )
-        return {"graph": graph, "features": osm._empty_features(), "signals": signals,
-                "inventory": None, "inventory_rejected": [], "counts": None,
-                "signal_source": "sumo"}
+        return {
+            "graph": graph,
+            "features": osm._empty_features(),
+            "signals": signals,
+            "inventory": None,
+            "inventory_rejected": [],
+            "counts": None,
+            "signal_source": "sumo",
+        }
     if src["kind"] == "osm":
         main = files.get("osm") or files["graph"]
         ext = osm.read_extract(main, features=files.get("features"))
         signals = ext.features[
-            (ext.features["highway"] == "traffic_signals") & (ext.features.geometry.geom_type == "Point")
+            (ext.features["highway"] == "traffic_signals")
+            & (ext.features.geometry.geom_type == "Point")
         ]
-        return {"graph": ext.graph, "features": ext.features, "signals": signals,
-                "inventory": None, "inventory_rejected": [], "counts": None,
-                "signal_source": "osm"}
+        return {
+            "graph": ext.graph,
+            "features": ext.features,
+            "signals": signals,
+            "inventory": None,
+            "inventory_rejected": [],
+            "counts": None,
+            "signal_source": "osm",
+        }
     roads, _ = municipal.read_layer(files["roads"], src["roads"], what="roads")
     counts = municipal.read_counts(files["counts"], src["counts"]) if "counts" in files else None
     graph = municipal.roads_to_graph(roads, counts=counts, defaults=lighting.ROAD_CLASSES)
@@ -695,9 +775,15 @@ def _read_source(city: City, files: dict[str, Path]) -> dict[str, Any]:
     signals = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=LAMBERT93))
     if "signals" in files:
         signals, _ = municipal.read_layer(files["signals"], src["signals"], what="signals")
-    return {"graph": graph, "features": osm._empty_features(), "signals": signals,
-            "inventory": inventory, "inventory_rejected": rejected, "counts": counts,
-            "signal_source": "municipal"}
+    return {
+        "graph": graph,
+        "features": osm._empty_features(),
+        "signals": signals,
+        "inventory": inventory,
+        "inventory_rejected": rejected,
+        "counts": counts,
+        "signal_source": "municipal",
+    }
 
 
 def _inventory_lights(inv: gpd.GeoDataFrame, seg: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -745,6 +831,7 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
         def deco(fn: Callable[[], None]) -> Callable[[], None]:
             steps.append((name, fn))
             return fn
+
         return deco
 
     @step("read")
@@ -766,7 +853,9 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
                 [lamps, _derive_lights(seg, skip=set(lamps["segment"].dropna()), rng=rng)],
                 ignore_index=True,
             )
-        state["lights"] = _finish_lights(raw, seg, catalogue=city.defaults.get("catalogue", "led-2018"))
+        state["lights"] = _finish_lights(
+            raw, seg, catalogue=city.defaults.get("catalogue", "led-2018")
+        )
 
     @step("cabinets")
     def _() -> None:
@@ -784,7 +873,9 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
 
     @step("sensors")
     def _() -> None:
-        state["sensors"] = _sensors(state["seg"], state["approaches"], state["poi"], state["lights"], rng=rng)
+        state["sensors"] = _sensors(
+            state["seg"], state["approaches"], state["poi"], state["lights"], rng=rng
+        )
         state["depots"], state["vehicles"] = _fleet(state["graph"], state["seg"], city, rng=rng)
 
     @step("registry")
@@ -796,10 +887,17 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
             d["drive"] = bool(seg_drive[d["segment"]])
         state["registry"] = Registry(
             {
-                "segment": state["seg"], "light": state["lights"], "cabinet": state["cabinets"],
-                "junction": state["junctions"], "approach": state["approaches"],
-                "camera": state["camera"], "building": state["building"], "poi": state["poi"],
-                "sensor": state["sensors"], "depot": state["depots"], "vehicle": state["vehicles"],
+                "segment": state["seg"],
+                "light": state["lights"],
+                "cabinet": state["cabinets"],
+                "junction": state["junctions"],
+                "approach": state["approaches"],
+                "camera": state["camera"],
+                "building": state["building"],
+                "poi": state["poi"],
+                "sensor": state["sensors"],
+                "depot": state["depots"],
+                "vehicle": state["vehicles"],
             }
         )
 
@@ -825,8 +923,15 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
         "city": city.name,
         "title": city.title,
         "source_kind": city.source["kind"],
-        "files": {role: {"path": str(p), "name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
-                  for role, p in files.items()},
+        "files": {
+            role: {
+                "path": str(p),
+                "name": p.name,
+                "sha256": sha256_file(p),
+                "bytes": p.stat().st_size,
+            }
+            for role, p in files.items()
+        },
         "source_date": _source_date(files, graph),
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": CODE_VERSION,
@@ -841,6 +946,9 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
         "signals": int(len(state["signals"])),
         "signal_points": shapely.get_coordinates(np.asarray(state["signals"].geometry.values)),
     }
-    return {"graph": graph, "registry": state["registry"], "meta": meta, "counts_table": state["counts"]}
-
-
+    return {
+        "graph": graph,
+        "registry": state["registry"],
+        "meta": meta,
+        "counts_table": state["counts"],
+    }

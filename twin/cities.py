@@ -135,7 +135,8 @@ def get_city(name: str) -> City:
 
 def from_file(path: str | Path, *, name: str | None = None) -> City:
     """Make a city definition for any OSM extract (``.osm``, ``.osm.pbf``, ``.graphml``) or a
-    SUMO network (``.net.xml``)."""
+    SUMO network (``.net.xml``).
+    """
     p = Path(path).expanduser().resolve()
     if not p.name.endswith(OSM_SUFFIXES):
         msg = f"--osm: {p.name!r} is not an OSM extract (expected one of {', '.join(OSM_SUFFIXES)})"

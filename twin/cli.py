@@ -91,7 +91,11 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     from .fetch import fetch_city
 
     manifest = fetch_city(args.name, dest=args.dest, overpass_url=args.overpass_url)
-    print(json.dumps(manifest.to_dict() if hasattr(manifest, "to_dict") else manifest, indent=2, default=str))
+    print(
+        json.dumps(
+            manifest.to_dict() if hasattr(manifest, "to_dict") else manifest, indent=2, default=str
+        )
+    )
     return 0
 
 
@@ -168,28 +172,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from optimize.demo import run_demo, summary_table
 
     report = run_demo(
-        city=args.city, osm=args.osm, date=args.date, out=args.out,
-        switch_off=_switch_off(args.switch_off), objective=args.objective,
+        city=args.city,
+        osm=args.osm,
+        date=args.date,
+        out=args.out,
+        switch_off=_switch_off(args.switch_off),
+        objective=args.objective,
     )
     rows = [{"policy": k, **v} for k, v in report["policies"].items()]
-    print(f"{report['city']}, night of {report['date']}: {report['lights']:,} lights, "
-          f"{report['slots']} slots of {report['slot_minutes']} min")
+    print(
+        f"{report['city']}, night of {report['date']}: {report['lights']:,} lights, "
+        f"{report['slots']} slots of {report['slot_minutes']} min"
+    )
     print(summary_table(rows))
-    print(f"target: {report['target_pct']:.0f}% saving against the HPS baseline; "
-          f"adaptive ({report['objective']}): {report['saving_pct']:.1f}%, "
-          f"compliance {report['compliance_pct']:.1f}%")
+    print(
+        f"target: {report['target_pct']:.0f}% saving against the HPS baseline; "
+        f"adaptive ({report['objective']}): {report['saving_pct']:.1f}%, "
+        f"compliance {report['compliance_pct']:.1f}%"
+    )
     if report["budget_relaxed"]:
         r = report["budget_relaxed"]
-        print(f"note: the {r['budget_pct_asked']:.0f}% budget cannot be met this night without "
-              f"lighting below EN 13201; best possible {r['best_saving_pct']:.1f}% "
-              f"(budget raised by {r['budget_increase_kwh']:,.0f} kWh)")
+        print(
+            f"note: the {r['budget_pct_asked']:.0f}% budget cannot be met this night without "
+            f"lighting below EN 13201; best possible {r['best_saving_pct']:.1f}% "
+            f"(budget raised by {r['budget_increase_kwh']:,.0f} kWh)"
+        )
     t = report["trajectory"]
-    print(f"12-year trajectory: {t['saving_pct_2030']:.1f}% saved in 2030 "
-          f"(target first met: {t['year_of_target'] or 'not by 2030'})")
-    print(f"solver: {report['solver']['status']}, build {report['solver']['build_s']:.2f} s, "
-          f"solve {report['solver']['solve_s']:.2f} s")
-    print(f"written to {args.out}: report.json, dimming.nc, night_profile.png, levels_0200.png, "
-          "trajectory.png")
+    print(
+        f"12-year trajectory: {t['saving_pct_2030']:.1f}% saved in 2030 "
+        f"(target first met: {t['year_of_target'] or 'not by 2030'})"
+    )
+    print(
+        f"solver: {report['solver']['status']}, build {report['solver']['build_s']:.2f} s, "
+        f"solve {report['solver']['solve_s']:.2f} s"
+    )
+    print(
+        f"written to {args.out}: report.json, dimming.nc, night_profile.png, levels_0200.png, "
+        "trajectory.png"
+    )
     return 0
 
 
@@ -206,8 +226,11 @@ def cmd_energy(args: argparse.Namespace) -> int:
     date = args.date or f"{pd.Timestamp.now().year}-12-15"
     ds, _ = adaptive_plan(tw, date)
     traj, _, _ = trajectory_for(tw, ds)
-    fig = energy.plot_trajectory(traj, title=f"{tw.city.title}: 2018-2030 against the 65% target",
-                                 attribution=f"Data: {tw.city.attribution}")
+    fig = energy.plot_trajectory(
+        traj,
+        title=f"{tw.city.title}: 2018-2030 against the 65% target",
+        attribution=f"Data: {tw.city.attribution}",
+    )
     fig.savefig(args.out / "trajectory.png")
     traj.to_dataframe().to_csv(args.out / "trajectory.csv")
     print(traj[["baseline_wh", "planned_wh", "saving_pct"]].to_dataframe().round(1).to_string())
@@ -222,7 +245,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], **kw: Any) -> argparse.ArgumentParser:
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], int], **kw: Any
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=(fn.__doc__ or "").strip().splitlines()[0], **kw)
         p.set_defaults(func=fn)
         commands[name] = fn
@@ -249,9 +274,16 @@ def _parser() -> argparse.ArgumentParser:
     p = add("import-inventory", cmd_import_inventory)
     _add_city(p)
     p.add_argument("file", type=Path, help="CSV, GeoJSON or shapefile (.shp/.zip) of light points")
-    p.add_argument("--field", action="append", default=[], metavar="OURS=THEIRS",
-                   help="map a column, e.g. power_w=PUISSANCE (repeatable)")
-    p.add_argument("--crs", default=None, help="CRS of the file when it does not say (e.g. EPSG:2154)")
+    p.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="OURS=THEIRS",
+        help="map a column, e.g. power_w=PUISSANCE (repeatable)",
+    )
+    p.add_argument(
+        "--crs", default=None, help="CRS of the file when it does not say (e.g. EPSG:2154)"
+    )
     p.add_argument("--rejects", default=None, help="write rejected rows with reasons to this CSV")
 
     p = add("import", cmd_import)
@@ -264,16 +296,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("format", choices=["geojson", "ngsi-ld", "sumo"])
     _add_city(p)
     p.add_argument("--out", required=True, help="output file (geojson, ngsi-ld) or folder (sumo)")
-    p.add_argument("--kind", action="append", default=None,
-                   help="asset types to export (repeatable; default: all)")
+    p.add_argument(
+        "--kind",
+        action="append",
+        default=None,
+        help="asset types to export (repeatable; default: all)",
+    )
 
     p = add("demo", cmd_demo)
     _add_city(p)
-    p.add_argument("--date", default=None, help="evening the night starts on, YYYY-MM-DD (default: today)")
-    p.add_argument("--out", required=True, type=Path, help="folder for report.json, dimming.nc, plots")
+    p.add_argument(
+        "--date", default=None, help="evening the night starts on, YYYY-MM-DD (default: today)"
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, help="folder for report.json, dimming.nc, plots"
+    )
     p.add_argument("--objective", default="service", help="service (default), cost or min_energy")
-    p.add_argument("--switch-off", default=None, metavar="HH:MM-HH:MM",
-                   help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00")
+    p.add_argument(
+        "--switch-off",
+        default=None,
+        metavar="HH:MM-HH:MM",
+        help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
+    )
 
     p = add("energy", cmd_energy)
     _add_city(p)

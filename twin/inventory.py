@@ -136,7 +136,9 @@ def _read_table(path: Path, crs: str | None) -> tuple[pd.DataFrame, np.ndarray, 
             with path.open(encoding="utf-8-sig", errors="strict") as fh:
                 sample = fh.read(4096)
             delim = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
-            df = pd.read_csv(path, sep=delim, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            df = pd.read_csv(
+                path, sep=delim, dtype=str, keep_default_na=False, encoding="utf-8-sig"
+            )
             return df, np.arange(len(df)) + 2, len(df)
         target = f"zip://{path}" if name.endswith(".zip") else str(path)
         gdf = gpd.read_file(target)
@@ -204,10 +206,10 @@ def read_inventory(
         try:
             if has_geom:
                 if df.crs is None:
-                    raise _Bad("geometry", "the file gives no CRS; pass --crs")
+                    raise _Bad(field="geometry", reason="the file gives no CRS; pass --crs")
                 g = geoms[i]
                 if g is None or g.is_empty or g.geom_type != "Point":
-                    raise _Bad("geometry", "empty or not a point")
+                    raise _Bad(field="geometry", reason="empty or not a point")
                 pt = g
             else:
                 a, b, src = ("lon", "lat", WGS84) if "lon" in df.columns else ("x", "y", crs)
@@ -216,33 +218,45 @@ def read_inventory(
                     xa, xb = _number(va), _number(vb)
                 except ValueError:
                     bad = a if not _is_num(va) else b
-                    raise _Bad(bad, f"not a number: {rec.get(bad)!r}") from None
+                    raise _Bad(field=bad, reason=f"not a number: {rec.get(bad)!r}") from None
                 if xa is None or xb is None:
-                    raise _Bad(a if xa is None else b, "empty")
+                    raise _Bad(field=a if xa is None else b, reason="empty")
                 if src == WGS84 and not (-180 <= xa <= 180 and -90 <= xb <= 90):
-                    raise _Bad("lon/lat", f"out of range: ({xa}, {xb})")
+                    raise _Bad(field="lon/lat", reason=f"out of range: ({xa}, {xb})")
                 pt = gpd.GeoSeries([shapely.Point(xa, xb)], crs=src).to_crs(LAMBERT93).iloc[0]
             if zone is not None and not zone.contains(pt):
-                raise _Bad("geometry", f"outside the city's area ({pt.x:.0f}, {pt.y:.0f} in EPSG:2154)")
+                raise _Bad(
+                    field="geometry",
+                    reason=f"outside the city's area ({pt.x:.0f}, {pt.y:.0f} in EPSG:2154)",
+                )
             try:
                 power = _number(rec.get("power_w"))
             except ValueError:
-                raise _Bad("power_w", f"not a number: {rec.get('power_w')!r}") from None
+                raise _Bad(
+                    field="power_w", reason=f"not a number: {rec.get('power_w')!r}"
+                ) from None
             if power is not None and not (0 < power <= MAX_POWER_W):
-                raise _Bad("power_w", f"{power} W is out of range (0, {MAX_POWER_W:.0f}]")
+                raise _Bad(
+                    field="power_w", reason=f"{power} W is out of range (0, {MAX_POWER_W:.0f}]"
+                )
             try:
                 flux = _number(rec.get("flux_lm"))
             except ValueError:
-                raise _Bad("flux_lm", f"not a number: {rec.get('flux_lm')!r}") from None
+                raise _Bad(
+                    field="flux_lm", reason=f"not a number: {rec.get('flux_lm')!r}"
+                ) from None
             if flux is not None and flux <= 0:
-                raise _Bad("flux_lm", f"{flux} lm must be > 0")
+                raise _Bad(field="flux_lm", reason=f"{flux} lm must be > 0")
             tech_raw = str(rec.get("technology") or "").strip().upper()
             tech = TECHNOLOGY_ALIASES.get(tech_raw) if tech_raw else "LED"
             if tech is None:
-                raise _Bad("technology", f"unknown technology {tech_raw!r}; known: {sorted(set(TECHNOLOGY_ALIASES.values()))}")
+                raise _Bad(
+                    field="technology",
+                    reason=f"unknown technology {tech_raw!r}; known: {sorted(set(TECHNOLOGY_ALIASES.values()))}",
+                )
             ref = str(rec.get("ref") or "").strip() or f"row{row_no}"
             if ref in seen:
-                raise _Bad("ref", f"duplicate id {ref!r}")
+                raise _Bad(field="ref", reason=f"duplicate id {ref!r}")
             seen.add(ref)
         except _Bad as bad:
             rejected.append(Rejection(row_no, bad.field, bad.reason))
@@ -265,7 +279,7 @@ def read_inventory(
 
 
 class _Bad(Exception):
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, *, field: str, reason: str) -> None:
         super().__init__(reason)
         self.field = field
         self.reason = reason

@@ -61,7 +61,9 @@ class Twin:
         if mode not in self._views:
             seg = self.registry["segment"]
             ok = set(seg.index[seg[mode].to_numpy(bool)])
-            edges = [(u, v, k) for u, v, k, s in self.graph.edges(keys=True, data="segment") if s in ok]
+            edges = [
+                (u, v, k) for u, v, k, s in self.graph.edges(keys=True, data="segment") if s in ok
+            ]
             self._views[mode] = self.graph.edge_subgraph(edges)
         return self._views[mode]
 
@@ -105,7 +107,9 @@ class Twin:
             "bbox": [round(v, 6) for v in self.bbox],
             "source": {
                 "kind": self.meta["source_kind"],
-                "files": {role: {"name": f["name"], "sha256": f["sha256"]} for role, f in files.items()},
+                "files": {
+                    role: {"name": f["name"], "sha256": f["sha256"]} for role, f in files.items()
+                },
             },
             "date": self.meta["source_date"],
             "attribution": self.city.attribution,
@@ -152,7 +156,9 @@ def load(
         definition = from_file(osm)
     elif isinstance(city, City):
         definition = city
-    elif isinstance(city, Path) or (isinstance(city, str) and city.endswith((".osm", ".pbf", ".graphml", ".net.xml"))):
+    elif isinstance(city, Path) or (
+        isinstance(city, str) and city.endswith((".osm", ".pbf", ".graphml", ".net.xml"))
+    ):
         definition = from_file(city)
     else:
         definition = get_city(city)

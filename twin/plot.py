@@ -37,15 +37,30 @@ def plot_map(tw: Any, *, out: str | Path | None = None, title: str | None = None
     lights = reg["light"]
     fig = Figure(figsize=(10, 10), dpi=120)
     ax = fig.subplots()
-    ax.add_collection(line_collection(seg.geometry[~lit], colors="0.8", linewidths=0.4, label="unlit road"))
-    ax.add_collection(line_collection(seg.geometry[lit], colors="0.35", linewidths=0.7, label="lit road"))
+    ax.add_collection(
+        line_collection(seg.geometry[~lit], colors="0.8", linewidths=0.4, label="unlit road")
+    )
+    ax.add_collection(
+        line_collection(seg.geometry[lit], colors="0.35", linewidths=0.7, label="lit road")
+    )
     if len(lights):
         xy = shapely.get_coordinates(lights.geometry.values)
-        hb = ax.hexbin(xy[:, 0], xy[:, 1], gridsize=60, mincnt=1, cmap="YlOrBr", alpha=0.65, linewidths=0)
+        hb = ax.hexbin(
+            xy[:, 0], xy[:, 1], gridsize=60, mincnt=1, cmap="YlOrBr", alpha=0.65, linewidths=0
+        )
         cb = fig.colorbar(hb, ax=ax, shrink=0.6, pad=0.01)
         cb.set_label("light points per cell")
     for kind, style in (
-        ("junction", {"marker": "o", "s": 28, "facecolors": "none", "edgecolors": "tab:red", "linewidths": 1.2}),
+        (
+            "junction",
+            {
+                "marker": "o",
+                "s": 28,
+                "facecolors": "none",
+                "edgecolors": "tab:red",
+                "linewidths": 1.2,
+            },
+        ),
         ("camera", {"marker": "^", "s": 22, "c": "tab:blue"}),
     ):
         t = reg[kind]
@@ -57,7 +72,9 @@ def plot_map(tw: Any, *, out: str | Path | None = None, title: str | None = None
     ax.set_xlabel("x (m, EPSG:2154)")
     ax.set_ylabel("y (m, EPSG:2154)")
     c = reg.counts()
-    ax.set_title(title or f"{tw.city.title}: {c['light']:,} light points, {c['segment']:,} road segments")
+    ax.set_title(
+        title or f"{tw.city.title}: {c['light']:,} light points, {c['segment']:,} road segments"
+    )
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
     _attribution(fig, f"Data: {tw.city.attribution}")
     fig.tight_layout()
@@ -81,8 +98,17 @@ def plot_junctions(tw: Any, *, out: str | Path | None = None) -> Figure:
         ax.annotate(jid.split(":")[1], (x, y), fontsize=6, ha="center", va="center")
     sig = tw.meta.get("signal_points")
     if sig is not None and len(sig):
-        ax.scatter(sig[:, 0], sig[:, 1], s=8, c="k", marker="x", label=f"signal points ({len(sig)})")
-    ax.scatter([], [], s=120, facecolors="none", edgecolors="tab:blue", label=f"junctions ({len(junctions)})")
+        ax.scatter(
+            sig[:, 0], sig[:, 1], s=8, c="k", marker="x", label=f"signal points ({len(sig)})"
+        )
+    ax.scatter(
+        [],
+        [],
+        s=120,
+        facecolors="none",
+        edgecolors="tab:blue",
+        label=f"junctions ({len(junctions)})",
+    )
     ax.autoscale()
     ax.set_aspect("equal")
     ax.legend(loc="upper left")

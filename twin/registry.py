@@ -120,8 +120,7 @@ class Registry:
             msg = f"unknown asset type(s) {sorted(unknown)}; known: {', '.join(KINDS)}"
             raise InputValidationError(msg)
         self._tables: dict[str, gpd.GeoDataFrame] = {
-            kind: _conform(kind, tables[kind]) if kind in tables else _empty(kind)
-            for kind in KINDS
+            kind: _conform(kind, tables[kind]) if kind in tables else _empty(kind) for kind in KINDS
         }
         self._trees: dict[str, shapely.STRtree] = {}
 
@@ -229,7 +228,9 @@ class Registry:
             msg = f"bbox: expected (left, bottom, right, top), got {bbox}"
             raise InputValidationError(msg)
         if crs == WGS84:
-            xs, ys = to_lambert93(np.array([left, right, left, right]), np.array([bottom, bottom, top, top]))
+            xs, ys = to_lambert93(
+                np.array([left, right, left, right]), np.array([bottom, bottom, top, top])
+            )
             box = shapely.box(xs.min(), ys.min(), xs.max(), ys.max())
         else:
             box = shapely.box(left, bottom, right, top)
@@ -248,7 +249,9 @@ class Registry:
             msg = f"radius_m: must be >= 0, got {radius_m}"
             raise InputValidationError(msg)
         pt = self._point(xy, crs)
-        out = self._select(kind, lambda k: self._tree(k).query(pt, predicate="dwithin", distance=radius_m))
+        out = self._select(
+            kind, lambda k: self._tree(k).query(pt, predicate="dwithin", distance=radius_m)
+        )
         out["distance_m"] = out.geometry.distance(pt)
         return out.sort_values("distance_m")
 

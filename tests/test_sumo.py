@@ -27,8 +27,15 @@ def grid(n: int = 3, spacing: float = 150.0) -> nx.MultiDiGraph:
                 if i + di < n and j + dj < n:
                     a, b = f"n{i}{j}", f"n{i + di}{j + dj}"
                     for u, v in ((a, b), (b, a)):
-                        g.add_edge(u, v, length=spacing + 0.5 * (i + j), speed_kph=50.0,
-                                   lanes=1 + (j == 1), highway="secondary", name=f"rue {i}{j}")
+                        g.add_edge(
+                            u,
+                            v,
+                            length=spacing + 0.5 * (i + j),
+                            speed_kph=50.0,
+                            lanes=1 + (j == 1),
+                            highway="secondary",
+                            name=f"rue {i}{j}",
+                        )
     return g
 
 
@@ -45,8 +52,9 @@ def written(tmp_path_factory):
     route = (("n00", "n10", 0), ("n10", "n11", 0), ("n11", "n21", 0), ("n21", "n22", 0))
     trips = [Trip("r0", "n00", "n22", 5.0, route)]
     trips += [Trip(f"t{i}", "n00", "n22", float(i)) for i in range(10)]
-    paths = export_sumo(g, out_dir=out, trips=trips, plans=[centre_plan()],
-                        junctions={"J1": ["n11"]})
+    paths = export_sumo(
+        g, out_dir=out, trips=trips, plans=[centre_plan()], junctions={"J1": ["n11"]}
+    )
     return g, paths, trips
 
 
@@ -73,21 +81,35 @@ def test_written_files_run_in_sumo(written, tmp_path):
     _, paths, trips = written
     tripinfo = tmp_path / "tripinfo.xml"
     res = subprocess.run(
-        [sumo_binary("sumo"), "-n", str(paths["net"]), "-r", str(paths["routes"]),
-         "--no-step-log", "--tripinfo-output", str(tripinfo)],
-        capture_output=True, text=True, check=False,
+        [
+            sumo_binary("sumo"),
+            "-n",
+            str(paths["net"]),
+            "-r",
+            str(paths["routes"]),
+            "--no-step-log",
+            "--tripinfo-output",
+            str(tripinfo),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 0, res.stderr
     assert tripinfo.read_text().count("<tripinfo ") == len(trips)
     # and with our plan loaded as the active program
     res = subprocess.run(
         [sumo_binary("sumo"), "-c", str(paths["config"]), "--no-step-log"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 0, res.stderr
     tls = paths["tls"].read_text()
-    assert 'programID="twin"' in tls and 'offset="7.00"' in tls
-    assert 'duration="27.00"' in tls and 'duration="23.00"' in tls
+    assert 'programID="twin"' in tls
+    assert 'offset="7.00"' in tls
+    assert 'duration="27.00"' in tls
+    assert 'duration="23.00"' in tls
 
 
 def test_plan_written_reads_back_as_the_same_plan(written, tmp_path):
@@ -95,9 +117,20 @@ def test_plan_written_reads_back_as_the_same_plan(written, tmp_path):
     # merge our program into the net, as a user would, and read it back
     merged = tmp_path / "merged.net.xml"
     res = subprocess.run(
-        [sumo_binary("netconvert"), "-s", str(paths["net"]), "-i", str(paths["tls"]),
-         "-o", str(merged), "--offset.disable-normalization", "true"],
-        capture_output=True, text=True, check=False,
+        [
+            sumo_binary("netconvert"),
+            "-s",
+            str(paths["net"]),
+            "-i",
+            str(paths["tls"]),
+            "-o",
+            str(merged),
+            "--offset.disable-normalization",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 0, res.stderr
     _, signals = read_sumo_net(merged)
@@ -115,28 +148,46 @@ def test_import_routes_and_run_des(written):
     by_id = {t.id: t for t in back}
     assert len(back) == len(trips)
     assert by_id["r0"].route == trips[0].route
-    assert by_id["t3"].route is None and by_id["t3"].depart_s == 3.0
+    assert by_id["t3"].route is None
+    assert by_id["t3"].depart_s == 3.0
     assert by_id["t3"].origin_node == "n00"
-    ds = run(TrafficScenario(graph, trips=tuple(back), plans=tuple(signals.values()),
-                             progress=False), rng=0)
+    ds = run(
+        TrafficScenario(graph, trips=tuple(back), plans=tuple(signals.values()), progress=False),
+        rng=0,
+    )
     assert ds.attrs["n_unfinished"] == 0
     assert np.all(ds["travel_time"].values > 0)
 
 
 def test_netgenerate_grid_with_signals(tmp_path):
     net = tmp_path / "g.net.xml"
-    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number=4", "--grid.length=100",
-                    "--default.lanenumber=2", "--default.speed=13.89", "-o", str(net)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sumo_binary("netgenerate"),
+            "--grid",
+            "--grid.number=4",
+            "--grid.length=100",
+            "--default.lanenumber=2",
+            "--default.speed=13.89",
+            "-o",
+            str(net),
+        ],
+        check=True,
+        capture_output=True,
+    )
     tls_net = tmp_path / "t.net.xml"
-    subprocess.run([sumo_binary("netconvert"), "-s", str(net), "--tls.set", "B1,C2",
-                    "-o", str(tls_net)], check=True, capture_output=True)
+    subprocess.run(
+        [sumo_binary("netconvert"), "-s", str(net), "--tls.set", "B1,C2", "-o", str(tls_net)],
+        check=True,
+        capture_output=True,
+    )
     g, signals = read_sumo_net(tls_net)
     assert g.graph["crs"] == "local metric"
     assert g.number_of_edges() == 48  # 2 x 4 x 3 x 2
     assert set(signals) == {"B1", "C2"}
     plan = signals["B1"]
-    assert len(plan.phases) >= 2 and 40 <= plan.cycle_s <= 120
+    assert len(plan.phases) >= 2
+    assert 40 <= plan.cycle_s <= 120
     served = set(plan.approaches)
     assert served == {(u, v, k) for u, v, k in g.in_edges("B1", keys=True)}
 

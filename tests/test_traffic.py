@@ -55,7 +55,7 @@ def test_webster_hand_worked_cross_roads():
     assert set(by_phase) == {ns, ew}
     assert by_phase[ns] == pytest.approx(18.83, abs=0.01)
     assert by_phase[ew] == pytest.approx(22.60, abs=0.01)
-    assert plan.amber_s == 3.0 and plan.all_red_s == 2.0
+    assert (plan.amber_s, plan.all_red_s) == (3.0, 2.0)
 
 
 def test_webster_clamps_cycle():
@@ -88,7 +88,9 @@ def test_plan_validation_and_serialisation():
     a, b = ("n", "c", 0), ("e", "c", 0)
     plan = SignalPlan("j", 60.0, 10.0, (Phase((a,), 25.0), Phase((b,), 25.0)))
     assert plan.green_windows() == {a: ((0.0, 25.0),), b: ((30.0, 55.0),)}
-    assert plan.is_green(a, 10.0) and not plan.is_green(a, 9.0) and plan.is_green(b, 40.0)
+    assert plan.is_green(a, 10.0)
+    assert not plan.is_green(a, 9.0)
+    assert plan.is_green(b, 40.0)
     back = SignalPlan.from_dict(json.loads(plan.to_json()))
     assert back == plan
     assert pickle.loads(pickle.dumps(plan)) == plan
@@ -112,7 +114,7 @@ def test_free_flow_travel_time_is_length_over_speed():
     assert float(ds["travel_time"].sel(trip="a")) == pytest.approx(60.0)  # 600 m at 10 m/s
     assert float(ds["arrive"].sel(trip="a")) == pytest.approx(72.0)
     for name in ("flow", "speed", "queue", "travel_time", "mean_travel_time", "delay"):
-        assert "units" in ds[name].attrs and "long_name" in ds[name].attrs
+        assert {"units", "long_name"} <= set(ds[name].attrs)
     assert ds["time"].attrs["timezone"] == "UTC"
     assert float(ds["speed"].sel(edge="0->1#0").isel(time=0)) == pytest.approx(10.0)
 
@@ -182,8 +184,11 @@ def test_incident_on_unknown_edge_and_bad_inputs():
     with pytest.raises(InputValidationError, match="origin_node 42"):
         run(TrafficScenario(g, trips=(Trip("x", 42, 2, 0.0),), progress=False))
     with pytest.raises(InputValidationError, match=r"trip 'r'.route: edges 0 and 1"):
-        run(TrafficScenario(g, trips=(Trip("r", 0, 2, 0.0, ((0, 1, 0), (0, 1, 0))),),
-                            progress=False))
+        run(
+            TrafficScenario(
+                g, trips=(Trip("r", 0, 2, 0.0, ((0, 1, 0), (0, 1, 0))),), progress=False
+            )
+        )
 
 
 def test_incident_closing_lanes_delays_trips():
@@ -194,8 +199,9 @@ def test_incident_closing_lanes_delays_trips():
     inc = (Incident((0, 1, 0), 1, 0.0, 3600.0),)
     closed = run(TrafficScenario(g, trips=trips, incidents=inc, **kw), rng=0)
     # one lane of two: the platoon takes twice as long to pass
-    assert np.ptp(closed["arrive"].values) == pytest.approx(2 * np.ptp(base["arrive"].values),
-                                                            rel=0.05)
+    assert np.ptp(closed["arrive"].values) == pytest.approx(
+        2 * np.ptp(base["arrive"].values), rel=0.05
+    )
 
 
 def test_demand_validation_names_zone_and_slot():

@@ -102,8 +102,9 @@ def read_sumo_net(path: str | Path) -> tuple[nx.MultiDiGraph, dict[str, SignalPl
         :data:`LOCAL_CRS`; ``graph.graph["junctions"]`` maps each traffic light to its nodes.
         Only edges that allow passenger cars are kept.
     signals : dict of str to SignalPlan
-        The active (last loaded) program of each traffic light, keyed by its id. Programs that do not
-        fit a fixed-time plan (cycle outside 40-120 s, a green under 5 s) are logged and left out.
+        The active (last loaded) program of each traffic light, keyed by its id. Programs that
+        do not fit a fixed-time plan (cycle outside 40-120 s, a green under 5 s) are logged
+        and left out.
     """
     path = Path(path)
     if not path.exists():
@@ -160,9 +161,7 @@ def read_sumo_net(path: str | Path) -> tuple[nx.MultiDiGraph, dict[str, SignalPl
     return graph, signals
 
 
-def _plan_from_program(
-    tls_id: str, program: Any, links: Mapping[int, set[EdgeKey]]
-) -> SignalPlan:
+def _plan_from_program(tls_id: str, program: Any, links: Mapping[int, set[EdgeKey]]) -> SignalPlan:
     phases = [(str(p.state), float(p.duration)) for p in program.getPhases()]
     is_green = [any(c in "Gg" for c in s) for s, _ in phases]
     if not any(is_green):
@@ -191,9 +190,7 @@ def _plan_from_program(
     amber = min(max(min(am for _, _, am, _ in greens), 3.0), 6.0)
     all_red = min(max(min(rd for _, _, _, rd in greens), 0.0), 5.0)
     cycle = sum(g + am + rd for _, g, am, rd in greens)
-    plan_phases = tuple(
-        Phase(a, g + (am + rd) - (amber + all_red)) for a, g, am, rd in greens if a
-    )
+    plan_phases = tuple(Phase(a, g + (am + rd) - (amber + all_red)) for a, g, am, rd in greens if a)
     offset = (float(getattr(program, "_offset", 0) or 0) + shift) % cycle if cycle else 0.0
     return SignalPlan(tls_id, cycle, offset, plan_phases, amber_s=amber, all_red_s=all_red)
 
@@ -212,8 +209,11 @@ def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:
         raise DataMissingError(msg)
     by_id: dict[str, EdgeKey] = dict(graph.graph.get("sumo_edge_ids") or {})
     if not by_id:
-        by_id = {str(d["sumo_id"]): (u, v, k) for u, v, k, d in graph.edges(keys=True, data=True)
-                 if "sumo_id" in d}
+        by_id = {
+            str(d["sumo_id"]): (u, v, k)
+            for u, v, k, d in graph.edges(keys=True, data=True)
+            if "sumo_id" in d
+        }
 
     def edge(eid: str, what: str) -> EdgeKey:
         if eid not in by_id:
@@ -241,7 +241,9 @@ def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:
                 vid = el.get("id", "")
                 child = el.find("route")
                 if child is not None:
-                    route = tuple(edge(e, f"vehicle {vid!r}") for e in child.get("edges", "").split())
+                    route = tuple(
+                        edge(e, f"vehicle {vid!r}") for e in child.get("edges", "").split()
+                    )
                 elif el.get("route") in named_routes:
                     route = named_routes[el.get("route", "")]
                 else:
@@ -375,11 +377,16 @@ def write_sumo(
     _write_xml(edges_el, paths["edges"])
     cmd = [
         sumo_binary("netconvert"),
-        "--node-files", str(paths["nodes"]),
-        "--edge-files", str(paths["edges"]),
-        "--offset.disable-normalization", "true",
-        "--output-file", str(paths["net"]),
-        "--no-warnings", "true",
+        "--node-files",
+        str(paths["nodes"]),
+        "--edge-files",
+        str(paths["edges"]),
+        "--offset.disable-normalization",
+        "true",
+        "--output-file",
+        str(paths["net"]),
+        "--no-warnings",
+        "true",
     ]
     _run(cmd, what="netconvert")
     # routes
@@ -436,43 +443,64 @@ def _write_tls(
         link_dir: dict[int, str] = {}
         for in_lane, out_lane, index in conns:
             link_edge[int(index)] = in_lane.getEdge().getID()
-            con = [
-                c for c in in_lane.getOutgoing() if c.getToLane() is out_lane
-            ]
+            con = [c for c in in_lane.getOutgoing() if c.getToLane() is out_lane]
             link_dir[int(index)] = con[0].getDirection() if con else "s"
-
-        def state(green: set[str], *, amber: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-            chars = []
-            for i in range(n_links):
-                e = link_edge.get(i)
-                if e in green:
-                    chars.append("g" if link_dir.get(i) in ("l", "L", "t") else "G")
-                elif e in amber:
-                    chars.append("y")
-                else:
-                    chars.append("r")
-            return "".join(chars)
 
         el = ET.SubElement(
             root,
             "tlLogic",
-            {"id": plan.junction, "type": "static", "programID": "twin",
-             "offset": f"{plan.offset_s:.2f}"},
+            {
+                "id": plan.junction,
+                "type": "static",
+                "programID": "twin",
+                "offset": f"{plan.offset_s:.2f}",
+            },
         )
         sets = [{edge_ids[a] for a in p.approaches} for p in plan.phases]
+
+        def state(
+            green: set[str],
+            amber: set[str] | frozenset[str] = frozenset(),
+            _e: Mapping[int, str] = link_edge,
+            _d: Mapping[int, str] = link_dir,
+            _n: int = n_links,
+        ) -> str:
+            return _state(_n, _e, _d, green, amber)
+
         for i, p in enumerate(plan.phases):
             nxt = sets[(i + 1) % len(sets)]
             ET.SubElement(el, "phase", {"duration": f"{p.green_s:.2f}", "state": state(sets[i])})
             keep = sets[i] & nxt
             ET.SubElement(
-                el, "phase",
-                {"duration": f"{plan.amber_s:.2f}", "state": state(keep, amber=sets[i] - keep)},
+                el,
+                "phase",
+                {"duration": f"{plan.amber_s:.2f}", "state": state(keep, sets[i] - keep)},
             )
             if plan.all_red_s > 0:
                 ET.SubElement(
                     el, "phase", {"duration": f"{plan.all_red_s:.2f}", "state": state(keep)}
                 )
     _write_xml(root, out)
+
+
+def _state(
+    n_links: int,
+    link_edge: Mapping[int, str],
+    link_dir: Mapping[int, str],
+    green: set[str],
+    amber: set[str] | frozenset[str] = frozenset(),
+) -> str:
+    """SUMO state string: ``G`` (``g`` for turns that yield: left and U-turns), ``y``, ``r``."""
+    chars = []
+    for i in range(n_links):
+        e = link_edge.get(i)
+        if e in green:
+            chars.append("g" if link_dir.get(i) in ("l", "L", "t") else "G")
+        elif e in amber:
+            chars.append("y")
+        else:
+            chars.append("r")
+    return "".join(chars)
 
 
 def _write_xml(root: ET.Element, path: Path) -> None:
@@ -519,8 +547,17 @@ def export_sumo(
     if check:
         end = max((t.depart_s for t in trips), default=0.0) + 3600.0
         _run(
-            [sumo_binary("sumo"), "-c", str(paths["config"]), "--no-step-log", "true",
-             "--no-warnings", "true", "--end", f"{math.ceil(end)}"],
+            [
+                sumo_binary("sumo"),
+                "-c",
+                str(paths["config"]),
+                "--no-step-log",
+                "true",
+                "--no-warnings",
+                "true",
+                "--end",
+                f"{math.ceil(end)}",
+            ],
             what="sumo",
         )
     return paths

@@ -30,7 +30,7 @@ from typing import Any
 
 import networkx as nx
 
-from .._errors import InputValidationError
+from twin._errors import InputValidationError
 
 __all__ = [
     "CYCLE_MAX_S",
@@ -247,7 +247,9 @@ class SignalPlan:
         return json.dumps(self.to_dict())
 
 
-def approach_bearings(graph: nx.MultiDiGraph, approaches: Sequence[EdgeKey]) -> dict[EdgeKey, float]:
+def approach_bearings(
+    graph: nx.MultiDiGraph, approaches: Sequence[EdgeKey]
+) -> dict[EdgeKey, float]:
     """Bearing of travel of each approach edge, in degrees clockwise from grid north.
 
     Computed from the edge's end nodes in the graph's projected coordinates (``x``, ``y``).
@@ -345,7 +347,8 @@ def webster_plan(
     Two phases, flows 600 and 450 pcu/h on one-lane approaches: y = 1/3 and 1/4, Y = 7/12,
     L = 10 s, C0 = 20 / (5/12) = 48 s.
 
-    >>> p = webster_plan("j", {(1, 0, 0): 600.0, (2, 0, 0): 450.0}, groups=[[(1, 0, 0)], [(2, 0, 0)]])
+    >>> a, b = (1, 0, 0), (2, 0, 0)
+    >>> p = webster_plan("j", {a: 600.0, b: 450.0}, groups=[[a], [b]])
     >>> p.cycle_s, [round(ph.green_s, 3) for ph in p.phases]
     (48.0, [21.714, 16.286])
     """
@@ -394,9 +397,7 @@ def webster_plan(
     effective = cycle - total_lost
     shares = [y / y_sum for y in ys] if y_sum > 0 else [1.0 / n] * n
     intergreen = amber_s + all_red_s
-    greens = [
-        max(s * effective + lost_time_per_phase - intergreen, min_green_s) for s in shares
-    ]
+    greens = [max(s * effective + lost_time_per_phase - intergreen, min_green_s) for s in shares]
     cycle = sum(greens) + n * intergreen
     phases = tuple(Phase(g, gs) for g, gs in zip(phase_sets, greens, strict=True))
     return SignalPlan(

@@ -69,8 +69,8 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from tqdm.auto import tqdm
 
-from .._errors import InputValidationError
-from .signals import SATURATION_FLOW_PCU_H_LANE, EdgeKey, SignalPlan
+from twin._errors import InputValidationError
+from twin.scenarios.signals import SATURATION_FLOW_PCU_H_LANE, EdgeKey, SignalPlan
 
 __all__ = [
     "Incident",
@@ -472,9 +472,9 @@ class _State:
     # ---- routes -------------------------------------------------------------------------------
     def set_routes(self, trips_idx: np.ndarray, routes: list[np.ndarray]) -> None:
         lens = np.array([len(r) for r in routes], dtype=np.int64)
-        self.route_ptr[trips_idx] = self.route_flat.size + np.concatenate(([0], np.cumsum(lens)))[
-            :-1
-        ]
+        self.route_ptr[trips_idx] = (
+            self.route_flat.size + np.concatenate(([0], np.cumsum(lens)))[:-1]
+        )
         self.route_len[trips_idx] = lens
         if routes:
             self.route_flat = np.concatenate([self.route_flat, *routes])
@@ -638,8 +638,7 @@ class _State:
         return veh, first[go], np.maximum(self.depart[veh], t - sc.dt_s)
 
     def step(self, t: float) -> None:
-        sc, net, sig = self.sc, self.net, self.sig
-        dt_s = sc.dt_s
+        """Advance the links to time ``t``: departures, then discharges, then entries."""
         dep_v, dep_e, dep_t = self._depart(t)
         self._discharge(t)
         if dep_v.size:
@@ -661,8 +660,9 @@ class _State:
             head = self.buf[red, self.n_out[red] & (width - 1)]
             ends = self.pos[head] >= self.route_len[head] - 1
             act = np.concatenate([act[green], red[ends]])
-            green = np.concatenate([np.ones(int(green.sum()), dtype=bool),
-                                    np.zeros(int(ends.sum()), dtype=bool)])
+            green = np.concatenate(
+                [np.ones(int(green.sum()), dtype=bool), np.zeros(int(ends.sum()), dtype=bool)]
+            )
             if not act.size:
                 return
         # capacity credits, accrued lazily since the edge was last looked at
@@ -770,8 +770,9 @@ def _route_arrays(net: _Network, trips: Sequence[Trip]) -> list[np.ndarray]:
         try:
             r = np.fromiter((idx[e] for e in t.route or ()), dtype=np.int64)
         except (KeyError, TypeError):
-            r = np.array([net.key(e, field=f"trip {t.id!r}.route") for e in t.route or ()],
-                         dtype=np.int64)
+            r = np.array(
+                [net.key(e, field=f"trip {t.id!r}.route") for e in t.route or ()], dtype=np.int64
+            )
         if not r.size:
             msg = f"trip {t.id!r}.route: the route is empty"
             raise InputValidationError(msg)
@@ -825,7 +826,7 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
         ``n_dropped`` and ``unreachable_pairs`` (JSON) report trips that had no route;
         ``n_unfinished`` those still on the road at the end.
     """
-    from ..settings import get_settings
+    from twin.settings import get_settings
 
     sc = scenario
     gen = _as_rng(rng)
@@ -847,7 +848,9 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
     # explicit routes
     given = [i for i, t in enumerate(trips) if t.route is not None]
     if given:
-        st.set_routes(np.array(given, dtype=np.int64), _route_arrays(net, [trips[i] for i in given]))
+        st.set_routes(
+            np.array(given, dtype=np.int64), _route_arrays(net, [trips[i] for i in given])
+        )
     env = simpy.Environment()
     progress = get_settings().progress if sc.progress is None else sc.progress
     bar = tqdm(total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False)
@@ -897,12 +900,21 @@ def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -
             "arrive": ("trip", st.arrive[kept], {"units": "s", "long_name": "arrival since t0"}),
         }
     )
-    ds["flow"] = (("edge", "time"), (rec_in / slot_len).T * 3600.0,
-                  {"units": "veh/h", "long_name": "vehicles entering the edge"})
-    ds["speed"] = (("edge", "time"), speed.T,
-                   {"units": "m/s", "long_name": "space-mean speed of vehicles leaving the edge"})
-    ds["queue"] = (("edge", "time"), (rec_wait / slot_len).T,
-                   {"units": "veh", "long_name": "time-mean number of vehicles held at the head"})
+    ds["flow"] = (
+        ("edge", "time"),
+        (rec_in / slot_len).T * 3600.0,
+        {"units": "veh/h", "long_name": "vehicles entering the edge"},
+    )
+    ds["speed"] = (
+        ("edge", "time"),
+        speed.T,
+        {"units": "m/s", "long_name": "space-mean speed of vehicles leaving the edge"},
+    )
+    ds["queue"] = (
+        ("edge", "time"),
+        (rec_wait / slot_len).T,
+        {"units": "veh", "long_name": "time-mean number of vehicles held at the head"},
+    )
     ds["travel_time"] = ("trip", tt[kept], {"units": "s", "long_name": "trip travel time"})
     # OD means
     o_s, d_s = nodes[st.origin[kept]].astype(str), nodes[st.dest[kept]].astype(str)
@@ -914,8 +926,11 @@ def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -
         od_destination=("od", od.index.get_level_values(1).astype(str).to_numpy()),
         od_trips=("od", od["count"].to_numpy()),
     )
-    ds["mean_travel_time"] = ("od", od["mean"].to_numpy(),
-                              {"units": "s", "long_name": "mean travel time of arrived trips"})
+    ds["mean_travel_time"] = (
+        "od",
+        od["mean"].to_numpy(),
+        {"units": "s", "long_name": "mean travel time of arrived trips"},
+    )
     # approach delays
     app_e = np.array([e for _, e in sig.approaches], dtype=np.int64)
     tot_out = rec_out.sum(axis=0)
@@ -923,13 +938,18 @@ def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -
     with np.errstate(divide="ignore", invalid="ignore"):
         delay = np.where(tot_out[app_e] > 0, tot_wait[app_e] / tot_out[app_e], np.nan)
     ds = ds.assign_coords(
-        approach=("approach", net.edge_id[app_e].astype(str) if app_e.size else
-                  np.zeros(0, dtype=str)),
+        approach=(
+            "approach",
+            net.edge_id[app_e].astype(str) if app_e.size else np.zeros(0, dtype=str),
+        ),
         junction=("approach", np.array([j for j, _ in sig.approaches], dtype=str)),
         approach_volume=("approach", tot_out[app_e]),
     )
-    ds["delay"] = ("approach", delay,
-                   {"units": "s", "long_name": "mean delay at the stop line per vehicle"})
+    ds["delay"] = (
+        "approach",
+        delay,
+        {"units": "s", "long_name": "mean delay at the stop line per vehicle"},
+    )
     unreachable = [[str(o), str(d), n] for (o, d), n in st.unreachable.items()]
     ds.attrs.update(
         {

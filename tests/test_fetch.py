@@ -435,3 +435,27 @@ def test_street_coverage_by_commune(tmp_path: Path) -> None:
     cov = street_coverage({1, 4, 99}, [a, b])
     assert (cov["way_ids"], cov["present"], cov["share"]) == (4, 2, 0.5)
     assert cov["by_commune"] == {"21003": round(1 / 3, 4), "21231": 0.5}
+
+
+def test_fetched_extract_loads_as_a_twin(fetched: dict[str, Any], tmp_path: Path) -> None:
+    """What the recipe writes is what `twin.load("dijon")` reads: graph + features, same path."""
+    import dataclasses
+
+    import twin
+
+    dest = fetched["dest"]
+    graphml = next(dest.rglob("*.graphml"))
+    features = next(p for p in dest.rglob("*.geojson") if "feature" in p.name)
+    city = dataclasses.replace(
+        get_city("dijon"),
+        name="fetched-bondy",
+        source={"kind": "osm", "graph": str(graphml), "features": str(features)},
+    )
+    with set_options(cache=tmp_path):
+        tw = twin.load(city, progress=False)
+    counts = tw.counts()
+    assert counts["camera"] == 1
+    assert counts["junction"] >= 5
+    assert counts["building"] > 5
+    assert counts["light"] > 100
+    assert tw.meta["source_kind"] == "osm"

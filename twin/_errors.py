@@ -7,7 +7,9 @@ them (``except FileNotFoundError``), as osmnx does in its ``_errors.py``.
 from __future__ import annotations
 
 __all__ = [
+    "ConvergenceError",
     "CorruptInputError",
+    "OverpassUnreachableError",
     "DataMissingError",
     "InputValidationError",
     "TwinError",
@@ -44,3 +46,11 @@ class CorruptInputError(TwinError, ValueError):
 
 class InputValidationError(TwinError, ValueError):
     """A value given by a user is out of range or of the wrong kind; the message names the field."""
+
+
+class OverpassUnreachableError(TwinError, ConnectionError):
+    """The Overpass endpoint could not be reached or did not answer a query."""
+
+
+class ConvergenceError(TwinError, RuntimeError):
+    """An iterative procedure (Furness balancing) did not reach its tolerance."""

@@ -41,7 +41,7 @@ import shapely
 from osmnx._errors import InsufficientResponseError, ResponseStatusCodeError
 from tqdm.auto import tqdm
 
-from ._errors import DataMissingError, InputValidationError, TwinError
+from ._errors import DataMissingError, InputValidationError, OverpassUnreachableError
 from .settings import REPO_ROOT, get_settings
 
 __all__ = [
@@ -59,10 +59,6 @@ OFFLINE_HINT = (
     "Offline, use the real data shipped beside the project instead: "
     "`--city montpellier` with TWIN_DATA=../shared/data."
 )
-
-
-class OverpassUnreachableError(TwinError, ConnectionError):
-    """The Overpass endpoint could not be reached or did not answer a query."""
 
 
 @dataclasses.dataclass(frozen=True)

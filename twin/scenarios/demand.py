@@ -62,7 +62,7 @@ import xarray as xr
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from twin._errors import InputValidationError, TwinError, UnknownAssetError
+from twin._errors import ConvergenceError, InputValidationError, UnknownAssetError
 from twin.crs import to_lambert93
 
 __all__ = [
@@ -93,10 +93,6 @@ LOCAL_TZ = "Europe/Paris"
 
 CELL_M = 500.0
 """Side of a zone cell (m)."""
-
-
-class ConvergenceError(TwinError, RuntimeError):
-    """An iterative procedure (Furness balancing) did not reach its tolerance."""
 
 
 # ------------------------------------------------------------------------------------------------

@@ -81,3 +81,9 @@ def test_import_sumo_network_makes_a_city(tmp_path, capsys):
     tw = twin.load(net)
     assert tw.counts()["junction"] == 2
     assert {d["sumo_id"] for _, d in tw.graph.nodes(data=True)} >= {"B1", "C2"}
+
+
+def test_junction_map_png(paris, tmp_path):
+    out = tmp_path / "junctions.png"
+    assert main(["map", "--city", "paris-trocadero", "--junctions", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -61,12 +61,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_map(args: argparse.Namespace) -> int:
     """Draw the map of lit roads, light density, junctions and cameras."""
-    from .plot import plot_map
+    from .plot import plot_junctions, plot_map
 
     tw = _load(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot_map(tw, out=out)
+    (plot_junctions if args.junctions else plot_map)(tw, out=out)
     print(f"map written to {out}")
     return 0
 
@@ -260,6 +260,8 @@ def _parser() -> argparse.ArgumentParser:
     p = add("map", cmd_map)
     _add_city(p)
     p.add_argument("--out", default="map.png", help="PNG file to write")
+    p.add_argument("--junctions", action="store_true",
+                   help="draw the traffic-signal points and the junctions they form instead")
 
     add("cities", cmd_cities)
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from twin._errors import InputValidationError
+from twin._errors import InputValidationError, TwinError
 from twin.assets import lighting
 from twin.timeutil import Night, night_slots, validate_date
 
@@ -48,6 +48,7 @@ __all__ = [
     "DRIVER_FLOOR",
     "OBJECTIVES",
     "POLICIES",
+    "PlanNotSolvedError",
     "RAMP_PER_HOUR",
     "SwitchOff",
     "plan",
@@ -70,6 +71,11 @@ AMBIENT_LOW_HOURS = (1.0, 6.0)
 #: Time-of-use tariff used by the ``cost`` objective when none is given (EUR/kWh, local hours):
 #: French "heures creuses" 22:00-06:00 are cheaper than the evening peak.
 DEFAULT_TARIFF = {"peak": 0.2516, "off_peak": 0.1828, "off_peak_hours": (22.0, 6.0)}
+
+
+class PlanNotSolvedError(TwinError, RuntimeError):
+    """The solver stopped without an optimal plan (time limit, numerical trouble): none is
+    returned, never a partial one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,6 +354,12 @@ def plan(
             ramp_per_hour=ramp_per_hour,
         )
     problem, extra = prepared
+    if validate_date(date) != extra["night"].evening:
+        msg = (
+            f"date: {date} is not the night of the prepared forecast "
+            f"({extra['night'].evening.isoformat()})"
+        )
+        raise InputValidationError(msg)
     build_s = time.perf_counter() - t0
     night: Night = extra["night"]
     L = extra["lights"]
@@ -375,7 +387,7 @@ def plan(
         sol = lp.solve(problem, objective=objective, method=method)  # raises when infeasible
         if sol.status != "ok":
             msg = f"dimming LP ended {sol.status} ({sol.condition}); no plan is returned"
-            raise lp.InfeasiblePlanError(msg)
+            raise PlanNotSolvedError(msg)
         level = sol.level
         solver = {
             "status": sol.status,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import pickle
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +104,8 @@ def cache_path(city: City, key: str) -> Path:
 def save_cache(path: Path, payload: dict[str, Any]) -> None:
     """Write a built twin atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # unique per writer: parallel processes may build the same twin at once; the last rename wins
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     with tmp.open("wb") as fh:
         pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(path)

@@ -7,7 +7,10 @@ fixed seed), 30,000 trips over one hour from SUMO's ``randomTrips.py`` (fixed se
 micro. Our DES runs on the imported network with duarouter's routes (like with like), or with
 ``--mode trips`` routes the trips itself, duarouter's time then being added to SUMO's.
 
-Second section: a full simulated day on the Montpellier centrelines (real-time factor).
+Second section: a full simulated weekday of the Montpellier twin (``twin.load('montpellier')``):
+its drive network, its demand model's car trips and Webster plans for its signalised junctions;
+reports the real-time factor (simulated s per wall s), trips and dropped trips. ``--quick``
+simulates one trip in ten of the same day.
 
 Usage: ``python benchmarks/traffic_vs_sumo.py [--quick] [--skip-micro] [--no-day]``.
 """
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from twin.scenarios import traffic as tr
-from twin.scenarios.signals import approach_bearings, group_by_axis, webster_plan
 from twin.sumo import import_sumo, sumo_binary
 
 SEED = 20240501
@@ -97,6 +98,8 @@ def build_reference(work: Path, *, grid: int, n_tls: int, n_trips: int) -> dict[
             str(SEED),
             "-o",
             str(work / "trips.xml"),
+            "-r",  # randomTrips validates its trips through duarouter; keep that file in work
+            str(work / "random.rou.xml"),
         ]
     )
     t_dua = sh(
@@ -169,177 +172,127 @@ def stats(tt: np.ndarray) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------ Montpellier day ------------
-def montpellier_graph():
-    """Drive graph of the Montpellier centrelines: twin.load if it works, else built here."""
-    import networkx as nx
-
-    try:
-        import twin
-
-        g = twin.load("montpellier", progress=False).drive  # type: ignore[attr-defined]
-        if g.number_of_edges() > 1000:
-            return g, "twin.load('montpellier').drive"
-    except Exception as exc:  # noqa: BLE001 - the loader is optional here
-        print(f"twin.load('montpellier') not usable ({type(exc).__name__}); building here")
-    import geopandas as gpd
-
-    data = Path(
-        os.environ.get("TWIN_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
-    )
-    roads = gpd.read_file(f"zip://{data / 'montpellier' / 'VilleMTP_MTP_FilaireVoies.zip'}")
-    roads = roads[~roads["SENS_CIRCU"].isin(["INTERDIT", "FICTIF"])]
-    cls = {
-        "BD": (2, 50.0, "primary"),
-        "AV": (2, 50.0, "secondary"),
-        "RTE": (2, 50.0, "primary"),
-        "AUTO": (2, 90.0, "trunk"),
-        "QUAI": (1, 50.0, "tertiary"),
-        "PONT": (2, 50.0, "secondary"),
-    }
-    g = nx.MultiDiGraph(crs="EPSG:2154")
-    for typ, one_way, geom, name in zip(
-        roads["TYPVOI"], roads["SENS_CIRCU"], roads.geometry, roads["LIB_OFF"], strict=True
-    ):
-        xy = np.asarray(geom.coords)[:, :2]
-        a = tuple(np.round(xy[0] * 2) / 2)
-        b = tuple(np.round(xy[-1] * 2) / 2)
-        if a == b:
-            continue
-        lanes, kph, hw = cls.get(
-            typ, (1, 30.0 if typ in ("IMP", "ALL", "PL") else 50.0, "residential")
-        )
-        for n in (a, b):
-            g.add_node(n, x=n[0], y=n[1])
-        attrs = {
-            "length": float(geom.length),
-            "speed_kph": kph,
-            "lanes": lanes,
-            "highway": hw,
-            "name": str(name),
-        }
-        g.add_edge(a, b, **attrs)
-        if one_way != "SENS UNIQUE":
-            g.add_edge(b, a, **attrs)
-    big = max(nx.strongly_connected_components(g), key=len)
-    g = nx.MultiDiGraph(g.subgraph(big))
-    g = nx.convert_node_labels_to_integers(g)
-    return g, "built from VilleMTP_MTP_FilaireVoies.zip (endpoints rounded to 0.5 m)"
-
-
-def montpellier_signals(g, data: Path) -> tuple[list, int]:
-    import geopandas as gpd
-    from scipy.spatial import cKDTree
-
-    pts = gpd.read_file(data / "montpellier" / "VilleMTP_MTP_Signalisation.geojson")
-    nodes = list(g.nodes)
-    xy = np.array([[g.nodes[n]["x"], g.nodes[n]["y"]] for n in nodes])
-    _, idx = cKDTree(xy).query(np.c_[pts.geometry.x, pts.geometry.y], distance_upper_bound=30.0)
-    plans, seen = [], set()
-    for i in idx:
-        if i >= len(nodes) or nodes[i] in seen:
-            continue
-        node = nodes[i]
-        seen.add(node)
-        app = [(u, v, k) for u, v, k in g.in_edges(node, keys=True)]
-        groups = group_by_axis(approach_bearings(g, app))
-        if len(groups) < 2:
-            continue
-        flows = {a: 400.0 * g.edges[a]["lanes"] for a in app}
-        lanes = {a: int(g.edges[a]["lanes"]) for a in app}
-        plans.append(webster_plan(f"junction:{len(plans)}", flows, lanes=lanes, groups=groups))
-    return plans, len(pts)
+#: Share of the day's trips simulated with ``--quick`` (the full day otherwise).
+QUICK_SHARE = 0.1
 
 
 def day_section(*, quick: bool) -> dict[str, float | str]:
-    data = Path(
-        os.environ.get("TWIN_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
-    )
+    """One simulated weekday of the Montpellier twin: its drive network, its demand model's
+    car trips and the Webster plans of its signalised junctions (``--quick``: one trip in ten).
+    """
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    import twin
+    from twin.scenarios.demand import build_demand
+    from twin.scenarios.network import REFERENCE_WEEKDAY, drive_graph, signal_plans
+
     t = time.perf_counter()
-    g, source = montpellier_graph()
-    plans, n_sig = montpellier_signals(g, data)
-    t_build = time.perf_counter() - t
-    rng = np.random.default_rng(SEED)
-    n_zones = 60 if quick else 200
-    zones = tuple(rng.choice(np.array(list(g.nodes), dtype=object), n_zones, replace=False))
-    # daily profile (share of daily trips per hour, French urban survey shape: AM and PM peaks)
-    prof = np.array(
-        [
-            0.4,
-            0.2,
-            0.1,
-            0.1,
-            0.3,
-            1.0,
-            3.5,
-            7.5,
-            8.5,
-            5.5,
-            5.0,
-            5.5,
-            6.0,
-            5.5,
-            5.5,
-            6.0,
-            7.5,
-            9.0,
-            8.0,
-            5.5,
-            3.5,
-            2.5,
-            1.8,
-            1.0,
-        ]
+    tw = twin.load("montpellier", progress=False)
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    graph = drive_graph(tw)
+    model = build_demand(tw)
+    frame = model.trips(day_type="weekday", rng=SEED)
+    plans = signal_plans(tw)
+    build_s = time.perf_counter() - t
+    n_drawn = len(frame)
+    if quick:
+        keep = np.random.default_rng(SEED).random(n_drawn) < QUICK_SHARE
+        frame = frame[keep]
+    trips = tuple(
+        tr.Trip(f"t{i}", o, d, float(s))
+        for i, (o, d, s) in enumerate(
+            zip(frame["origin"], frame["destination"], frame["depart_s"], strict=True)
+        )
     )
-    prof /= prof.sum()
-    daily = 40_000 if quick else 200_000
-    hours = 24
-    per_cell = daily * prof / (n_zones * (n_zones - 1))  # veh/h per OD cell (1-h slots)
-    rates = np.repeat(per_cell[:, None, None], n_zones, axis=1).repeat(n_zones, axis=2)
-    rates[:, np.arange(n_zones), np.arange(n_zones)] = 0.0
-    demand = tr.ODDemand(tuple(str(z) for z in zones), zones, rates, slot_s=3600.0)
+    day = REFERENCE_WEEKDAY
+    t0 = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo("Europe/Paris"))
     sc = tr.TrafficScenario(
-        g,
-        demand=demand,
-        plans=tuple(plans),
-        duration_s=hours * 3600.0,
+        graph,
+        trips=trips,
+        plans=tuple(plans.values()),
+        t0=t0,
         dt_s=2.0,
-        reroute_s=900.0,
+        reroute_s=600.0,
         progress=False,
     )
     t = time.perf_counter()
     ds = tr.run(sc, rng=SEED)
     wall = time.perf_counter() - t
     tt = ds["travel_time"].values
+    dep = ds["depart"].values
+    peak = (dep >= 7 * 3600) & (dep < 9 * 3600)
+    simulated = float(ds.attrs["simulated_s"])
+    delay = ds["delay"].values
     return {
-        "graph_source": source,
-        "edges": int(g.number_of_edges()),
-        "nodes": int(g.number_of_nodes()),
+        "graph_source": "twin.load('montpellier'): drive_graph, build_demand, signal_plans",
+        "share_of_trips": QUICK_SHARE if quick else 1.0,
+        "edges": int(graph.number_of_edges()),
+        "nodes": int(graph.number_of_nodes()),
         "signalised": len(plans),
-        "signal_points": n_sig,
+        "junctions": len(tw.registry["junction"]),
+        "junctions_skipped": len(plans.skipped),
+        "plan_hour_local": plans.local_hour,
+        "trips_drawn": n_drawn,
         "trips": int(ds.sizes["trip"]),
         "dropped": int(ds.attrs["n_dropped"]),
+        "dropped_off_network_per_day": float(frame.attrs.get("dropped_trips", 0.0)),
+        "same_node_trips": int(frame.attrs.get("same_node_trips", 0)),
         "unfinished": int(ds.attrs["n_unfinished"]),
         "mean_tt_s": float(np.nanmean(tt)),
-        "build_s": t_build,
+        "mean_tt_am_peak_s": float(np.nanmean(tt[peak])),
+        "mean_tt_night_s": float(np.nanmean(tt[dep < 5 * 3600])),
+        "mean_approach_delay_s": float(np.nanmean(delay)) if np.isfinite(delay).any() else 0.0,
+        "load_s": load_s,
+        "build_s": build_s,
+        "simulated_s": simulated,
         "wall_s": wall,
-        "rtf": hours * 3600.0 / wall,
+        "rtf": simulated / wall,
     }
 
 
 def print_day(day: dict) -> None:
-    print(
-        f"Montpellier day: {day['edges']} edges, {day['signalised']} signalised junctions "
-        f"(of {day['signal_points']} points), {day['trips']} trips "
-        f"({day['dropped']} dropped, {day['unfinished']} unfinished), mean travel time "
-        f"{day['mean_tt_s']:.0f} s; graph {day['build_s']:.1f} s, DES {day['wall_s']:.1f} s"
-        f" -> real-time factor {day['rtf']:.0f} (simulated s per wall s); "
-        f"graph: {day['graph_source']}"
-    )
+    share = "" if day["share_of_trips"] == 1.0 else f" ({day['share_of_trips']:.0%} sample)"
+    rows = [
+        ("network", f"{day['edges']:,} drive edges, {day['nodes']:,} nodes"),
+        (
+            "signals",
+            f"{day['signalised']} Webster plans of {day['junctions']} junctions "
+            f"({day['junctions_skipped']} skipped), sized at {day['plan_hour_local']:02d}:00 local",
+        ),
+        (
+            "trips",
+            f"{day['trips']:,} simulated{share} of {day['trips_drawn']:,} drawn; "
+            f"{day['dropped']} dropped (no route), {day['unfinished']:,} unfinished; "
+            f"{day['dropped_off_network_per_day']:.0f}/day off the drive network and "
+            f"{day['same_node_trips']} same-node trips not drawn",
+        ),
+        (
+            "travel time",
+            f"mean {day['mean_tt_s']:.0f} s (07-09 {day['mean_tt_am_peak_s']:.0f} s, "
+            f"00-05 {day['mean_tt_night_s']:.0f} s); mean approach delay "
+            f"{day['mean_approach_delay_s']:.0f} s",
+        ),
+        (
+            "speed",
+            f"{day['simulated_s']:,.0f} simulated s in {day['wall_s']:.1f} wall s -> real-time "
+            f"factor {day['rtf']:.0f} (load {day['load_s']:.1f} s, demand and plans "
+            f"{day['build_s']:.1f} s)",
+        ),
+    ]
+    print("Montpellier, one simulated weekday (" + day["graph_source"] + ")")
+    for k, v in rows:
+        print(f"  {k:<12}{v}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="12 x 12 grid, 3,000 trips, no micro")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="12 x 12 grid, 3,000 trips, no micro; Montpellier day with 10%% of the trips",
+    )
     ap.add_argument("--skip-micro", action="store_true")
     ap.add_argument("--micro", action="store_true", help="run micro even with --quick")
     ap.add_argument("--no-day", action="store_true", help="skip the Montpellier day")

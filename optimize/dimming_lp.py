@@ -54,16 +54,24 @@ metropolis scale: it builds the matrix with numpy/scipy and hands it to ``highsp
 exact reductions,
 
 1. *envelope bounds*: the lower bound of every level becomes ``L`` (implied, hence exact);
-   ramp and cap rows that these bounds already satisfy are dropped, and lights whose objective
-   coefficients are all non-positive are fixed at ``L`` (lowering any light towards ``L`` keeps
-   every constraint, all of which are upper limits on power, so some optimum has them there);
+   levels pinned at full output by ``L`` leave the LP, ramp and cap rows that the bounds already
+   satisfy are dropped, and lights whose objective coefficients are all non-positive are fixed
+   at ``L`` (lowering a light towards ``L`` keeps every constraint, all of which are upper
+   limits on power, so some optimum has them there);
 2. *aggregation of identical columns*: lights of the same cabinet with the same on/off pattern,
    the same envelope and the same objective coefficient per watt have columns that differ only by
    the factor ``power_w``. Every coupling constraint is a sum of power, so replacing them by one
    level for the group (with the group's total power) is exact: any solution of the full LP maps
    to one of the aggregate (power-weighted mean level, which keeps bounds and ramps) with the same
    objective, and the aggregate's level, given to every light of the group, is a solution of the
-   full LP.
+   full LP;
+3. *lazy ramp rows*: the LP is first solved without ramp rows; the rows its solution violates
+   (and their neighbours) are added and the LP re-solved from the current basis (dual simplex)
+   until no ramp is violated. Only a few percent of the ramp rows bind at the optimum. The last
+   LP is a relaxation of the full one whose optimum is feasible for it, so it is optimal, and
+   its duals (zero for the rows left out) are duals of the full LP;
+4. the budget row, dense over all columns, is split into one energy column per cabinet and a
+   short row summing them, which the simplex factorises far more cheaply.
 
 ``method="highs"`` passes the full, unreduced LP to ``highspy``: the reference the benchmark
 compares the fast path with.
@@ -75,7 +83,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -126,9 +134,9 @@ IntArray = npt.NDArray[np.intp]
 # problem
 
 
-def _bad(name: str, reason: str) -> InputValidationError:
+def _bad(name: str, reason: str) -> NoReturn:
     msg = f"DimmingProblem.{name}: {reason}"
-    return InputValidationError(msg)
+    raise InputValidationError(msg)
 
 
 def _float_array(name: str, value: Any, shape: tuple[int, ...]) -> FloatArray:
@@ -140,9 +148,9 @@ def _float_array(name: str, value: Any, shape: tuple[int, ...]) -> FloatArray:
     if arr.ndim == 0 and shape:
         arr = np.full(shape, float(arr))
     if arr.shape != shape:
-        raise _bad(name, f"shape {arr.shape}, expected {shape}")
+        _bad(name, f"shape {arr.shape}, expected {shape}")
     if np.isnan(arr).any():
-        raise _bad(name, "contains NaN")
+        _bad(name, "contains NaN")
     arr.setflags(write=False)
     return arr
 
@@ -223,45 +231,45 @@ class DimmingProblem:
         put = object.__setattr__
         light = np.array(self.light)
         if light.ndim != 1 or light.size == 0:
-            raise _bad("light", "must be a non-empty 1-D array of ids")
+            _bad("light", "must be a non-empty 1-D array of ids")
         if np.unique(light).size != light.size:
-            raise _bad("light", "ids are not unique")
+            _bad("light", "ids are not unique")
         light.setflags(write=False)
         put(self, "light", light)
         n = light.size
 
         tim = np.array(self.time)
         if tim.ndim != 1 or tim.size == 0 or tim.dtype.kind != "M":
-            raise _bad("time", "must be a non-empty 1-D naive UTC datetime64 array")
+            _bad("time", "must be a non-empty 1-D naive UTC datetime64 array")
         if tim.size > 1 and not (np.diff(tim) > np.timedelta64(0)).all():
-            raise _bad("time", "must be strictly increasing")
+            _bad("time", "must be strictly increasing")
         tim.setflags(write=False)
         put(self, "time", tim)
         t_n = tim.size
 
         slot_h = _float_array("slot_h", self.slot_h, (t_n,))
         if not (np.isfinite(slot_h).all() and (slot_h > 0).all()):
-            raise _bad("slot_h", "durations must be finite and > 0 hours")
+            _bad("slot_h", "durations must be finite and > 0 hours")
         put(self, "slot_h", slot_h)
 
         power = _float_array("power_w", self.power_w, (n,))
         if not (np.isfinite(power).all() and (power > 0).all()):
-            raise _bad("power_w", "full-output power must be finite and > 0 W")
+            _bad("power_w", "full-output power must be finite and > 0 W")
         put(self, "power_w", power)
 
         floor = float(self.driver_floor)
         if not 0.0 <= floor < 1.0:
-            raise _bad("driver_floor", f"{floor} is not in [0, 1)")
+            _bad("driver_floor", f"{floor} is not in [0, 1)")
         put(self, "driver_floor", floor)
 
         min_level = _float_array("min_level", self.min_level, (n,))
         if not ((min_level >= 0).all() and (min_level <= 1).all()):
-            raise _bad("min_level", "dim levels must be in [0, 1]")
+            _bad("min_level", "dim levels must be in [0, 1]")
         put(self, "min_level", min_level)
 
         required = _float_array("required", self.required, (n, t_n))
         if not ((required >= 0).all() and (required <= 1).all()):
-            raise _bad("required", "requirement fractions must be in [0, 1]")
+            _bad("required", "requirement fractions must be in [0, 1]")
         put(self, "required", required)
 
         if self.forced_off is None:
@@ -269,31 +277,31 @@ class DimmingProblem:
         else:
             off = np.array(self.forced_off)
             if off.dtype != bool:
-                raise _bad("forced_off", f"must be boolean, got {off.dtype}")
+                _bad("forced_off", f"must be boolean, got {off.dtype}")
             if off.shape != (n, t_n):
-                raise _bad("forced_off", f"shape {off.shape}, expected {(n, t_n)}")
+                _bad("forced_off", f"shape {off.shape}, expected {(n, t_n)}")
         off.setflags(write=False)
         put(self, "forced_off", off)
 
         weight = _float_array("weight", 1.0 if self.weight is None else self.weight, (n, t_n))
         if not (np.isfinite(weight).all() and (weight >= 0).all()):
-            raise _bad("weight", "weights must be finite and >= 0")
+            _bad("weight", "weights must be finite and >= 0")
         put(self, "weight", weight)
 
         cabinet = np.array(self.cabinet)
         if cabinet.ndim != 1 or cabinet.size == 0:
-            raise _bad("cabinet", "must be a non-empty 1-D array of ids")
+            _bad("cabinet", "must be a non-empty 1-D array of ids")
         if np.unique(cabinet).size != cabinet.size:
-            raise _bad("cabinet", "ids are not unique")
+            _bad("cabinet", "ids are not unique")
         cabinet.setflags(write=False)
         put(self, "cabinet", cabinet)
         m = cabinet.size
 
         cab_idx = np.array(self.cabinet_index)
         if cab_idx.shape != (n,) or cab_idx.dtype.kind not in "iu":
-            raise _bad("cabinet_index", f"must be {n} integers, got {cab_idx.dtype} {cab_idx.shape}")
+            _bad("cabinet_index", f"need {n} integers, got {cab_idx.dtype} {cab_idx.shape}")
         if n and (cab_idx.min() < 0 or cab_idx.max() >= m):
-            raise _bad("cabinet_index", f"indices must be in [0, {m})")
+            _bad("cabinet_index", f"indices must be in [0, {m})")
         cab_idx = cab_idx.astype(np.intp)
         cab_idx.setflags(write=False)
         put(self, "cabinet_index", cab_idx)
@@ -302,24 +310,24 @@ class DimmingProblem:
             "cabinet_cap_w", np.inf if self.cabinet_cap_w is None else self.cabinet_cap_w, (m, t_n)
         )
         if (caps < 0).any():
-            raise _bad("cabinet_cap_w", "caps must be >= 0 W")
+            _bad("cabinet_cap_w", "caps must be >= 0 W")
         put(self, "cabinet_cap_w", caps)
 
         if self.energy_budget_wh is not None:
             budget = float(self.energy_budget_wh)
             if not (math.isfinite(budget) and budget >= 0):
-                raise _bad("energy_budget_wh", f"{budget} is not a finite energy >= 0 Wh")
+                _bad("energy_budget_wh", f"{budget} is not a finite energy >= 0 Wh")
             put(self, "energy_budget_wh", budget)
 
         ramp = float(self.ramp)
         if not (math.isfinite(ramp) and ramp > 0):
-            raise _bad("ramp", f"{ramp} is not a level change > 0 per slot")
+            _bad("ramp", f"{ramp} is not a level change > 0 per slot")
         put(self, "ramp", ramp)
 
         if self.price_eur_per_kwh is not None:
             price = _float_array("price_eur_per_kwh", self.price_eur_per_kwh, (t_n,))
             if not np.isfinite(price).all():
-                raise _bad("price_eur_per_kwh", "prices must be finite")
+                _bad("price_eur_per_kwh", "prices must be finite")
             put(self, "price_eur_per_kwh", price)
 
     @property
@@ -394,6 +402,14 @@ def energy_wh(problem: DimmingProblem, level: npt.ArrayLike) -> FloatArray:
 def cabinet_power_w(problem: DimmingProblem, level: npt.ArrayLike) -> FloatArray:
     """Return the ``(m, T)`` power drawn by each cabinet's lights, W."""
     return _sum_by_cabinet(problem, power_w(problem, level))
+
+
+def _caps(problem: DimmingProblem) -> FloatArray:
+    return np.asarray(problem.cabinet_cap_w, dtype=np.float64)
+
+
+def _weight(problem: DimmingProblem) -> FloatArray:
+    return np.asarray(problem.weight, dtype=np.float64)
 
 
 def _sum_by_cabinet(problem: DimmingProblem, values: FloatArray) -> FloatArray:
@@ -534,7 +550,8 @@ class InfeasibilityReport:
         lines = []
         if self.unreachable_light.size:
             pairs = ", ".join(
-                f"{a}@{t}" for a, t in zip(self.unreachable_light[:5], self.unreachable_time[:5])
+                f"{a}@{t}"
+                for a, t in zip(self.unreachable_light[:5], self.unreachable_time[:5], strict=True)
             )
             lines.append(
                 f"{self.unreachable_light.size} light-slot(s) need more than full output to "
@@ -596,7 +613,7 @@ def check_feasibility(problem: DimmingProblem, *, ramps: bool = True) -> Infeasi
     bad = on & (env > 1.0 + 1e-12)
     ui, ut = np.nonzero(bad)
     min_cab = cabinet_power_w(problem, np.minimum(env, 1.0))
-    caps = problem.cabinet_cap_w
+    caps = _caps(problem)
     over = min_cab > caps + _FEAS_RTOL * np.maximum(np.abs(caps), 1.0)
     ci, ct = np.nonzero(over)
     e_min = float(energy_wh(problem, np.minimum(env, 1.0)).sum())
@@ -649,7 +666,7 @@ def constraint_violations(problem: DimmingProblem, level: npt.ArrayLike) -> dict
     step = np.diff(x, axis=1)
     out["ramp_up"] = float(np.where(link, step - problem.ramp, 0.0).max(initial=0.0))
     out["ramp_down"] = float(np.where(link, -step - problem.ramp, 0.0).max(initial=0.0))
-    cab = cabinet_power_w(problem, x) - problem.cabinet_cap_w
+    cab = cabinet_power_w(problem, x) - _caps(problem)
     out["cabinet_cap"] = float(np.where(np.isfinite(cab), cab, 0.0).max(initial=0.0))
     budget = problem.energy_budget_wh
     e = float(energy_wh(problem, x).sum())
@@ -674,7 +691,7 @@ def _tiebreak_per_wh(problem: DimmingProblem) -> float:
     on = problem.on
     e_full = problem.power_w[:, None] * problem.slot_h[None, :]
     e_ref = float(e_full[on].mean()) if on.any() else 1.0
-    w_max = float(problem.weight.max(initial=0.0)) or 1.0
+    w_max = float(_weight(problem).max(initial=0.0)) or 1.0
     return SERVICE_TIEBREAK * w_max / e_ref
 
 
@@ -689,8 +706,8 @@ def _linear_objective(problem: DimmingProblem, objective: str) -> tuple[FloatArr
     pw = problem.power_w[:, None]
     if objective == "service":
         tb = _tiebreak_per_wh(problem)
-        c = np.where(on, problem.weight - tb * pw * (1 - f) * h, 0.0)
-        c0 = -float(np.where(on, problem.weight * problem.required + tb * pw * f * h, 0.0).sum())
+        c = np.where(on, _weight(problem) - tb * pw * (1 - f) * h, 0.0)
+        c0 = -float(np.where(on, _weight(problem) * problem.required + tb * pw * f * h, 0.0).sum())
         return c, c0, 1
     price = np.asarray(problem.price_eur_per_kwh)[None, :] / 1000.0
     c = np.where(on, price * pw * (1 - f) * h, 0.0)
@@ -757,7 +774,8 @@ def build_model(
     on = problem.on
     ml = np.asarray(problem.min_level)
     keys = [(int(i), int(t)) for i, t in zip(*np.nonzero(on), strict=True)]
-    x = _pulp.add_variable_dict(model, "level", keys, low={k: float(ml[k[0]]) for k in keys}, up=1.0)
+    low = {k: float(ml[k[0]]) for k in keys}
+    x = _pulp.add_variable_dict(model, "level", keys, low=low, up=1.0)
     model.level_vars = x
 
     model += pulp.LpAffineExpression([(x[k], float(c[k])) for k in keys], constant=c0)
@@ -777,7 +795,7 @@ def build_model(
     members: list[list[int]] = [[] for _ in range(problem.cabinet.size)]
     for i, cab in enumerate(problem.cabinet_index):
         members[cab].append(i)
-    caps = problem.cabinet_cap_w
+    caps = _caps(problem)
     for cab, lights in enumerate(members):
         for t in range(problem.n_slots):
             if not math.isfinite(caps[cab, t]):
@@ -982,7 +1000,7 @@ def _solve_pulp(
         budget_dual=budget_dual,
         cap_dual=cap_dual,
         n_columns=len(model.level_vars),
-        n_rows=len(model.constraints),
+        n_rows=int(model.numConstraints()),
     )
 
 
@@ -992,7 +1010,12 @@ def _solve_pulp(
 
 @dataclass
 class _ArrayLp:
-    """A minimisation LP in column-wise form, plus how to map its columns back to lights."""
+    """A minimisation LP in column-wise form, plus how to map its columns back to lights.
+
+    ``matrix`` holds the cap, energy and budget rows; ramp rows are the pairs
+    ``-ramp <= x[ramp_hi] - x[ramp_lo] <= ramp``, kept apart so that the fast path can add
+    only those a solution violates.
+    """
 
     cost: FloatArray
     col_lower: FloatArray
@@ -1000,12 +1023,20 @@ class _ArrayLp:
     matrix: sp.csc_matrix
     row_lower: FloatArray
     row_upper: FloatArray
-    col_group: IntArray  # group of each column
-    col_slot: IntArray  # slot of each column
+    ramp: float
+    ramp_hi: npt.NDArray[np.int64]
+    ramp_lo: npt.NDArray[np.int64]
+    col_group: IntArray  # group of each level column
+    col_slot: IntArray  # slot of each level column
+    group_level: FloatArray  # (G, T) level of group slots that have no column
     light_group: IntArray  # group of each light, -1 for lights fixed at the envelope
-    base_level: FloatArray  # (n, T) levels of fixed lights (envelope), 0 elsewhere
+    base_level: FloatArray  # (n, T) levels of the fixed lights
     cap_row: IntArray  # (m, T) row of each cap, -1 if none
     budget_row: int  # -1 if none
+
+    @property
+    def n_level_cols(self) -> int:
+        return int(self.col_group.size)
 
 
 def _group_rows(key: FloatArray) -> tuple[IntArray, IntArray]:
@@ -1018,22 +1049,24 @@ def _group_rows(key: FloatArray) -> tuple[IntArray, IntArray]:
     return first.astype(np.intp), inverse.reshape(-1).astype(np.intp)
 
 
-def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _ArrayLp:  # noqa: C901
-    n, t_n = problem.n, problem.n_slots
+def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _ArrayLp:
+    """Assemble the LP with numpy/scipy; ``reduce`` applies the exact reductions."""
+    n, t_n, m = problem.n, problem.n_slots, problem.cabinet.size
     on = problem.on
     f = problem.driver_floor
     pw = problem.power_w
     h = problem.slot_h
     r = problem.ramp
-    c_light, _, sense = _linear_objective(problem, objective)
-    gain = sense * c_light  # maximise gain . x
     cab = problem.cabinet_index
+    c_light, _, sense = _linear_objective(problem, objective)
+    gain = sense * c_light  # the LP maximises gain . x
 
     if reduce:
         lower = ramp_envelope(problem)
-        fixed = ~(np.where(on, gain, -1.0) > 0).any(axis=1)
+        # lights that gain nothing from light above the envelope stay on it
+        fixed = np.asarray(~(np.where(on, gain, -1.0) > 0).any(axis=1), dtype=bool)
         lp_lights = np.flatnonzero(~fixed)
-        # identical columns up to the factor power_w: same cabinet, on pattern, bounds, gain/W
+        # columns identical up to the factor power_w: same cabinet, on pattern, bounds, gain/W
         key = np.concatenate(
             [
                 cab[lp_lights, None].astype(np.float64),
@@ -1062,13 +1095,25 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
     g_cab = cab[rep]
     base_level = np.where(fixed[:, None], lower, 0.0)
 
-    col_of = np.full((n_g, t_n), -1, dtype=np.int64)
-    col_g, col_t = np.nonzero(g_on)
+    # one column per group and slot where it is on, unless the envelope pins it at full output
+    col_mask = g_on & (g_lower < 1.0) if reduce else g_on
+    group_level = np.where(g_on & ~col_mask, g_lower, 0.0)
+    col_g, col_t = np.nonzero(col_mask)
     n_col = col_g.size
+    col_of = np.full((n_g, t_n), -1, dtype=np.int64)
     col_of[col_g, col_t] = np.arange(n_col)
-    col_lower = g_lower[col_g, col_t]
-    col_upper = np.ones(n_col)
-    cost = -g_gain[col_g, col_t]
+    a_g = g_power * (1.0 - f)  # W per unit level of each group
+    a_col = np.asarray(a_g[col_g], dtype=np.float64)
+
+    # ramp pairs: -r <= x[t] - x[t-1] <= r
+    ramp_hi = np.array([], dtype=np.int64)
+    ramp_lo = np.array([], dtype=np.int64)
+    if r < 1.0 and t_n > 1:
+        link = col_mask[:, 1:] & col_mask[:, :-1]
+        if reduce:  # the bounds [envelope, 1] already keep this step within the ramp
+            link &= ((1.0 - g_lower[:, :-1]) > r) | ((1.0 - g_lower[:, 1:]) > r)
+        rg, rt = np.nonzero(link)
+        ramp_hi, ramp_lo = col_of[rg, rt + 1], col_of[rg, rt]
 
     rows: list[npt.NDArray[np.int64]] = []
     cols: list[npt.NDArray[np.int64]] = []
@@ -1077,95 +1122,76 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
     row_hi: list[FloatArray] = []
     n_row = 0
 
-    # ramp rows: -r <= x[t] - x[t-1] <= r
-    if r < 1.0 and t_n > 1:
-        link = g_on[:, 1:] & g_on[:, :-1]
-        if reduce:  # bounds [lower, 1] already keep the step within the ramp
-            link &= ((1.0 - g_lower[:, :-1]) > r) | ((1.0 - g_lower[:, 1:]) > r)
-        rg, rt = np.nonzero(link)
-        k = rg.size
-        idx = np.arange(n_row, n_row + k)
-        rows += [idx, idx]
-        cols += [col_of[rg, rt + 1], col_of[rg, rt]]
-        vals += [np.ones(k), -np.ones(k)]
-        row_lo.append(np.full(k, -r))
-        row_hi.append(np.full(k, r))
-        n_row += k
-
-    # cabinet caps: sum over the cabinet's groups of P (1-f) x <= cap - f P_on - fixed part
-    m = problem.cabinet.size
-    caps = problem.cabinet_cap_w
-    p_floor = _sum_by_cabinet(problem, np.where(on, pw[:, None] * f, 0.0))
-    p_fixed = _sum_by_cabinet(problem, np.where(on & fixed[:, None], pw[:, None] * (1 - f) * lower, 0.0))
-    rhs = caps - p_floor - p_fixed
-    coef = np.where(g_on, g_power[:, None] * (1 - f), 0.0)
-    p_max = np.zeros((m, t_n))
-    np.add.at(p_max, g_cab, coef)
-    p_min = np.zeros((m, t_n))
-    np.add.at(p_min, g_cab, coef * g_lower)
-    need = np.isfinite(caps) & (p_max > 0)
-    if reduce:
-        need &= p_max > rhs
+    # cabinet caps: sum of a_g x over the cabinet's columns <= cap - constant power
+    const_light = np.where(on, pw[:, None] * (f + (1.0 - f) * base_level), 0.0)
+    const_light[~fixed] = np.where(on[~fixed], pw[~fixed, None] * f, 0.0)
+    const_group = a_g[:, None] * group_level
+    p_const = _sum_by_cabinet(problem, const_light)
+    np.add.at(p_const, g_cab, const_group)
+    caps = _caps(problem)
+    rhs = caps - p_const
+    p_var = np.zeros((m, t_n))
+    np.add.at(p_var, (g_cab[col_g], col_t), a_col)
+    need = np.isfinite(caps) & (p_var > 0)
+    if reduce:  # drop caps that full output cannot reach
+        need &= p_var > rhs
     cap_row = np.full((m, t_n), -1, dtype=np.intp)
     ci, ct = np.nonzero(need)
-    cap_row[ci, ct] = np.arange(n_row, n_row + ci.size)
+    cap_row[ci, ct] = np.arange(ci.size)
     sel = cap_row[g_cab[col_g], col_t]
     use = sel >= 0
     rows.append(sel[use].astype(np.int64))
-    cols.append(np.flatnonzero(use))
-    vals.append(coef[col_g[use], col_t[use]])
+    cols.append(np.flatnonzero(use).astype(np.int64))
+    vals.append(a_col[use])
     row_lo.append(np.full(ci.size, -np.inf))
     row_hi.append(rhs[ci, ct])
     n_row += ci.size
 
-    # energy budget
+    # energy budget (kWh keeps the row well scaled): one energy column per cabinet,
+    # e_c = its columns' energy, and sum(e_c) <= budget; a dense row slows HiGHS badly
     budget_row = -1
     n_extra = 0
     budget = problem.energy_budget_wh
     if budget is not None and n_col:
-        e_floor = float(np.where(on, pw[:, None] * f * h[None, :], 0.0).sum())
-        e_fixed = float(
-            np.where(on & fixed[:, None], pw[:, None] * (1 - f) * h[None, :] * lower, 0.0).sum()
-        )
-        b_rhs = budget - e_floor - e_fixed
-        b_coef = coef[col_g, col_t] * h[col_t] / 1000.0  # kWh keeps the row well scaled
-        b_rhs /= 1000.0
+        e_const = float((const_light * h[None, :]).sum() + (const_group * h[None, :]).sum())
+        b_rhs = (budget - e_const) / 1000.0
+        b_coef = a_col * h[col_t] / 1000.0
         if not reduce or b_coef.sum() > b_rhs:
-            # one energy column per cabinet, e_c = sum of its columns' energy, and
-            # sum(e_c) <= budget: no dense row, which simplex and IPM factorise badly
-            g_c = g_cab[col_g]
-            cabs, e_of = np.unique(g_c, return_inverse=True)
-            n_e = cabs.size
-            e_cols = n_col + np.arange(n_e)
-            e_rows = n_row + np.arange(n_e)
-            rows += [e_rows[e_of].astype(np.int64), e_rows.astype(np.int64)]
-            cols += [np.arange(n_col), e_cols]
-            vals += [b_coef, -np.ones(n_e)]
-            row_lo.append(np.zeros(n_e))
-            row_hi.append(np.zeros(n_e))
-            n_row += n_e
+            cabs, e_of = np.unique(g_cab[col_g], return_inverse=True)
+            n_extra = cabs.size
+            e_cols = n_col + np.arange(n_extra, dtype=np.int64)
+            e_rows = n_row + np.arange(n_extra, dtype=np.int64)
+            rows += [e_rows[e_of.reshape(-1)], e_rows]
+            cols += [np.arange(n_col, dtype=np.int64), e_cols]
+            vals += [b_coef, -np.ones(n_extra)]
+            row_lo.append(np.zeros(n_extra))
+            row_hi.append(np.zeros(n_extra))
+            n_row += n_extra
             budget_row = n_row
-            rows.append(np.full(n_e, n_row, dtype=np.int64))
+            rows.append(np.full(n_extra, n_row, dtype=np.int64))
             cols.append(e_cols)
-            vals.append(np.ones(n_e))
+            vals.append(np.ones(n_extra))
             row_lo.append(np.array([-np.inf]))
             row_hi.append(np.array([b_rhs]))
             n_row += 1
-            n_extra = n_e
 
     matrix = sp.csc_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
         shape=(n_row, n_col + n_extra),
     )
     return _ArrayLp(
-        cost=np.concatenate([cost, np.zeros(n_extra)]),
-        col_lower=np.concatenate([col_lower, np.zeros(n_extra)]),
-        col_upper=np.concatenate([col_upper, np.full(n_extra, np.inf)]),
+        cost=np.concatenate([-g_gain[col_g, col_t], np.zeros(n_extra)]),
+        col_lower=np.concatenate([g_lower[col_g, col_t], np.zeros(n_extra)]),
+        col_upper=np.concatenate([np.ones(n_col), np.full(n_extra, np.inf)]),
         matrix=matrix,
-        row_lower=np.concatenate(row_lo) if row_lo else np.array([]),
-        row_upper=np.concatenate(row_hi) if row_hi else np.array([]),
+        row_lower=np.concatenate(row_lo),
+        row_upper=np.concatenate(row_hi),
+        ramp=r,
+        ramp_hi=ramp_hi.astype(np.int64),
+        ramp_lo=ramp_lo.astype(np.int64),
         col_group=col_g.astype(np.intp),
         col_slot=col_t.astype(np.intp),
+        group_level=group_level,
         light_group=light_group,
         base_level=base_level,
         cap_row=cap_row,
@@ -1173,32 +1199,92 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
     )
 
 
+def _ramp_block(lp: _ArrayLp, pairs: npt.NDArray[np.int64]) -> sp.csr_matrix:
+    k = pairs.size
+    n_cols = lp.cost.size
+    data = np.tile([1.0, -1.0], k)
+    idx = np.column_stack([lp.ramp_hi[pairs], lp.ramp_lo[pairs]]).ravel()
+    return sp.csr_matrix((data, idx, np.arange(0, 2 * k + 1, 2)), shape=(k, n_cols))
+
+
+_LAZY_WINDOW = 2  # with each violated ramp pair, add the pairs this many slots either side
+_RAMP_TOL = 1e-9
+
+
 def _run_highs(
-    lp: _ArrayLp, time_limit: float | None, msg: bool
-) -> tuple[str, FloatArray, FloatArray]:
+    lp: _ArrayLp, *, lazy: bool, time_limit: float | None, msg: bool
+) -> tuple[str, FloatArray, FloatArray, int]:
+    """Solve with highspy; return (condition, column values, row duals, ramp rows used).
+
+    With ``lazy``, ramp rows start out of the model and the ones the current solution violates
+    (with a few neighbours) are added before re-solving from the current basis, until none is
+    violated. The last LP is a relaxation of the full one whose optimum meets every ramp, so it
+    is an optimum of the full LP, and its duals (0 for the rows left out) are valid duals.
+    """
     import highspy
 
-    h = highspy.Highs()
+    t_start = time.perf_counter()
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", bool(msg))
-    if time_limit is not None:
-        h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("solver", "simplex")
+    h.setOptionValue("presolve", "off")  # the reductions above are what presolve would find
+    h.setOptionValue("simplex_dual_edge_weight_strategy", 1)  # Devex: cheap with many columns
+    n_pairs = lp.ramp_hi.size
+    added = np.zeros(n_pairs, dtype=bool)
+    matrix = lp.matrix
+    row_lower, row_upper = lp.row_lower, lp.row_upper
+    if not lazy and n_pairs:
+        added[:] = True
+        matrix = sp.vstack([matrix, _ramp_block(lp, np.arange(n_pairs)).tocsc()]).tocsc()
+        row_lower = np.concatenate([row_lower, np.full(n_pairs, -lp.ramp)])
+        row_upper = np.concatenate([row_upper, np.full(n_pairs, lp.ramp)])
     model = highspy.HighsLp()
     model.num_col_ = int(lp.cost.size)
-    model.num_row_ = int(lp.row_lower.size)
+    model.num_row_ = int(row_lower.size)
     model.col_cost_ = lp.cost
     model.col_lower_ = lp.col_lower
     model.col_upper_ = lp.col_upper
-    model.row_lower_ = lp.row_lower
-    model.row_upper_ = lp.row_upper
+    model.row_lower_ = row_lower
+    model.row_upper_ = row_upper
     model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = lp.matrix.indptr.astype(np.int32)
-    model.a_matrix_.index_ = lp.matrix.indices.astype(np.int32)
-    model.a_matrix_.value_ = lp.matrix.data
+    model.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+    model.a_matrix_.index_ = matrix.indices.astype(np.int32)
+    model.a_matrix_.value_ = matrix.data
     h.passModel(model)
-    h.run()
-    condition = h.modelStatusToString(h.getModelStatus())
+    group = lp.col_group
+    while True:
+        if time_limit is not None:
+            left = time_limit - (time.perf_counter() - t_start)
+            h.setOptionValue("time_limit", max(left, 1e-3))
+        h.run()
+        condition = h.modelStatusToString(h.getModelStatus())
+        if condition != "Optimal" or not n_pairs:
+            break
+        x = np.asarray(h.getSolution().col_value)
+        step = np.abs(x[lp.ramp_hi] - x[lp.ramp_lo])
+        bad = np.flatnonzero((step > lp.ramp + _RAMP_TOL) & ~added)
+        if bad.size == 0:
+            break
+        pick = np.zeros(n_pairs, dtype=bool)
+        g_hi = group[lp.ramp_hi]
+        for d in range(-_LAZY_WINDOW, _LAZY_WINDOW + 1):
+            j = np.clip(bad + d, 0, n_pairs - 1)
+            pick[j[g_hi[j] == g_hi[bad]]] = True
+        new = np.flatnonzero(pick & ~added)
+        added[new] = True
+        block = _ramp_block(lp, new)
+        h.addRows(
+            int(new.size),
+            np.full(new.size, -lp.ramp),
+            np.full(new.size, lp.ramp),
+            int(block.nnz),
+            block.indptr[:-1].astype(np.int32),
+            block.indices.astype(np.int32),
+            block.data,
+        )
     sol = h.getSolution()
-    return condition, np.asarray(sol.col_value), np.asarray(sol.row_dual)
+    dual = np.asarray(sol.row_dual)[: lp.row_lower.size]
+    return condition, np.asarray(sol.col_value), dual, int(added.sum())
 
 
 def _solve_arrays(
@@ -1211,14 +1297,15 @@ def _solve_arrays(
 ) -> DimmingSolution:
     lp = _build_array_lp(problem, objective, reduce)
     t1 = time.perf_counter()
-    n_col, n_row = lp.cost.size, lp.row_lower.size
+    n_col = lp.cost.size
     if n_col == 0:
-        condition, x, dual = "closed form", np.array([]), np.zeros(n_row)
+        condition, x, dual, n_ramp = "closed form", np.array([]), np.zeros(lp.row_lower.size), 0
     else:
-        condition, x, dual = _run_highs(lp, time_limit, msg)
+        condition, x, dual, n_ramp = _run_highs(lp, lazy=reduce, time_limit=time_limit, msg=msg)
     t2 = time.perf_counter()
     status = "ok" if condition == "closed form" else _status_of(condition)
     method = "fast" if reduce else "highs"
+    n_row = lp.row_lower.size + n_ramp
     if status != "ok":
         return DimmingSolution(
             status=status,
@@ -1232,9 +1319,8 @@ def _solve_arrays(
             n_columns=n_col,
             n_rows=n_row,
         )
-    n_g = int(lp.light_group.max(initial=-1)) + 1
-    g_level = np.zeros((n_g, problem.n_slots))
-    k = lp.col_group.size
+    k = lp.n_level_cols
+    g_level = lp.group_level.copy()
     g_level[lp.col_group, lp.col_slot] = np.clip(x[:k], lp.col_lower[:k], lp.col_upper[:k])
     level = lp.base_level.copy()
     in_lp = lp.light_group >= 0

@@ -465,7 +465,9 @@ def _junctions(
                 if u in nodes or not seg_drive.get(d["segment"], False):
                     continue
                 approaches.append((u, v, k, d))
-        street_names = sorted({str(seg_names.get(d["segment"])) for *_, d in approaches} - {"None"})
+        street_names = sorted(
+            {n for *_, d in approaches if isinstance(n := seg_names.get(d["segment"]), str) and n}
+        )
         given = [str(x) for x in names[members] if isinstance(x, str) and x]
         centre = shapely.centroid(shapely.multipoints(pts))
         j_rows.append(

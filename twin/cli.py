@@ -145,9 +145,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         n = to_ngsi_ld(tw, out, kinds=args.kind)
     else:
-        from .sumo import export_twin
+        from .scenarios.network import export_twin
 
         n = export_twin(tw, out)
+        print(f"SUMO network, {n} trips and the signal plans written to {out}")
+        return 0
     print(f"{n} records written to {out}")
     return 0
 

@@ -337,7 +337,10 @@ class _Network:
         self.v = np.array([self.node_index[e[1]] for e in self.edges], dtype=np.int64)
         self.length = _edge_attr(g, "length", kind=float, minimum=0.1)
         self.vfree = _edge_attr(g, "speed_kph", kind=float, minimum=1.0) / 3.6
-        self.lanes = np.maximum(_edge_attr(g, "lanes", kind=int, minimum=1), 1.0)
+        # lanes in the direction of travel (a twin's `lanes` counts both directions of a road)
+        per_dir = all("lanes_dir" in d for *_, d in g.edges(data=True))
+        lanes = _edge_attr(g, "lanes_dir" if per_dir else "lanes", kind=int, minimum=1)
+        self.lanes = np.maximum(lanes, 1.0)
         self.tt_free = self.length / self.vfree
         self.cap_rate = self.lanes * sc.saturation_flow / 3600.0  # veh/s
         self.storage = np.maximum(self.lanes * self.length / sc.jam_spacing_m, 2.0)
@@ -753,7 +756,8 @@ def _router(env: simpy.Environment, st: _State, end_s: float) -> Any:
 
 def _incident(env: simpy.Environment, st: _State, e: int, inc: Incident) -> Any:
     """Close ``lanes_closed`` lanes of edge ``e`` during the incident's window."""
-    yield env.timeout(max(inc.start_s - env.now, 0.0))
+    if inc.start_s > env.now:  # an incident already under way closes lanes before any routing
+        yield env.timeout(inc.start_s - env.now)
     closed = min(inc.lanes_closed, st.net.lanes[e])
     st.lanes_open[e] -= closed
     st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]

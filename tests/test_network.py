@@ -1,0 +1,302 @@
+"""The traffic DES on real twins: Webster plans per junction, scenarios, incidents, SUMO export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twin._errors import InputValidationError, UnknownAssetError
+from twin.scenarios.demand import build_demand
+from twin.scenarios.network import (
+    REFERENCE_WEEKDAY,
+    drive_graph,
+    export_twin,
+    scenario_from_twin,
+    signal_plans,
+)
+from twin.scenarios.signals import CYCLE_MAX_S, CYCLE_MIN_S, SignalPlan
+from twin.scenarios.traffic import Incident, edge_index, run
+from twin.sumo import read_sumo_net, sumo_binary
+
+DAY = dt.date(2024, 6, 4)  # a Tuesday
+
+
+def _axis_gap(a: float, b: float) -> float:
+    d = abs(a % 180.0 - b % 180.0)
+    return min(d, 180.0 - d)
+
+
+def _mean_axis(bearings: list[float]) -> float:
+    """Mean axis (degrees modulo 180) of bearings: circular mean of the doubled angles."""
+    doubled = np.radians(2 * np.asarray(bearings))
+    return float(np.degrees(np.arctan2(np.sin(doubled).mean(), np.cos(doubled).mean())) / 2) % 180
+
+
+def check_plans(tw, plans) -> None:  # type: ignore[no-untyped-def]
+    """Every registry junction is planned or skipped with a reason; plans are valid Webster."""
+    junctions = tw.registry["junction"]
+    app = tw.registry["approach"]
+    assert set(plans) | set(plans.skipped) == set(junctions.index)
+    assert not set(plans) & set(plans.skipped)
+    n_app = app.groupby("junction").size().reindex(junctions.index, fill_value=0)
+    for jid, reason in plans.skipped.items():
+        assert reason
+        if "approach" in reason:
+            assert n_app[jid] - len(plans.shared.get(jid, ())) < 2
+    seen: set = set()
+    bearing = {(int(r.u), int(r.v), int(r.key)): r.bearing_deg for r in app.itertuples()}
+    flows = plans.flows.set_index(["u", "v", "key"])
+    for jid, plan in plans.items():
+        assert isinstance(plan, SignalPlan)
+        assert plan.junction == jid
+        assert CYCLE_MIN_S - 1e-6 <= plan.cycle_s <= CYCLE_MAX_S + 1e-6
+        mine = {(int(r.u), int(r.v), int(r.key)) for r in app[app["junction"] == jid].itertuples()}
+        served = set(plan.approaches)
+        assert served == mine - set(plans.shared.get(jid, ()))
+        assert not served & seen  # no approach in two plans
+        seen |= served
+        phase_of = {a: i for i, p in enumerate(plan.phases) for a in p.approaches}
+        for phase in plan.phases:
+            assert phase.green_s >= plan.min_green_s - 1e-9
+        # approaches on one axis (opposite, or side by side) share a phase
+        for a in served:
+            for b in served:
+                if _axis_gap(bearing[a], bearing[b]) <= 10.0:
+                    assert phase_of[a] == phase_of[b], (jid, a, b)
+        if len(plan.phases) > 1:
+            # different phases are different axes
+            axes = [_mean_axis([bearing[a] for a in p.approaches]) for p in plan.phases]
+            assert min(_axis_gap(x, y) for i, x in enumerate(axes) for y in axes[i + 1 :]) > 10
+        # Webster's formula, recomputed from the flows the plan was built on
+        y = [
+            max(flows.loc[a, "flow_pcu_h"] / (1800.0 * flows.loc[a, "lanes"]) for a in p.approaches)
+            for p in plan.phases
+        ]
+        n = len(plan.phases)
+        big_y = sum(y)
+        if jid in plans.adjusted or big_y >= 1:
+            continue
+        c0 = min(max((1.5 * 5 * n + 5) / (1 - big_y), CYCLE_MIN_S), CYCLE_MAX_S)
+        greens = [max(yi / big_y * (c0 - 5 * n), plan.min_green_s) for yi in y]
+        assert plan.cycle_s == pytest.approx(sum(greens) + 5 * n, rel=1e-9)
+        assert [p.green_s for p in plan.phases] == pytest.approx(greens, rel=1e-9)
+
+
+# ---------------------------------------------------------------- plans -----------------------
+def test_signal_plans_bondy_cover_every_junction(bondy):
+    plans = signal_plans(bondy)
+    check_plans(bondy, plans)
+    assert len(plans) >= 2
+    # the default hour is the busiest of a weekday: an evening or morning peak hour
+    assert plans.local_hour in (7, 8, 9, 16, 17, 18)
+    assert plans.time == np.datetime64("2024-06-04T15:00")  # 17:00 CEST
+    assert "skipped" in plans.summary()
+    # a plan is data: it round-trips through JSON
+    for plan in plans.values():
+        assert SignalPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_signal_plans_follow_the_flows(bondy):
+    peak = signal_plans(bondy, day=DAY)
+    night = signal_plans(bondy, day=DAY, hour=3)
+    assert night.local_hour == 3
+    assert set(night) == set(peak)
+    assert (night.flows["flow_pcu_h"] < peak.flows["flow_pcu_h"]).all()
+    for jid in peak:  # lighter flows, shorter (or equal, at the 40 s floor) cycles
+        assert night[jid].cycle_s <= peak[jid].cycle_s + 1e-9
+    check_plans(bondy, night)
+    assert min(p.cycle_s for p in night.values()) == pytest.approx(CYCLE_MIN_S)
+
+
+def test_signal_plans_bad_hour(bondy):
+    with pytest.raises(InputValidationError, match="hour"):
+        signal_plans(bondy, hour=24)
+    with pytest.raises(InputValidationError, match="clock change"):
+        signal_plans(bondy, day="2024-03-31", hour=2)  # 02:00 does not exist that day
+
+
+def test_drive_graph_lanes_per_direction(bondy):
+    g = drive_graph(bondy)
+    assert g.number_of_edges() == bondy.drive.number_of_edges()
+    for u, v, k, d in g.edges(keys=True, data=True):
+        src = bondy.graph.edges[u, v, k]
+        assert d["lanes"] == src["lanes_dir"]
+        assert d["segment"] == src["segment"]
+    assert pickle.loads(pickle.dumps(g)).number_of_edges() == g.number_of_edges()
+
+
+# ---------------------------------------------------------------- scenarios -------------------
+def test_scenario_from_twin_is_the_twins_demand(bondy):
+    sc = scenario_from_twin(bondy, day=DAY, hours=(7, 9), rng=5)
+    # t0 is 07:00 local (CEST, UTC+2)
+    assert sc.t0 == dt.datetime(2024, 6, 4, 5, 0, tzinfo=dt.UTC)
+    frame = build_demand(bondy).trips(day_type="weekday", rng=np.random.default_rng(5), day=DAY)
+    inside = frame[(frame["depart_s"] >= 7 * 3600) & (frame["depart_s"] < 9 * 3600)]
+    assert len(sc.trips) == len(inside) > 100
+    assert [t.origin_node for t in sc.trips] == inside["origin"].tolist()
+    assert [t.depart_s for t in sc.trips] == pytest.approx(inside["depart_s"] - 7 * 3600)
+    assert all(0 <= t.depart_s < 7200 for t in sc.trips)
+    assert {p.junction for p in sc.plans} == set(signal_plans(bondy, day=DAY, hour=8))
+    nodes = set(sc.graph.nodes)
+    assert all(t.origin_node in nodes and t.dest_node in nodes for t in sc.trips)
+
+    small = scenario_from_twin(bondy, day=DAY, hours=(7, 9), rng=5, max_trips=50)
+    assert len(small.trips) == 50
+    assert [t.depart_s for t in small.trips] == sorted(t.depart_s for t in small.trips)
+
+
+def test_scenario_window_on_a_dst_day(bondy):
+    sc = scenario_from_twin(bondy, day="2024-03-31", hours=(1, 4), rng=1)
+    # 01:00 CET is 00:00 UTC; 04:00 CEST is 02:00 UTC: the window lasts two real hours
+    assert sc.t0 == dt.datetime(2024, 3, 31, 0, 0, tzinfo=dt.UTC)
+    assert max(t.depart_s for t in sc.trips) < 7200
+
+
+def test_scenario_runs_pickled_and_gives_flows(bondy):
+    sc = scenario_from_twin(bondy, day=DAY, hours=(8, 9), rng=2, progress=False)
+    back = pickle.loads(pickle.dumps(sc))
+    ds = run(sc, rng=3)
+    ds2 = run(back, rng=3)
+    np.testing.assert_array_equal(ds["travel_time"].values, ds2["travel_time"].values)
+    assert ds.attrs["n_dropped"] == 0
+    assert ds.attrs["n_unfinished"] == 0
+    assert ds.sizes["trip"] == len(sc.trips)
+    flow = ds["flow"]
+    assert flow.attrs["units"] == "veh/h"
+    busy = (flow.sum("time") > 0).values
+    assert busy.sum() > 0.3 * ds.sizes["edge"]
+    # every trip enters at least one edge: vehicles entering >= trips
+    entered = float((flow * ds.attrs["slot_s"] / 3600.0).sum())
+    assert entered >= len(sc.trips)
+    # edges are labelled by segment, approaches by junction
+    assert set(ds["edge"].values) <= set(bondy.registry["segment"].index)
+    assert set(ds["junction"].values) == {p.junction for p in sc.plans}
+    assert np.isfinite(ds["delay"].values).any()
+    assert (ds["delay"].values[np.isfinite(ds["delay"].values)] >= 0).all()
+
+
+def test_incident_on_a_segment_closes_its_edges(bondy):
+    base_sc = scenario_from_twin(bondy, day=DAY, hours=(8, 10), rng=2, progress=False)
+    base = run(base_sc, rng=3)
+    idx = edge_index(base_sc.graph)
+    total = base["flow"].sum("time").values
+    seg = str(base["edge"].values[int(np.argmax(total))])
+    closed = [i for (u, v, k), i in idx.items() if base_sc.graph.edges[u, v, k]["segment"] == seg]
+    sc = scenario_from_twin(
+        bondy,
+        day=DAY,
+        hours=(8, 10),
+        rng=2,
+        progress=False,
+        incidents=[Incident(seg, lanes_closed=9, start_s=600.0, end_s=3600.0)],
+    )
+    assert {i.edge[:2] for i in sc.incidents} == {
+        (u, v) for (u, v, k), i in idx.items() if i in closed
+    }
+    ds = run(sc, rng=3)
+    # routes are fixed at departure and computed 600 s ahead: from 30 min on, no vehicle
+    # enters the closed street until it reopens
+    during = {"time": slice(2, 4)}
+    assert float(base["flow"].isel(edge=closed, **during).sum()) > 0
+    assert float(ds["flow"].isel(edge=closed, **during).sum()) == 0.0
+    assert float(ds["flow"].isel(edge=closed, time=slice(5, 8)).sum()) > 0  # reopened
+    assert ds["travel_time"].mean() >= base["travel_time"].mean() * 0.99
+
+
+def test_incident_from_the_start_is_routed_around_at_once(bondy):
+    base_sc = scenario_from_twin(bondy, day=DAY, hours=(8, 9), rng=2, progress=False)
+    base = run(base_sc, rng=3)
+    seg = str(base["edge"].values[int(np.argmax(base["flow"].sum("time").values))])
+    idx = edge_index(base_sc.graph)
+    closed = [i for (u, v, k), i in idx.items() if base_sc.graph.edges[u, v, k]["segment"] == seg]
+    sc = scenario_from_twin(
+        bondy, day=DAY, hours=(8, 9), rng=2, progress=False,
+        incidents=[Incident(seg, lanes_closed=9, start_s=0.0, end_s=3600.0)],
+    )
+    ds = run(sc, rng=3)
+    assert float(base["flow"].isel(edge=closed, time=0).sum()) > 0
+    assert float(ds["flow"].isel(edge=closed).sum()) == 0.0
+
+
+def test_incident_on_an_unknown_segment(bondy):
+    with pytest.raises(UnknownAssetError, match="segment:999999"):
+        scenario_from_twin(
+            bondy, day=DAY, hours=(8, 9), incidents=[Incident("segment:999999", 1, 0.0, 60.0)]
+        )
+    with pytest.raises(UnknownAssetError, match="edge"):
+        scenario_from_twin(bondy, day=DAY, hours=(8, 9), incidents=[Incident((1, 2, 0), 1, 0, 9)])
+
+
+def test_scenario_bad_input(bondy):
+    with pytest.raises(InputValidationError, match="hours"):
+        scenario_from_twin(bondy, day=DAY, hours=(9, 7))
+    with pytest.raises(InputValidationError, match="day_type"):
+        scenario_from_twin(bondy, day=DAY, day_type="holiday")
+    with pytest.raises(InputValidationError, match="max_trips"):
+        scenario_from_twin(bondy, day=DAY, max_trips=0)
+    with pytest.raises(InputValidationError, match="day"):
+        scenario_from_twin(bondy, day="2024-13-01")
+
+
+# ---------------------------------------------------------------- SUMO export -----------------
+def test_export_twin_runs_in_sumo(bondy, tmp_path: Path):
+    n = export_twin(bondy, tmp_path, hours=(8, 9))
+    sc = scenario_from_twin(bondy, day=REFERENCE_WEEKDAY, hours=(8, 9), rng=2018)
+    assert n == len(sc.trips) > 100
+    routes = ET.parse(tmp_path / "twin.rou.xml").getroot()
+    assert len(routes.findall("trip")) == n
+    tls = ET.parse(tmp_path / "twin.tls.add.xml").getroot()
+    plans = signal_plans(bondy, day=REFERENCE_WEEKDAY, hour=8)
+    assert {el.get("id") for el in tls.iter("tlLogic")} == set(plans)
+    for el in tls.iter("tlLogic"):
+        cycle = sum(float(p.get("duration")) for p in el.iter("phase"))
+        assert cycle == pytest.approx(plans[el.get("id")].cycle_s, abs=0.05)
+    graph, _ = read_sumo_net(tmp_path / "twin.net.xml")
+    # the strongly connected part of the drive network (and the signalised approaches)
+    assert 0.8 * bondy.drive.number_of_edges() < graph.number_of_edges()
+    assert graph.number_of_edges() <= bondy.drive.number_of_edges()
+    assert set(graph.graph["junctions"]) == set(plans)
+    # SUMO (meso) runs the written configuration and every trip arrives
+    out = tmp_path / "tripinfo.xml"
+    res = subprocess.run(
+        [
+            sumo_binary("sumo"),
+            "-c",
+            str(tmp_path / "twin.sumocfg"),
+            "--mesosim",
+            "--no-step-log",
+            "--no-warnings",
+            "--tripinfo-output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert len(ET.parse(out).getroot().findall("tripinfo")) == n
+
+
+# ---------------------------------------------------------------- Montpellier -----------------
+@pytest.mark.slow
+def test_montpellier_plans_and_a_morning_half_hour(montpellier):
+    plans = signal_plans(montpellier)
+    check_plans(montpellier, plans)
+    assert len(plans) > 0.8 * len(montpellier.registry["junction"])
+    sc = scenario_from_twin(
+        montpellier, day=DAY, hours=(8, 8.5), rng=4, max_trips=6000, progress=False
+    )
+    assert len(sc.trips) == 6000
+    assert len(sc.plans) > 300
+    ds = run(sc, rng=4)
+    assert ds.attrs["n_unfinished"] == 0
+    assert ds.attrs["n_dropped"] < 0.01 * len(sc.trips)
+    assert (ds["flow"].sum("time") > 0).sum() > 2000
+    delay = ds["delay"].values
+    assert np.isfinite(delay).sum() > 300

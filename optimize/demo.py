@@ -59,9 +59,9 @@ def _load_or_fetch(city: str | None, osm: Path | None, *, say: Any) -> Any:
             fetch_city(definition.name)
         except OverpassUnreachableError as exc:
             msg = (
-                f"{definition.title}: no extract here and OpenStreetMap cannot be reached "
-                f"({exc}). Offline, run the same command with --city montpellier and "
-                "TWIN_DATA=../shared/data (the shared real data sets)."
+                f"{definition.title}: no extract here and the Overpass API cannot be reached "
+                f"({type(exc.__cause__ or exc).__name__}). Offline, run the same command with "
+                "--city montpellier and TWIN_DATA=../shared/data (the shared real data sets)."
             )
             raise NoDataOfflineError(msg) from missing
         return twin.load(definition.name)

@@ -143,13 +143,20 @@ def test_signal_gates_discharge_and_reports_delay():
     trips = (Trip("late", "w", "e", 0.0),)
     kw = {"speed_factor_sd": 0.0, "progress": False}
     ds = run(TrafficScenario(g, trips=trips, plans=(plan,), **kw), rng=0)
-    assert float(ds["travel_time"].sel(trip="late")) == pytest.approx(60.0 + 30.0, abs=1.0)
+    # it stopped: braking and accelerating back to 10 m/s lose 10 / 2 (1 / 2.6 + 1 / 4.5) = 3.03 s
+    tt = float(ds["travel_time"].sel(trip="late"))
+    assert tt == pytest.approx(60.0 + 30.0 + 3.03, abs=0.05)
+    nostop = run(TrafficScenario(g, trips=trips, plans=(plan,), stop_loss=False, **kw), rng=0)
+    assert float(nostop["travel_time"].sel(trip="late")) == pytest.approx(60.0 + 30.0, abs=1.0)
     delay = ds["delay"].sel(approach="w->c#0")
     assert float(delay) == pytest.approx(30.0, abs=1.0)
     assert str(ds["junction"].sel(approach="w->c#0").values) == "junction:1"
     # a saturated approach passes at most green/cycle of its saturation flow
     many = tuple(Trip(f"v{i}", "w", "e", 0.0) for i in range(300))
-    free = run(TrafficScenario(g, trips=many, spillback=False, **kw), rng=0)
+    # (reference: the same junction unsignalised, without give-way to the N-S road)
+    free = run(
+        TrafficScenario(g, trips=many, spillback=False, priority_junctions=False, **kw), rng=0
+    )
     gated = run(TrafficScenario(g, trips=many, plans=(plan,), spillback=False, **kw), rng=0)
     span_free = np.ptp(free["arrive"].values)
     span_gated = np.ptp(gated["arrive"].values)
@@ -242,3 +249,77 @@ def test_dataset_round_trips_netcdf(tmp_path):
 
     with xr.open_dataset(path, engine="h5netcdf") as back:
         assert back["travel_time"].values == pytest.approx(ds["travel_time"].values)
+
+
+# ---------------------------------------------------------------- priority junctions ----------
+def test_gap_acceptance_capacity_hand_worked():
+    from twin.scenarios.traffic import gap_acceptance_capacity
+
+    # Siegloch, t_c = 6.5 s, t_f = 4.0 s: c = 3600 / 4 * exp(-q (6.5 - 2) / 3600)
+    # q = 0: 900 veh/h; q = 900 veh/h: 900 * exp(-1.125) = 900 * 0.32465 = 292.2 veh/h
+    c = gap_acceptance_capacity(np.array([0.0, 900.0]), critical_gap_s=6.5, follow_up_s=4.0)
+    assert c == pytest.approx([900.0, 292.2], abs=0.1)
+
+
+def minor_discharge(g, major_trips, *, dest="e", t_from=1200.0, t_to=3000.0, **kw):
+    """Vehicles of a saturated approach (w -> dest) arriving in [t_from, t_to)."""
+    minor = tuple(Trip(f"m{i}", "w", dest, 0.0) for i in range(1500))
+    sc = TrafficScenario(
+        g, trips=minor + major_trips, speed_factor_sd=0.0, progress=False, duration_s=3600, **kw
+    )
+    ds = run(sc, rng=0)
+    arr = ds["arrive"].values[: len(minor)]
+    return int(((arr >= t_from) & (arr < t_to)).sum())
+
+
+def test_priority_junction_minor_capacity_against_hand_worked_numbers():
+    g = cross(lanes=1)  # all arms 'primary': the N-S pair is the major road (tie rule)
+    # no major traffic: the minor lane discharges at 3600 / t_f = 900 veh/h -> 450 in 1,800 s
+    assert minor_discharge(g, ()) == pytest.approx(450, abs=5)
+    # without give-way it would discharge at the saturation flow (1,800 veh/h -> 900)
+    assert minor_discharge(g, (), priority_junctions=False) == pytest.approx(900, abs=5)
+    # 900 veh/h on the major road (450 veh/h each way): 292.2 veh/h -> 146 in 1,800 s
+    major = tuple(Trip(f"ns{i}", "n", "s", 8.0 * i) for i in range(450)) + tuple(
+        Trip(f"sn{i}", "s", "n", 8.0 * i + 4.0) for i in range(450)
+    )
+    assert minor_discharge(g, major) == pytest.approx(146, rel=0.05)
+
+
+def test_priority_junction_major_road_is_the_higher_class():
+    g = cross(lanes=1)
+    for u, v in (("n", "c"), ("s", "c"), ("c", "n"), ("c", "s")):
+        g.edges[u, v, 0]["highway"] = "residential"
+    # the E-W road is now the major road: its approach discharges at saturation flow
+    assert minor_discharge(g, ()) == pytest.approx(900, abs=5)
+    # and the residential N-S approach gives way
+    flipped = nx.relabel_nodes(g, {"w": "n", "e": "s", "n": "w", "s": "e"})
+    assert minor_discharge(flipped, ()) == pytest.approx(450, abs=5)
+
+
+def test_left_turn_gives_way_to_the_opposing_flow():
+    g = cross(lanes=1)
+    kw = {"dest": "n", "priority_junctions": False}  # w -> c -> n turns left
+    # no opposing flow: c = 3600 / 2.2 = 1636.4 veh/h (each left turner uses 1800 / 1636.4
+    # = 1.1 vehicles of capacity) -> 818 in 1,800 s
+    assert minor_discharge(g, (), **kw) == pytest.approx(818, abs=5)
+    assert minor_discharge(g, (), left_turns_yield=False, **kw) == pytest.approx(900, abs=5)
+    # 900 veh/h opposing (e -> w): c = 1636.4 * exp(-900 * (4.1 - 1.1) / 3600) = 773.0 veh/h
+    # -> 386.5 in 1,800 s
+    opposing = tuple(Trip(f"ew{i}", "e", "w", 4.0 * i) for i in range(900))
+    assert minor_discharge(g, opposing, **kw) == pytest.approx(386.5, rel=0.05)
+    # a right turn (w -> c -> s) crosses no opposing flow
+    right = minor_discharge(g, opposing, dest="s", priority_junctions=False)
+    assert right == pytest.approx(900, abs=5)
+
+
+def test_sumo_net_edges_count_the_junction_crossing():
+    # a SUMO edge stops at the junctions' borders: 179.2 m of lane between nodes 200 m apart
+    g = line(1, length=200.0)
+    g.edges[0, 1, 0]["length"] = 179.2
+    kw = {"speed_factor_sd": 0.0, "progress": False}
+    osm = run(TrafficScenario(g, trips=(Trip("a", 0, 1, 0.0),), **kw), rng=0)
+    assert float(osm["travel_time"].sel(trip="a")) == pytest.approx(17.92)  # 179.2 m at 10 m/s
+    for n in g.nodes:
+        g.nodes[n]["sumo_type"] = "priority"
+    sumo = run(TrafficScenario(g, trips=(Trip("a", 0, 1, 0.0),), **kw), rng=0)
+    assert float(sumo["travel_time"].sel(trip="a")) == pytest.approx(20.0)  # 200 m

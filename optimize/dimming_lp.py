@@ -86,6 +86,8 @@ compares the fast path with.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1295,6 +1297,32 @@ _LAZY_WINDOW = 1  # with each violated ramp pair, add the pairs this many slots 
 _RAMP_TOL = 1e-9
 
 
+def _new_highs(*, msg: bool) -> Any:
+    """A ``highspy.Highs``; quiet unless ``msg``.
+
+    HiGHS prints its banner to the process's standard output (the C stream, not Python's) when
+    the first instance is made, before any option can be set, so the file descriptor is pointed
+    at ``os.devnull`` for that moment.
+    """
+    import highspy
+
+    if msg:
+        return highspy.Highs()  # type: ignore[no-untyped-call]
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no real descriptor (e.g. a notebook)
+        return highspy.Highs()  # type: ignore[no-untyped-call]
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            return highspy.Highs()  # type: ignore[no-untyped-call]
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
 def _run_highs(
     lp: _ArrayLp, *, lazy: bool, time_limit: float | None, msg: bool
 ) -> tuple[str, FloatArray, FloatArray, int]:
@@ -1309,7 +1337,7 @@ def _run_highs(
     import highspy
 
     t_start = time.perf_counter()
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h = _new_highs(msg=msg)
     h.setOptionValue("output_flag", bool(msg))
     h.setOptionValue("solver", "simplex")
     h.setOptionValue("presolve", "off")  # the reductions above are what presolve would find

@@ -211,6 +211,28 @@ def test_incident_closing_lanes_delays_trips():
     )
 
 
+def test_queue_spills_back_and_only_a_long_blocked_head_is_let_through():
+    # 0 -> 1 -> 2 -> 3, 75 m edges of one lane (storage 10 vehicles each); 1 -> 2 is closed
+    # for 2,000 s, so it fills, then 0 -> 1 fills behind it and holds the rest at their origin
+    g = line(3, 75.0)
+    route = ((0, 1, 0), (1, 2, 0), (2, 3, 0))
+    trips = tuple(Trip(f"v{i}", 0, 3, float(i), route=route) for i in range(60))
+    inc = (Incident((1, 2, 0), 1, 0.0, 2000.0),)
+    kw = {"speed_factor_sd": 0.0, "progress": False, "slot_s": 100.0, "max_blocked_s": 100.0}
+    ds = run(TrafficScenario(g, trips=trips, incidents=inc, **kw), rng=0)
+    entered = (ds["flow"].sel(edge="1->2#0") * 100.0 / 3600.0).values  # vehicles per slot
+    during = entered[:20]  # the 20 slots of the closure
+    # 10 fill the closed edge; after that only the head of 0 -> 1 that has waited 100 s for
+    # room goes in: at most one per 100 s slot, never the whole queue behind it
+    full = int(np.argmax(np.cumsum(during) >= 10))
+    assert during[: full + 1].sum() <= 11
+    assert during[full + 1 :].max() <= 1
+    assert 10 + 15 <= during.sum() <= 10 + 20
+    assert ds.attrs["n_unfinished"] == 0  # all get through once the edge reopens
+    no_spill = run(TrafficScenario(g, trips=trips, incidents=inc, spillback=False, **kw), rng=0)
+    assert float((no_spill["flow"].sel(edge="1->2#0")[:20] * 100.0 / 3600.0).sum()) == 60.0
+
+
 def test_demand_validation_names_zone_and_slot():
     rates = np.zeros((2, 2, 2))
     rates[1, 0, 1] = -5.0

@@ -13,8 +13,10 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
 * the head of the edge discharges at ``lanes_open * saturation_flow`` (1,800 pcu/h/lane) and,
   on a signalised approach, only while its phase is green (:mod:`twin.scenarios.signals`);
 * a vehicle leaves only if its next edge has storage left (``lanes * length / jam_spacing_m``),
-  so queues spill back; a head vehicle blocked longer than ``max_blocked_s`` is let through (as
-  SUMO teleports vehicles after ``--time-to-teleport``), which resolves grid-lock;
+  so queues spill back; a head vehicle that has waited ``max_blocked_s`` for room is let
+  through (as SUMO teleports a vehicle that has stood for ``--time-to-teleport``), which
+  resolves grid-lock; the wait counts from the first step the head could otherwise have left,
+  and only the head's, so a queue that spills back keeps blocking upstream;
 * a vehicle whose route ends on the edge leaves it at its ready time, without waiting for the
   signal (it stops before the stop line), but never before the vehicles ahead of it;
 * at an unsignalised junction with three or more approaches (a priority junction), the two
@@ -658,6 +660,7 @@ class _State:
         self.credit = np.zeros(n_e)
         self.last_seen = np.zeros(n_e)
         self.head_ready = np.full(n_e, np.inf)
+        self.blocked_since = np.full(n_e, np.inf)  # since when the head has waited for room
         self.n_in = np.zeros(n_e, dtype=np.int64)
         self.n_out = np.zeros(n_e, dtype=np.int64)
         width = 1 << int(math.ceil(math.log2(max(16.0, float(net.storage.max()) * 1.5))))
@@ -961,10 +964,14 @@ class _State:
         before = credit[:, None] - (np.cumsum(weight, axis=1) - weight)
         ok &= last | (before >= 1.0 - 1e-9)
         if sc.spillback:
-            space_ok = (self.n_in[nxt] - self.n_out[nxt] < net.storage[nxt]) | (
-                ready_t <= t - sc.max_blocked_s
-            )
-            ok &= last | space_ok
+            room = self.n_in[nxt] - self.n_out[nxt] < net.storage[nxt]
+            # the head waits for room from the first step it could otherwise have left; it is
+            # let through once it has waited max_blocked_s, whatever else holds it meanwhile
+            waits = ok[:, 0] & ~last[:, 0] & ~room[:, 0]
+            self.blocked_since[act[waits]] = np.minimum(self.blocked_since[act[waits]], t)
+            jump = np.zeros(room.shape, dtype=bool)
+            jump[:, 0] = t - self.blocked_since[act] >= sc.max_blocked_s
+            ok &= last | room | jump
         ok = np.logical_and.accumulate(ok, axis=1)
         n_exit = ok.sum(axis=1)
         credit -= np.where(ok, weight, 0.0).sum(axis=1)
@@ -973,6 +980,7 @@ class _State:
         if not moved.any():
             return
         act_m = act[moved]
+        self.blocked_since[act_m] = np.inf
         self.n_out[act_m] += n_exit[moved]
         self.out_step[act_m] += n_exit[moved]
         vs = veh[ok]

@@ -67,7 +67,8 @@ def main() -> None:
             env = {**os.environ, "TWIN_DATA": str(data), "TWIN_CACHE": cache, "TWIN_PROGRESS": "0"}
             cold = _run(city, env)
             warms = [_run(city, env) for _ in range(1 if args.quick else 3)]
-        assert not cold["cached"] and all(w["cached"] for w in warms)
+        assert not cold["cached"]
+        assert all(w["cached"] for w in warms)
         warm = min(float(w["total_s"]) for w in warms)
         figures[f"{city}_cold_s"] = round(float(cold["total_s"]), 2)
         figures[f"{city}_warm_s"] = round(warm, 2)
@@ -76,7 +77,8 @@ def main() -> None:
         rows.append((city, cold["total_s"], warm, c["light"], c["segment"], c["junction"]))
 
     print(
-        f"{'city':<24}{'cold build s':>14}{'warm load s':>13}{'lights':>9}{'segments':>10}{'junctions':>11}"
+        f"{'city':<24}{'cold build s':>14}{'warm load s':>13}"
+        f"{'lights':>9}{'segments':>10}{'junctions':>11}"
     )
     for city, cold_s, warm_s, nl, ns, nj in rows:
         print(f"{city:<24}{cold_s:>14.2f}{warm_s:>13.2f}{nl:>9,}{ns:>10,}{nj:>11,}")

@@ -84,8 +84,10 @@ class MixedDemand:
 
 
 def simulated_demand(tw: Any, day: dt.date, *, rng: int = 2018, progress: bool = False) -> Any:
-    """The night's demand: footfall simulated by the DES for the evening's day type, and motor
-    traffic from the road-class profiles (the traffic DES is run by planners' scenarios).
+    """The night's demand, simulated footfall and profiled motor traffic.
+
+    Footfall comes from the DES for the evening's day type, motor traffic from the road-class
+    profiles (the traffic DES is run by planners' scenarios).
     """
     from twin.scenarios.demand import ProfileDemand, SimulatedDemand
     from twin.scenarios.footfall import run_footfall
@@ -106,8 +108,10 @@ def adaptive_plan(
     prepared: tuple[lp.DimmingProblem, dict[str, Any]] | None = None,
     **forecast: Any,
 ) -> tuple[xr.Dataset, dict[str, Any]]:
-    """The adaptive plan within the 65% budget, or, when EN 13201 makes that budget infeasible
-    on this night, within the smallest budget that is feasible, said in the second value.
+    """The adaptive plan within the 65% budget, or within the smallest feasible budget.
+
+    When EN 13201 makes the 65% budget infeasible on this night, the budget is relaxed to the
+    smallest one that is feasible, and the second value says so.
 
     Only a budget conflict is relaxed; cabinet caps and unreachable requirements still raise.
     """

@@ -74,8 +74,10 @@ DEFAULT_TARIFF = {"peak": 0.2516, "off_peak": 0.1828, "off_peak_hours": (22.0, 6
 
 
 class PlanNotSolvedError(TwinError, RuntimeError):
-    """The solver stopped without an optimal plan (time limit, numerical trouble): none is
-    returned, never a partial one."""
+    """The solver stopped without an optimal plan (time limit, numerical trouble).
+
+    No plan is returned then, never a partial one.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -458,7 +460,9 @@ def _dataset(
                 extra["required_class"],
                 {
                     "units": "1",
-                    "long_name": "EN 13201 class required in the slot ('off' in a switch-off window)",
+                    "long_name": (
+                        "EN 13201 class required in the slot ('off' in a switch-off window)"
+                    ),
                 },
             ),
             "energy_wh": (
@@ -511,7 +515,9 @@ def _dataset(
             "dawn_utc": night.dawn.isoformat(),
             "slot_minutes": night.slot_minutes,
             "driver_floor": DRIVER_FLOOR,
-            "power_curve": "P = power_w * (driver_floor + (1 - driver_floor) * level) when level > 0, else 0",
+            "power_curve": (
+                "P = power_w * (driver_floor + (1 - driver_floor) * level) when level > 0, else 0"
+            ),
             "demand": extra["demand"],
             "budget_pct": extra["budget_pct"],
             "baseline_kwh": baseline_kwh,

@@ -91,6 +91,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import numpy as np
@@ -1315,7 +1316,7 @@ def _new_highs(*, msg: bool) -> Any:
         return highspy.Highs()  # type: ignore[no-untyped-call]
     saved = os.dup(fd)
     try:
-        with open(os.devnull, "w") as null:
+        with Path(os.devnull).open("w") as null:
             os.dup2(null.fileno(), fd)
             return highspy.Highs()  # type: ignore[no-untyped-call]
     finally:

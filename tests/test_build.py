@@ -66,7 +66,7 @@ def test_paris_signals_cluster_into_junctions(paris):
     pts = paris.meta["signal_points"]
     assert len(pts) == 78
     # complete linkage: no two signals of one junction further apart than the diameter
-    for jid, row in j.iterrows():
+    for _, row in j.iterrows():
         if row.n_signals > 1:
             near = pts[np.hypot(*(pts - [row.geometry.x, row.geometry.y]).T) <= JUNCTION_DIAMETER_M]
             assert len(near) >= row.n_signals or pdist(near).max() <= 2 * JUNCTION_DIAMETER_M

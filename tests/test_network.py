@@ -216,7 +216,11 @@ def test_incident_from_the_start_is_routed_around_at_once(bondy):
     idx = edge_index(base_sc.graph)
     closed = [i for (u, v, k), i in idx.items() if base_sc.graph.edges[u, v, k]["segment"] == seg]
     sc = scenario_from_twin(
-        bondy, day=DAY, hours=(8, 9), rng=2, progress=False,
+        bondy,
+        day=DAY,
+        hours=(8, 9),
+        rng=2,
+        progress=False,
         incidents=[Incident(seg, lanes_closed=9, start_s=0.0, end_s=3600.0)],
     )
     ds = run(sc, rng=3)

@@ -173,7 +173,7 @@ def _segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
     nodes = graph.nodes
     index: dict[tuple[Any, ...], int] = {}
     rows: list[dict[str, Any]] = []
-    for u, v, k, d in graph.edges(keys=True, data=True):
+    for u, v, _k, d in graph.edges(keys=True, data=True):
         cls = _main_class(d.get("highway"))
         if cls not in defaults.index:
             cls = "unclassified" if cls in DRIVE_CLASSES else "path"
@@ -554,10 +554,10 @@ def _features(feats: gpd.GeoDataFrame, seg: gpd.GeoDataFrame) -> dict[str, pd.Da
     category[transit & (category == None)] = "transit"  # noqa: E711
     tag[transit & (tag == None)] = "stop"  # noqa: E711
     other = (
-        (category == None)
+        pd.isna(category)
         & feats["amenity"].notna().to_numpy()
         & (feats["boundary"].isna().to_numpy())
-    )  # noqa: E711
+    )
     category[other], tag[other] = "amenity", amen[other]
     keep = category != None  # noqa: E711
     poi = feats[keep]

@@ -77,7 +77,8 @@ def input_files(city: City) -> dict[str, Path]:
             msg = f"{city.name}: a municipal source needs [source.roads]"
             raise InputValidationError(msg)
     else:
-        msg = f"{city.name}: source.kind must be 'osm', 'municipal' or 'sumo', got {src.get('kind')!r}"
+        kind = src.get("kind")
+        msg = f"{city.name}: source.kind must be 'osm', 'municipal' or 'sumo', got {kind!r}"
         raise InputValidationError(msg)
     imported = _inventory_path(city.name)
     if imported.is_file():

@@ -117,10 +117,10 @@ def get_city(name: str) -> City:
 
     >>> get_city("montpellier").source["kind"]
     'municipal'
-    >>> get_city("lyon")
+    >>> get_city("lyon")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    twin._errors.UnknownCityError: unknown city 'lyon'; available: bondy, dijon, montpellier, paris-trocadero, saint-germain-en-laye (or pass --osm FILE)
+    twin._errors.UnknownCityError: unknown city 'lyon'; available: bondy, ... (or pass --osm FILE)
     """
     path = _CITY_DIR / f"{name}.toml"
     if not path.is_file():
@@ -134,8 +134,9 @@ def get_city(name: str) -> City:
 
 
 def from_file(path: str | Path, *, name: str | None = None) -> City:
-    """Make a city definition for any OSM extract (``.osm``, ``.osm.pbf``, ``.graphml``) or a
-    SUMO network (``.net.xml``).
+    """Make a city definition for any extract.
+
+    OpenStreetMap (``.osm``, ``.osm.pbf``, ``.graphml``) or a SUMO network (``.net.xml``).
     """
     p = Path(path).expanduser().resolve()
     if not p.name.endswith(OSM_SUFFIXES):

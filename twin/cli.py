@@ -262,8 +262,11 @@ def _parser() -> argparse.ArgumentParser:
     p = add("map", cmd_map)
     _add_city(p)
     p.add_argument("--out", default="map.png", help="PNG file to write")
-    p.add_argument("--junctions", action="store_true",
-                   help="draw the traffic-signal points and the junctions they form instead")
+    p.add_argument(
+        "--junctions",
+        action="store_true",
+        help="draw the traffic-signal points and the junctions they form instead",
+    )
 
     add("cities", cmd_cities)
 

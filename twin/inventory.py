@@ -86,7 +86,8 @@ class ImportReport:
     def summary(self) -> str:
         """A readable summary, with up to 20 rejections listed."""
         lines = [
-            f"{self.file}: {self.rows} rows, {self.accepted} accepted, {len(self.rejected)} rejected",
+            f"{self.file}: {self.rows} rows, {self.accepted} accepted, "
+            f"{len(self.rejected)} rejected",
             f"  {self.power_defaulted} without wattage (road-class default used), "
             f"{self.unmatched} further than 60 m from any road segment",
         ]
@@ -252,7 +253,10 @@ def read_inventory(
             if tech is None:
                 raise _Bad(
                     field="technology",
-                    reason=f"unknown technology {tech_raw!r}; known: {sorted(set(TECHNOLOGY_ALIASES.values()))}",
+                    reason=(
+                        f"unknown technology {tech_raw!r}; "
+                        f"known: {sorted(set(TECHNOLOGY_ALIASES.values()))}"
+                    ),
                 )
             ref = str(rec.get("ref") or "").strip() or f"row{row_no}"
             if ref in seen:

@@ -1,4 +1,6 @@
-"""Maps of a twin (matplotlib, object API: no pyplot state, no display needed): lit roads, light density, junctions and cameras.
+"""Maps of a twin: lit roads, light density, junctions and cameras.
+
+matplotlib's object API: no pyplot state, no display needed.
 
 Every map carries the data's attribution, as the ODbL and the Licence Ouverte require.
 """

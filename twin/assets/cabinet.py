@@ -23,12 +23,12 @@ class Cabinet:
     id: str
     """stable id, cabinet:N."""
     source: str | None
-    """osm (man_made=street_cabinet + street_cabinet=lighting) or derived (lights grouped by proximity)."""
+    """osm (man_made=street_cabinet + street_cabinet=lighting) or derived (by proximity)."""
     n_lights: int
     """number of lights on the feeder."""
     installed_power_w: float
     """sum of the feeder's lights at full output [W]."""
     contracted_power_w: float
-    """contracted power cap: installed power plus 10%, rounded up to 3 kVA steps (cos phi ~ 1) [W]."""
+    """contracted power cap: installed + 10%, rounded up to 3 kVA (cos phi ~ 1) [W]."""
     geometry: BaseGeometry
     """position, EPSG:2154."""

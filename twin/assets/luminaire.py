@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._errors import InputValidationError
+from twin._errors import InputValidationError
 
 __all__ = ["available_catalogues", "load_catalogue"]
 

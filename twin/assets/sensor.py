@@ -23,7 +23,7 @@ class Sensor:
     id: str
     """stable id, sensor:N."""
     sensor_type: str | None
-    """footfall (pedestrian counter), loop (inductive loop on a junction approach) or weather (road-weather station)."""
+    """footfall (pedestrian counter), loop (junction approach) or weather (road station)."""
     source: str | None
     """derived by the builder (no OSM tag maps these)."""
     segment: str | None

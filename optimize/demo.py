@@ -258,8 +258,8 @@ def run_demo(
     demand = simulated_demand(tw, day) if demand_source == "simulated" else None
     bar.update()
     plans: dict[str, xr.Dataset] = {}
-    kw = {"switch_off": switch_off, "demand": demand}
-    prepared = dimming.problem_for(tw, day, **kw)  # one forecast for every policy
+    # one forecast for every policy
+    prepared = dimming.problem_for(tw, day, switch_off=switch_off, demand=demand)
     for policy in ("hps_full", "led_full", "part_night"):
         step(policy)
         plans[policy] = dimming.plan(tw, day, policy=policy, prepared=prepared)

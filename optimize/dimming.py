@@ -33,7 +33,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -165,11 +165,11 @@ def _light_table(tw: Any) -> dict[str, np.ndarray]:
 
 def _ratios(
     tw: Any, demand: Any, segments: np.ndarray, night: Night
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Traffic and footfall of each segment per slot, relative to the segment's design hour.
 
     The design hour is the busiest hour of the day (local) of the evening, which is what the
-    design class was chosen for.
+    design class was chosen for. Third: each segment's traffic plus footfall per slot.
     """
     day = night.evening
     tz = night.tz
@@ -230,22 +230,27 @@ def problem_for(
     ff_ratio = np.zeros((n, T))
     weight = np.zeros((n, T))
     if known.any():
-        a, b, w = _ratios(tw, demand, seg[known].astype(str), night)
-        tr_ratio[known], ff_ratio[known], weight[known] = a, b, w
+        a, b, act = _ratios(tw, demand, seg[known].astype(str), night)
+        tr_ratio[known], ff_ratio[known], weight[known] = a, b, act
     design = L["design_class"]
     # the design case's traffic-volume option, per road class (unknown classes: peak, "high")
     volume = lighting.ROAD_CLASSES["volume"].reindex(L["highway"]).fillna("high").to_numpy(str)
-    required_class = lighting.adaptive_class(
-        np.broadcast_to(design[:, None], (n, T)),
-        traffic_ratio=tr_ratio,
-        pedestrian_ratio=ff_ratio,
-        design_volume=np.broadcast_to(volume[:, None], (n, T)),
+    # array in, array out (a str only for a scalar class)
+    required_class = np.asarray(
+        lighting.adaptive_class(
+            np.broadcast_to(design[:, None], (n, T)),
+            traffic_ratio=tr_ratio,
+            pedestrian_ratio=ff_ratio,
+            design_volume=np.broadcast_to(volume[:, None], (n, T)),
+        )
     ).astype(object)
     if ambient_low_hours is not None:
         lo, hi = ambient_low_hours
         dark = SwitchOff(start_hour=lo, end_hour=hi).active(night.hour_local)
-        required_class = lighting.darker(
-            required_class.astype(str), np.broadcast_to(dark[None, :].astype(int), (n, T))
+        required_class = np.asarray(
+            lighting.darker(
+                required_class.astype(str), np.broadcast_to(dark[None, :].astype(int), (n, T))
+            )
         ).astype(object)
     windows = [switch_off] if isinstance(switch_off, SwitchOff) else list(switch_off or [])
     off = np.zeros((n, T), dtype=bool)
@@ -386,7 +391,10 @@ def plan(
     else:
         if objective == "min_energy":  # the floor: no budget applies to it
             problem = dataclasses.replace(problem, energy_budget_wh=None)
-        sol = lp.solve(problem, objective=objective, method=method)  # raises when infeasible
+        # plain strings here (the command line's): _check above and lp.solve validate them
+        sol = lp.solve(  # raises when infeasible
+            problem, objective=cast(lp.Objective, objective), method=cast(lp.Method, method)
+        )
         if sol.status != "ok":
             msg = f"dimming LP ended {sol.status} ({sol.condition}); no plan is returned"
             raise PlanNotSolvedError(msg)
@@ -400,7 +408,7 @@ def plan(
             "method": sol.method,
             "budget_dual": sol.budget_dual,
         }
-    level = np.where(problem.forced_off, 0.0, level)
+    level = np.where(np.asarray(problem.forced_off), 0.0, level)  # an array once built
     on = level > 0
     slot_h = night.duration_s / 3600.0
     energy = (

@@ -50,7 +50,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import networkx as nx
@@ -69,7 +69,7 @@ from .assets.luminaire import load_catalogue
 from .cache import CODE_VERSION, input_files, sha256_file
 from .cities import City
 from .crs import LAMBERT93
-from .inventory import read_inventory
+from .inventory import Rejection, read_inventory
 from .registry import Registry, make_ids
 from .settings import get_settings
 
@@ -130,10 +130,10 @@ def _first(value: Any) -> Any:
 
 def _main_class(value: Any) -> str:
     values = value if isinstance(value, list) else [value]
-    values = [str(v) for v in values if v is not None]
-    if not values:
+    names = [str(v) for v in values if v is not None]
+    if not names:
         return "unclassified"
-    return max(values, key=lambda v: _RANK.get(v, -1))
+    return max(names, key=lambda v: _RANK.get(v, -1))
 
 
 def _to_number(value: Any) -> float:
@@ -183,10 +183,11 @@ def _segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
         speed = d.get("speed_kph")
         speed = _to_number(d.get("maxspeed")) if speed is None else float(speed)
         oneway = bool(d.get("oneway", False)) and str(d.get("oneway")) != "False"
+        # the defaults' columns are numeric; pandas-stubs type a cell as any scalar
         if math.isnan(lanes) or lanes < 1:
-            lanes = float(defaults.at[cls, "lanes"])
+            lanes = float(cast(float, defaults.at[cls, "lanes"]))
         if math.isnan(speed) or not 0 < speed <= 200:  # tags like '999' or '0' are errors
-            speed = float(defaults.at[cls, "speed_kph"])
+            speed = float(cast(float, defaults.at[cls, "speed_kph"]))
         lanes_i = int(lanes)
         d["highway"] = cls
         d["lanes"] = lanes_i
@@ -412,7 +413,8 @@ def _cluster_points(xy: np.ndarray, diameter: float) -> np.ndarray:
     if len(xy) == 1:
         return np.zeros(1, dtype=int)
     z = linkage(xy, method="complete")
-    return fcluster(z, t=diameter, criterion="distance") - 1
+    labels: np.ndarray = fcluster(z, t=diameter, criterion="distance") - 1
+    return labels
 
 
 def _bearing(line: shapely.LineString) -> float:
@@ -651,7 +653,9 @@ def _sensors(
     return df
 
 
-def _fleet(graph: nx.MultiDiGraph, seg: gpd.GeoDataFrame, city: City, *, rng: np.random.Generator):
+def _fleet(
+    graph: nx.MultiDiGraph, seg: gpd.GeoDataFrame, city: City, *, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     drive_nodes = sorted({n for s in seg[seg["drive"]].itertuples() for n in (s.u, s.v)})
     if not drive_nodes:
         return pd.DataFrame(columns=["id", "geometry"]), pd.DataFrame(columns=["id", "geometry"])
@@ -768,7 +772,8 @@ def _read_source(city: City, files: dict[str, Path]) -> dict[str, Any]:
     roads, _ = municipal.read_layer(files["roads"], src["roads"], what="roads")
     counts = municipal.read_counts(files["counts"], src["counts"]) if "counts" in files else None
     graph = municipal.roads_to_graph(roads, counts=counts, defaults=lighting.ROAD_CLASSES)
-    inventory, rejected = None, []
+    inventory: gpd.GeoDataFrame | None = None
+    rejected: list[Rejection] = []
     if "lights" in files:
         spec = src["lights"]
         inventory, rejected, _ = read_inventory(

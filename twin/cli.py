@@ -136,6 +136,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export the registry as GeoJSON or NGSI-LD, or the network as SUMO files."""
     tw = _load(args)
     out = Path(args.out)
+    n: int | dict[str, Any] | list[dict[str, Any]]
     if args.format == "geojson":
         from .export import to_geojson
 

@@ -56,7 +56,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -384,7 +384,12 @@ def _streetlight_models(
     models["local"] = local
     entities = []
     for row in models.drop_duplicates("local").sort_values("local").itertuples(index=False):
-        tech, lum, power, flux = row.technology, row.luminaire, row.power_w, row.flux_lm
+        # names filled by _model_keys, numbers float (NaN when unknown); pandas-stubs type a
+        # row's cells as any scalar
+        tech, lum, power, flux, local_id = cast(
+            tuple[str, str, float, float, str],
+            (row.technology, row.luminaire, row.power_w, row.flux_lm, row.local),
+        )
         parts = [tech, lum]
         if power == power:
             parts.append(f"{power:g} W")
@@ -401,7 +406,7 @@ def _streetlight_models(
                 "at full output (lamp and driver or ballast)"
             ),
         }
-        entities.append(b.entity("StreetlightModel", row.local, attrs))
+        entities.append(b.entity("StreetlightModel", local_id, attrs))
     return entities, light_model
 
 

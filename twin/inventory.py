@@ -206,7 +206,7 @@ def read_inventory(
         row_no = int(row_no)
         try:
             if has_geom:
-                if df.crs is None:
+                if geoms is None:  # the file gives no CRS
                     raise _Bad(field="geometry", reason="the file gives no CRS; pass --crs")
                 g = geoms[i]
                 if g is None or g.is_empty or g.geom_type != "Point":

@@ -30,7 +30,7 @@ import unicodedata
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import networkx as nx
@@ -189,8 +189,13 @@ def _street_traffic(counts: pd.DataFrame | None) -> tuple[dict[str, float], dict
     if counts is None or counts.empty:
         return {}, {}
     grouped = counts[counts.name_norm != ""].groupby("name_norm")
-    daily = grouped["daily"].max().dropna().to_dict()
-    speed = grouped["speed_limit"].median().dropna().to_dict() if "speed_limit" in counts else {}
+    # keyed by the normalised street names (str); pandas-stubs type to_dict as Hashable -> Any
+    daily = cast(dict[str, float], grouped["daily"].max().dropna().to_dict())
+    speed = (
+        cast(dict[str, float], grouped["speed_limit"].median().dropna().to_dict())
+        if "speed_limit" in counts
+        else {}
+    )
     return daily, speed
 
 
@@ -284,9 +289,9 @@ def roads_to_graph(
     for side in (0, 1):
         np.maximum.at(best, ends[~junction, side], ranks[~junction])
     inv = {v: k for k, v in _RANK.items() if k not in ("living_street", "unclassified", "footway")}
-    for i in np.flatnonzero(junction):
-        r = max(best[ends[i, 0]], best[ends[i, 1]], ranks[i])
-        highway[i] = inv.get(r, highway[i])
+    for j in np.flatnonzero(junction):
+        r = max(best[ends[j, 0]], best[ends[j, 1]], ranks[j])
+        highway[j] = inv.get(r, highway[j])
 
     graph = nx.MultiDiGraph(crs=LAMBERT93)
     for n, (x, y) in enumerate(node_xy):
@@ -300,9 +305,12 @@ def roads_to_graph(
         if cls not in defaults.index:
             msg = f"roads: no road-class defaults for inferred class {cls!r}"
             raise InputValidationError(msg)
-        ok = spd is not None and np.isfinite(spd) and 5 <= spd <= 130
-        speed = float(spd) if ok else float(defaults.at[cls, "speed_kph"])
-        lanes = int(defaults.at[cls, "lanes"])
+        # the defaults' columns are numeric; pandas-stubs type a cell as any scalar
+        if spd is not None and np.isfinite(spd) and 5 <= spd <= 130:
+            speed = float(spd)
+        else:
+            speed = float(cast(float, defaults.at[cls, "speed_kph"]))
+        lanes = int(cast(float, defaults.at[cls, "lanes"]))
         oneway = direction[i] == "SENS UNIQUE"
         attrs = {
             "osmid": int(ids[i]) if str(ids[i]).isdigit() else str(ids[i]),

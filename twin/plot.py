@@ -52,7 +52,8 @@ def plot_map(tw: Any, *, out: str | Path | None = None, title: str | None = None
         )
         cb = fig.colorbar(hb, ax=ax, shrink=0.6, pad=0.01)
         cb.set_label("light points per cell")
-    for kind, style in (
+    # Any values: matplotlib's stubs type each scatter keyword, a mixed dict is only `object`
+    styles: tuple[tuple[str, dict[str, Any]], ...] = (
         (
             "junction",
             {
@@ -64,7 +65,8 @@ def plot_map(tw: Any, *, out: str | Path | None = None, title: str | None = None
             },
         ),
         ("camera", {"marker": "^", "s": 22, "c": "tab:blue"}),
-    ):
+    )
+    for kind, style in styles:
         t = reg[kind]
         if len(t):
             xy = shapely.get_coordinates(t.geometry.values)

@@ -307,7 +307,8 @@ class Registry:
             mask = np.zeros(len(table), dtype=bool)
             for c in backward:
                 mask |= (table[c] == asset_id).to_numpy()
-            return table.index[mask].tolist()
+            ids: list[str] = table.index[mask].tolist()
+            return ids
         # one hop through an intermediate type (junction -> approach -> sensor, ...)
         mids = [k for (k, _), tgt in RELATIONS.items() if tgt == src]
         for mid in mids:

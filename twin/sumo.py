@@ -24,7 +24,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 import sumolib
@@ -399,7 +399,9 @@ def write_sumo(
     for t in sorted(trips, key=lambda t: (t.depart_s, t.id)):
         if t.route:
             el = ET.SubElement(routes_el, "vehicle", {"id": t.id, "depart": f"{t.depart_s:.2f}"})
-            ET.SubElement(el, "route", {"edges": " ".join(edge_ids[tuple(e)] for e in t.route)})
+            # tuple(): a caller may give an edge key as a list (Trip does not convert it)
+            edges = " ".join(edge_ids[cast(EdgeKey, tuple(e))] for e in t.route)
+            ET.SubElement(el, "route", {"edges": edges})
         else:
             if t.origin_node not in out_edges or t.dest_node not in in_edges:
                 msg = f"trip {t.id!r}: its origin has no outgoing edge or its end no incoming edge"

@@ -28,7 +28,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -202,7 +202,7 @@ def _codes(cls: Any, *, field: str) -> np.ndarray:
         pos = np.clip(np.searchsorted(_KEYS_SORTED, key), 0, _KEYS_SORTED.size - 1)
         codes = np.where(_KEYS_SORTED[pos] == key, _KEY_ORDER[pos], -1)
     else:
-        codes = _CODE_INDEX.get_indexer(flat)
+        codes = _CODE_INDEX.get_indexer(pd.Index(flat, copy=False))
     bad = codes < 0
     if bad.any():
         # tolerate case and blanks ("m3 ", "OFF") before giving up
@@ -693,7 +693,7 @@ def adaptive_class(
     else:
         dv = np.asarray(design_volume)
         lookup = pd.Index(list(_VOLUME_WEIGHT))
-        idx = lookup.get_indexer(dv.ravel().astype(str))
+        idx = lookup.get_indexer(pd.Index(dv.ravel().astype(str), copy=False))
         if (idx < 0).any():
             msg = f"design_volume: valid options are {', '.join(_VOLUME_WEIGHT)}"
             raise InputValidationError(msg)
@@ -867,7 +867,7 @@ def road_class_defaults(highway: str) -> dict[str, Any]:
     if highway not in ROAD_CLASSES.index:
         msg = f"highway: unknown road class {highway!r}; known: {', '.join(ROAD_CLASSES.index)}"
         raise InputValidationError(msg)
-    row = ROAD_CLASSES.loc[highway].to_dict()
+    row = cast(dict[str, Any], ROAD_CLASSES.loc[highway].to_dict())  # keyed by column names
     return {"highway": highway, **row}
 
 
@@ -936,7 +936,7 @@ def design_table(
         msg = "highway: expected a 1-d array of OSM highway values (str)"
         raise InputValidationError(msg)
     n = hw.size
-    row = ROAD_CLASSES.index.get_indexer(hw.astype(str))
+    row = ROAD_CLASSES.index.get_indexer(pd.Index(hw.astype(str), copy=False))
     if (row < 0).any():
         unknown = sorted({str(v) for v in hw[row < 0]})[:8]
         msg = (

@@ -488,7 +488,8 @@ class _Signals:
     def green(self, edges: np.ndarray, t: float) -> np.ndarray:
         """Whether each of ``edges`` may discharge at time ``t`` (always, if unsignalised)."""
         tc = ((t - self.offset[edges]) % self.cycle[edges])[:, None]
-        return ((tc >= self.ws[edges]) & (tc < self.we[edges])).any(axis=1)
+        green: np.ndarray = ((tc >= self.ws[edges]) & (tc < self.we[edges])).any(axis=1)
+        return green
 
 
 _HIGHWAY_RANK = {
@@ -536,7 +537,10 @@ def gap_acceptance_capacity(
         Capacity (veh/h per lane).
     """
     q = np.maximum(np.asarray(major_flow_veh_h, dtype=float), 0.0)
-    return 3600.0 / follow_up_s * np.exp(-q * (critical_gap_s - follow_up_s / 2) / 3600.0)
+    cap: np.ndarray = (
+        3600.0 / follow_up_s * np.exp(-q * (critical_gap_s - follow_up_s / 2) / 3600.0)
+    )
+    return cap
 
 
 #: Acceleration and deceleration of a car (m/s2), SUMO's defaults for a passenger car.
@@ -603,7 +607,8 @@ class _Priority:
                 pair = (first, min(cand, key=lambda e: float(heading[e] @ heading[first])))
             else:
                 # the tied pair that faces each other best, ties to north-south
-                best_pair, best_key = None, None
+                best_pair: tuple[Any, Any] | None = None
+                best_key: tuple[float, float] | None = None
                 for a_i, a in enumerate(top):
                     for b in top[a_i + 1 :]:
                         opp = -float(heading[a] @ heading[b])
@@ -611,6 +616,7 @@ class _Priority:
                         key = (round(opp, 6), round(ns, 6))
                         if best_key is None or key > best_key:
                             best_pair, best_key = (a, b), key
+                assert best_pair is not None  # top holds at least two approaches
                 pair = best_pair
             self.major[list(pair)] = True
             self.minor[[e for e in inc if e not in pair]] = True
@@ -633,7 +639,7 @@ class _State:
         self.give_way = bool(self.prio.minor.any() or self.prio.left_turns)
         self.out_step = np.zeros(len(net.edges))  # vehicles that left each edge this step
         self.flow_ema = np.zeros(len(net.edges))  # smoothed discharge (veh/s)
-        self.q_major = np.zeros(len(net.nodes))  # smoothed major flow per node (veh/h)
+        self.q_major: np.ndarray = np.zeros(len(net.nodes))  # smoothed major flow per node (veh/h)
         n_e = len(net.edges)
         n = len(trips)
         self.trips = trips
@@ -666,6 +672,7 @@ class _State:
         width = 1 << int(math.ceil(math.log2(max(16.0, float(net.storage.max()) * 1.5))))
         self.buf = np.zeros((n_e, width), dtype=np.int64)
         self.k = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + 2
+        self.end_s = end_s  # the run's end; the stepper sets it to when the run stopped
         # recorders (edge, slot)
         self.n_slots = max(1, int(math.ceil(end_s / sc.slot_s)))
         shape = (self.n_slots, n_e)
@@ -901,7 +908,7 @@ class _State:
         Lanes open x saturation flow or, on a minor approach, the gap-acceptance capacity if
         lower.
         """
-        rate = self.cap_rate[edges]
+        rate: np.ndarray = self.cap_rate[edges]
         if not self.give_way:
             return rate
         minor = self.prio.minor[edges]
@@ -1001,7 +1008,7 @@ class _State:
         self.n_active -= done.size
         go = vs[~arr]
         self.pos[go] += 1
-        extra = 0.0
+        extra: np.ndarray | float = 0.0
         if sc.stop_loss:
             # a vehicle held at the stop line decelerated to a stop and accelerates again:
             # v / 2 (1 / a + 1 / b) lost against cruising (a, b: SUMO's defaults)
@@ -1137,7 +1144,6 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
     last_dep = max((t.depart_s for t in trips), default=0.0)
     end_s = float(sc.duration_s) if sc.duration_s is not None else last_dep + sc.max_extra_s
     st = _State(sc, net, sig, trips, gen, end_s)
-    st.end_s = end_s
     # explicit routes
     given = [i for i, t in enumerate(trips) if t.route is not None]
     if given:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 from test_demand import grid_twin
 
 from twin._errors import InputValidationError
@@ -93,6 +95,73 @@ def test_assignment_puts_od_on_shortest_paths() -> None:
     np.testing.assert_allclose(hourly.sum(), flows.sum(), rtol=1e-9)
 
 
+def _grid_assignment() -> tuple[D.DemandModel, C.Assignment, sparse.csr_matrix]:
+    tw = grid_twin(n=6)
+    dm = D.build_demand(tw, cell_m=300.0)
+    asg = C.Assignment.build(dm, tw.drive)
+    used = np.flatnonzero(asg.incidence.getnnz(axis=1) > 0)[::3]  # every third used edge a site
+    sites = sparse.csr_matrix(
+        (np.ones(used.size), (np.arange(used.size), used)), shape=(used.size, len(asg.edges))
+    )
+    return dm, asg, sites
+
+
+def _peaks(
+    dm: D.DemandModel, asg: C.Assignment, sites: sparse.csr_matrix
+) -> tuple[np.ndarray, np.ndarray]:
+    hourly = asg.hourly_flows(dm) @ sites.T
+    return hourly[list(C.AM_HOURS)].max(axis=0), hourly[list(C.PM_HOURS)].max(axis=0)
+
+
+def test_matrix_estimation_keeps_a_prior_that_matches_the_counts() -> None:
+    dm, asg, sites = _grid_assignment()
+    am, pm = _peaks(dm, asg, sites)
+    factor, stats = C.estimate_matrix(dm, asg, sites, am, pm)
+    # counts equal to the prior's own flows: the prior is the optimum (zero residual, zero pull)
+    np.testing.assert_allclose(factor, 1.0, atol=1e-4)
+    assert stats["cell_slope"] == pytest.approx(1.0, abs=1e-4)
+    assert stats["cell_r2"] == pytest.approx(1.0, abs=1e-6)
+    assert abs(stats["total_change_pct"]) < 1e-2
+
+
+def test_matrix_estimation_moves_flows_towards_the_counts() -> None:
+    dm, asg, sites = _grid_assignment()
+    am, pm = _peaks(dm, asg, sites)
+    obs_am, obs_pm = 1.6 * am, 0.7 * pm  # more in the morning, less in the evening
+    before = np.r_[C.geh(am, obs_am), C.geh(pm, obs_pm)].mean()
+    factor, stats = C.estimate_matrix(dm, asg, sites, obs_am, obs_pm, weight=0.01, max_factor=3)
+    assert factor.shape == dm.base_od().shape
+    assert factor.min() >= 0
+    assert factor.max() <= 3 + 1e-9
+    # a cell's trips go out on its pair's path and come back on the reverse pair's
+    nz = factor.shape[0]
+    seen = (asg.incidence.T @ np.asarray(sites.sum(axis=0)).ravel() > 0).reshape(nz, nz)
+    seen |= seen.T
+    np.testing.assert_allclose(factor[~seen], 1.0)  # cells no site sees are kept
+    est = dataclasses.replace(dm, od_factor=factor)
+    np.testing.assert_allclose(est.base_od(), dm.base_od() * factor)
+    e_am, e_pm = _peaks(est, asg, sites)
+    after = np.r_[C.geh(e_am, obs_am), C.geh(e_pm, obs_pm)].mean()
+    assert after < 0.5 * before
+    assert set(stats) >= {"cell_slope", "cell_r2", "trip_end_slope", "mean_time_change_pct"}
+    # a stronger pull towards the prior changes the matrix less
+    stiff, _ = C.estimate_matrix(dm, asg, sites, obs_am, obs_pm, weight=100.0, max_factor=3)
+    assert np.abs(stiff - 1).sum() < np.abs(factor - 1).sum()
+
+
+def test_matrix_estimation_rejects_bad_input() -> None:
+    dm, asg, sites = _grid_assignment()
+    am, pm = _peaks(dm, asg, sites)
+    with pytest.raises(InputValidationError, match="weight"):
+        C.estimate_matrix(dm, asg, sites, am, pm, weight=0.0)
+    with pytest.raises(InputValidationError, match="max_factor"):
+        C.estimate_matrix(dm, asg, sites, am, pm, max_factor=1.0)
+    with pytest.raises(InputValidationError, match="observed"):
+        C.estimate_matrix(dm, asg, sites, -am, pm)
+    with pytest.raises(InputValidationError, match="od_factor"):
+        dataclasses.replace(dm, od_factor=np.ones((2, 2)))
+
+
 def test_calibrate_needs_counts() -> None:
     with pytest.raises(InputValidationError, match="no traffic counts"):
         C.calibrate(grid_twin(n=4))
@@ -131,5 +200,20 @@ def test_montpellier_calibration(montpellier: Twin) -> None:
     assert r.share_geh_below_5 >= r.share_geh_below_5_before - 0.02
     assert 0 < r.params["trip_rate"] < 10
     assert r.params["beta_per_min"] > 0
-    again = C.calibrate(montpellier, rng=0, starts=1, maxiter=40)
+    # the same seed gives the same fit; matrix estimation leaves the parameters alone
+    again = C.calibrate(montpellier, rng=0, starts=1, maxiter=40, matrix_estimation=True)
     assert again.params == r.params
+    assert r.od_factor is None and r.table_me is None
+    s = again.matrix_stats
+    me = again.table_me
+    assert me is not None and again.od_factor is not None
+    np.testing.assert_allclose(
+        me["geh"], C.geh(me["modelled"].to_numpy(), me["observed"].to_numpy())
+    )
+    fitted, held = me[~me["holdout"]], me[me["holdout"]]
+    assert s["share_geh_below_5_fitted"] == pytest.approx(float((fitted["geh"] < 5).mean()))
+    assert s["share_geh_below_5_holdout"] == pytest.approx(float((held["geh"] < 5).mean()))
+    assert s["share_geh_below_5_fitted"] > s["share_geh_below_5_prior"] + 0.05
+    assert "matrix estimation" in again.summary()
+    dm = C.calibrated_model(again, D.build_demand(montpellier))
+    assert dm.od_factor is again.od_factor

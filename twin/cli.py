@@ -241,6 +241,59 @@ def cmd_energy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit the demand model to the city's traffic counts and report GEH per site."""
+    from .plot import plot_counts_fit
+    from .scenarios import calibration
+
+    tw = _load(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    res = calibration.calibrate(
+        tw,
+        rng=args.rng,
+        starts=args.starts,
+        holdout=args.holdout,
+        matrix_estimation=args.matrix_estimation,
+        me_weight=args.me_weight,
+    )
+    print(res.summary())
+    tables = {"parameters": res.table}
+    if res.table_me is not None:
+        tables["matrix_estimation"] = res.table_me
+    written = []
+    for label, table in tables.items():
+        csv = args.out / f"geh_{label}.csv"
+        table.drop(columns=[c for c in ("edges",) if c in table]).to_csv(csv, index=False)
+        png = args.out / f"geh_{label}.png"
+        what = "calibrated parameters" if label == "parameters" else "estimated OD matrix"
+        plot_counts_fit(
+            table,
+            title=f"{tw.city.title}: counts against the model ({what})",
+            attribution=f"Data: {tw.city.attribution}",
+            out=png,
+        )
+        written += [csv.name, png.name]
+    report = {
+        "city": tw.city.name,
+        "matched": res.matched,
+        "unmatched": res.unmatched,
+        "share_geh_below_5_before": res.share_geh_below_5_before,
+        "share_geh_below_5": res.share_geh_below_5,
+        "share_geh_below_5_holdout": res.share_geh_below_5_holdout,
+        "dmrb_share": calibration.DMRB_SHARE,
+        "params": res.params,
+        "matrix_estimation": {k: float(v) for k, v in res.matrix_stats.items()},
+    }
+    (args.out / "calibration.json").write_text(json.dumps(report, indent=2))
+    if res.od_factor is not None:
+        import numpy as np
+
+        np.save(args.out / "od_factor.npy", res.od_factor)
+        written.append("od_factor.npy")
+    print(f"written to {args.out}: calibration.json, " + ", ".join(written))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twin", description="Digital twin of a metropolis's public space."
@@ -325,6 +378,23 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="HH:MM-HH:MM",
         help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
+    )
+
+    p = add("calibrate", cmd_calibrate)
+    _add_city(p)
+    p.add_argument("--out", required=True, type=Path, help="folder for the tables and plots")
+    p.add_argument("--rng", type=int, default=0, help="seed of the hold-out split and starts")
+    p.add_argument("--starts", type=int, default=2, help="Nelder-Mead starts (default 2)")
+    p.add_argument(
+        "--holdout", type=float, default=0.3, help="share of streets held out (default 0.3)"
+    )
+    p.add_argument(
+        "--matrix-estimation",
+        action="store_true",
+        help="then adjust the OD cells to the fitted counts (reported with TAG M3.1 checks)",
+    )
+    p.add_argument(
+        "--me-weight", type=float, default=1.0, help="pull of the estimation to the prior OD"
     )
 
     p = add("energy", cmd_energy)

@@ -29,6 +29,17 @@ Steps
    so the overall scale of the factors is reported as the calibrated vehicle trip rate and the
    factors relative to it. A seeded hold-out of 30% of the streets measures the fit on sites the
    calibration did not see.
+6. **Matrix estimation** (optional, ``matrix_estimation=True``): global parameters cannot
+   place trips where the counts see them, so the OD cells themselves are adjusted to the counts
+   of the fitted sites (:func:`estimate_matrix`): one multiplier per OD cell, found by bounded
+   linear least squares (:func:`scipy.optimize.lsq_linear`) on the GEH-weighted residuals
+   ``(M - C) / sqrt(C)`` of the peak hours, plus ``weight * (f - 1)^2`` per cell to stay near
+   the gravity matrix. The changes are reported with the checks of the UK's TAG unit M3.1
+   (Table 5): cell values and trip ends of the estimated matrix regressed on the prior ones
+   (slope, intercept, R^2), and the change of the mean trip time. The held-out streets show
+   how far the estimated matrix generalises; the multipliers go into
+   :attr:`DemandModel.od_factor <twin.scenarios.demand.DemandModel>` through
+   :func:`calibrated_model`.
 
 Examples
 --------
@@ -65,6 +76,8 @@ __all__ = [
     "CalibrationResult",
     "Assignment",
     "calibrate",
+    "calibrated_model",
+    "estimate_matrix",
     "geh",
     "match_counts",
     "street_keys",
@@ -279,7 +292,7 @@ def _site_edges(
         ]  # fmt: skip
         if not hits:
             return None
-        return np.mean([xy[n] for n in hits], axis=0)
+        return np.asarray(np.mean([xy[n] for n in hits], axis=0), dtype=float)
 
     parts = [p for p in re.split(r"\s*-\s*", direction.strip()) if p]
     pa = pb = None
@@ -409,6 +422,15 @@ class CalibrationResult:
         Calibrated parameters (trip rate, beta, external share, class factors).
     matches : pandas.DataFrame
         Output of :func:`match_counts`.
+    od_factor : numpy.ndarray or None
+        With matrix estimation: the ``(n_zone, n_zone)`` multipliers of the OD cells.
+    table_me : pandas.DataFrame or None
+        With matrix estimation: ``table`` for the calibrated parameters and the estimated
+        matrix, without class factors (the demand the simulations get).
+    matrix_stats : dict
+        With matrix estimation: the TAG M3.1 checks of :func:`estimate_matrix`, and the GEH
+        shares ``share_geh_below_5_prior`` (the calibrated parameters without class factors),
+        ``share_geh_below_5_fitted`` and ``share_geh_below_5_holdout`` after estimation.
     """
 
     table: pd.DataFrame
@@ -419,6 +441,9 @@ class CalibrationResult:
     share_geh_below_5_holdout: float
     params: dict[str, float]
     matches: pd.DataFrame
+    od_factor: np.ndarray | None = None
+    table_me: pd.DataFrame | None = None
+    matrix_stats: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def matched_share(self) -> float:
@@ -427,7 +452,7 @@ class CalibrationResult:
 
     def summary(self) -> str:
         """Return a readable summary."""
-        return (
+        text = (
             f"counts matched: {self.matched} of {self.matched + self.unmatched} "
             f"({100 * self.matched_share:.1f}%)\n"
             f"GEH < 5: {100 * self.share_geh_below_5_before:.1f}% before, "
@@ -436,6 +461,19 @@ class CalibrationResult:
             f"DMRB asks {100 * DMRB_SHARE:.0f}%\n"
             "params: " + ", ".join(f"{k}={v:.3g}" for k, v in self.params.items())
         )
+        s = self.matrix_stats
+        if s:
+            text += (
+                f"\nmatrix estimation: GEH < 5 {100 * s['share_geh_below_5_prior']:.1f}% -> "
+                f"{100 * s['share_geh_below_5_fitted']:.1f}% on fitted streets, "
+                f"{100 * s['share_geh_below_5_holdout']:.1f}% on held-out streets; "
+                f"cells slope {s['cell_slope']:.3f} R2 {s['cell_r2']:.3f} (TAG: 0.98-1.02, "
+                f"> 0.95), trip ends slope {s['trip_end_slope']:.3f} R2 "
+                f"{s['trip_end_r2']:.3f} (0.99-1.01, > 0.98), mean trip time "
+                f"{s['mean_time_change_pct']:+.1f}% (within 5%), trips "
+                f"{s['total_change_pct']:+.1f}%"
+            )
+        return text
 
 
 def _site_model(
@@ -452,6 +490,118 @@ def _site_model(
     return sparse.csr_matrix((w, (r, c)), shape=(len(sites), n_edge))
 
 
+def _regression(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares line ``y = slope x + intercept`` and its R^2."""
+    if x.size < 2 or np.ptp(x) == 0:
+        return 1.0, 0.0, 1.0
+    slope, intercept = np.polyfit(x, y, 1)
+    r = np.corrcoef(x, y)[0, 1] if np.ptp(y) > 0 else 1.0
+    return float(slope), float(intercept), float(r**2)
+
+
+def estimate_matrix(
+    model: DemandModel,
+    assign: Assignment,
+    sites: sparse.csr_matrix,
+    observed_am: np.ndarray,
+    observed_pm: np.ndarray,
+    *,
+    weight: float = 1.0,
+    max_factor: float = 10.0,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Adjust the OD cells of ``model`` to peak-hour counts (matrix estimation).
+
+    Each site's flow in its modelled peak hour of the morning (7-10 h) and of the evening
+    (16-19 h) is linear in the cells of the OD (``Assignment.hourly_flows``), so the multipliers
+    ``f >= 0`` of the cells minimise, by bounded linear least squares,
+    ``sum ((M - C) / sqrt(max(C, 50)))^2 + weight * sum (f - 1)^2`` with ``f <= max_factor``.
+    Cells no fitted site sees keep ``f = 1``.
+
+    Parameters
+    ----------
+    model : DemandModel
+        The prior (its ``base_od`` is the prior matrix).
+    assign : Assignment
+        All-or-nothing paths of ``model``'s zones.
+    sites : scipy.sparse.csr_matrix
+        ``(n_site, n_edge)``: a site's flow from the edges' flows.
+    observed_am, observed_pm : numpy.ndarray
+        Counted peak-hour flows per site (veh/h).
+    weight : float
+        Weight of the pull towards the prior (> 0).
+    max_factor : float
+        Largest multiplier of a cell.
+
+    Returns
+    -------
+    (od_factor, stats)
+        ``(n_zone, n_zone)`` multipliers, and the TAG M3.1 checks: ``cell_slope``,
+        ``cell_intercept``, ``cell_r2`` (estimated on prior cell values), ``trip_end_slope``,
+        ``trip_end_r2`` (zone origins and destinations), ``mean_time_change_pct``,
+        ``total_change_pct``, ``cells_changed`` (cells whose factor moved by more than 1%) and
+        ``solver_status``.
+    """
+    if not weight > 0:
+        msg = f"estimate_matrix.weight: {weight!r} must be > 0"
+        raise InputValidationError(msg)
+    if not max_factor > 1:
+        msg = f"estimate_matrix.max_factor: {max_factor!r} must be > 1"
+        raise InputValidationError(msg)
+    obs = np.concatenate([np.asarray(observed_am, float), np.asarray(observed_pm, float)])
+    if obs.size != 2 * sites.shape[0] or not np.all(np.isfinite(obs)) or np.any(obs < 0):
+        msg = "estimate_matrix.observed_am/pm: one finite, non-negative flow per site each"
+        raise InputValidationError(msg)
+    T = model.base_od()
+    nz = T.shape[0]
+    # site flow per trip of each pair, outward (o -> d) and return (d -> o) legs of the cell
+    per_pair = (sites @ assign.incidence).tocsc()
+    perm = np.arange(nz * nz).reshape(nz, nz).T.ravel()
+    per_return = per_pair[:, perm]
+    frac = HOURLY_PROFILES["car"]["weekday"] * DAY_FACTOR["car"]["weekday"]
+    out_w = _OUTBOUND
+    hourly = assign.hourly_flows(model) @ sites.T  # (24, n_site)
+    blocks = []
+    for hours in (AM_HOURS, PM_HOURS):
+        h = np.asarray(hours)[hourly[list(hours)].argmax(axis=0)]  # each site's peak hour
+        a = sparse.diags(2.0 * frac[h] * out_w[h]) @ per_pair
+        b = sparse.diags(2.0 * frac[h] * (1.0 - out_w[h])) @ per_return
+        blocks.append(a + b)
+    A = (sparse.vstack(blocks) @ sparse.diags(T.ravel())).tocsc()
+    active = np.flatnonzero(A.getnnz(axis=0) > 0)
+    A = A[:, active]
+    scale = 1.0 / np.sqrt(np.maximum(obs, 50.0))
+    n_a = active.size
+    lhs = sparse.vstack([sparse.diags(scale) @ A, np.sqrt(weight) * sparse.identity(n_a)])
+    rhs = np.concatenate([obs * scale, np.full(n_a, np.sqrt(weight))])
+    res = optimize.lsq_linear(
+        lhs.tocsr(), rhs, bounds=(0.0, max_factor), method="trf", lsmr_tol="auto"
+    )
+    factor = np.ones(nz * nz)
+    factor[active] = res.x
+    factor = factor.reshape(nz, nz)
+    after = T * factor
+    pos = T > 0
+    c_slope, c_int, c_r2 = _regression(T[pos], after[pos])
+    ends0 = np.concatenate([T.sum(axis=1), T.sum(axis=0)])
+    ends1 = np.concatenate([after.sum(axis=1), after.sum(axis=0)])
+    e_slope, _, e_r2 = _regression(ends0, ends1)
+    cost = np.where(np.isfinite(model.cost_min), model.cost_min, 0.0)
+    mean0 = float((T * cost).sum() / max(T.sum(), 1e-300))
+    mean1 = float((after * cost).sum() / max(after.sum(), 1e-300))
+    stats = {
+        "cell_slope": c_slope,
+        "cell_intercept": c_int,
+        "cell_r2": c_r2,
+        "trip_end_slope": e_slope,
+        "trip_end_r2": e_r2,
+        "mean_time_change_pct": 100.0 * (mean1 / max(mean0, 1e-300) - 1.0),
+        "total_change_pct": 100.0 * (after.sum() / max(T.sum(), 1e-300) - 1.0),
+        "cells_changed": float((np.abs(factor - 1.0) > 0.01).sum()),
+        "solver_status": float(res.status),
+    }
+    return factor, stats
+
+
 def calibrate(
     tw: Any,
     *,
@@ -460,6 +610,9 @@ def calibrate(
     starts: int = 2,
     holdout: float = 0.3,
     maxiter: int = 200,
+    matrix_estimation: bool = False,
+    me_weight: float = 1.0,
+    me_max_factor: float = 10.0,
 ) -> CalibrationResult:
     """Match the counts, assign the gravity OD and fit global parameters to the peak-hour counts.
 
@@ -477,6 +630,10 @@ def calibrate(
         Share of streets left out of the fit.
     maxiter : int
         Iterations per run.
+    matrix_estimation : bool
+        Then adjust the OD cells to the fitted sites' counts (:func:`estimate_matrix`).
+    me_weight, me_max_factor : float
+        ``weight`` and ``max_factor`` of :func:`estimate_matrix`.
     """
     if not 0 <= holdout < 1:
         msg = f"holdout: {holdout!r} must be within [0, 1)"
@@ -511,13 +668,15 @@ def calibrate(
     lo, hi = np.log([0.02, 0.01]), np.log([0.5, 2.0])
     groups_present = [g for g in range(len(GROUPS)) if (group_idx == g).any()]
 
-    def flows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        p = np.exp(np.clip(x, lo, hi))
-        m = model.with_params(beta_per_min=float(p[0]), external_share=float(p[1]))
+    def site_flows(m: DemandModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hourly = assign.hourly_flows(m) @ avg.T  # (24, n_site)
         am = hourly[list(AM_HOURS)].max(axis=0)
         pm = hourly[list(PM_HOURS)].max(axis=0)
         return am, pm, hourly.sum(axis=0) * week
+
+    def flows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = np.exp(np.clip(x, lo, hi))
+        return site_flows(model.with_params(beta_per_min=float(p[0]), external_share=float(p[1])))
 
     def fit_factors(am: np.ndarray, pm: np.ndarray) -> tuple[np.ndarray, float]:
         factors = np.ones(len(GROUPS))
@@ -562,7 +721,9 @@ def calibrate(
         return am * f, pm * f, daily * f
 
     def table_for(x: np.ndarray, factors: np.ndarray) -> pd.DataFrame:
-        am, pm, daily = evaluate(x, factors)
+        return table_of(*evaluate(x, factors))
+
+    def table_of(am: np.ndarray, pm: np.ndarray, daily: np.ndarray) -> pd.DataFrame:
         base = pd.DataFrame(
             {
                 "count": sites.index,
@@ -593,6 +754,30 @@ def calibrate(
         "car_share": float(defaults.car_share),
     }
     held_rows = after[after["holdout"]]
+    od_factor, table_me = None, None
+    stats: dict[str, float] = {}
+    if matrix_estimation:
+        prior = model.with_params(
+            trip_rate=params["trip_rate"],
+            beta_per_min=params["beta_per_min"],
+            external_share=params["external_share"],
+        )
+        fit = ~is_held
+        od_factor, stats = estimate_matrix(
+            prior,
+            assign,
+            avg[np.flatnonzero(fit)],
+            obs_am[fit],
+            obs_pm[fit],
+            weight=me_weight,
+            max_factor=me_max_factor,
+        )
+        prior_table = table_of(*site_flows(prior))
+        table_me = table_of(*site_flows(dataclasses.replace(prior, od_factor=od_factor)))
+        below = table_me["geh"] < 5
+        stats["share_geh_below_5_prior"] = float((prior_table["geh"] < 5).mean())
+        stats["share_geh_below_5_fitted"] = float(below[~table_me["holdout"]].mean())
+        stats["share_geh_below_5_holdout"] = float(below[table_me["holdout"]].mean())
     return CalibrationResult(
         table=after,
         matched=matched,
@@ -602,6 +787,9 @@ def calibrate(
         share_geh_below_5_holdout=float((held_rows["geh"] < 5).mean()) if len(held_rows) else 0.0,
         params=params,
         matches=matches,
+        od_factor=od_factor,
+        table_me=table_me,
+        matrix_stats=stats,
     )
 
 
@@ -614,3 +802,15 @@ def calibrated_params(result: CalibrationResult, base: DemandParams | None = Non
         beta_per_min=result.params["beta_per_min"],
         external_share=result.params["external_share"],
     )
+
+
+def calibrated_model(result: CalibrationResult, model: DemandModel) -> DemandModel:
+    """Return ``model`` with the calibrated parameters and, if estimated, OD multipliers.
+
+    The calibrated trip rate, beta and external share; the OD multipliers when the calibration
+    ran a matrix estimation.
+    """
+    out = dataclasses.replace(model, params=calibrated_params(result, model.params))
+    if result.od_factor is not None:
+        out = dataclasses.replace(out, od_factor=result.od_factor)
+    return out

@@ -100,7 +100,8 @@ CELL_M = 500.0
 # ------------------------------------------------------------------------------------------------
 def _norm(values: Sequence[float]) -> np.ndarray:
     a = np.asarray(values, dtype=float)
-    return a / a.sum()
+    normed: np.ndarray = a / a.sum()
+    return normed
 
 
 HOURLY_PROFILES: Mapping[str, Mapping[str, np.ndarray]] = {
@@ -539,6 +540,9 @@ class DemandModel:
         Zone of each event.
     timezone : str
         Zone of the local clock of the profiles.
+    od_factor : numpy.ndarray, optional
+        ``(n_zone, n_zone)`` multipliers of the gravity OD cells, from a matrix estimation
+        against counts (:func:`twin.scenarios.calibration.calibrate`); ``None``: the gravity OD.
     """
 
     city: str
@@ -562,9 +566,19 @@ class DemandModel:
     event_xy: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
     event_zone: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=int))
     timezone: str = LOCAL_TZ
+    od_factor: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.zone_ids)
+        if self.od_factor is not None:
+            fac = np.asarray(self.od_factor, dtype=float)
+            if fac.shape != (n, n) or not np.all(np.isfinite(fac)) or np.any(fac < 0):
+                msg = (
+                    f"DemandModel.od_factor: shape {fac.shape} must be ({n}, {n}) with finite, "
+                    "non-negative multipliers"
+                )
+                raise InputValidationError(msg)
+            object.__setattr__(self, "od_factor", fac)
         for name in ("population", "activity", "external"):
             arr = np.asarray(getattr(self, name), dtype=float)
             if arr.shape != (n,):
@@ -628,7 +642,8 @@ class DemandModel:
     def base_od(self) -> np.ndarray:
         """Weekday one-way home-end -> activity-end car trips per day (balanced by Furness).
 
-        Half of each day's trips; the daily OD is ``T + T.T`` (outward and return trips).
+        Half of each day's trips; the daily OD is ``T + T.T`` (outward and return trips). With
+        an ``od_factor``, each cell is multiplied by its factor after balancing.
         Zones off the main drive network are left out (see :meth:`unreachable_zones`).
         """
         cache = self.__dict__.get("_od_cache")
@@ -650,6 +665,8 @@ class DemandModel:
         gw = self.external > 0
         f[np.ix_(gw, gw)] *= 0.5  # through traffic is a minority of external trips
         T, _ = furness(prod, attr, f)
+        if self.od_factor is not None:
+            T = T * self.od_factor
         object.__setattr__(self, "_od_cache", T)
         return T
 
@@ -684,7 +701,7 @@ class DemandModel:
         T = self.base_od()
         frac = HOURLY_PROFILES["car"][day_type][hour] * DAY_FACTOR["car"][day_type]
         w = _OUTBOUND[hour] if day_type == "weekday" else 0.5
-        out = 2.0 * frac * (w * T + (1.0 - w) * T.T)
+        out: np.ndarray = 2.0 * frac * (w * T + (1.0 - w) * T.T)
         bad = np.argwhere(~(out >= 0))
         if bad.size:
             o, d = (int(i) for i in bad[0])
@@ -1067,6 +1084,7 @@ def build_demand(
     # activity by points of interest, else by main-road length
     poi = tw.registry["poi"]
     poi_count = np.zeros(len(seg))
+    act: np.ndarray  # float either way (numpy's stubs type a weighted bincount as int)
     if len(poi):
         pxy = shapely.get_coordinates(np.asarray(poi.geometry.values))
         pw = poi["category"].map(lambda c: POI_WEIGHT.get(str(c), 0.5)).to_numpy(float)

@@ -284,6 +284,13 @@ def print_day(day: dict) -> None:
     print("Montpellier, one simulated weekday (" + day["graph_source"] + ")")
     for k, v in rows:
         print(f"  {k:<12}{v}")
+    stuck = day["unfinished"] / max(day["trips"], 1)
+    if stuck > 0.01:
+        print(
+            f"  note: {stuck:.0%} of the trips had not arrived when the run stopped: at this "
+            "demand the modelled network grid-locks (one lane per direction where the municipal "
+            "data gives no lanes; demand not yet calibrated to flows)"
+        )
 
 
 def main() -> None:

@@ -1301,20 +1301,20 @@ _RAMP_TOL = 1e-9
 def _new_highs(*, msg: bool) -> Any:
     """A ``highspy.Highs``; quiet unless ``msg``.
 
-    HiGHS prints its banner to the process's standard output (the C stream, not Python's) when
-    the first instance is made, before any option can be set, so the file descriptor is pointed
-    at ``os.devnull`` for that moment.
+    HiGHS prints its banner to the process's standard output (file descriptor 1, written by C,
+    whatever Python's ``sys.stdout`` is, as in a notebook) when the first instance is made,
+    before any option can be set, so descriptor 1 is pointed at ``os.devnull`` for that moment.
     """
     import highspy
 
     if msg:
         return highspy.Highs()  # type: ignore[no-untyped-call]
     sys.stdout.flush()
+    fd = 1
     try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # no real descriptor (e.g. a notebook)
+        saved = os.dup(fd)
+    except OSError:  # no standard output at all: nothing to keep quiet
         return highspy.Highs()  # type: ignore[no-untyped-call]
-    saved = os.dup(fd)
     try:
         with Path(os.devnull).open("w") as null:
             os.dup2(null.fileno(), fd)

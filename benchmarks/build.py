@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _report import emit, target
+
 REPO = Path(__file__).resolve().parents[1]
 WARM_LIMIT_S = 2.0
 COLD_LIMIT_S = 60.0
@@ -83,37 +85,14 @@ def main() -> None:
     for city, cold_s, warm_s, nl, ns, nj in rows:
         print(f"{city:<24}{cold_s:>14.2f}{warm_s:>13.2f}{nl:>9,}{ns:>10,}{nj:>11,}")
     print("(times include interpreter start-up and imports; warm = best of the warm runs)")
-    targets = {
-        "montpellier_cold_s": {
-            "value": figures["montpellier_cold_s"],
-            "limit": COLD_LIMIT_S,
-            "op": "<=",
-            "met": figures["montpellier_cold_s"] <= COLD_LIMIT_S,
-        },
-    }
+    targets = {"montpellier_cold_s": target(figures["montpellier_cold_s"], COLD_LIMIT_S, "<=")}
     for city in cities:
-        v = figures[f"{city}_warm_s"]
-        targets[f"{city}_warm_s"] = {
-            "value": v,
-            "limit": WARM_LIMIT_S,
-            "op": "<=",
-            "met": v <= WARM_LIMIT_S,
-        }
+        targets[f"{city}_warm_s"] = target(figures[f"{city}_warm_s"], WARM_LIMIT_S, "<=")
     ratios = {
         f"{c}_cold_over_warm": round(figures[f"{c}_cold_s"] / figures[f"{c}_warm_s"], 1)
         for c in cities
     }
-    print(
-        json.dumps(
-            {
-                "benchmark": "build",
-                "figures": figures,
-                "reference": {},
-                "ratios": ratios,
-                "targets": targets,
-            }
-        )
-    )
+    emit("build", figures, ratios=ratios, targets=targets)
 
 
 if __name__ == "__main__":

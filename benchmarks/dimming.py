@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import emit, target
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -379,10 +380,6 @@ def main(argv: list[str] | None = None) -> None:
             reference[f"dijon48_highs_{key}"] = highs_r[key]
             ratios[f"dijon48_fast_over_highs_{key}"] = main_fast[key] / highs_r[key]
 
-    def target(value: float | None, limit: float, op: str) -> dict[str, Any]:
-        met = value is not None and (value <= limit if op == "<=" else value >= limit)
-        return {"value": value, "limit": limit, "op": op, "met": bool(met)}
-
     worst_rel = max(
         (d for d in (rel(k) for k in ("dijon48", "dijon64", "montpellier")) if d is not None),
         default=None,
@@ -397,17 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     if speedup is not None:
         figures["speedup_vs_pulp"] = speedup
-    print(
-        json.dumps(
-            {
-                "benchmark": "dimming",
-                "figures": figures,
-                "reference": reference,
-                "ratios": ratios,
-                "targets": targets,
-            }
-        )
-    )
+    emit("dimming", figures, reference=reference, ratios=ratios, targets=targets)
 
 
 if __name__ == "__main__":

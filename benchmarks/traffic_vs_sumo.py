@@ -18,7 +18,6 @@ Usage: ``python benchmarks/traffic_vs_sumo.py [--quick] [--skip-micro] [--no-day
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+from _report import emit, target
 
 from twin.scenarios import traffic as tr
 from twin.sumo import import_sumo, sumo_binary
@@ -311,17 +311,7 @@ def main() -> None:
     if args.day_only:
         day = day_section(quick=args.quick)
         print_day(day)
-        print(
-            json.dumps(
-                {
-                    "benchmark": "traffic_vs_sumo",
-                    "figures": {f"day_{k}": v for k, v in day.items()},
-                    "reference": {},
-                    "ratios": {},
-                    "targets": {},
-                }
-            )
-        )
+        emit("traffic_vs_sumo", {f"day_{k}": v for k, v in day.items()})
         return
     grid, n_tls, n_trips = (12, 30, 3000) if args.quick else (30, 200, 30000)
     do_micro = (not args.quick or args.micro) and not args.skip_micro
@@ -413,9 +403,9 @@ def main() -> None:
     for kind in counts:
         ratios[f"tt_mean_vs_{kind}"] = res["ours"]["mean"] / res[kind]["mean"]
     targets = {
-        "des_vs_meso_wall": {"value": des_s / sumo_time, "limit": 1.0, "op": "<="},
-        f"tt_mean_rel_diff_vs_{acc}": {"value": rel, "limit": 0.15, "op": "<="},
-        f"flow_corr_vs_{acc}": {"value": figures[f"flow_corr_vs_{acc}"], "limit": 0.9, "op": ">="},
+        "des_vs_meso_wall": target(des_s / sumo_time, 1.0, "<="),
+        f"tt_mean_rel_diff_vs_{acc}": target(rel, 0.15, "<="),
+        f"flow_corr_vs_{acc}": target(figures[f"flow_corr_vs_{acc}"], 0.9, ">="),
     }
     if not args.no_day:
         print("\nMontpellier, one simulated day ...", flush=True)
@@ -423,21 +413,9 @@ def main() -> None:
         print_day(day)
         for k, v in day.items():
             figures[f"day_{k}"] = v
-    for t in targets.values():
-        t["met"] = bool(t["value"] <= t["limit"] if t["op"] == "<=" else t["value"] >= t["limit"])
     if tmp is not None:
         tmp.cleanup()
-    print(
-        json.dumps(
-            {
-                "benchmark": "traffic_vs_sumo",
-                "figures": figures,
-                "reference": reference,
-                "ratios": ratios,
-                "targets": targets,
-            }
-        )
-    )
+    emit("traffic_vs_sumo", figures, reference=reference, ratios=ratios, targets=targets)
 
 
 if __name__ == "__main__":

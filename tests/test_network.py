@@ -181,13 +181,18 @@ def test_scenario_runs_pickled_and_gives_flows(bondy):
     assert (ds["delay"].values[np.isfinite(ds["delay"].values)] >= 0).all()
 
 
+def busiest_segment(sc, ds):
+    """The segment of the busiest edge of a run, and the run's indices of all its edges."""
+    seg = str(ds["edge"].values[int(np.argmax(ds["flow"].sum("time").values))])
+    idx = edge_index(sc.graph)
+    return seg, [i for (u, v, k), i in idx.items() if sc.graph.edges[u, v, k]["segment"] == seg]
+
+
 def test_incident_on_a_segment_closes_its_edges(bondy):
     base_sc = scenario_from_twin(bondy, day=DAY, hours=(8, 10), rng=2, progress=False)
     base = run(base_sc, rng=3)
     idx = edge_index(base_sc.graph)
-    total = base["flow"].sum("time").values
-    seg = str(base["edge"].values[int(np.argmax(total))])
-    closed = [i for (u, v, k), i in idx.items() if base_sc.graph.edges[u, v, k]["segment"] == seg]
+    seg, closed = busiest_segment(base_sc, base)
     sc = scenario_from_twin(
         bondy,
         day=DAY,
@@ -212,9 +217,7 @@ def test_incident_on_a_segment_closes_its_edges(bondy):
 def test_incident_from_the_start_is_routed_around_at_once(bondy):
     base_sc = scenario_from_twin(bondy, day=DAY, hours=(8, 9), rng=2, progress=False)
     base = run(base_sc, rng=3)
-    seg = str(base["edge"].values[int(np.argmax(base["flow"].sum("time").values))])
-    idx = edge_index(base_sc.graph)
-    closed = [i for (u, v, k), i in idx.items() if base_sc.graph.edges[u, v, k]["segment"] == seg]
+    seg, closed = busiest_segment(base_sc, base)
     sc = scenario_from_twin(
         bondy,
         day=DAY,

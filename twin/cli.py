@@ -263,7 +263,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     written = []
     for label, table in tables.items():
         csv = args.out / f"geh_{label}.csv"
-        table.drop(columns=[c for c in ("edges",) if c in table]).to_csv(csv, index=False)
+        table.to_csv(csv, index=False)
         png = args.out / f"geh_{label}.png"
         what = "calibrated parameters" if label == "parameters" else "estimated OD matrix"
         plot_counts_fit(

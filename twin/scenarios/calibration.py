@@ -387,14 +387,23 @@ class Assignment:
         inc = sparse.csr_matrix((np.ones(len(r_all)), (r_all, c_all)), shape=(len(edges), nz * nz))
         return cls(tuple((a, b, k) for a, b, k, _ in edges), inc, nz, missing)
 
+    @staticmethod
+    def hour_weights(day_type: str = "weekday") -> tuple[np.ndarray, np.ndarray]:
+        """Per local hour, the shares of a cell's daily trips on the outward and return legs.
+
+        Outward is o -> d, return d -> o: the flows are ``out[h] * P T + back[h] * P T.T``.
+        """
+        frac = HOURLY_PROFILES["car"][day_type] * DAY_FACTOR["car"][day_type]
+        w = _OUTBOUND if day_type == "weekday" else np.full(24, 0.5)
+        return 2.0 * frac * w, 2.0 * frac * (1.0 - w)
+
     def hourly_flows(self, model: DemandModel, *, day_type: str = "weekday") -> np.ndarray:
         """``(24, n_edge)`` veh/h on each drive edge in each local hour."""
         T = model.base_od()
         f_out = self.incidence @ T.ravel()
         f_in = self.incidence @ T.T.ravel()
-        frac = HOURLY_PROFILES["car"][day_type] * DAY_FACTOR["car"][day_type]
-        w = _OUTBOUND if day_type == "weekday" else np.full(24, 0.5)
-        return np.asarray(2.0 * frac[:, None] * (w[:, None] * f_out + (1 - w[:, None]) * f_in))
+        out, back = self.hour_weights(day_type)
+        return np.asarray(out[:, None] * f_out + back[:, None] * f_in)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -557,15 +566,12 @@ def estimate_matrix(
     per_pair = (sites @ assign.incidence).tocsc()
     perm = np.arange(nz * nz).reshape(nz, nz).T.ravel()
     per_return = per_pair[:, perm]
-    frac = HOURLY_PROFILES["car"]["weekday"] * DAY_FACTOR["car"]["weekday"]
-    out_w = _OUTBOUND
+    out, back = assign.hour_weights("weekday")
     hourly = assign.hourly_flows(model) @ sites.T  # (24, n_site)
     blocks = []
     for hours in (AM_HOURS, PM_HOURS):
         h = np.asarray(hours)[hourly[list(hours)].argmax(axis=0)]  # each site's peak hour
-        a = sparse.diags(2.0 * frac[h] * out_w[h]) @ per_pair
-        b = sparse.diags(2.0 * frac[h] * (1.0 - out_w[h])) @ per_return
-        blocks.append(a + b)
+        blocks.append(sparse.diags(out[h]) @ per_pair + sparse.diags(back[h]) @ per_return)
     A = (sparse.vstack(blocks) @ sparse.diags(T.ravel())).tocsc()
     active = np.flatnonzero(A.getnnz(axis=0) > 0)
     A = A[:, active]

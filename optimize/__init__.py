@@ -2,7 +2,7 @@
 
 Submodules: :mod:`optimize.dimming` (``plan``: the night's plan as an ``xr.Dataset``),
 :mod:`optimize.dimming_lp` (the LP: ``build_model``, ``solve``, the exact fast path) and
-:mod:`optimize.demo` (the ``twin demo`` main job).
+:mod:`optimize.nightly` (the ``twin plan night`` main job).
 """
 
 from __future__ import annotations

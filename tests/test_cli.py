@@ -110,3 +110,15 @@ def test_calibrate_writes_geh_per_site(montpellier, tmp_path, capsys):
     assert held.mean() == pytest.approx(0.25, abs=0.01)  # streets held out, not rows
     me = report["matrix_estimation"]
     assert {"cell_r2", "trip_end_slope", "share_geh_below_5_holdout"} <= set(me)
+
+
+def test_demo_is_an_alias_of_plan_night():
+    from twin.cli import _parser, cmd_plan_night
+
+    argv = ["--city", "montpellier", "--date", "2026-12-15", "--out", "x"]
+    night = _parser().parse_args(["plan", "night", *argv])
+    demo = _parser().parse_args(["demo", *argv])
+    assert night.func is demo.func is cmd_plan_night
+    assert {k: v for k, v in vars(night).items() if k not in {"command", "plan_command"}} == {
+        k: v for k, v in vars(demo).items() if k != "command"
+    }

@@ -1,4 +1,4 @@
-"""Tests of optimize.dimming and optimize.demo: nightly plans on real twins, and ``twin demo``.
+"""Tests of optimize.dimming and optimize.nightly: nightly plans on real twins, ``twin plan night``.
 
 The plans are checked against what they document, recomputed here from first principles: the
 EN 13201-2 class table (required levels), the power curve (energy), the ramp and cabinet limits,
@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from optimize import demo, dimming
+from optimize import dimming, nightly
 from optimize import dimming_lp as lp
 from optimize.dimming_lp import InfeasiblePlanError
 from twin._errors import InputValidationError
@@ -64,7 +64,7 @@ def mtp_winter(montpellier):
         p: dimming.plan(montpellier, WINTER, policy=p, prepared=prepared)
         for p in ("hps_full", "led_full", "part_night")
     }
-    plans["adaptive"], relaxed = demo.adaptive_plan(montpellier, WINTER, prepared=prepared)
+    plans["adaptive"], relaxed = nightly.adaptive_plan(montpellier, WINTER, prepared=prepared)
     plans["min_energy"] = dimming.plan(
         montpellier, WINTER, objective="min_energy", prepared=prepared
     )
@@ -290,7 +290,7 @@ def test_infeasible_budget_reports_the_smallest_relaxation(montpellier, mtp_wint
 
 
 def test_adaptive_plan_at_65_when_feasible(paris, paris_plans):
-    ds, relaxed = demo.adaptive_plan(paris, WINTER)
+    ds, relaxed = nightly.adaptive_plan(paris, WINTER)
     assert relaxed == {}
     assert ds.attrs["saving_pct"] >= dimming.TARGET_PCT - 1e-6
     xr.testing.assert_allclose(ds["level"], paris_plans[WINTER, "service"]["level"], atol=1e-6)
@@ -420,12 +420,13 @@ def test_switch_off_saves_energy(paris):
 
 
 # ---------------------------------------------------------------------------------------------
-# the CLI: twin demo
+# the CLI: twin plan night (and its alias twin demo)
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.slow  # ~15 s, most of it the demo's footfall simulation; close to the limit
-def test_cli_demo_montpellier(montpellier, tmp_path, capsys):
-    out = tmp_path / "demo"
-    code = main(["demo", "--city", "montpellier", "--date", "2026-12-15", "--out", str(out)])
+def test_cli_plan_night_montpellier(montpellier, tmp_path, capsys):
+    out = tmp_path / "night"
+    args = ["--city", "montpellier", "--date", "2026-12-15", "--out", str(out)]
+    code = main(["plan", "night", *args])
     assert code == 0
     printed = capsys.readouterr().out
     assert "hps_full" in printed and "adaptive" in printed

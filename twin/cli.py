@@ -170,11 +170,11 @@ def _switch_off(text: str | None) -> Any:
     return SwitchOff(start_hour=a, end_hour=b)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_plan_night(args: argparse.Namespace) -> int:
     """The main job: plan a night, write report.json, dimming.nc and plots."""
-    from optimize.demo import run_demo, summary_table
+    from optimize.nightly import run_night, summary_table
 
-    report = run_demo(
+    report = run_night(
         city=args.city,
         osm=args.osm,
         date=args.date,
@@ -216,11 +216,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Plans: ``twin plan night`` (the main job)."""
+    return 0
+
+
 def cmd_energy(args: argparse.Namespace) -> int:
     """Draw the 12-year energy trajectory against the 65% target."""
     import pandas as pd
 
-    from optimize.demo import adaptive_plan, trajectory_for
+    from optimize.nightly import adaptive_plan, trajectory_for
 
     from . import energy
 
@@ -364,21 +369,33 @@ def _parser() -> argparse.ArgumentParser:
         help="asset types to export (repeatable; default: all)",
     )
 
-    p = add("demo", cmd_demo)
-    _add_city(p)
-    p.add_argument(
-        "--date", default=None, help="evening the night starts on, YYYY-MM-DD (default: today)"
-    )
-    p.add_argument(
-        "--out", required=True, type=Path, help="folder for report.json, dimming.nc, plots"
-    )
-    p.add_argument("--objective", default="service", help="service (default), cost or min_energy")
-    p.add_argument(
-        "--switch-off",
-        default=None,
-        metavar="HH:MM-HH:MM",
-        help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
-    )
+    def night_args(p: argparse.ArgumentParser) -> None:
+        _add_city(p)
+        p.add_argument(
+            "--date", default=None, help="evening the night starts on, YYYY-MM-DD (default: today)"
+        )
+        p.add_argument(
+            "--out", required=True, type=Path, help="folder for report.json, dimming.nc, plots"
+        )
+        p.add_argument(
+            "--objective", default="service", help="service (default), cost or min_energy"
+        )
+        p.add_argument(
+            "--switch-off",
+            default=None,
+            metavar="HH:MM-HH:MM",
+            help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
+        )
+
+    p = add("plan", cmd_plan)
+    psub = p.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
+    n = psub.add_parser("night", help=(cmd_plan_night.__doc__ or "").strip().splitlines()[0])
+    n.set_defaults(func=cmd_plan_night)
+    night_args(n)
+
+    p = sub.add_parser("demo", help="alias of `twin plan night`")
+    p.set_defaults(func=cmd_plan_night)
+    night_args(p)
 
     p = add("calibrate", cmd_calibrate)
     _add_city(p)

@@ -1,7 +1,8 @@
-"""The main job: one night of a city, forecast, optimised, reported (``twin demo``).
+"""The main job: one night of a city, forecast, optimised, reported (``twin plan night``).
 
-:func:`run_demo` builds or loads the twin (fetching Dijon's extract on first use), plans the night
-under the four policies, and writes into the output folder:
+``twin demo`` is kept as an alias of the command. :func:`run_night` builds or loads the twin
+(fetching Dijon's extract on first use), plans the night under the four policies, and writes into
+the output folder:
 
 ``report.json``
     ``city, date, lights, slots, baseline_kwh, led_kwh, optimized_kwh, saving_pct,
@@ -33,7 +34,7 @@ from twin._errors import DataMissingError, TwinError
 from . import dimming
 from . import dimming_lp as lp
 
-__all__ = ["adaptive_plan", "run_demo", "summary_table", "trajectory_for"]
+__all__ = ["adaptive_plan", "run_night", "summary_table", "trajectory_for"]
 
 
 class NoDataOfflineError(TwinError, ConnectionError):
@@ -224,7 +225,7 @@ def _levels_map(tw: Any, ds: xr.Dataset, out: Path) -> None:
     fig.savefig(out)
 
 
-def run_demo(
+def run_night(
     *,
     city: str | None = "dijon",
     osm: Path | None = None,
@@ -245,7 +246,7 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     steps = ["twin", "footfall", "hps_full", "led_full", "part_night", "adaptive", "write", "plots"]
-    bar = tqdm(total=len(steps), desc="demo", unit="step", disable=not progress)
+    bar = tqdm(total=len(steps), desc="night plan", unit="step", disable=not progress)
 
     def step(name: str) -> None:
         bar.set_postfix_str(name)

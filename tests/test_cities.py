@@ -54,3 +54,50 @@ def test_osm_file_definition(data_root, tmp_path):
         from_file(tmp_path / "x.shp")
     with pytest.raises(twin.DataMissingError):
         from_file(tmp_path / "absent.osm")
+
+
+def test_every_shipped_city_carries_its_contract_zone_and_crs():
+    for name in available_cities():
+        city = get_city(name)
+        assert city.timezone == "Europe/Paris"
+        assert city.crs == "EPSG:2154"
+        assert city.contract.target_pct == 65.0
+        assert city.contract.years == range(2018, 2031)
+    dijon = get_city("dijon").contract
+    assert dijon.label.startswith("Dijon Métropole public-lighting contract")
+    # the others say they borrow Dijon's as the reference
+    assert "reference" in get_city("montpellier").contract.label
+
+
+def _city_toml(tmp_path, extra):
+    import tomllib
+
+    from twin.cities import _from_mapping
+
+    text = 'name = "x"\ntimezone = "Europe/Paris"\n[source]\nkind = "osm"\nosm = "x.osm"\n' + extra
+    return _from_mapping(tomllib.loads(text), path=tmp_path / "x.toml")
+
+
+def test_contract_fields_are_validated(tmp_path):
+    ok = _city_toml(tmp_path, "[contract]\ntarget_pct = 50\nstart = 2020-01-01\nend = 2032-01-01\n")
+    assert ok.contract.target_pct == 50.0 and ok.contract.years == range(2020, 2033)
+    bad = {
+        "target_pct = 120": "contract.target_pct",
+        'target_pct = "lots"': "contract.target_pct",
+        "led_share_end = 1.5": "contract.led_share_end",
+        'start = "soon"': "contract.start",
+        "start = 2031-01-01": "contract.end",
+        "goal = 3": "unknown field",
+    }
+    for line, field in bad.items():
+        with pytest.raises(twin.InputValidationError, match=field):
+            _city_toml(tmp_path, f"[contract]\n{line}\n")
+
+
+def test_timezone_is_checked(tmp_path):
+    from twin.cities import _from_mapping
+
+    with pytest.raises(twin.InputValidationError, match="timezone 'Mars/Olympus'"):
+        _from_mapping(
+            {"name": "x", "timezone": "Mars/Olympus", "source": {"kind": "osm"}}, path=None
+        )

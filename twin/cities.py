@@ -8,18 +8,110 @@ loaded with ``--osm FILE`` (``.osm``, ``.osm.pbf`` or ``.graphml``) through :fun
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._errors import DataMissingError, InputValidationError, UnknownCityError
 from .settings import get_settings
 
-__all__ = ["City", "available_cities", "from_file", "get_city", "resolve_data_file"]
+__all__ = [
+    "City",
+    "Contract",
+    "REFERENCE_CONTRACT",
+    "available_cities",
+    "from_file",
+    "get_city",
+    "resolve_data_file",
+]
 
 _CITY_DIR = Path(__file__).resolve().parent / "cities"
 OSM_SUFFIXES = (".osm", ".osm.pbf", ".pbf", ".graphml", ".osm.xml", ".net.xml")
+
+
+@dataclasses.dataclass(frozen=True)
+class Contract:
+    """A city's public-lighting energy contract: what its savings are judged against.
+
+    Attributes
+    ----------
+    target_pct : float
+        Saving committed to, in percent of the baseline's annual energy.
+    start, end : datetime.date
+        Start of the contract, and the date by which the works are done (the final LED share
+        holds from then on).
+    led_share_end : float
+        Share of light points renewed to LED at ``end``; the rest keeps the baseline technology.
+    baseline : str
+        The stock the saving is counted against (``"hps"``: high-pressure sodium).
+    label : str
+        Where the figures come from, shown in reports and plots.
+    """
+
+    target_pct: float = 65.0
+    start: dt.date = dt.date(2018, 2, 1)
+    end: dt.date = dt.date(2030, 1, 1)
+    led_share_end: float = 0.93
+    baseline: str = "hps"
+    label: str = "Dijon Métropole public-lighting contract (2018-2030), used as the reference"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_pct < 100.0:
+            msg = f"contract.target_pct: {self.target_pct} is not a percentage in (0, 100)"
+            raise InputValidationError(msg)
+        if not 0.0 <= self.led_share_end <= 1.0:
+            msg = f"contract.led_share_end: {self.led_share_end} is not a share in [0, 1]"
+            raise InputValidationError(msg)
+        if self.end <= self.start:
+            msg = f"contract.end: {self.end} is not after contract.start {self.start}"
+            raise InputValidationError(msg)
+
+    @property
+    def years(self) -> range:
+        """Calendar years the contract covers, first to last (``range(2018, 2031)`` for Dijon).
+
+        >>> Contract().years
+        range(2018, 2031)
+        """
+        return range(self.start.year, self.end.year + 1)
+
+
+#: The contract a city without one of its own is judged against: Dijon Métropole's (65% over
+#: 2018-2030, 93% LED at the end), named as such in every report.
+REFERENCE_CONTRACT = Contract()
+
+
+def _contract(raw: Mapping[str, Any], where: str) -> Contract:
+    known = {f.name for f in dataclasses.fields(Contract)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        msg = f"{where}: unknown field(s) {unknown} in [contract]; valid: {sorted(known)}"
+        raise InputValidationError(msg)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("start", "end"):
+            if not isinstance(value, dt.date):
+                try:
+                    value = dt.date.fromisoformat(str(value))
+                except ValueError:
+                    msg = f"{where}: contract.{key}: {value!r} is not a date (YYYY-MM-DD)"
+                    raise InputValidationError(msg) from None
+        elif key in ("target_pct", "led_share_end"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                msg = f"{where}: contract.{key}: {value!r} is not a number"
+                raise InputValidationError(msg)
+            value = float(value)
+        else:
+            value = str(value)
+        values[key] = value
+    try:
+        return Contract(**values)
+    except InputValidationError as exc:
+        msg = f"{where}: {exc}"
+        raise InputValidationError(msg) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +138,12 @@ class City:
         Luminaire catalogue, depots, ...
     expected : Mapping[str, int]
         Public figures (e.g. Dijon's 34,000 light points), shown beside what the twin holds.
+    contract : Contract
+        The energy contract its lighting is judged against (``[contract]`` in the TOML; a city
+        without one is judged against :data:`REFERENCE_CONTRACT`, and says so).
+    crs : str | None
+        Working CRS for distances and areas (``EPSG:2154`` in metropolitan France, the local
+        UTM zone elsewhere); ``None``: chosen from the data's position when it is built.
     path : Path | None
         The TOML file it was read from, or the extract for ``--osm FILE`` cities.
     """
@@ -60,6 +158,8 @@ class City:
     boundary: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     expected: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    contract: Contract = REFERENCE_CONTRACT
+    crs: str | None = None
     path: Path | None = None
 
     @property
@@ -93,6 +193,11 @@ def _from_mapping(raw: Mapping[str, Any], *, path: Path | None) -> City:
         if key not in raw:
             msg = f"{where}: missing required field {key!r}"
             raise InputValidationError(msg)
+    try:
+        ZoneInfo(str(raw["timezone"]))
+    except (ZoneInfoNotFoundError, ValueError):
+        msg = f"{where}: timezone {raw['timezone']!r} is not an IANA time zone (e.g. Europe/Paris)"
+        raise InputValidationError(msg) from None
     centre = raw.get("centre", [0.0, 0.0])
     if len(centre) != 2:
         msg = f"{where}: field 'centre' must be [lon, lat], got {centre!r}"
@@ -108,6 +213,8 @@ def _from_mapping(raw: Mapping[str, Any], *, path: Path | None) -> City:
         boundary=dict(raw.get("boundary", {})),
         defaults=dict(raw.get("defaults", {})),
         expected=dict(raw.get("expected", {})),
+        contract=_contract(raw.get("contract", {}), where),
+        crs=str(raw["crs"]) if raw.get("crs") else None,
         path=path,
     )
 

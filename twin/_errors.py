@@ -7,6 +7,7 @@ them (``except FileNotFoundError``), as osmnx does in its ``_errors.py``.
 from __future__ import annotations
 
 __all__ = [
+    "CacheEntryError",
     "ConvergenceError",
     "CorruptInputError",
     "OverpassUnreachableError",
@@ -15,6 +16,7 @@ __all__ = [
     "TwinError",
     "UnknownCityError",
     "UnknownAssetError",
+    "UnsupportedValueError",
 ]
 
 
@@ -54,3 +56,11 @@ class OverpassUnreachableError(TwinError, ConnectionError):
 
 class ConvergenceError(TwinError, RuntimeError):
     """An iterative procedure (Furness balancing) did not reach its tolerance."""
+
+
+class CacheEntryError(TwinError, ValueError):
+    """A build-cache entry is incomplete, corrupt or of another format; it is rebuilt, not used."""
+
+
+class UnsupportedValueError(TwinError, TypeError):
+    """A value the build cache cannot store exactly; the message says where it is."""

@@ -10,7 +10,7 @@ import networkx as nx
 import pandas as pd
 
 from . import cache as _cache
-from .cities import City, from_file, get_city
+from .cities import OSM_SUFFIXES, City, from_file, get_city
 from .crs import LAMBERT93
 from .registry import Registry
 from .settings import get_settings
@@ -156,25 +156,33 @@ def load(
         definition = from_file(osm)
     elif isinstance(city, City):
         definition = city
-    elif isinstance(city, Path) or (
-        isinstance(city, str) and city.endswith((".osm", ".pbf", ".graphml", ".net.xml"))
-    ):
+    elif isinstance(city, Path) or (isinstance(city, str) and city.endswith(OSM_SUFFIXES)):
         definition = from_file(city)
     else:
         definition = get_city(city)
     seed = settings.seed if seed is None else seed
     files = _cache.input_files(definition)
+    if not settings.use_cache:
+        return Twin(definition, **_build(definition, seed=seed, progress=progress))
     key = _cache.cache_key(definition, files, seed)
     path = _cache.cache_path(definition, key)
-    if settings.use_cache and not rebuild:
-        t0 = time.perf_counter()
-        payload = _cache.load_cache(path)
-        if payload is not None:
-            payload["meta"]["loaded_from_cache_s"] = round(time.perf_counter() - t0, 3)
-            return Twin(definition, **payload)
-    from .build import build
-
-    payload = build(definition, seed=seed, progress=progress)
-    if settings.use_cache:
-        _cache.save_cache(path, payload)
+    # one process builds an entry while the others wait for it, then read it
+    with _cache.entry_lock(path) as lock:
+        if not rebuild:
+            t0 = time.perf_counter()
+            payload = _cache.load_cache(path, key=key)
+            if payload is not None:
+                payload["meta"]["loaded_from_cache_s"] = round(time.perf_counter() - t0, 3)
+                return Twin(definition, **payload)
+        payload = _build(definition, seed=seed, progress=progress)
+        if lock:
+            _cache.save_cache(path, payload, key=key)
+        else:  # a read-only cache folder: said once, the twin is kept in memory
+            lock.cannot_write()
     return Twin(definition, **payload)
+
+
+def _build(city: City, *, seed: int, progress: bool | None) -> dict[str, Any]:
+    from .build import build  # the build's heavy imports only when a twin is built
+
+    return build(city, seed=seed, progress=progress)

@@ -559,3 +559,65 @@ def test_a_cache_folder_that_cannot_be_made_warns_once(data_root, tmp_path, capl
     assert a.counts() == b.counts()
     said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
     assert len(said) == 1 and str(blocker / "cache") in said[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# the PBF's XML copy
+
+
+@pytest.fixture(scope="module")
+def pbf(tmp_path_factory, data_root):
+    """A PBF made from the shipped Bondy extract with pyosmium (no PBF is in the shared data)."""
+    import osmium
+
+    path = tmp_path_factory.mktemp("pbf") / "bondy.osm.pbf"
+    writer = osmium.SimpleWriter(str(path))
+    for obj in osmium.FileProcessor(str(data_root / "osm" / "bondy.osm")):
+        writer.add(obj)
+    writer.close()
+    return path
+
+
+def test_a_corrupt_xml_copy_is_converted_again_not_blamed_on_the_input(pbf, tmp_path, caplog):
+    from twin.osm import read_extract
+
+    with twin.set_options(cache=tmp_path / "cache"):
+        first = read_extract(pbf)
+        (copy,) = (tmp_path / "cache" / "pbf").glob("*.osm")
+        for damage in (
+            lambda b: b[: len(b) // 2],
+            lambda b: b.replace(b'lat="48.9', b'lat="47.9', 1),
+        ):
+            copy.write_bytes(damage(copy.read_bytes()))
+            caplog.clear()
+            with caplog.at_level(logging.WARNING):
+                again = read_extract(pbf)
+            assert "does not match its checksum; converting again" in caplog.text
+            assert again.graph.number_of_edges() == first.graph.number_of_edges()
+            assert (
+                _files.sha256_file(copy)
+                == copy.with_name(copy.name + ".sha256").read_text().strip()
+            )
+
+
+_PBF_CHILD = """
+import json, sys, time, pathlib
+from twin.osm import read_extract
+go = pathlib.Path(sys.argv[2])
+pathlib.Path(sys.argv[3]).touch()
+while not go.exists():
+    time.sleep(0.01)
+ext = read_extract(pathlib.Path(sys.argv[1]))
+print(json.dumps([ext.graph.number_of_edges(), len(ext.features)]))
+"""
+
+
+@pytest.mark.slow
+def test_processes_reading_one_pbf_do_not_race(pbf, tmp_path):
+    cache_dir = tmp_path / "cache"
+    outs = _race(_PBF_CHILD, [str(pbf)], _env(cache_dir), tmp_path, 4)
+    assert len(set(outs)) == 1
+    assert sorted(p.name for p in (cache_dir / "pbf").iterdir()) == [
+        p.name for p in sorted((cache_dir / "pbf").glob("bondy-*"))
+    ]
+    assert len(list((cache_dir / "pbf").iterdir())) == 2  # the copy and its checksum

@@ -147,9 +147,31 @@ def load(
     seed : int, optional
         Seed of the derived assets (light placement, sensors, depots); default from settings.
     rebuild : bool
-        Ignore the cache.
+        Build again, ignoring the cached twin (which is then replaced).
     progress : bool, optional
         Show a progress bar while building (default from settings).
+
+    Returns
+    -------
+    Twin
+        ``twin.meta["loaded_from_cache_s"]`` is set when it was read from the cache.
+
+    Raises
+    ------
+    UnknownCityError
+        ``city`` is not a shipped city, a definition or an extract's path.
+    DataMissingError
+        An input file is missing; the message says how to get it.
+    InputValidationError, CorruptInputError
+        An input is malformed; the message names the file and the field or the place.
+
+    Notes
+    -----
+    The cache (:mod:`twin.cache`, in ``settings.cache``; off with ``use_cache=False``) is keyed by
+    the package's code, the city definition, the seed and the inputs' checksums. One process
+    builds a twin while the others that load it wait, then read it. An entry that fails any of its
+    checks is said in one line and rebuilt; a cache folder that cannot be written is said once and
+    the twin is kept in memory.
     """
     settings = get_settings()
     if osm is not None:

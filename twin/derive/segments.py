@@ -22,6 +22,7 @@ import pandas as pd
 import shapely
 
 from twin.assets import lighting
+from twin.crs import geo_crs
 from twin.registry import make_ids
 
 from ._tags import first, lit_value, main_class, to_number
@@ -39,7 +40,8 @@ NO_WALK_CLASSES = {"motorway", "motorway_link", "trunk", "trunk_link"}
 def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
     """Road segments (undirected edges); sets ``segment`` and cleaned attributes on every edge.
 
-    The segments are in the graph's CRS (``graph.graph["crs"]``).
+    The segments are in the graph's CRS (``graph.graph["crs"]``; none for a SUMO network
+    without a projection).
     """
     defaults = lighting.ROAD_CLASSES
     nodes = graph.nodes
@@ -106,7 +108,7 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
         lanes=seg["lanes"].to_numpy(float),
         junction=in_junction,
     )
-    return gpd.GeoDataFrame(seg, geometry="geometry", crs=graph.graph["crs"])
+    return gpd.GeoDataFrame(seg, geometry="geometry", crs=geo_crs(graph.graph.get("crs")))
 
 
 def is_lit(seg: pd.DataFrame) -> np.ndarray:

@@ -459,13 +459,14 @@ def _read_xml(path: Path, crs: str | None) -> OsmExtract:
     if mapping:
         for _, _, d in graph.edges(data=True):
             d["osmid"] = mapping.get(d["osmid"], d["osmid"])
-    # simplify with every way in place (as osmnx does), never merging across a change of `lit`
-    graph = ox.simplify_graph(graph, edge_attrs_differ=["lit"])
-    # graph_from_xml keeps every way of the file (buildings, railways...): keep the streets
+    # graph_from_xml keeps every way of the file (buildings, railways, fences...): keep the
+    # streets before simplifying, or a street would absorb a line that merely shares its end
     graph.remove_edges_from(
         [(u, v, k) for u, v, k, h in graph.edges(keys=True, data="highway") if h is None]
     )
     graph.remove_nodes_from([n for n, deg in graph.degree() if deg == 0])
+    # simplify, never merging across a change of `lit`
+    graph = ox.simplify_graph(graph, edge_attrs_differ=["lit"])
     if graph.number_of_edges() == 0:
         msg = f"{path}: the extract holds no highway with two nodes in the file"
         raise CorruptInputError(msg)

@@ -37,6 +37,18 @@ DRIVE_CLASSES = {
 NO_WALK_CLASSES = {"motorway", "motorway_link", "trunk", "trunk_link"}
 
 
+def _shape(geom: shapely.LineString | None) -> bytes:
+    """The same key for an edge's geometry and its reverse (the other direction's edge).
+
+    Two parallel edges between the same nodes (the halves of a ring) differ; the two directions
+    of one street do not, whatever the rounding of their lengths.
+    """
+    if geom is None:
+        return b""
+    xy = np.ascontiguousarray(shapely.get_coordinates(geom))
+    return min(xy.tobytes(), np.ascontiguousarray(xy[::-1]).tobytes())
+
+
 def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
     """Road segments (undirected edges); sets ``segment`` and cleaned attributes on every edge.
 
@@ -52,7 +64,7 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
         if cls not in defaults.index:
             cls = "unclassified" if cls in DRIVE_CLASSES else "path"
         length = float(d.get("length", 0.0))
-        key = (min(u, v), max(u, v), str(d.get("osmid")), round(length, 1))
+        key = (min(u, v), max(u, v), str(d.get("osmid")), _shape(d.get("geometry")))
         lanes = to_number(d.get("lanes"))
         speed = d.get("speed_kph")
         speed = to_number(d.get("maxspeed")) if speed is None else float(speed)

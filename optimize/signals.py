@@ -424,7 +424,9 @@ def preemption(
                 elif e > s:
                     merged.append((s, e))
             groups.append(GroupProgram(g, tuple(merged), amber[g]))
-        prog = SignalProgram(plan.junction, horizon, plan.offset_s, tuple(groups), horizon_s=horizon)
+        prog = SignalProgram(
+            plan.junction, horizon, plan.offset_s, tuple(groups), horizon_s=horizon
+        )
         try:
             validate(prog, model, rules=r)
         except UnsafePlanError as exc:  # try the next boundary

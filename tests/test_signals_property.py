@@ -43,7 +43,7 @@ def oracle(prog: SignalProgram, model: JunctionModel, *, per_s: int = 1) -> set[
             for t in range(s, e):
                 col[t % c] = "G"
         amber = 0.0 if gp is None else gp.amber_s
-        for s, e in windows:  # then amber after each green, until the next green
+        for _s, e in windows:  # then amber after each green, until the next green
             t = e
             while (t - e) < amber * per_s - 1e-9 and col[t % c] != "G" and t - e < c:
                 col[t % c] = "A"

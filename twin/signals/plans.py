@@ -196,7 +196,7 @@ def stage_plan(
                 (model.intergreen(p, b) for b in stages[nxt] if model.conflicts(p, b)),
                 default=model.clearance_s(p),
             )
-            walks[k][p] = max(math.floor((t_next - clear - starts[k]) * 10 + 1e-9) / 10, 0.1)
+            walks[k][p] = max(math.floor((t_next - clear - starts[k]) * 10 + 1e-6) / 10, 0.1)
     phases = []
     for k, st in enumerate(stages):
         edges = tuple(e for g in st if (e := model.group(g).edge) is not None)

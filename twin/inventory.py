@@ -337,7 +337,7 @@ def import_inventory(
     save : bool
         Keep the accepted rows so later loads of this city use them.
     """
-    from .build import lights_from_inventory
+    from .derive.lights import lights_from_inventory
 
     seg = tw.registry["segment"]
     area = shapely.convex_hull(shapely.multipoints(shapely.get_coordinates(seg.geometry.values)))

@@ -329,7 +329,7 @@ def cmd_optimize_signals(args: argparse.Namespace) -> int:
     for jid, plan in plans.items():
         model = plans.models[jid]
         flows = {
-            model.group_of_edge((r.u, r.v, r.key)): r.flow_pcu_h
+            model.group_of_edge((r.u, r.v, r.key)): float(r.flow_pcu_h)  # type: ignore[arg-type]
             for r in plans.flows[plans.flows["junction"] == jid].itertuples()
         }
         lp_plan, sol = optimise_splits(model, flows, cycle_s=plan.cycle_s, objective="delay")

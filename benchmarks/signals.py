@@ -59,7 +59,7 @@ def main() -> None:
     bad = sum(bool(check_plan(p, plans.models[j])) for j, p in plans.items())
     plan_s = time.perf_counter() - t0
     # LP splits against Webster's at the same cycle
-    d_web, d_lp, n_lp = [], [], 0
+    d_web, d_lp = [], []
     for jid, plan in plans.items():
         model = plans.models[jid]
         fr = plans.flows[plans.flows["junction"] == jid]
@@ -68,7 +68,6 @@ def main() -> None:
         }
         lanes = {model.group_of_edge((r.u, r.v, r.key)): int(r.lanes) for r in fr.itertuples()}
         lp, _ = optimise_splits(model, flows, cycle_s=plan.cycle_s, lanes=lanes)
-        n_lp += 1
         d_web.append(_uniform_delay(plan, model, flows, lanes))
         d_lp.append(_uniform_delay(lp, model, flows, lanes))
     # MAXBAND on the longest corridor, cut to 10 signals
@@ -152,7 +151,8 @@ def main() -> None:
             ),
             (
                 "emergency signal wait without / with preemption (s)",
-                f"{emergency['signal_wait_without_s']:.0f} / {emergency['signal_wait_with_preemption_s']:.0f}",
+                f"{emergency['signal_wait_without_s']:.0f} / "
+                f"{emergency['signal_wait_with_preemption_s']:.0f}",
             ),
         ]
     width = max(len(r[0]) for r in rows)

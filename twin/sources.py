@@ -116,6 +116,9 @@ def read_sumo(city: City, files: dict[str, Path]) -> Source:
         "EPSG"
     ):
         graph = ox.project_graph(graph, to_crs=LAMBERT93)
+    else:
+        # a network without geo-reference ("local metric"): its metres are taken as they are
+        graph.graph["crs"] = LAMBERT93
     nodes = [n for members in graph.graph.get("junctions", {}).values() for n in members]
     signals = gpd.GeoDataFrame(
         {"name": [None] * len(nodes)},

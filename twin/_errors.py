@@ -16,6 +16,7 @@ __all__ = [
     "TwinError",
     "UnknownCityError",
     "UnknownAssetError",
+    "UnsafePlanError",
     "UnsupportedValueError",
 ]
 
@@ -56,6 +57,17 @@ class OverpassUnreachableError(TwinError, ConnectionError):
 
 class ConvergenceError(TwinError, RuntimeError):
     """An iterative procedure (Furness balancing) did not reach its tolerance."""
+
+
+class UnsafePlanError(TwinError, ValueError):
+    """A signal plan breaks a safety rule; the message names the rule, movements and seconds.
+
+    ``violations`` holds the :class:`twin.signals.safety.Violation` records.
+    """
+
+    def __init__(self, message: str, *, violations: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.violations = violations
 
 
 class CacheEntryError(TwinError, ValueError):

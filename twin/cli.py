@@ -313,6 +313,88 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_optimize_signals(args: argparse.Namespace) -> int:
+    """Signal plans: validated LP splits, MAXBAND green waves; JSON, NetCDF, plots."""
+    import xarray as xr
+
+    from optimize.maxband import MaxbandInfeasibleError, corridors, maxband, time_space_diagram
+    from optimize.signals import optimise_splits
+
+    from .scenarios.network import signal_plans
+    from .signals.junction import nearest_ids
+    from .signals.safety import plan_document
+
+    out = Path(args.out)
+    tw = _load(args)
+    plans = signal_plans(tw)
+    arts = corridors(tw, plans)
+    if args.corridor:
+        names = {a.name: a for a in arts}
+        hits = [a for n, a in names.items() if n == args.corridor or n.startswith(args.corridor)]
+        if not hits:
+            from ._errors import UnknownAssetError
+
+            near = ", ".join(nearest_ids(args.corridor, names))
+            msg = f"--corridor: no corridor {args.corridor!r} in {tw.city.name} (nearest: {near})"
+            raise UnknownAssetError(msg)
+        arts = hits[:1]
+    out.mkdir(parents=True, exist_ok=True)
+    docs, rows = [], []
+    for jid, plan in plans.items():
+        model = plans.models[jid]
+        flows = {
+            model.group_of_edge((r.u, r.v, r.key)): float(r.flow_pcu_h)  # type: ignore[arg-type]
+            for r in plans.flows[plans.flows["junction"] == jid].itertuples()
+        }
+        lp_plan, sol = optimise_splits(model, flows, cycle_s=plan.cycle_s, objective="delay")
+        docs.append(plan_document(lp_plan, model))
+        rows.append((jid, plan.cycle_s, sol.attrs["reserve_capacity"]))
+    (out / "plans.json").write_text(json.dumps(docs, indent=1))
+    ds = xr.Dataset(
+        {
+            "cycle": ("junction", [r[1] for r in rows], {"units": "s", "long_name": "cycle"}),
+            "reserve_capacity": ("junction", [r[2] for r in rows], {"units": "1"}),
+        },
+        coords={"junction": [r[0] for r in rows]},
+        attrs={"city": tw.city.name},
+    )
+    ds.to_netcdf(out / "plans.nc")
+    report: dict[str, Any] = {
+        "city": tw.city.name,
+        "plans": len(plans),
+        "skipped": plans.skipped,
+        "corridors": {},
+    }
+    for art in arts[: 1 if args.corridor else 3]:
+        try:
+            band = maxband(art)
+        except MaxbandInfeasibleError as exc:
+            report["corridors"][art.name] = {"status": "infeasible", "binding": list(exc.binding)}
+            print(f"{art.name}: infeasible; binding constraints {', '.join(exc.binding)}")
+            continue
+        stem = f"corridor_{len(report['corridors'])}"
+        band.to_netcdf(out / f"{stem}.nc")
+        ax = time_space_diagram(band)
+        ax.figure.savefig(out / f"{stem}_time_space.png")
+        report["corridors"][art.name] = {
+            "status": band.attrs["status"],
+            "band_out_s": band.attrs["band_out_s"],
+            "band_in_s": band.attrs["band_in_s"],
+            "cycle_s": band.attrs["cycle_s"],
+            "offsets_s": dict(
+                zip(band["junction"].values.tolist(), band["offset"].values.tolist(), strict=True)
+            ),
+        }
+        print(
+            f"{art.name}: bands {band.attrs['band_out_s']:.0f} s out, "
+            f"{band.attrs['band_in_s']:.0f} s in (cycle {band.attrs['cycle_s']:.0f} s)"
+        )
+    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    print(f"{tw.city.name}: {plans.summary()}")
+    print(f"written to {out}: plans.json, plans.nc, report.json, corridor_*.nc, time-space plots")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twin", description="Digital twin of a metropolis's public space."
@@ -427,6 +509,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--me-weight", type=float, default=1.0, help="pull of the estimation to the prior OD"
     )
+
+    p = add("optimize", cmd_plan)
+    osub = p.add_subparsers(dest="optimize_command", required=True, metavar="WHAT")
+    o = osub.add_parser("signals", help="validated signal plans, LP splits, MAXBAND green waves")
+    o.set_defaults(func=cmd_optimize_signals)
+    _add_city(o)
+    o.add_argument("--corridor", default=None, help="one corridor by name (default: the longest)")
+    o.add_argument("--out", required=True, type=Path, help="folder for plans, report and plots")
 
     p = add("energy", cmd_energy)
     _add_city(p)

@@ -910,9 +910,9 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
 
     bar = None
     if show:
-        from tqdm.auto import tqdm
+        from .progress import progress_bar
 
-        bar = tqdm(total=len(steps), desc=f"building {city.name}", unit="step", leave=False)
+        bar = progress_bar(total=len(steps), desc=f"building {city.name}", unit="step", leave=False)
     for name, fn in steps:
         t0 = time.perf_counter()
         if bar is not None:

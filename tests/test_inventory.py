@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -379,3 +383,50 @@ def test_cli_import_inventory_alias(paris, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "50 accepted, 7 rejected" in out
     assert len(rejects.read_text().splitlines()) == 8
+
+
+def _twin(*args, cache, check=True):
+    env = {**os.environ, "TWIN_CACHE": str(cache), "TWIN_PROGRESS": "0"}
+    cmd = [str(Path(sys.executable).parent / "twin"), *map(str, args)]  # the console script
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if check:
+        assert res.returncode == 0, res.stderr
+    return res
+
+
+@pytest.mark.slow
+def test_cli_import_list_remove_montpellier_cp1252(data_root, tmp_path):
+    """As a user would: import an awkward file, find it listed, use it, remove it."""
+    path = tmp_path / "eclairage.csv"
+    expected, swapped, bad, n = _montpellier_cp1252(data_root, path, every=10)
+    cache = tmp_path / "cache"
+    rejects = tmp_path / "out" / "rejets.csv"
+    res = _twin(
+        "inventory", "import", "--city", "montpellier", path, "--rejects", rejects, cache=cache
+    )
+    accepted = sum(expected.values())
+    assert f"{n + len(bad)} rows, {accepted} accepted, {len(swapped) + len(bad)} rejected" in (
+        res.stdout
+    )
+    assert "encoding cp1252" in res.stdout
+    assert "longitude and latitude look swapped" in res.stdout
+    assert len(rejects.read_text(encoding="utf-8").splitlines()) == 1 + len(swapped) + len(bad)
+    listed = json.loads(_twin("inventory", "list", "--json", cache=cache).stdout)
+    assert [(s["city"], s["accepted"], s["encoding"]) for s in listed] == [
+        ("montpellier", accepted, "cp1252")
+    ]
+    assert set(listed[0]["source"]) == {"roads", "lights", "signals", "counts"}
+    text = _twin("inventory", "list", cache=cache).stdout
+    assert listed[0]["id"] in text and "eclairage.csv" in text
+    info = json.loads(_twin("info", "--city", "montpellier", "--json", cache=cache).stdout)
+    assert info["counts"]["light"] == accepted
+    res = _twin("inventory", "remove", listed[0]["id"][:6], cache=cache)
+    assert f"removed inventory {listed[0]['id']} (montpellier)" in res.stdout
+    info = json.loads(_twin("info", "--city", "montpellier", "--json", cache=cache).stdout)
+    assert info["counts"]["light"] == 29_969
+    res = _twin("inventory", "remove", "--city", "montpellier", cache=cache, check=False)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "twin inventory remove: error: inventory remove: no inventory stored for the data of "
+        "montpellier"
+    ]

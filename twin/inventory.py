@@ -276,6 +276,15 @@ def parse_field_mapping(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def _encoding(name: str) -> str:
+    """Python's name for an encoding, or a clear error."""
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        msg = f"encoding: {name!r} is not an encoding Python knows (e.g. utf-8, cp1252)"
+        raise InputValidationError(msg) from None
+
+
 def decode_text(data: bytes, *, encoding: str | None = None, name: str = "file") -> tuple[str, str]:
     """Decode a text file: the encoding given, else UTF-8 when valid, else Windows-1252.
 
@@ -287,11 +296,7 @@ def decode_text(data: bytes, *, encoding: str | None = None, name: str = "file")
     ('Iodures métalliques', 'utf-8')
     """
     if encoding is not None:
-        try:
-            label = codecs.lookup(encoding).name
-        except LookupError:
-            msg = f"encoding: {encoding!r} is not an encoding Python knows (e.g. utf-8, cp1252)"
-            raise InputValidationError(msg) from None
+        label = _encoding(encoding)
         try:
             return data.decode(label), label
         except UnicodeDecodeError as exc:
@@ -513,6 +518,8 @@ def parse_inventory(
         raise InputValidationError(msg)
     if crs is not None:
         _crs(crs, "--crs")
+    if encoding is not None:
+        encoding = _encoding(encoding)
     if name.endswith(CSV_SUFFIXES):
         raw = _read_csv(path, encoding)
     elif name.endswith(GEO_SUFFIXES):

@@ -421,10 +421,9 @@ def _read_geo(path: Path, crs: str | None, encoding: str | None) -> _Raw:
     elif gdf.crs is None and len(gdf):
         msg = f"inventory: {path.name} gives no CRS; pass it with --crs (e.g. EPSG:2154)"
         raise InputValidationError(msg)
+    gdf.columns = [c if c == gdf.geometry.name else str(c) for c in gdf.columns]
     columns = [str(c) for c in gdf.columns if c != gdf.geometry.name]
-    records = [
-        {str(k): v for k, v in r.items()} for r in pd.DataFrame(gdf[columns]).to_dict("records")
-    ]
+    records: list[dict[str, Any]] = pd.DataFrame(gdf[columns]).to_dict("records")  # type: ignore[assignment]
     return _Raw(records, list(range(1, len(gdf) + 1)), columns, used, [], gdf.geometry)
 
 
@@ -538,8 +537,7 @@ def parse_inventory(
         src = raw.geometry.crs if raw.geometry.crs is not None else WGS84
         where = "geometry"
         geoms = np.asarray(raw.geometry.values)
-        is_point = np.array([g is not None and not g.is_empty and g.geom_type == "Point"
-                             for g in geoms], dtype=bool)  # fmt: skip
+        is_point = (shapely.get_type_id(geoms) == 0) & ~shapely.is_empty(geoms)
         if is_point.any():
             xy = shapely.get_coordinates(geoms[is_point])
             a[is_point], b[is_point] = xy[:, 0], xy[:, 1]
@@ -668,7 +666,8 @@ def parse_inventory(
                 "technology": tech,
                 "luminaire": lum.lower() or None,
                 "flux_lm": np.nan if flux is None else flux,
-                "geometry": shapely.Point(x[i], y[i]),
+                "x": x[i],
+                "y": y[i],
             }
         )
     rejected.sort(key=lambda r: r.row)
@@ -682,8 +681,10 @@ def parse_inventory(
                 else "(check the file's coordinate order)"
             )
         )
-    cols = ["row", "ref", "power_w", "technology", "luminaire", "flux_lm", "geometry"]
-    out = gpd.GeoDataFrame(pd.DataFrame(keep, columns=cols), geometry="geometry", crs=to_crs)
+    cols = ["row", "ref", "power_w", "technology", "luminaire", "flux_lm"]
+    table = pd.DataFrame(keep, columns=[*cols, "x", "y"])
+    points = shapely.points(table["x"].to_numpy(float), table["y"].to_numpy(float))
+    out = gpd.GeoDataFrame(table[cols], geometry=points, crs=to_crs)
     return ParsedInventory(
         lights=out,
         rejected=rejected,

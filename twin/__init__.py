@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from . import crs as crs
 from . import settings as settings
 from ._errors import (
@@ -14,6 +12,7 @@ from ._errors import (
     UnknownAssetError,
     UnknownCityError,
 )
+from ._version import __version__ as __version__
 from .model import Twin, load
 from .registry import Registry
 from .settings import Settings, get_settings, set_options

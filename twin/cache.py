@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InputValidationError
+from ._version import __version__
 from .cities import City, resolve_data_file
 from .inventory_store import inventory_file
 from .settings import get_settings
@@ -31,15 +32,14 @@ def _inventory_path(city: str) -> Path:
 
 #: Code whose changes alter a built twin (anything else may change without a rebuild).
 _BUILD_CODE = (
-    "build.py", "osm.py", "municipal.py", "registry.py", "inventory.py", "cities.py", "crs.py",
-    "energy.py", "assets/*.py", "assets/*/*.csv", "cities/*.toml",
+    "build.py", "sources.py", "derive/*.py", "osm.py", "municipal.py", "registry.py",
+    "inventory.py", "cities.py", "crs.py", "energy.py", "assets/*.py", "assets/*/*.csv",
+    "cities/*.toml",
 )  # fmt: skip
 
 
 def _code_version() -> str:
     """Hash of the code and data files the build depends on: a change rebuilds cached twins."""
-    from . import __version__
-
     root = Path(__file__).resolve().parent
     h = hashlib.sha256(__version__.encode())
     for pattern in _BUILD_CODE:

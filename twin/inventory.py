@@ -740,14 +740,14 @@ def _source_files(source: str | Path | City | Twin) -> tuple[str, dict[str, Path
     """A city's name and its input files (without any imported inventory)."""
     from .cache import input_files
     from .cities import City, from_file, get_city
-    from .model import Twin
 
-    if isinstance(source, Twin):
-        city = source.city
+    twin_city = getattr(source, "city", None)  # a Twin (not imported: the build imports us)
+    if isinstance(twin_city, City):
+        city = twin_city
     elif isinstance(source, City):
         city = source
     elif isinstance(source, Path) or str(source).endswith((".osm", ".pbf", ".graphml", ".xml")):
-        city = from_file(source)
+        city = from_file(source if isinstance(source, Path) else str(source))
     else:
         city = get_city(str(source))
     files = {r: p for r, p in input_files(city).items() if r != "inventory"}
@@ -808,7 +808,7 @@ def import_inventory(
         Keep the accepted rows, keyed by the twin's input files, so that later loads of the
         same data use them (replacing any inventory imported for it before).
     """
-    from .build import lights_from_inventory
+    from .derive.lights import lights_from_inventory
 
     seg = tw.registry["segment"]
     area = shapely.convex_hull(shapely.multipoints(shapely.get_coordinates(seg.geometry.values)))

@@ -174,7 +174,7 @@ def load(
             return Twin(definition, **payload)
     from .build import build
 
-    payload = build(definition, seed=seed, progress=progress)
+    built = build(definition, seed=seed, progress=progress)
     if settings.use_cache:
-        _cache.save_cache(path, payload)
-    return Twin(definition, **payload)
+        _cache.save_cache(path, dict(built))
+    return Twin(definition, **built)

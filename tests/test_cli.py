@@ -228,6 +228,8 @@ BAD = [
     (["export", "ngsi-ld", "--out", "{tmp}/x.geojson"], "--out", "expected a .json"),
     (["export", "sumo", "--out", "{tmp}/afile"], "--out", "is a file; a folder"),
     (["export", "geojson", "--out", "{tmp}/x.geojson", "--kind", "lamp"], "--kind", "'lamp'"),
+    (["export", "ngsi-ld", "--out", "{tmp}/x.json", "--kind", "camera"], "--kind", "NGSI-LD"),
+    (["export", "sumo", "--out", "{tmp}/s", "--kind", "light"], "--kind", "not kinds"),
     (["energy", "--date", "2026-13-01", "--out", "{tmp}/e"], "--date", "not a valid date"),
     (["calibrate", "--holdout", "1.5", "--out", "{tmp}/c"], "--holdout", "[0, 1)"),
     (["calibrate", "--starts", "0", "--out", "{tmp}/c"], "--starts", "at least 1"),

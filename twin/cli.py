@@ -17,8 +17,21 @@ What happens, in order:
    half-written output folder behind.
 
 Any bad input is reported as one line on stderr, naming the argument or field and the reason,
-with exit status 2; progress bars are closed and erased first. Anything else is a bug and shows
+with exit status 2; progress bars are closed and erased first. A fault of the machine rather
+than of the input (a full disk) is one line too, with status 1. Anything else is a bug and shows
 its traceback.
+
+A new command, for example::
+
+    def _push_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("plan_id", help="id of the plan to send")
+        p.add_argument("--broker", type=_url, required=True, help="MQTT broker URL")
+
+    @command("plan push", arguments=_push_args)
+    def cmd_plan_push(args: Args) -> int:
+        '''Send an approved plan to the devices and wait for their acknowledgements.'''
+        from live.control import push  # imported inside: twin never imports live at the top
+        ...
 """
 
 from __future__ import annotations
@@ -634,13 +647,16 @@ def _export_check(args: Args) -> None:
         from .assets import KINDS
         from .export import NGSI_LD_KINDS
 
-        supported = tuple(KINDS) if args.format == "geojson" else tuple(NGSI_LD_KINDS)
         if args.format == "sumo":
             msg = "--kind: a SUMO export holds the network, trips and signal plans, not kinds"
             raise InputValidationError(msg)
         for k in args.kind:
-            if k not in supported:
-                msg = f"--kind: {k!r} is not one of {', '.join(supported)}"
+            if k not in KINDS:
+                msg = f"--kind: {k!r} is not an asset type; kinds: {', '.join(KINDS)}"
+                raise InputValidationError(msg)
+            if args.format == "ngsi-ld" and k not in NGSI_LD_KINDS:
+                supported = ", ".join(NGSI_LD_KINDS)
+                msg = f"--kind: {k!r} has no NGSI-LD mapping; supported kinds: {supported}"
                 raise InputValidationError(msg)
 
 

@@ -101,3 +101,36 @@ def test_registry_pickles_without_its_trees(montpellier):
         == reg.nearest((3.8798, 43.6085), kind="light").index[0]
     )
     assert np.all(shapely.equals(clone["segment"].geometry.values, reg["segment"].geometry.values))
+
+
+def test_registry_keeps_the_twins_crs():
+    import geopandas as gpd
+    import pandas as pd
+
+    def lights(crs, xy):
+        return gpd.GeoDataFrame(
+            {"id": ["light:000000"], "segment": [None], "cabinet": [None], "source": ["test"]},
+            geometry=gpd.points_from_xy([xy[0]], [xy[1]]),
+            crs=crs,
+        )
+
+    required = {"design_class": "P4", "power_w": 20.0, "flux_lm": 2000.0, "ref": None}
+    required |= {"baseline_power_w": 80.0, "luminaire": "street light"}
+    # a light in Québec, given in lon/lat: the registry holds it in its own CRS (UTM 19N)
+    table = lights("EPSG:4326", (-71.208, 46.8139)).assign(**required)
+    reg = Registry({"light": table}, crs="EPSG:32619")
+    assert reg.crs == "EPSG:32619" and reg["light"].crs.to_epsg() == 32619
+    x = reg["light"].geometry.iloc[0].x
+    assert 300_000 < x < 500_000  # UTM easting, west of the zone's central meridian (-69)
+    near = reg.nearest((-71.208, 46.8139), kind="light")
+    assert near["distance_m"].iloc[0] < 0.01
+    # ... and takes the CRS of its tables when none is given
+    assert Registry({"light": reg["light"]}).crs == "EPSG:32619"
+    pickled = __import__("pickle").loads(__import__("pickle").dumps(reg))
+    assert pickled.crs == "EPSG:32619"
+    # a registry without a position on Earth (a SUMO net without projection) refuses lon/lat
+    local = Registry({"light": pd.DataFrame(table.drop(columns="geometry")).assign(
+        geometry=[shapely.Point(10.0, 20.0)])}, crs="local metric")  # fmt: skip
+    assert local.nearest((10.0, 20.0), kind="light", crs="local metric").index[0] == "light:000000"
+    with pytest.raises(twin.InputValidationError, match="no position on Earth"):
+        local.nearest((2.0, 48.0), kind="light")

@@ -30,7 +30,7 @@ from .derive.cabinets import CABINET_MAX
 from .derive.junctions import JUNCTION_DIAMETER_M
 from .registry import Registry
 from .settings import get_settings
-from .sources import read_source, source_date
+from .sources import read_source
 
 __all__ = ["CABINET_MAX", "JUNCTION_DIAMETER_M", "SNAP_M", "STEPS", "Built", "build"]
 
@@ -136,7 +136,8 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
             for _, _, d in src.graph.edges(data=True):
                 d["drive"] = bool(seg_drive[d["segment"]])
             registry = Registry(
-                {
+                crs=src.crs,
+                tables={
                     "segment": seg,
                     "light": light,
                     "cabinet": cabinet,
@@ -148,7 +149,7 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
                     "sensor": sensor,
                     "depot": depot,
                     "vehicle": vehicle,
-                }
+                },
             )
     finally:
         prog.close()
@@ -166,7 +167,11 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
             }
             for role, p in files.items()
         },
-        "source_date": source_date(files, src.graph),
+        "crs": src.crs,
+        "source_date": src.date.date if src.date else None,
+        "source_date_basis": src.date.basis if src.date else None,
+        "clipped": src.clipped.to_dict(),
+        "lit": segments.lit_summary(seg),
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": CODE_VERSION,
         "seed": seed,
@@ -178,6 +183,7 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
         "lights_unmatched": int(light["segment"].isna().sum()),
         "lights_rejected": [str(r) for r in src.inventory_rejected],
         "signals": int(len(src.signals)),
+        "signals_crossing": int(src.signals["crossing"].sum()) if len(src.signals) else 0,
         "signal_points": shapely.get_coordinates(np.asarray(src.signals.geometry.values)),
     }
     return Built(graph=src.graph, registry=registry, meta=meta, counts_table=src.counts)

@@ -377,7 +377,8 @@ def cmd_info(args: Args) -> int:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return 0
     print(f"{info['title']} ({info['city']})")
-    print(f"  source   : {info['source']['kind']}, data of {info['date']}")
+    basis = f" ({info['date_basis']})" if info.get("date_basis") else ""
+    print(f"  source   : {info['source']['kind']}, data of {info['date']}{basis}")
     for role, f in info["source"]["files"].items():
         print(f"             {role}: {f['name']} (sha256 {f['sha256'][:12]}...)")
     left, bottom, right, top = info["bbox"]
@@ -389,6 +390,19 @@ def cmd_info(args: Args) -> int:
         exp = info["expected"].get(kind)
         extra = f"   (published figure: {exp:,})" if exp else ""
         print(f"    {kind:<10} {n:>8,}{extra}")
+    lit, clip = info.get("lit") or {}, info.get("clipped") or {}
+    if lit:
+        print(
+            f"  lit roads: {lit['tag_km']:,.1f} km by tag, {lit['assumed_km']:,.1f} km by "
+            f"assumption (road class); unlit {lit['unlit_tag_km']:,.1f} km by tag, "
+            f"{lit['unlit_untagged_km']:,.1f} km untagged"
+        )
+    if clip.get("ways") or clip.get("other_ways"):
+        print(
+            f"  clipped  : {clip['ways']:,} highway ways cut at the extract's edge "
+            f"({clip['parts']:,} pieces kept, {clip['dropped']:,} dropped); "
+            f"{clip['other_ways']:,} other ways cut"
+        )
     src = ", ".join(f"{k} {v:,}" for k, v in info["lights_by_source"].items())
     print(f"  lights   : {src}; {info['lights_power_defaulted']:,} with a default wattage")
     print(f"  {info['attribution']}")

@@ -217,7 +217,8 @@ def to_geojson(
     Each asset is a Feature whose ``id`` is the asset id and whose ``properties`` are its schema
     attributes (``twin/assets/schemas/<kind>.csv``) plus ``kind``; missing values are ``null``.
     The collection has top-level ``name`` (the city), ``attribution`` and ``licence`` members,
-    which the data's licence (ODbL for OpenStreetMap) requires with any derived data.
+    which the data's licence (ODbL for OpenStreetMap) requires with any derived data, and
+    ``working_crs``: the twin's CRS, in which its lengths and areas were computed.
     Coordinates are rounded to 1e-7 degree (about 1 cm).
 
     Parameters
@@ -246,6 +247,7 @@ def to_geojson(
         "name": tw.city.name,
         "attribution": tw.city.attribution,
         "licence": tw.city.licence,
+        "working_crs": tw.crs,
     }
     features: list[str] = []
     for kind in selected:

@@ -50,6 +50,7 @@ __all__ = [
     "OverpassUnreachableError",
     "fetch_city",
     "load_recipe",
+    "manifest_for",
     "street_coverage",
 ]
 
@@ -172,6 +173,27 @@ class Manifest:
             communes=tuple(d["communes"]),
             coverage=d["coverage"],
         )
+
+
+def manifest_for(path: Path, *, name: str = "manifest.json") -> Manifest | None:
+    """The fetch manifest that describes ``path``, or None.
+
+    Looked for as ``name`` in the file's folder; it describes the file when it lists a file of
+    that name with the same sha256 (an edited or re-fetched file no longer matches). Its
+    ``fetched_at`` is the date of the data: Overpass answers from the live database.
+    """
+    path = Path(path)
+    candidate = path.parent / name
+    if not candidate.is_file():
+        return None
+    try:
+        manifest = Manifest.read(candidate)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not a manifest of ours: it says nothing about the file
+    listed = [f for f in manifest.files if Path(f.name).name == path.name]
+    if not listed or listed[0].sha256 != _sha256(path):
+        return None
+    return manifest
 
 
 # --- city definitions and recipes -----------------------------------------------------------
@@ -462,7 +484,8 @@ def _fetch_graph(
         for _, data in G.nodes(data=True):
             if any(data.get(k) in values for k, values in keep.items()):
                 data[_KEEP_MARKER] = True
-        G = ox.simplify_graph(G, node_attrs_include=[_KEEP_MARKER])
+        # never merge a lit way and an untagged one into one "lit" edge
+        G = ox.simplify_graph(G, node_attrs_include=[_KEEP_MARKER], edge_attrs_differ=["lit"])
         for _, data in G.nodes(data=True):
             data.pop(_KEEP_MARKER, None)
     return G

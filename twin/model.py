@@ -10,8 +10,8 @@ import networkx as nx
 import pandas as pd
 
 from . import cache as _cache
+from ._errors import InputValidationError
 from .cities import City, from_file, get_city
-from .crs import LAMBERT93
 from .registry import Registry
 from .settings import get_settings
 
@@ -19,10 +19,12 @@ __all__ = ["Twin", "load"]
 
 
 class Twin:
-    """A city's twin: the street graph (EPSG:2154) and the asset registry.
+    """A city's twin: the street graph and the asset registry, in the city's working CRS.
 
     Get one with :func:`twin.load`. ``tw.registry["light"]`` is the light table,
     ``tw.graph`` every street, ``tw.drive`` and ``tw.walk`` the drive and walk networks.
+    :attr:`crs` is the working CRS of the graph and of every registry geometry (EPSG:2154 for
+    the French cities, the local UTM zone elsewhere).
     """
 
     def __init__(
@@ -54,8 +56,16 @@ class Twin:
 
     @property
     def crs(self) -> str:
-        """CRS of the graph and of every registry geometry."""
-        return LAMBERT93
+        """The working CRS of the graph and of every registry geometry (``graph.graph["crs"]``).
+
+        ``EPSG:2154`` (Lambert-93) for the French cities, the local UTM zone elsewhere; a SUMO
+        network without a projection keeps ``"local metric"``.
+        """
+        crs = self.graph.graph.get("crs") or self.meta.get("crs") or self.registry.crs
+        if not crs:
+            msg = f"{self.city.name}: the twin's graph records no CRS"
+            raise InputValidationError(msg)
+        return str(crs)
 
     def _view(self, mode: str) -> nx.MultiDiGraph:
         if mode not in self._views:
@@ -112,6 +122,10 @@ class Twin:
                 },
             },
             "date": self.meta["source_date"],
+            "date_basis": self.meta.get("source_date_basis"),
+            "crs": self.crs,
+            "clipped": self.meta.get("clipped", {}),
+            "lit": self.meta.get("lit", {}),
             "attribution": self.city.attribution,
             "licence": self.city.licence,
             "expected": dict(self.city.expected),
@@ -120,7 +134,7 @@ class Twin:
             "graph": {
                 "nodes": self.graph.number_of_nodes(),
                 "edges": self.graph.number_of_edges(),
-                "crs": LAMBERT93,
+                "crs": self.crs,
             },
             "built_at": self.meta["built_at"],
             "code_version": self.meta["code_version"],

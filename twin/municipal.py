@@ -43,7 +43,6 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ._errors import CorruptInputError, InputValidationError
-from .crs import LAMBERT93
 
 __all__ = [
     "NODE_TOLERANCE_M",
@@ -125,13 +124,14 @@ def normalise_name(name: object) -> str:
 
 
 def read_layer(
-    root_path: Path, spec: Mapping[str, Any], *, what: str
+    root_path: Path, spec: Mapping[str, Any], *, what: str, to_crs: str | None = None
 ) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
     """Read one municipal layer named in a city definition and rename its mapped fields.
 
     ``spec`` holds ``path`` (shapefile, zipped shapefile, GeoJSON or CSV), optional ``crs`` (forced
     when the file has none or a wrong one), ``encoding``, ``x``/``y`` (CSV point columns) and
-    ``fields`` (our name -> the file's column).
+    ``fields`` (our name -> the file's column). The layer is projected to ``to_crs`` (the
+    city's working CRS) when given, else left in its own CRS.
     """
     fields: dict[str, str] = dict(spec.get("fields", {}))
     name = root_path.name.lower()
@@ -168,8 +168,8 @@ def read_layer(
     crs = spec.get("crs")
     if crs is not None:
         gdf = gdf.set_crs(crs, allow_override=True)
-    if gdf.crs is not None and gdf.geometry.notna().any():
-        gdf = gdf.to_crs(LAMBERT93)
+    if to_crs is not None and gdf.crs is not None and gdf.geometry.notna().any():
+        gdf = gdf.to_crs(to_crs)
     gdf = gdf.rename(columns={v: k for k, v in fields.items()})
     return gdf, fields
 
@@ -257,12 +257,17 @@ def roads_to_graph(
     Parameters
     ----------
     roads : GeoDataFrame
-        Lines in EPSG:2154 with mapped columns ``id``, ``name``, ``street_type``, ``direction``.
+        Lines in a projected CRS in metres (the city's working CRS; the graph's ``crs``), with
+        mapped columns ``id``, ``name``, ``street_type``, ``direction``.
     counts : DataFrame, optional
         Traffic counts from :func:`read_counts` (raises classes, gives legal speeds).
     defaults : DataFrame
         Road-class defaults indexed by class with ``speed_kph`` and ``lanes`` columns.
     """
+    if roads.crs is None or not roads.crs.is_projected:
+        msg = f"roads: the centrelines must be in a projected CRS in metres, not {roads.crs}"
+        raise InputValidationError(msg)
+    crs = roads.crs.to_string()
     roads = roads[roads.geometry.notna() & ~roads.geometry.is_empty].copy()
     roads = roads.explode(index_parts=False).reset_index(drop=True)
     roads = _split_t_junctions(roads)
@@ -293,7 +298,7 @@ def roads_to_graph(
         r = max(best[ends[j, 0]], best[ends[j, 1]], ranks[j])
         highway[j] = inv.get(r, highway[j])
 
-    graph = nx.MultiDiGraph(crs=LAMBERT93)
+    graph = nx.MultiDiGraph(crs=crs)
     for n, (x, y) in enumerate(node_xy):
         graph.add_node(n, x=float(x), y=float(y))
     ids = roads["id"].to_numpy() if "id" in roads else np.arange(len(roads))

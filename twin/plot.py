@@ -8,13 +8,16 @@ Every map carries the data's attribution, as the ODbL and the Licence Ouverte re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
 import shapely
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from .model import Twin
 
 __all__ = ["plot_map", "plot_junctions", "line_collection"]
 
@@ -28,23 +31,36 @@ def _attribution(fig: Figure, text: str) -> None:
     fig.text(0.99, 0.01, text, ha="right", va="bottom", fontsize=7, color="0.3")
 
 
-def plot_map(tw: Any, *, out: str | Path | None = None, title: str | None = None) -> Figure:
-    """Map of lit and unlit roads, light density, signalised junctions and cameras.
+def plot_map(tw: Twin, *, out: str | Path | None = None, title: str | None = None) -> Figure:
+    """Map of roads lit by tag, lit by assumption and unlit, light density, junctions, cameras.
 
-    Coordinates are Lambert-93 metres (EPSG:2154). Returns the figure; writes a PNG if ``out``.
+    A road is lit *by tag* where OSM says ``lit=yes``, lit *by assumption* where it has no tag
+    and its road class is lit by default (see :mod:`twin.derive.segments`); the legend gives the
+    length of each. Coordinates are metres in the twin's working CRS (:attr:`Twin.crs`).
+    Returns the figure; writes a PNG if ``out``.
     """
     reg = tw.registry
     seg = reg["segment"]
-    lit = (seg["lit"] == "yes") | seg["lit_assumed"]
+    by_tag = (seg["lit"] == "yes").to_numpy(bool)
+    assumed = seg["lit_assumed"].to_numpy(bool) & ~by_tag
+    unlit = ~(by_tag | assumed)
+    length_km = seg["length_m"].to_numpy(float) / 1000.0
     lights = reg["light"]
     fig = Figure(figsize=(10, 10), dpi=120)
     ax = fig.subplots()
-    ax.add_collection(
-        line_collection(seg.geometry[~lit], colors="0.8", linewidths=0.4, label="unlit road")
-    )
-    ax.add_collection(
-        line_collection(seg.geometry[lit], colors="0.35", linewidths=0.7, label="lit road")
-    )
+    for mask, colour, width, label in (
+        (unlit, "0.8", 0.4, "unlit road"),
+        (assumed, "tab:blue", 0.7, "lit by assumption (road class)"),
+        (by_tag, "0.15", 0.9, "lit by tag (lit=yes)"),
+    ):
+        ax.add_collection(
+            line_collection(
+                seg.geometry[mask],
+                colors=colour,
+                linewidths=width,
+                label=f"{label}: {length_km[mask].sum():,.1f} km",
+            )
+        )
     if len(lights):
         xy = shapely.get_coordinates(lights.geometry.values)
         hb = ax.hexbin(
@@ -73,8 +89,8 @@ def plot_map(tw: Any, *, out: str | Path | None = None, title: str | None = None
             ax.scatter(xy[:, 0], xy[:, 1], label=f"{kind} ({len(t)})", zorder=3, **style)
     ax.autoscale()
     ax.set_aspect("equal")
-    ax.set_xlabel("x (m, EPSG:2154)")
-    ax.set_ylabel("y (m, EPSG:2154)")
+    ax.set_xlabel(f"x (m, {tw.crs})")
+    ax.set_ylabel(f"y (m, {tw.crs})")
     c = reg.counts()
     ax.set_title(
         title or f"{tw.city.title}: {c['light']:,} light points, {c['segment']:,} road segments"
@@ -87,7 +103,7 @@ def plot_map(tw: Any, *, out: str | Path | None = None, title: str | None = None
     return fig
 
 
-def plot_junctions(tw: Any, *, out: str | Path | None = None) -> Figure:
+def plot_junctions(tw: Twin, *, out: str | Path | None = None) -> Figure:
     """Map of the traffic-signal points and the junctions they were clustered into."""
     reg = tw.registry
     seg = reg["segment"]

@@ -1,8 +1,9 @@
 """The asset registry: one typed table per asset type, stable ids, spatial queries, relations.
 
 Each asset type (``light``, ``segment``, ``cabinet``, ``junction``, ``approach``, ``camera``,
-``sensor``, ``depot``, ``vehicle``, ``building``, ``poi``) is a GeoDataFrame in EPSG:2154 indexed
-by id, with exactly the columns its schema declares (``twin/assets/schemas/<kind>.csv``). An id is
+``sensor``, ``depot``, ``vehicle``, ``building``, ``poi``) is a GeoDataFrame in the twin's working
+CRS (:attr:`Registry.crs`: EPSG:2154 for the French cities, a UTM zone elsewhere) indexed by id,
+with exactly the columns its schema declares (``twin/assets/schemas/<kind>.csv``). An id is
 ``<kind>:<number>`` and stays the same for the same inputs.
 
 Relations are columns that hold another asset's id: light -> segment, light -> cabinet,
@@ -24,7 +25,7 @@ import shapely
 from . import assets as _assets
 from ._errors import InputValidationError, UnknownAssetError
 from .assets._schema import KINDS, load_schema
-from .crs import LAMBERT93, WGS84, to_lambert93
+from .crs import WGS84, _transformer, geo_crs
 
 __all__ = ["Registry", "RELATIONS", "make_ids"]
 
@@ -64,18 +65,30 @@ def _record_type(kind: str) -> type:
     raise TypeError(msg)
 
 
-def _empty(kind: str) -> gpd.GeoDataFrame:
+def _empty(kind: str, crs: str | None) -> gpd.GeoDataFrame:
     schema = load_schema(kind)
     cols = {a.name: pd.Series(dtype=object) for a in schema.attributes if a.dtype != "geometry"}
-    frame = gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=LAMBERT93))
+    frame = gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=geo_crs(crs)))
     return frame.set_index("id", drop=False)
 
 
-def _conform(kind: str, frame: pd.DataFrame) -> gpd.GeoDataFrame:
-    """Check a table against its schema: every column present, in order, with defaults filled."""
+def _crs_of(frame: pd.DataFrame) -> str | None:
+    crs = getattr(frame, "crs", None) if isinstance(frame, gpd.GeoDataFrame) else None
+    return None if crs is None else str(crs.to_string())
+
+
+def _conform(kind: str, frame: pd.DataFrame, crs: str | None) -> gpd.GeoDataFrame:
+    """Check a table against its schema: every column present, in order, with defaults filled.
+
+    A GeoDataFrame in another CRS is projected to the registry's ``crs``; a plain DataFrame's
+    geometries are taken to be in it already.
+    """
     schema = load_schema(kind)
     if len(frame) == 0:
-        return _empty(kind)
+        return _empty(kind, crs)
+    own = _crs_of(frame)
+    if isinstance(frame, gpd.GeoDataFrame) and own is not None and geo_crs(crs) and own != crs:
+        frame = frame.to_crs(crs)
     df = frame.copy()
     for attr in schema.attributes:
         if attr.name not in df.columns:
@@ -94,7 +107,7 @@ def _conform(kind: str, frame: pd.DataFrame) -> gpd.GeoDataFrame:
             df[attr.name] = col.map(lambda v: str(v).lower() in ("true", "1", "yes")).astype(bool)
         elif attr.dtype == "str":
             df[attr.name] = col.astype(object).where(col.notna(), None)
-    out = gpd.GeoDataFrame(df, geometry="geometry", crs=LAMBERT93)
+    out = gpd.GeoDataFrame(df, geometry="geometry", crs=geo_crs(crs))
     out.index = pd.Index(out["id"].to_numpy(), name="id")
     if out.index.has_duplicates:
         dup = out.index[out.index.duplicated()][0]
@@ -109,27 +122,46 @@ class Registry:
     Parameters
     ----------
     tables : Mapping[str, DataFrame]
-        Asset type -> table with the schema's columns (geometry in EPSG:2154). Missing types
-        are empty.
+        Asset type -> table with the schema's columns. Missing types are empty.
+    crs : str, optional
+        The working CRS of every geometry (the twin's). Default: the CRS of the first
+        GeoDataFrame among ``tables`` that has one; tables in another CRS are projected to it.
+        None (no table gives one): coordinates without a position on Earth (a SUMO network
+        without a projection), where lon/lat queries are refused.
     """
 
-    def __init__(self, tables: Mapping[str, pd.DataFrame] | None = None) -> None:
+    def __init__(
+        self, tables: Mapping[str, pd.DataFrame] | None = None, *, crs: str | None = None
+    ) -> None:
         tables = dict(tables or {})
         unknown = set(tables) - set(KINDS)
         if unknown:
             msg = f"unknown asset type(s) {sorted(unknown)}; known: {', '.join(KINDS)}"
             raise InputValidationError(msg)
+        if crs is None:
+            crs = next((c for t in tables.values() if (c := _crs_of(t)) is not None), None)
+        self._crs = crs
         self._tables: dict[str, gpd.GeoDataFrame] = {
-            kind: _conform(kind, tables[kind]) if kind in tables else _empty(kind) for kind in KINDS
+            kind: _conform(kind, tables[kind], crs) if kind in tables else _empty(kind, crs)
+            for kind in KINDS
         }
         self._trees: dict[str, shapely.STRtree] = {}
 
+    @property
+    def crs(self) -> str | None:
+        """The CRS of every geometry (the twin's working CRS); None without a position."""
+        return self._crs
+
     # -- pickling: STRtrees are rebuilt on demand ---------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        return {"_tables": self._tables}
+        return {"_tables": self._tables, "_crs": self._crs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._tables = state["_tables"]
+        crs = state.get("_crs")
+        if crs is None:  # pickled before the registry recorded its CRS
+            crs = next((c for t in self._tables.values() if (c := _crs_of(t)) is not None), None)
+        self._crs = crs
         self._trees = {}
 
     # -- tables ---------------------------------------------------------------------------------
@@ -139,7 +171,7 @@ class Registry:
         return KINDS
 
     def __getitem__(self, kind: str) -> gpd.GeoDataFrame:
-        """The table of one asset type (a GeoDataFrame indexed by id, EPSG:2154)."""
+        """The table of one asset type (a GeoDataFrame indexed by id, in :attr:`crs`)."""
         if kind not in self._tables:
             msg = f"unknown asset type {kind!r}; known: {', '.join(KINDS)}"
             raise UnknownAssetError(msg)
@@ -147,7 +179,7 @@ class Registry:
 
     def replace(self, kind: str, table: pd.DataFrame) -> None:
         """Replace one asset type's table (validated against its schema)."""
-        self._tables[kind] = _conform(kind, table)
+        self._tables[kind] = _conform(kind, table, self._crs)
         self._trees.pop(kind, None)
 
     def counts(self) -> dict[str, int]:
@@ -201,15 +233,26 @@ class Registry:
             self[k]  # validates
         return kinds
 
-    @staticmethod
-    def _point(xy: tuple[float, float], crs: str) -> shapely.Point:
-        if crs == WGS84:
-            x, y = to_lambert93(np.array([xy[0]]), np.array([xy[1]]))
-            return shapely.Point(float(x[0]), float(y[0]))
-        if crs != LAMBERT93:
-            msg = f"crs: {crs!r} not supported here; use {WGS84} or {LAMBERT93}"
+    def _to_own(self, x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinates given in ``crs`` (EPSG:4326 lon/lat, or any CRS) in the registry's CRS."""
+        if crs == self._crs:
+            return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        own = geo_crs(self._crs)
+        if own is None:
+            msg = (
+                f"crs: this registry's coordinates ({self._crs or 'local'}) have no position on "
+                f"Earth; give points in its own coordinates (crs={self._crs!r})"
+            )
             raise InputValidationError(msg)
-        return shapely.Point(xy)
+        if geo_crs(crs) is None:
+            msg = f"crs: {crs!r} is not a CRS pyproj knows; use {WGS84} or {own}"
+            raise InputValidationError(msg)
+        tx, ty = _transformer(crs, own).transform(np.asarray(x), np.asarray(y))
+        return np.asarray(tx, dtype=float), np.asarray(ty, dtype=float)
+
+    def _point(self, xy: tuple[float, float], crs: str) -> shapely.Point:
+        x, y = self._to_own(np.array([xy[0]]), np.array([xy[1]]), crs)
+        return shapely.Point(float(x[0]), float(y[0]))
 
     def within_bbox(
         self,
@@ -227,13 +270,10 @@ class Registry:
         if left > right or bottom > top:
             msg = f"bbox: expected (left, bottom, right, top), got {bbox}"
             raise InputValidationError(msg)
-        if crs == WGS84:
-            xs, ys = to_lambert93(
-                np.array([left, right, left, right]), np.array([bottom, bottom, top, top])
-            )
-            box = shapely.box(xs.min(), ys.min(), xs.max(), ys.max())
-        else:
-            box = shapely.box(left, bottom, right, top)
+        xs, ys = self._to_own(
+            np.array([left, right, left, right]), np.array([bottom, bottom, top, top]), crs
+        )
+        box = shapely.box(xs.min(), ys.min(), xs.max(), ys.max())
         return self._select(kind, lambda k: self._tree(k).query(box, predicate="intersects"))
 
     def within_radius(
@@ -283,8 +323,9 @@ class Registry:
             sel.insert(0, "kind", k)
             parts.append(sel)
         if not parts:
-            return gpd.GeoDataFrame({"kind": []}, geometry=gpd.GeoSeries([], crs=LAMBERT93))
-        return gpd.GeoDataFrame(pd.concat(parts), geometry="geometry", crs=LAMBERT93)
+            crs = geo_crs(self._crs)
+            return gpd.GeoDataFrame({"kind": []}, geometry=gpd.GeoSeries([], crs=crs))
+        return gpd.GeoDataFrame(pd.concat(parts), geometry="geometry", crs=geo_crs(self._crs))
 
     # -- relations --------------------------------------------------------------------------------
     def related(self, asset_id: str, kind: str) -> list[str]:

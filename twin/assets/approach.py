@@ -39,4 +39,4 @@ class Approach:
     name: str | None
     """street name."""
     geometry: BaseGeometry
-    """last metres of the approach, EPSG:2154."""
+    """last metres of the approach, in the twin's CRS."""

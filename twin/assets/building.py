@@ -31,4 +31,4 @@ class Building:
     name: str | None
     """name."""
     geometry: BaseGeometry
-    """representative point, EPSG:2154."""
+    """representative point, in the twin's CRS."""

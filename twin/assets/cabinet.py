@@ -31,4 +31,4 @@ class Cabinet:
     contracted_power_w: float
     """contracted power cap: installed + 10%, rounded up to 3 kVA (cos phi ~ 1) [W]."""
     geometry: BaseGeometry
-    """position, EPSG:2154."""
+    """position, in the twin's CRS."""

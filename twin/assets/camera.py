@@ -31,4 +31,4 @@ class Camera:
     camera_type: str | None
     """OSM surveillance:type."""
     geometry: BaseGeometry
-    """position, EPSG:2154."""
+    """position, in the twin's CRS."""

@@ -29,4 +29,4 @@ class Depot:
     n_vehicles: int
     """vehicles based there."""
     geometry: BaseGeometry
-    """position, EPSG:2154."""
+    """position, in the twin's CRS."""

@@ -1,4 +1,4 @@
-"""A signalised junction: traffic-signal points clustered within ~30 m."""
+"""A signalised junction or crossing: traffic-signal points clustered within 60 m."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ SCHEMA = load_schema("junction")
 
 @dataclasses.dataclass(frozen=True)
 class Junction:
-    """A signalised junction: traffic-signal points clustered within ~30 m.
+    """A signalised junction or crossing: traffic-signal points clustered within 60 m.
 
     Fields follow ``schemas/junction.csv``.
     """
@@ -24,8 +24,10 @@ class Junction:
     """stable id, junction:N."""
     name: str | None
     """name (from the data) or the names of the streets that meet."""
+    kind: str | None
+    """junction, or crossing: a signalised pedestrian crossing of its own."""
     source: str | None
-    """osm (highway=traffic_signals nodes, clustered) or the municipal signal inventory."""
+    """osm (traffic_signals and crossing=traffic_signals nodes, clustered), municipal or sumo."""
     n_signals: int
     """number of signal points clustered into the junction."""
     nodes: str | None
@@ -33,4 +35,4 @@ class Junction:
     n_approaches: int
     """number of approaches."""
     geometry: BaseGeometry
-    """centre, EPSG:2154."""
+    """centre, in the twin's CRS."""

@@ -47,4 +47,4 @@ class Light:
     design_class: str | None
     """EN 13201 class the luminaire was designed for (its segment's class)."""
     geometry: BaseGeometry
-    """position, EPSG:2154."""
+    """position, in the twin's CRS."""

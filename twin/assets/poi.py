@@ -31,4 +31,4 @@ class PointOfInterest:
     segment: str | None
     """nearest walkable segment."""
     geometry: BaseGeometry
-    """representative point, EPSG:2154."""
+    """representative point, in the twin's CRS."""

@@ -39,9 +39,9 @@ class Segment:
     oneway: bool
     """one-way for motor traffic."""
     lit: str | None
-    """OSM lit tag: yes, no or unknown."""
+    """OSM lit tag: yes, no, unknown, or mixed (merged lit and unlit ways); lit by tag if yes."""
     lit_assumed: bool
-    """true where lit was unknown and the road class is lit by default."""
+    """lit by assumption: lit unknown (or mixed) and the road class lit by default."""
     length_m: float
     """length along the centreline [m]."""
     drive: bool
@@ -51,4 +51,4 @@ class Segment:
     lighting_class: str | None
     """EN 13201 class at design (peak) conditions, e.g. M3, C2, P4."""
     geometry: BaseGeometry
-    """centreline, EPSG:2154."""
+    """centreline, in the twin's CRS."""

@@ -31,4 +31,4 @@ class Sensor:
     approach: str | None
     """junction approach (loop detectors only)."""
     geometry: BaseGeometry
-    """position, EPSG:2154."""
+    """position, in the twin's CRS."""

@@ -27,4 +27,4 @@ class Vehicle:
     depot: str | None
     """home depot."""
     geometry: BaseGeometry
-    """position at the depot, EPSG:2154."""
+    """position at the depot, in the twin's CRS."""

@@ -22,6 +22,7 @@ import pandas as pd
 import shapely
 
 from twin.assets import lighting
+from twin.crs import geo_crs
 from twin.registry import make_ids
 
 from ._tags import first, lit_value, main_class, to_number
@@ -36,10 +37,23 @@ DRIVE_CLASSES = {
 NO_WALK_CLASSES = {"motorway", "motorway_link", "trunk", "trunk_link"}
 
 
+def _shape(geom: shapely.LineString | None) -> bytes:
+    """The same key for an edge's geometry and its reverse (the other direction's edge).
+
+    Two parallel edges between the same nodes (the halves of a ring) differ; the two directions
+    of one street do not, whatever the rounding of their lengths.
+    """
+    if geom is None:
+        return b""
+    xy = np.ascontiguousarray(shapely.get_coordinates(geom))
+    return min(xy.tobytes(), np.ascontiguousarray(xy[::-1]).tobytes())
+
+
 def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
     """Road segments (undirected edges); sets ``segment`` and cleaned attributes on every edge.
 
-    The segments are in the graph's CRS (``graph.graph["crs"]``).
+    The segments are in the graph's CRS (``graph.graph["crs"]``; none for a SUMO network
+    without a projection).
     """
     defaults = lighting.ROAD_CLASSES
     nodes = graph.nodes
@@ -50,7 +64,7 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
         if cls not in defaults.index:
             cls = "unclassified" if cls in DRIVE_CLASSES else "path"
         length = float(d.get("length", 0.0))
-        key = (min(u, v), max(u, v), str(d.get("osmid")), round(length, 1))
+        key = (min(u, v), max(u, v), str(d.get("osmid")), _shape(d.get("geometry")))
         lanes = to_number(d.get("lanes"))
         speed = d.get("speed_kph")
         speed = to_number(d.get("maxspeed")) if speed is None else float(speed)
@@ -106,7 +120,7 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
         lanes=seg["lanes"].to_numpy(float),
         junction=in_junction,
     )
-    return gpd.GeoDataFrame(seg, geometry="geometry", crs=graph.graph["crs"])
+    return gpd.GeoDataFrame(seg, geometry="geometry", crs=geo_crs(graph.graph.get("crs")))
 
 
 def is_lit(seg: pd.DataFrame) -> np.ndarray:

@@ -63,7 +63,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from twin._errors import ConvergenceError, InputValidationError, UnknownAssetError
-from twin.crs import to_lambert93
+from twin.crs import to_xy
 
 __all__ = [
     "CELL_M",
@@ -1019,7 +1019,7 @@ def _resolve_event(tw: Any, ev: Event) -> np.ndarray:
             else (shapely.centroid(geom))
         )
         return np.asarray(shapely.get_coordinates(p)[0], dtype=float)
-    x, y = to_lambert93(np.array([loc[0]]), np.array([loc[1]]))
+    x, y = to_xy(np.array([loc[0]]), np.array([loc[1]]), crs=tw.crs)
     return np.array([float(x[0]), float(y[0])])
 
 

@@ -422,11 +422,6 @@ def test_twin_progress_0_turns_the_bars_off(data_root, tmp_path):
         ),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="twin/osm.py lets osmnx's and networkx's own errors through (a traceback) until its "
-    "reader raises a TwinError for these files; the command line then prints one line",
-)
 def test_unusable_extract_one_line_exit_2(name, content, needle, tmp_path):
     extract = tmp_path / name
     extract.write_text(content)

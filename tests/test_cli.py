@@ -231,6 +231,7 @@ BAD = [
     (["export", "ngsi-ld", "--out", "{tmp}/x.json", "--kind", "camera"], "--kind", "NGSI-LD"),
     (["export", "sumo", "--out", "{tmp}/s", "--kind", "light"], "--kind", "not kinds"),
     (["energy", "--date", "2026-13-01", "--out", "{tmp}/e"], "--date", "not a valid date"),
+    (["optimize", "signals", "--out", "{tmp}/afile"], "--out", "is a file; a folder"),
     (["calibrate", "--holdout", "1.5", "--out", "{tmp}/c"], "--holdout", "[0, 1)"),
     (["calibrate", "--starts", "0", "--out", "{tmp}/c"], "--starts", "at least 1"),
     (["calibrate", "--me-weight", "nan", "--out", "{tmp}/c"], "--me-weight", "finite"),

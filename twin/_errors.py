@@ -15,6 +15,7 @@ __all__ = [
     "TwinError",
     "UnknownCityError",
     "UnknownAssetError",
+    "UnsafePlanError",
 ]
 
 
@@ -54,3 +55,14 @@ class OverpassUnreachableError(TwinError, ConnectionError):
 
 class ConvergenceError(TwinError, RuntimeError):
     """An iterative procedure (Furness balancing) did not reach its tolerance."""
+
+
+class UnsafePlanError(TwinError, ValueError):
+    """A signal plan breaks a safety rule; the message names the rule, movements and seconds.
+
+    ``violations`` holds the :class:`twin.signals.safety.Violation` records.
+    """
+
+    def __init__(self, message: str, *, violations: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.violations = violations

@@ -45,8 +45,10 @@ from twin.scenarios.demand import (
     local_slots,
     profile,
 )
-from twin.scenarios.signals import EdgeKey, Phase, SignalPlan, group_by_axis, webster_plan
+from twin.scenarios.signals import EdgeKey, Phase, SignalPlan
 from twin.scenarios.traffic import Incident, TrafficScenario, Trip
+from twin.signals.junction import junction_models
+from twin.signals.plans import stage_ratios, webster
 from twin.timeutil import validate_date
 
 __all__ = [
@@ -152,6 +154,8 @@ class PlanSet(dict[str, SignalPlan]):
         ``segment``, ``flow_pcu_h``, ``lanes``, ``bearing_deg``.
     time : numpy.datetime64
         Naive-UTC start of the hour the flows were taken at.
+    models : dict of str to twin.signals.junction.JunctionModel
+        The junction model each plan was built and validated on.
     local_hour : int
         Its local clock hour.
     """
@@ -164,6 +168,7 @@ class PlanSet(dict[str, SignalPlan]):
         self.flows = pd.DataFrame()
         self.time = np.datetime64("NaT")
         self.local_hour = -1
+        self.models: dict[str, Any] = {}
 
     def summary(self) -> str:
         """One line: plans, cycles, single-phase plans, skipped junctions and why."""
@@ -190,6 +195,7 @@ def signal_plans(
     hour: int | None = None,
     demand: Demand | None = None,
     tolerance_deg: float = 30.0,
+    assume_crossings: bool | None = None,
 ) -> PlanSet:
     """Fixed-time Webster plans for every signalised junction of a twin.
 
@@ -206,17 +212,22 @@ def signal_plans(
         :class:`~twin.scenarios.demand.SimulatedDemand` of a traffic run); default
         ``ProfileDemand.from_twin(tw)``.
     tolerance_deg : float
-        Bearing tolerance when grouping approaches of one axis into a phase.
+        Kept for compatibility: stages now come from each junction's model
+        (:func:`twin.signals.junction.junction_models`), opposite approaches together.
+    assume_crossings : bool, optional
+        As in :func:`~twin.signals.junction.junction_models`.
 
     Returns
     -------
     PlanSet
-        Plans keyed by junction id (``junction:N``). An approach's flow is its segment's traffic
-        divided by the segment's number of drive directions; its lanes are the registry's
-        (lanes in its direction). Opposite approaches (same axis within ``tolerance_deg``)
-        share a phase (:func:`~twin.scenarios.signals.group_by_axis` on the registry bearings).
-        Junctions with fewer than two approaches get no plan and are listed in
-        :attr:`PlanSet.skipped` (and logged).
+        Plans keyed by junction id (``junction:N``), each safe by construction and validated
+        against its junction model (:func:`twin.signals.plans.webster`): conflicting groups in
+        different stages, intergreens from the junction's geometry, walks and pedestrian
+        clearances. An approach's flow is its segment's traffic divided by the segment's
+        number of drive directions; its lanes are the registry's (lanes in its direction).
+        Junctions without a model (nothing that conflicts, more than four stages) or without a
+        feasible plan are listed in :attr:`PlanSet.skipped` (and logged); the models are in
+        :attr:`PlanSet.models`.
     """
     day = REFERENCE_WEEKDAY if day is None else validate_date(day, field="day")
     if hour is not None and (isinstance(hour, bool) or not 0 <= int(hour) <= 23):
@@ -249,13 +260,17 @@ def signal_plans(
         n_dir[str(s)] = n_dir.get(str(s), 0) + 1
     graph = tw.graph
     by_junction = {j: rows for j, rows in app.groupby("junction", sort=False)} if len(app) else {}
+    skipped: dict[str, str] = {}
+    models = junction_models(tw, skipped=skipped, assume_crossings=assume_crossings)
+    out.models = models
     taken: dict[EdgeKey, str] = {}
     flow_rows: list[dict[str, Any]] = []
     for jid in junctions.index.astype(str):
         rows = by_junction.get(jid)
-        flows: dict[EdgeKey, float] = {}
-        lanes: dict[EdgeKey, int] = {}
-        bearings: dict[EdgeKey, float] = {}
+        flows: dict[str, float] = {}
+        lanes: dict[str, int] = {}
+        keys: dict[str, EdgeKey] = {}
+        bearings: dict[str, float] = {}
         for r in rows.itertuples(index=False) if rows is not None else ():
             key = (_node(r.u), _node(r.v), int(r.key))
             if not graph.has_edge(*key):
@@ -264,31 +279,27 @@ def signal_plans(
             if key in taken:
                 out.shared.setdefault(jid, []).append(key)
                 continue
-            seg = str(r.segment)
-            q = float(seg_flow.get(seg, 0.0)) / max(n_dir.get(seg, 1), 1)
-            flows[key] = q
-            lanes[key] = max(int(r.lanes), 1)
-            bearings[key] = float(r.bearing_deg)
-        if len(flows) < 2:
-            out.skipped[jid] = f"{len(flows)} approach" + ("" if len(flows) == 1 else "es")
-            continue
-        groups = group_by_axis(bearings, tolerance_deg=tolerance_deg)
-        try:
-            plan = webster_plan(jid, flows, lanes=lanes, groups=groups)
-        except InputValidationError:
-            # oversaturated, and the minimum greens of the light phases push the cycle past
-            # its cap: size the light phases at a floor of a quarter of the heaviest one
-            floor = 0.25 * max(flows[a] / lanes[a] for a in flows)
-            raised = {a: max(q, floor * lanes[a]) for a, q in flows.items()}
-            try:
-                plan = webster_plan(jid, raised, lanes=lanes, groups=groups)
-            except InputValidationError as exc:
-                out.skipped[jid] = f"no feasible plan ({exc})"
-                continue
-            out.adjusted[jid] = "light phases sized at a quarter of the heaviest"
-        out[jid] = plan
-        for key, q in flows.items():
             taken[key] = jid
+            seg = str(r.segment)
+            flows[str(r.id)] = float(seg_flow.get(seg, 0.0)) / max(n_dir.get(seg, 1), 1)
+            lanes[str(r.id)] = max(int(r.lanes), 1)
+            keys[str(r.id)] = key
+            bearings[str(r.id)] = float(r.bearing_deg)
+        model = models.get(jid)
+        if model is None:
+            out.skipped[jid] = skipped.get(jid, "no junction model")
+            continue
+        try:
+            plan = webster(model, flows, lanes=lanes)
+        except InputValidationError as exc:
+            out.skipped[jid] = f"no feasible plan ({exc})"
+            continue
+        ys = stage_ratios(model, flows, lanes=lanes)
+        if sum(ys) >= 1.0:
+            out.adjusted[jid] = f"oversaturated (Y = {sum(ys):.2f}): cycle {plan.cycle_s:.0f} s"
+        out[jid] = plan
+        for aid, q in flows.items():
+            key = keys[aid]
             flow_rows.append(
                 {
                     "junction": jid,
@@ -297,8 +308,8 @@ def signal_plans(
                     "key": key[2],
                     "segment": graph.edges[key].get("segment"),
                     "flow_pcu_h": q,
-                    "lanes": lanes[key],
-                    "bearing_deg": bearings[key],
+                    "lanes": lanes[aid],
+                    "bearing_deg": bearings[aid],
                 }
             )
     out.flows = pd.DataFrame(

@@ -23,6 +23,7 @@ proportion to ``y_i``: ``g_i = (y_i / Y) (C0 - L)``.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 from collections.abc import Hashable, Mapping, Sequence
@@ -74,15 +75,17 @@ class Phase:
         Approaches ``(u, v, key)`` that have right of way during this phase.
     green_s : float
         Displayed green time (s).
+    walks : tuple of (str, float)
+        Pedestrian crossings (signal group ids, ``crossing:N.K``) that walk during this phase,
+        each with its walk time from the phase's start (s); their clearance follows
+        (:mod:`twin.signals.safety`).
     """
 
     approaches: tuple[EdgeKey, ...]
     green_s: float
+    walks: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.approaches:
-            msg = "Phase.approaches: a phase must give green to at least one approach"
-            raise InputValidationError(msg)
         keys = tuple(_edge_key(a, field="Phase.approaches") for a in self.approaches)
         object.__setattr__(self, "approaches", keys)
         green = float(self.green_s)
@@ -90,6 +93,17 @@ class Phase:
             msg = f"Phase.green_s: {self.green_s!r} is not a positive number of seconds"
             raise InputValidationError(msg)
         object.__setattr__(self, "green_s", green)
+        walks = []
+        for item in dict(self.walks).items():
+            c, w = str(item[0]), float(item[1])
+            if not math.isfinite(w) or w <= 0:
+                msg = f"Phase.walks[{c!r}]: {item[1]!r} is not a positive number of seconds"
+                raise InputValidationError(msg)
+            walks.append((c, w))
+        object.__setattr__(self, "walks", tuple(walks))
+        if not keys and not walks:
+            msg = "Phase.approaches: a phase must give green to an approach or a crossing"
+            raise InputValidationError(msg)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +124,17 @@ class SignalPlan:
     amber_s : float
         Amber after each phase (s), 3-6 s.
     all_red_s : float
-        All-red after each amber (s), 0-5 s (1-2 s at 50 km/h; imported SUMO programs have 0).
+        All-red after each amber (s), 0-6 s (1-2 s at 50 km/h; imported SUMO programs have 0;
+        MUTCD 2009 4D.26: a red clearance should not exceed 6 s).
     min_green_s : float
         Minimum green that every phase must respect (s), 5-7 s.
+    plan_id : str
+        Id of the plan (default ``<junction>@<cycle>s/<offset>s``), carried to the live layer.
+    valid_from, valid_until : datetime.datetime, optional
+        Validity (tz-aware; converted to UTC); ``None`` is open-ended.
+
+    Safety beyond these bounds (conflicting groups, intergreens, pedestrian clearance) needs the
+    junction's geometry: :func:`twin.signals.safety.validate`.
     """
 
     junction: str
@@ -122,17 +144,31 @@ class SignalPlan:
     amber_s: float = 3.0
     all_red_s: float = 2.0
     min_green_s: float = 5.0
+    plan_id: str = ""
+    valid_from: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.junction, str) or not self.junction:
             msg = f"SignalPlan.junction: {self.junction!r} is not a non-empty string"
+            raise InputValidationError(msg)
+        for name in ("valid_from", "valid_until"):
+            t = getattr(self, name)
+            if t is None:
+                continue
+            if not isinstance(t, dt.datetime) or t.tzinfo is None:
+                msg = f"SignalPlan({self.junction}).{name}: {t!r} is not a tz-aware datetime"
+                raise InputValidationError(msg)
+            object.__setattr__(self, name, t.astimezone(dt.UTC))
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            msg = f"SignalPlan({self.junction}).valid_until: not after valid_from"
             raise InputValidationError(msg)
         object.__setattr__(self, "phases", tuple(self.phases))
         j = self.junction
         for name, lo, hi in (
             ("cycle_s", CYCLE_MIN_S, CYCLE_MAX_S),
             ("amber_s", 3.0, 6.0),
-            ("all_red_s", 0.0, 5.0),
+            ("all_red_s", 0.0, 6.0),
             ("min_green_s", 5.0, 7.0),
         ):
             value = float(getattr(self, name))
@@ -165,6 +201,9 @@ class SignalPlan:
                 f"intergreens {total:g} s"
             )
             raise InputValidationError(msg)
+        if not self.plan_id:
+            pid = f"{self.junction}@{self.cycle_s:g}s/{self.offset_s:g}s"
+            object.__setattr__(self, "plan_id", pid)
 
     @property
     def intergreen_s(self) -> float:
@@ -209,14 +248,21 @@ class SignalPlan:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (edge keys as lists)."""
         return {
+            "id": self.plan_id,
             "junction": self.junction,
+            "valid_from": None if self.valid_from is None else self.valid_from.isoformat(),
+            "valid_until": None if self.valid_until is None else self.valid_until.isoformat(),
             "cycle_s": self.cycle_s,
             "offset_s": self.offset_s,
             "amber_s": self.amber_s,
             "all_red_s": self.all_red_s,
             "min_green_s": self.min_green_s,
             "phases": [
-                {"approaches": [list(a) for a in p.approaches], "green_s": p.green_s}
+                {
+                    "approaches": [list(a) for a in p.approaches],
+                    "green_s": p.green_s,
+                    "walks": dict(p.walks),
+                }
                 for p in self.phases
             ],
         }
@@ -226,9 +272,24 @@ class SignalPlan:
         """Inverse of :meth:`to_dict`; validates as the constructor does."""
         try:
             phases = tuple(
-                Phase(tuple(tuple(a) for a in p["approaches"]), p["green_s"])
+                Phase(
+                    tuple(tuple(a) for a in p["approaches"]),
+                    p["green_s"],
+                    tuple(dict(p.get("walks") or {}).items()),
+                )
                 for p in data["phases"]
             )
+
+            def when(name: str) -> dt.datetime | None:
+                raw = data.get(name)
+                if raw is None:
+                    return None
+                try:
+                    return dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+                except ValueError:
+                    msg = f"SignalPlan.from_dict: {name} {raw!r} is not an ISO 8601 time"
+                    raise InputValidationError(msg) from None
+
             return cls(
                 junction=data["junction"],
                 cycle_s=data["cycle_s"],
@@ -237,6 +298,9 @@ class SignalPlan:
                 amber_s=data.get("amber_s", 3.0),
                 all_red_s=data.get("all_red_s", 2.0),
                 min_green_s=data.get("min_green_s", 5.0),
+                plan_id=str(data.get("id") or ""),
+                valid_from=when("valid_from"),
+                valid_until=when("valid_until"),
             )
         except KeyError as exc:
             msg = f"SignalPlan.from_dict: missing field {exc.args[0]!r}"

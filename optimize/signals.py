@@ -1,0 +1,472 @@
+"""Signal plans optimised: green splits by LP, bus priority, emergency preemption.
+
+Every plan and every programme made here passes :func:`twin.signals.safety.validate` on its
+junction model before it is returned.
+
+* :func:`optimise_splits`: an LP (pulp + HiGHS) for the stage greens of one junction at a given
+  cycle, with the pedestrian stages' minimums (walk plus clearance, :func:`stage_minimums`).
+  ``objective="delay"`` minimises the flow-weighted uniform delay of Webster (1958),
+  ``d = C (1 - g/C)^2 / (2 (1 - y))`` per approach, convex in ``g`` and written as the upper
+  envelope of its tangents (an exact LP of the piecewise-linear convex function);
+  ``objective="reserve"`` maximises the reserve capacity multiplier ``mu`` (Allsop 1972): every
+  approach's capacity ``s g / C`` is at least ``mu q``. Returns the plan and an
+  ``xr.Dataset`` of the solution.
+* :func:`bus_priority`: green extension and early green for the stage of a bus approach (the
+  two actions a Dijon-type priority gives a bus): the extended and the early programmes, each
+  validated (the other stages keep their minimums, the cycle stays within 120 s).
+* :func:`preemption`: a one-off sequence that gives green to an emergency vehicle's approach as
+  soon as safely possible (current greens keep their minimum, then amber and all-red), holds it,
+  and recovers to the coordinated plan by a transition stage that re-synchronises the offset;
+  validated over its whole horizon.
+* :func:`signal_delay`: the exact wait of a vehicle arriving at a signal at each second, with and
+  without priority or preemption: the evaluation of bus delay and emergency travel time along a
+  route, without queues (a vehicle that has priority is at the head of the queue).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pulp
+import xarray as xr
+
+from optimize._pulp import add_variable, add_variable_dict, highs_solver
+from twin._errors import InputValidationError, UnsafePlanError
+from twin.scenarios.signals import SATURATION_FLOW_PCU_H_LANE, SignalPlan
+from twin.signals.junction import AMBER_S, JunctionModel
+from twin.signals.plans import all_red_for, stage_minimums, stage_plan, stage_ratios
+from twin.signals.safety import (
+    GroupProgram,
+    SafetyRules,
+    SignalProgram,
+    program_of,
+    validate,
+)
+
+__all__ = [
+    "OBJECTIVES",
+    "BusPriority",
+    "solve_quietly",
+    "optimise_splits",
+    "preemption",
+    "bus_priority",
+    "signal_delay",
+]
+
+OBJECTIVES = ("delay", "reserve")
+
+
+def solve_quietly(prob: pulp.LpProblem, *, time_limit: float | None = None) -> int:
+    """``prob.solve`` with pulp's HiGHS, its banner kept off standard output.
+
+    HiGHS writes its banner with C to file descriptor 1 when its first instance is made,
+    whatever ``msg`` says; descriptor 1 points at ``os.devnull`` meanwhile.
+    """
+    import os
+    import sys
+    from pathlib import Path
+
+    solver = highs_solver(time_limit=time_limit)
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no standard output at all
+        return int(prob.solve(solver))
+    try:
+        with Path(os.devnull).open("w") as null:
+            os.dup2(null.fileno(), 1)
+            return int(prob.solve(solver))
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def optimise_splits(
+    model: JunctionModel,
+    flows_pcu_h: Mapping[str, float],
+    *,
+    cycle_s: float,
+    objective: str = "delay",
+    lanes: Mapping[str, int] | None = None,
+    saturation_flow: float = SATURATION_FLOW_PCU_H_LANE,
+    offset_s: float = 0.0,
+    rules: SafetyRules | None = None,
+    max_saturation: float = 0.95,
+    plan_id: str = "",
+) -> tuple[SignalPlan, xr.Dataset]:
+    """Green splits of one junction by LP at a given cycle.
+
+    Parameters
+    ----------
+    model : JunctionModel
+    flows_pcu_h : mapping group id -> float
+        Arrival flow of each vehicle group (pcu/h).
+    cycle_s : float
+        Cycle (s), e.g. Webster's, or a corridor's common cycle.
+    objective : {"delay", "reserve"}
+    lanes : mapping, optional
+    saturation_flow : float
+    offset_s : float
+    rules : SafetyRules, optional
+    max_saturation : float
+        With ``objective="delay"``, each stage's critical degree of saturation is kept at most
+        this where the cycle allows (a soft bound: its excess is penalised).
+    plan_id : str
+
+    Returns
+    -------
+    plan : SignalPlan
+        Validated.
+    solution : xarray.Dataset
+        Dims ``stage``: ``green`` (s), ``minimum`` (s), ``y``; attrs ``objective``, ``value``,
+        ``status``, ``build_s``, ``solve_s``, ``reserve_capacity`` (``mu``).
+    """
+    if objective not in OBJECTIVES:
+        msg = f"objective: {objective!r} is not one of {OBJECTIVES}"
+        raise InputValidationError(msg)
+    r = rules or SafetyRules()
+    stages = model.stages
+    n = len(stages)
+    red = all_red_for(model, stages)
+    lost = n * (AMBER_S + red)
+    mins = stage_minimums(model, stages, rules=r, all_red_s=red)
+    if sum(mins) + lost > cycle_s + 1e-6:
+        msg = (
+            f"cycle_s: {cycle_s:g} s is shorter than the minimum greens and intergreens of "
+            f"{model.id} ({sum(mins) + lost:.1f} s)"
+        )
+        raise InputValidationError(msg)
+    ys = stage_ratios(
+        model, flows_pcu_h, stages=stages, lanes=lanes, saturation_flow=saturation_flow
+    )
+    q_stage = []
+    for s in stages:
+        q = [float(flows_pcu_h.get(g, 0.0)) for g in s if model.group(g).kind == "vehicle"]
+        q_stage.append(max(sum(q), 1e-6))
+    t0 = time.perf_counter()
+    sense = pulp.LpMinimize if objective == "delay" else pulp.LpMaximize
+    prob = pulp.LpProblem(f"splits_{model.id.replace(':', '_')}", sense)
+    g = add_variable_dict(prob, "g", range(n), low={k: mins[k] for k in range(n)})
+    prob += (pulp.lpSum(g.values()) == cycle_s - lost, "cycle")
+    if objective == "reserve":
+        mu = add_variable(prob, "mu", low=0.0)
+        for k in range(n):
+            # capacity share g_k / C of stage k carries mu times its critical flow ratio
+            prob += (ys[k] * cycle_s * mu <= g[k], f"reserve_{k}")
+        prob += mu
+    else:
+        d = add_variable_dict(prob, "d", range(n), low=0.0)
+        over = add_variable_dict(prob, "over", range(n), low=0.0)
+        for k in range(n):
+            y = min(ys[k], 0.99)
+            # uniform delay C (1 - g/C)^2 / (2 (1 - y)): tangents at 12 greens
+            for i, gg in enumerate(np.linspace(mins[k], cycle_s - lost, 12)):
+                lam = gg / cycle_s
+                val = cycle_s * (1 - lam) ** 2 / (2 * (1 - y))
+                slope = -(1 - lam) / (1 - y)
+                prob += (d[k] >= val + slope * (g[k] - gg), f"delay_{k}_{i}")
+            # degree of saturation x = y C / g <= max_saturation, softly
+            prob += (ys[k] * cycle_s - max_saturation * g[k] <= over[k], f"saturation_{k}")
+        prob += pulp.lpSum(q_stage[k] * d[k] + 1e4 * over[k] for k in range(n))
+    build_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    status = solve_quietly(prob)
+    solve_s = time.perf_counter() - t1
+    if pulp.LpStatus[status] != "Optimal":
+        msg = f"splits of {model.id}: the LP is {pulp.LpStatus[status]}"
+        raise InputValidationError(msg)
+    greens = [max(float(g[k].value()), mins[k]) for k in range(n)]
+    # the greens sum to C - L up to the solver's tolerance: give the rest to the longest stage
+    greens[int(np.argmax(greens))] += cycle_s - lost - sum(greens)
+    plan = stage_plan(
+        model, greens, stages=stages, offset_s=offset_s, all_red_s=red, rules=r, plan_id=plan_id
+    )
+    mu_val = min(greens[k] / (ys[k] * cycle_s) if ys[k] > 0 else math.inf for k in range(n))
+    ds = xr.Dataset(
+        {
+            "green": ("stage", greens, {"units": "s", "long_name": "stage green"}),
+            "minimum": ("stage", mins, {"units": "s", "long_name": "least green of the stage"}),
+            "y": ("stage", ys, {"units": "1", "long_name": "critical flow ratio"}),
+        },
+        coords={"stage": np.arange(n)},
+        attrs={
+            "junction": model.id,
+            "objective": objective,
+            "value": float(pulp.value(prob.objective) or 0.0),
+            "status": pulp.LpStatus[status],
+            "cycle_s": cycle_s,
+            "reserve_capacity": float(mu_val),
+            "build_s": build_s,
+            "solve_s": solve_s,
+        },
+    )
+    return plan, ds
+
+
+# ------------------------------------------------------------------------------------------------
+# bus priority
+# ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class BusPriority:
+    """Priority programmes of one junction for buses arriving on one approach.
+
+    Attributes
+    ----------
+    junction, group : str
+        The junction and the bus's approach (signal group).
+    stage : int
+        The stage that serves the approach.
+    extend_s : float
+        Longest green extension (s): the bus's stage goes on while the others give up time
+        down to their minimums.
+    early_s : float
+        Longest early green (s): the stages before it are cut down to their minimums.
+    extended, early : SignalProgram
+        The programmes the controller switches to on a bus call, both validated.
+    """
+
+    junction: str
+    group: str
+    stage: int
+    extend_s: float
+    early_s: float
+    extended: SignalProgram
+    early: SignalProgram
+
+
+def bus_priority(
+    plan: SignalPlan,
+    model: JunctionModel,
+    group: str,
+    *,
+    max_extension_s: float = 15.0,
+    rules: SafetyRules | None = None,
+) -> BusPriority:
+    """Green extension and early green for a bus approach, within the plan's cycle.
+
+    The extension lengthens the bus's stage by at most ``max_extension_s``, taken from the
+    following stages down to their minimums; the early green starts the bus's stage earlier by
+    cutting the stages before it (down to their minimums). The cycle, and so the coordination,
+    is kept. Both programmes are validated on the junction.
+    """
+    r = rules or SafetyRules()
+    model.index(group)
+    stages = _stages_of(plan, model)
+    serving = [k for k, s in enumerate(stages) if group in s]
+    if not serving:
+        msg = f"bus_priority: no stage of {plan.plan_id} serves {group}"
+        raise InputValidationError(msg)
+    k = serving[0]
+    n = len(plan.phases)
+    mins = stage_minimums(model, stages, rules=r, all_red_s=plan.all_red_s)
+    greens = [p.green_s for p in plan.phases]
+    spare = [max(greens[i] - mins[i], 0.0) for i in range(n)]
+    others = [i for i in range(n) if i != k]
+    extend = min(max_extension_s, sum(spare[i] for i in others))
+    early = min(max_extension_s, sum(spare[i] for i in others))
+
+    def shifted(gain: float, order: Sequence[int]) -> list[float]:
+        out, left = list(greens), gain
+        for i in order:
+            take = min(spare[i], left)
+            out[i] -= take
+            left -= take
+        out[k] += gain - left
+        return out
+
+    after = [(k + i) % n for i in range(1, n)]
+    before = [(k - i) % n for i in range(1, n)]
+    ext_greens = shifted(extend, after)
+    early_greens = shifted(early, before)
+    ext = program_of(_replan(plan, ext_greens, model, r), model)
+    ear = program_of(_replan(plan, early_greens, model, r), model)
+    validate(ext, model, rules=r)
+    validate(ear, model, rules=r)
+    return BusPriority(plan.junction, group, k, extend, early, ext, ear)
+
+
+def _stages_of(plan: SignalPlan, model: JunctionModel) -> list[tuple[str, ...]]:
+    """The stages of a plan made on ``model`` (its vehicle groups must match the model's)."""
+    mine = [tuple(sorted(model.group_of_edge(a) for a in p.approaches)) for p in plan.phases]
+    veh = set(model.vehicle_groups)
+    theirs = [tuple(sorted(g for g in s if g in veh)) for s in model.stages]
+    if mine != theirs:
+        msg = f"{plan.plan_id}: its stages are not those of junction model {model.id}"
+        raise InputValidationError(msg)
+    return [tuple(s) for s in model.stages]
+
+
+def _replan(
+    plan: SignalPlan, greens: Sequence[float], model: JunctionModel, r: SafetyRules
+) -> SignalPlan:
+    stages = _stages_of(plan, model)
+    return stage_plan(
+        model,
+        greens,
+        stages=stages,
+        offset_s=plan.offset_s,
+        all_red_s=plan.all_red_s,
+        rules=r,
+        plan_id=plan.plan_id,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# emergency preemption
+# ------------------------------------------------------------------------------------------------
+def preemption(
+    plan: SignalPlan,
+    model: JunctionModel,
+    group: str,
+    *,
+    call_s: float,
+    hold_s: float = 20.0,
+    rules: SafetyRules | None = None,
+) -> SignalProgram:
+    """The one-off sequence that serves an emergency vehicle on ``group``, then recovers.
+
+    From the call at ``call_s`` (s in the plan's cycle, offset included), groups that are green
+    keep it until their minimum green is reached, then show amber and the all-red that the
+    junction's intergreens ask for; ``group`` (and every group compatible with all of it) then
+    gets green for ``hold_s``; the sequence then returns to the plan at the start of the next
+    cycle boundary that gives a safe sequence (the recovery: coordination resumes with the same
+    offset). Unless ``rules`` say otherwise, a group may wait up to 240 s during the sequence
+    (IISR part 6 art. 110 allows 240 s for public-transport priority; 120 s otherwise).
+
+    Returns
+    -------
+    SignalProgram
+        A one-off programme (``horizon_s``) from the start of the cycle of the call to the
+        cycle boundary where the plan resumes, validated over its horizon.
+    """
+    # an emergency run may hold the others longer than a normal wait: up to the 240 s the
+    # IISR (part 6 art. 110) allows for public-transport priority, never longer
+    r = rules or SafetyRules(max_red_s=240.0)
+    model.index(group)
+    cyc = plan.cycle_s
+    base = program_of(plan, model)
+    call = (call_s - plan.offset_s) % cyc  # in the plan's own cycle
+    # the plan's windows, unrolled over a few cycles
+    windows = {
+        gp.group: sorted((s + k * cyc, e + k * cyc) for k in range(5) for s, e in gp.greens)
+        for gp in base.groups
+    }
+    amber = {gp.group: gp.amber_s for gp in base.groups}
+    kind = {g.id: g.kind for g in model.groups}
+    served = [g for g in model.group_ids if not model.conflicts(g, group)]
+    served = [g for g in served if all(not model.conflicts(g, h) for h in served)] or [group]
+    if group not in served:
+        served.append(group)
+    out: dict[str, list[tuple[float, float]]] = {g: [] for g in model.group_ids}
+    release = call
+    for g in model.group_ids:
+        for s, e in windows[g]:
+            if e <= call:
+                out[g].append((s, e))
+            elif s <= call < e:
+                if g in served:
+                    out[g].append((s, e))  # keep it; extended below
+                else:
+                    floor = r.min_green_s if kind[g] == "vehicle" else r.min_walk_s
+                    cut = max(call, s + floor)
+                    out[g].append((s, cut))
+                    for h in served:
+                        if model.conflicts(g, h):
+                            release = max(release, cut + model.intergreen(g, h))
+            elif s > call:
+                break
+        # a group still in its amber or clearance at the call clears first
+        ends = [e for s, e in windows[g] if e <= call]
+        if ends and g in served and call - max(ends) < amber[g]:
+            release = max(release, max(ends) + amber[g])  # its own amber is shown in full
+        if ends and g not in served:
+            e = max(ends)
+            for h in served:
+                if model.conflicts(g, h):
+                    release = max(release, e + model.intergreen(g, h))
+    hold_end = release + hold_s
+    for g in served:
+        keep = [w for w in out[g] if w[1] < release - 1e-9]
+        cur = [w for w in out[g] if w[1] >= release - 1e-9]
+        out[g] = keep + [(min([w[0] for w in cur] + [release]), hold_end)]
+    # recovery: every other group stays red until a cycle boundary R, where the plan resumes
+    # as it was (the offset, so the coordination, is kept); a held group that the plan has green
+    # at R stays green until then. The first boundary that gives a safe sequence is taken.
+    first = int(math.ceil(hold_end / cyc))
+    last_err: Exception | None = None
+    for resume_k in range(first, first + 4):
+        resume = resume_k * cyc
+        horizon = resume + cyc
+        trial = {g: list(ws) for g, ws in out.items()}
+        for g in model.group_ids:
+            plan_w = [
+                (s + k * cyc, e + k * cyc)
+                for k in range(resume_k - 1, resume_k + 2)
+                for s, e in base.group(g).greens  # type: ignore[union-attr]
+            ]
+            for s, e in sorted(plan_w):
+                if e <= resume or s >= horizon:
+                    continue
+                if g in served and s <= resume and trial[g]:
+                    trial[g][-1] = (trial[g][-1][0], min(e, horizon))  # green through to it
+                    continue
+                trial[g].append((max(s, resume), min(e, horizon)))
+        groups = []
+        for g in model.group_ids:
+            merged: list[tuple[float, float]] = []
+            for s, e in sorted(trial[g]):
+                if merged and s <= merged[-1][1] + 1e-9:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+                elif e > s:
+                    merged.append((s, e))
+            groups.append(GroupProgram(g, tuple(merged), amber[g]))
+        prog = SignalProgram(
+            plan.junction, horizon, plan.offset_s, tuple(groups), horizon_s=horizon
+        )
+        try:
+            validate(prog, model, rules=r)
+        except UnsafePlanError as exc:  # try the next boundary
+            last_err = last_err or exc
+            continue
+        return prog
+    msg = f"preemption of {group} at {plan.junction}: no safe recovery within 4 cycles ({last_err})"
+    raise InputValidationError(msg)
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluation
+# ------------------------------------------------------------------------------------------------
+def signal_delay(program: SignalProgram, group: str, arrivals_s: Sequence[float]) -> np.ndarray:
+    """Wait (s) of a vehicle of ``group`` arriving at each time, until its next green.
+
+    Times are s since the programme's start (for a cyclic programme, any time: taken modulo
+    the cycle); a vehicle arriving on green passes at once. A one-off programme's vehicle that
+    finds no green before the horizon waits until the horizon.
+    """
+    gp = program.group(group)
+    if gp is None or not gp.greens:
+        return np.full(len(arrivals_s), np.inf)
+    out = []
+    cyc = program.cycle_s
+    for t in arrivals_s:
+        if program.horizon_s is None:
+            tc = t % cyc
+            wins = [(s + k * cyc, e + k * cyc) for k in (-1, 0, 1) for s, e in gp.greens]
+        else:
+            tc = t
+            wins = list(gp.greens)
+        wait = math.inf
+        for s, e in wins:
+            if s <= tc < e:
+                wait = 0.0
+                break
+            if s > tc:
+                wait = min(wait, s - tc)
+        if not math.isfinite(wait) and program.horizon_s is not None:
+            wait = program.horizon_s - tc
+        out.append(wait)
+    return np.asarray(out, dtype=float)

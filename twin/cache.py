@@ -17,6 +17,7 @@ from typing import Any
 from ._errors import InputValidationError
 from ._version import __version__
 from .cities import City, resolve_data_file
+from .inventory_store import inventory_file
 from .settings import get_settings
 
 __all__ = ["CODE_VERSION", "cache_key", "cache_path", "input_files", "load_cache", "save_cache"]
@@ -80,7 +81,7 @@ def input_files(city: City) -> dict[str, Path]:
         kind = src.get("kind")
         msg = f"{city.name}: source.kind must be 'osm', 'municipal' or 'sumo', got {kind!r}"
         raise InputValidationError(msg)
-    imported = _inventory_path(city.name)
+    imported = inventory_file(files)  # keyed by the source's content, not its name
     if imported.is_file():
         files["inventory"] = imported
     return files

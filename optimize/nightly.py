@@ -238,15 +238,14 @@ def run_night(
     say: Any = print,
 ) -> dict[str, Any]:
     """Run the main job and write its files; returns the report."""
-    from tqdm.auto import tqdm
-
     from twin import energy
+    from twin.progress import progress_bar
     from twin.timeutil import validate_date
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     steps = ["twin", "footfall", "hps_full", "led_full", "part_night", "adaptive", "write", "plots"]
-    bar = tqdm(total=len(steps), desc="night plan", unit="step", disable=not progress)
+    bar = progress_bar(total=len(steps), desc="night plan", unit="step", disable=not progress)
 
     def step(name: str) -> None:
         bar.set_postfix_str(name)

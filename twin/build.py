@@ -63,9 +63,9 @@ class _Progress:
         self.timings: dict[str, float] = {}
         self._bar: Any = None
         if show:
-            from tqdm.auto import tqdm
+            from .progress import progress_bar
 
-            self._bar = tqdm(total=len(STEPS), desc=title, unit="step", leave=False)
+            self._bar = progress_bar(total=len(STEPS), desc=title, unit="step", leave=False)
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:

@@ -54,6 +54,7 @@ from ._codec import (
 from ._errors import CacheEntryError, InputValidationError, UnsupportedValueError
 from ._files import sha256_file
 from .cities import City, resolve_data_file
+from .inventory_store import inventory_file
 from .registry import Registry
 from .settings import get_settings
 
@@ -85,11 +86,6 @@ _MANIFEST = "manifest.json"
 _MAX_MANIFEST_BYTES = 4 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PACKAGE = Path(__file__).resolve().parent
-
-
-def _inventory_path(city: str) -> Path:
-    # twin.inventory.inventory_path, without importing geopandas here
-    return get_settings().cache / "inventories" / f"{city}.geojson"
 
 
 def package_files(root: Path = _PACKAGE) -> list[Path]:
@@ -153,7 +149,7 @@ def input_files(city: City) -> dict[str, Path]:
         kind = src.get("kind")
         msg = f"{city.name}: source.kind must be 'osm', 'municipal' or 'sumo', got {kind!r}"
         raise InputValidationError(msg)
-    imported = _inventory_path(city.name)
+    imported = inventory_file(files)  # keyed by the source's content, not its name
     if imported.is_file():
         files["inventory"] = imported
     return files

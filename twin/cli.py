@@ -1,39 +1,376 @@
 """The ``twin`` command line: the composition root above ``twin``, ``optimize`` and ``live``.
 
-Each command function imports what it needs, so ``twin info`` does not pay for the optimiser.
-Errors the twin raises on purpose (:class:`twin.TwinError`) are printed as one clear line and
-exit with status 2; anything else is a bug and shows its traceback.
+Each command is a function registered with :func:`command` under its name (``"plan night"``
+makes the ``plan`` group on first use), with a function that declares its arguments and,
+optionally, one that checks them. Adding a command is one decorated function; nothing else
+changes. Each command function imports what it needs, so ``twin info`` does not pay for the
+optimiser.
+
+What happens, in order:
+
+1. argparse reads the arguments; the types below check each one on its own (dates, seeds,
+   switch-off windows, output paths that can be written, files that exist);
+2. the ``TWIN_*`` settings and the command's ``check`` run (objectives come from ``optimize``,
+   so their check imports it), still before any twin is loaded;
+3. the command runs. Outputs are written into a staging folder beside their destination and
+   moved into place when the command succeeds, so that a failure never leaves an empty or a
+   half-written output folder behind.
+
+Any bad input is reported as one line on stderr, naming the argument or field and the reason,
+with exit status 2; progress bars are closed and erased first. A fault of the machine rather
+than of the input (a full disk) is one line too, with status 1. Anything else is a bug and shows
+its traceback.
+
+A new command, for example::
+
+    def _push_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("plan_id", help="id of the plan to send")
+        p.add_argument("--broker", type=_url, required=True, help="MQTT broker URL")
+
+    @command("plan push", arguments=_push_args)
+    def cmd_plan_push(args: Args) -> int:
+        '''Send an approved plan to the devices and wait for their acknowledgements.'''
+        from live.control import push  # imported inside: twin never imports live at the top
+        ...
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
+import math
+import os
+import re
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from ._errors import TwinError
+from . import __version__
+from ._errors import InputValidationError, TwinError
 
-__all__ = ["main"]
+__all__ = ["command", "main"]
+
+Args = argparse.Namespace
 
 
-def _add_city(p: argparse.ArgumentParser) -> None:
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A registered command: its words, what it runs, its arguments and their check."""
+
+    name: str
+    run: Callable[[Args], int]
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    check: Callable[[Args], None] | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """First line of the command function's docstring (its ``--help`` line)."""
+        return (self.run.__doc__ or "").strip().splitlines()[0]
+
+
+_COMMANDS: list[Command] = []
+#: One-line help of the command groups (a group without an entry gets a generic one).
+_GROUPS = {
+    "data": "city data: fetch a city's extract with its recipe",
+    "plan": "plans: `twin plan night` is the main job",
+    "inventory": "municipal light inventories: import, list, remove",
+    "optimize": "optimisers: `twin optimize signals` (signal plans and green waves)",
+}
+
+
+def command(
+    name: str,
+    *,
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    check: Callable[[Args], None] | None = None,
+    aliases: Sequence[str] = (),
+) -> Callable[[Callable[[Args], int]], Callable[[Args], int]]:
+    """Register a command function under ``name`` (words separated by spaces).
+
+    Parameters
+    ----------
+    name : str
+        ``"info"``, or ``"plan night"`` for a command of the ``plan`` group.
+    arguments : callable, optional
+        Adds the command's arguments to its parser.
+    check : callable, optional
+        Checks the parsed arguments together (raising :class:`twin.InputValidationError`),
+        before any work; may import ``optimize`` or ``live`` for what they define.
+    aliases : sequence of str
+        Other full names of the same command (``"demo"`` for ``"plan night"``).
+    """
+
+    def register(fn: Callable[[Args], int]) -> Callable[[Args], int]:
+        _COMMANDS.append(Command(name, fn, arguments, check, tuple(aliases)))
+        return fn
+
+    return register
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument types: each checks one value before any work and says what is wrong with it.
+
+
+def _fail_arg(msg: str) -> NoReturn:
+    raise argparse.ArgumentTypeError(msg)
+
+
+def _date(text: str) -> str:
+    from .timeutil import validate_date
+
+    try:
+        return validate_date(text, field="date").isoformat()
+    except InputValidationError as exc:
+        _fail_arg(str(exc).removeprefix("date: "))
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        _fail_arg(f"{text!r} is not a whole number")
+    if value < 0:
+        _fail_arg(f"{value} is negative; a seed is a whole number >= 0")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        _fail_arg(f"{text!r} is not a whole number")
+    if value < 1:
+        _fail_arg(f"{value} must be at least 1")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        _fail_arg(f"{text!r} is not a number")
+    if not math.isfinite(value):
+        _fail_arg(f"{text!r} is not a finite number")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _number(text)
+    if not 0.0 <= value < 1.0:
+        _fail_arg(f"{value:g} is not a share in [0, 1)")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        _fail_arg(f"{value:g} must be > 0")
+    return value
+
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def _window(text: str) -> tuple[float, float]:
+    """``HH:MM-HH:MM`` (local clock, may cross midnight) -> (start, end) in hours."""
+    parts = text.split("-")
+    if len(parts) != 2:
+        _fail_arg(f"expected HH:MM-HH:MM (e.g. 01:00-05:00), got {text!r}")
+    hours = []
+    for part in parts:
+        m = _CLOCK.match(part.strip())
+        if not m:
+            _fail_arg(f"expected HH:MM-HH:MM (e.g. 01:00-05:00), got {text!r}")
+        h, mi = int(m.group(1)), int(m.group(2))
+        if h > 23 or mi > 59:
+            _fail_arg(f"{part.strip()!r} is not a clock time (00:00 to 23:59)")
+        hours.append(h + mi / 60.0)
+    if hours[0] == hours[1]:
+        _fail_arg(f"{text!r} starts and ends at the same time")
+    return hours[0], hours[1]
+
+
+def _city(text: str) -> str:
+    from .cities import available_cities
+
+    if text not in available_cities():
+        known = ", ".join(available_cities())
+        _fail_arg(f"unknown city {text!r}; available: {known} (or pass --osm FILE)")
+    return text
+
+
+def _existing(*suffixes: str, what: str) -> Callable[[str], Path]:
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if suffixes and not path.name.lower().endswith(suffixes):
+            _fail_arg(f"{path.name!r} is not {what} (expected {', '.join(suffixes)})")
+        if path.is_dir():
+            _fail_arg(f"{path} is a folder; {what} is expected")
+        if not path.is_file():
+            _fail_arg(f"no such file: {path}")
+        if not os.access(path, os.R_OK):
+            _fail_arg(f"cannot read {path} (permission denied)")
+        return path
+
+    parse.__name__ = what  # argparse names the type in its own messages
+    return parse
+
+
+def _osm_file(text: str) -> Path:
+    from .cities import OSM_SUFFIXES
+
+    return _existing(*OSM_SUFFIXES, what="an OSM extract")(text)
+
+
+def _writable_anchor(path: Path, target: Path) -> Path:
+    """The nearest folder that exists at or above ``path``, checked to be one we can write in."""
+    anchor = path
+    while not anchor.exists():
+        if anchor.parent == anchor:
+            break
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        _fail_arg(f"{target}: {anchor} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".twin-probe-", dir=anchor)
+    except OSError as exc:
+        _fail_arg(f"{target}: cannot write in {anchor} ({exc.strerror or exc})")
+    os.close(fd)
+    Path(probe).unlink()
+    return anchor
+
+
+def check_out_dir(path: str | Path) -> Path:
+    """An output folder: not a file, and made (or filled) by us without trouble.
+
+    Raises :class:`argparse.ArgumentTypeError` (the reason only; argparse names the option).
+    """
+    out = Path(path).expanduser()
+    if str(path).strip() == "":
+        _fail_arg("empty path")
+    if out.exists() and not out.is_dir():
+        _fail_arg(f"{out} is a file; a folder is expected")
+    _writable_anchor(out if out.is_dir() else out.parent, out)
+    return out
+
+
+def check_out_file(path: str | Path, suffixes: Sequence[str] = ()) -> Path:
+    """An output file: not a folder, of a known kind, in a folder we can make and write in."""
+    text = str(path)
+    out = Path(path).expanduser()
+    if text.strip() == "":
+        _fail_arg("empty path")
+    if out.is_dir() or text.endswith(("/", os.sep)):
+        _fail_arg(f"{out} is a folder; a file is expected")
+    if suffixes and out.suffix.lower() not in suffixes:
+        _fail_arg(f"{out.name!r}: expected a {' or '.join(suffixes)} file")
+    _writable_anchor(out.parent, out)
+    return out
+
+
+def _out_dir(text: str) -> Path:
+    return check_out_dir(text)
+
+
+def _out_file(*suffixes: str) -> Callable[[str], Path]:
+    def parse(text: str) -> Path:
+        return check_out_file(text, suffixes)
+
+    parse.__name__ = "output file"
+    return parse
+
+
+#: Formats matplotlib writes, by suffix (``twin map --out``).
+_IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".eps")
+
+
+def _arg_error(option: str, exc: argparse.ArgumentTypeError | TwinError) -> NoReturn:
+    """An argument found wrong in a ``check``: one line naming the option."""
+    msg = f"{option}: {exc}"
+    raise InputValidationError(msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs: staged beside their destination, moved into place on success.
+
+
+@contextlib.contextmanager
+def staged(final: Path, *, folder: bool) -> Iterator[Path]:
+    """Yield a path to write ``final`` into; move it into place only if the block succeeds.
+
+    A folder is made only if something was written into it; on failure (or Ctrl-C) everything
+    written is removed, and nothing at ``final`` has changed. The staging folder sits beside
+    ``final`` (inside it, for a folder that exists), so the last move is a rename.
+    """
+    final = Path(final)
+    anchor = final if folder and final.is_dir() else final.parent
+    while not anchor.exists():
+        anchor = anchor.parent
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=anchor))
+    work = stage / final.name
+    if folder:
+        work.mkdir()
+    try:
+        yield work
+        if folder and any(work.iterdir()):
+            if not final.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                work.replace(final)
+            else:
+                for item in sorted(work.iterdir()):
+                    dest = final / item.name
+                    if dest.is_dir() and not dest.is_symlink():
+                        shutil.rmtree(dest)
+                    item.replace(dest)
+        elif not folder and work.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            work.replace(final)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared arguments.
+
+
+def _city_args(p: argparse.ArgumentParser, *, default: str | None = "dijon") -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--city", default="dijon", help="a shipped city (default: dijon)")
-    g.add_argument("--osm", type=Path, help="any OSM extract: .osm, .osm.pbf or .graphml")
-    p.add_argument("--seed", type=int, default=None, help="seed of the derived assets")
+    g.add_argument(
+        "--city",
+        type=_city,
+        default=default,
+        help="a shipped city" + (f" (default: {default})" if default else ""),
+    )
+    g.add_argument(
+        "--osm", type=_osm_file, help="any OSM extract: .osm, .osm.pbf, .graphml (or .net.xml)"
+    )
+    p.add_argument("--seed", type=_seed, default=None, help="seed of the derived assets (>= 0)")
     p.add_argument("--rebuild", action="store_true", help="ignore the build cache")
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: Args) -> Any:
     from .model import load
 
     return load(args.city, osm=args.osm, seed=args.seed, rebuild=args.rebuild)
 
 
-def cmd_info(args: argparse.Namespace) -> int:
+# ---------------------------------------------------------------------------------------------
+# Commands.
+
+
+def _info_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON (DESIGN section 5)")
+
+
+@command("info", arguments=_info_args)
+def cmd_info(args: Args) -> int:
     """Print counts per asset type, bbox, source, date and attribution."""
     tw = _load(args)
     info = tw.info()
@@ -73,19 +410,35 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_map(args: argparse.Namespace) -> int:
+def _map_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    p.add_argument(
+        "--out",
+        type=_out_file(*_IMAGE_SUFFIXES),
+        default=Path("map.png"),
+        help="image file to write (.png, .svg, .pdf, ...; default map.png)",
+    )
+    p.add_argument(
+        "--junctions",
+        action="store_true",
+        help="draw the traffic-signal points and the junctions they form instead",
+    )
+
+
+@command("map", arguments=_map_args)
+def cmd_map(args: Args) -> int:
     """Draw the map of lit roads, light density, junctions and cameras."""
     from .plot import plot_junctions, plot_map
 
     tw = _load(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (plot_junctions if args.junctions else plot_map)(tw, out=out)
-    print(f"map written to {out}")
+    with staged(args.out, folder=False) as out:
+        (plot_junctions if args.junctions else plot_map)(tw, out=out)
+    print(f"map written to {args.out}")
     return 0
 
 
-def cmd_cities(args: argparse.Namespace) -> int:
+@command("cities")
+def cmd_cities(args: Args) -> int:
     """List the shipped cities."""
     from .cities import available_cities, get_city
 
@@ -95,12 +448,20 @@ def cmd_cities(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data(args: argparse.Namespace) -> int:
-    """Manage city data: ``twin data fetch NAME``."""
-    return 0
+def _url(text: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", text):
+        _fail_arg(f"{text!r} is not an http(s) URL")
+    return text
 
 
-def cmd_data_fetch(args: argparse.Namespace) -> int:
+def _fetch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="recipe / city name, e.g. dijon")
+    p.add_argument("--dest", type=_out_dir, default=None, help="data root to write into")
+    p.add_argument("--overpass-url", type=_url, default=None, help="Overpass API endpoint")
+
+
+@command("data fetch", arguments=_fetch_args)
+def cmd_data_fetch(args: Args) -> int:
     """Fetch a city's OSM data with its recipe (needs internet)."""
     from .fetch import fetch_city
 
@@ -113,22 +474,148 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import_inventory(args: argparse.Namespace) -> int:
+def _inventory_import_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    p.add_argument(
+        "file",
+        type=_existing(what="an inventory file"),
+        help="CSV, GeoJSON or shapefile (.shp/.zip) of light points",
+    )
+    p.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="OURS=THEIRS",
+        help="map a column, e.g. power_w=PUISSANCE (repeatable)",
+    )
+    p.add_argument(
+        "--crs", default=None, help="CRS of the file when it does not say (e.g. EPSG:2154)"
+    )
+    p.add_argument(
+        "--encoding",
+        default=None,
+        help="text encoding of a CSV or GeoJSON (default: UTF-8 if valid, else Windows-1252)",
+    )
+    p.add_argument(
+        "--rejects",
+        type=_out_file(".csv"),
+        default=None,
+        help="write rejected rows (row, field, reason, original values) to this CSV",
+    )
+
+
+def _inventory_import_check(args: Args) -> None:
+    from .inventory import parse_field_mapping, parse_inventory
+
+    args.fields = parse_field_mapping(args.field)
+    if args.rejects is not None and args.rejects.resolve() == args.file.resolve():
+        msg = f"--rejects: {args.rejects} is the inventory itself"
+        raise InputValidationError(msg)
+    # the file on its own (encoding, columns, CRS), before the twin is loaded
+    parse_inventory(args.file, fields=args.fields, crs=args.crs, encoding=args.encoding)
+
+
+@command(
+    "inventory import",
+    arguments=_inventory_import_args,
+    check=_inventory_import_check,
+    aliases=("import-inventory",),
+)
+def cmd_inventory_import(args: Args) -> int:
     """Import a municipal light inventory, replacing the derived light points."""
-    from .inventory import import_inventory, parse_field_mapping
+    from .inventory import import_inventory
 
     tw = _load(args)
-    report = import_inventory(
-        tw, args.file, fields=parse_field_mapping(args.field), crs=args.crs, save=True
-    )
-    print(report.summary())
-    if args.rejects:
-        report.write_rejects(Path(args.rejects))
+    with contextlib.ExitStack() as stack:
+        rejects = (
+            None
+            if args.rejects is None
+            else stack.enter_context(staged(args.rejects, folder=False))
+        )
+        report = import_inventory(
+            tw, args.file, fields=args.fields, crs=args.crs, encoding=args.encoding, save=True
+        )
+        print(report.summary())
+        if rejects is not None:
+            report.write_rejects(rejects)
+    if args.rejects is not None:
         print(f"rejected rows written to {args.rejects}")
-    return 0 if report.accepted else 2
+    if not report.accepted:
+        msg = f"{args.file.name}: no row accepted ({len(report.rejected)} rejected); nothing stored"
+        raise InputValidationError(msg)
+    return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def _inventory_list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+@command("inventory list", arguments=_inventory_list_args)
+def cmd_inventory_list(args: Args) -> int:
+    """List the stored inventories: id, city, lights, file and the source each belongs to."""
+    from .inventory_store import list_inventories, store_folder
+
+    stored = list_inventories()
+    if args.json:
+        print(json.dumps([{"id": s.id, **s.record} for s in stored], indent=2, ensure_ascii=False))
+        return 0
+    if not stored:
+        print(f"no stored inventory (in {store_folder()})")
+        return 0
+    for s in stored:
+        print(s.describe())
+    return 0
+
+
+def _inventory_remove_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ids", nargs="*", metavar="ID", help="ids from `twin inventory list`")
+    _city_args(p, default=None)
+
+
+def _inventory_remove_check(args: Args) -> None:
+    if not args.ids and args.city is None and args.osm is None:
+        msg = "inventory remove: give the ids to remove, or --city C, or --osm FILE"
+        raise InputValidationError(msg)
+    if args.ids and (args.city is not None or args.osm is not None):
+        msg = "inventory remove: give ids, or --city/--osm, not both"
+        raise InputValidationError(msg)
+
+
+@command("inventory remove", arguments=_inventory_remove_args, check=_inventory_remove_check)
+def cmd_inventory_remove(args: Args) -> int:
+    """Remove stored inventories, by id or for a city's data; the derived lights come back."""
+    from .inventory import stored_inventory
+    from .inventory_store import find_inventories, remove_stored
+
+    if args.ids:
+        found = find_inventories(args.ids)
+    else:
+        source = args.osm if args.osm is not None else args.city
+        one = stored_inventory(source)
+        if one is None:
+            msg = f"inventory remove: no inventory stored for the data of {source}"
+            raise InputValidationError(msg)
+        found = [one]
+    for s in found:
+        remove_stored(s)
+        print(f"removed inventory {s.id} ({s.city})")
+    return 0
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("format", choices=["sumo"])
+    p.add_argument("net", type=_existing(".net.xml", what="a SUMO network"), help=".net.xml")
+    p.add_argument(
+        "--routes",
+        type=_existing(".xml", what="a SUMO routes file"),
+        default=None,
+        help="SUMO routes or trips (.rou.xml)",
+    )
+    p.add_argument("--rebuild", action="store_true", help="ignore the build cache")
+
+
+@command("import", arguments=_import_args)
+def cmd_import(args: Args) -> int:
     """Make a city from a SUMO network (``twin import sumo NET.xml [--routes R.xml]``)."""
     from .model import load
 
@@ -146,56 +633,122 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("format", choices=["geojson", "ngsi-ld", "sumo"])
+    _city_args(p)
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output file (geojson: .geojson/.json; ngsi-ld: .json/.jsonld) or folder (sumo)",
+    )
+    p.add_argument(
+        "--kind",
+        action="append",
+        default=None,
+        help="asset types to export (repeatable; default: all)",
+    )
+
+
+def _export_check(args: Args) -> None:
+    try:
+        if args.format == "sumo":
+            args.out = check_out_dir(args.out)
+        else:
+            suffixes = (".geojson", ".json") if args.format == "geojson" else (".json", ".jsonld")
+            args.out = check_out_file(args.out, suffixes)
+    except argparse.ArgumentTypeError as exc:
+        _arg_error("--out", exc)
+    if args.kind:
+        from .assets import KINDS
+        from .export import NGSI_LD_KINDS
+
+        if args.format == "sumo":
+            msg = "--kind: a SUMO export holds the network, trips and signal plans, not kinds"
+            raise InputValidationError(msg)
+        for k in args.kind:
+            if k not in KINDS:
+                msg = f"--kind: {k!r} is not an asset type; kinds: {', '.join(KINDS)}"
+                raise InputValidationError(msg)
+            if args.format == "ngsi-ld" and k not in NGSI_LD_KINDS:
+                supported = ", ".join(NGSI_LD_KINDS)
+                msg = f"--kind: {k!r} has no NGSI-LD mapping; supported kinds: {supported}"
+                raise InputValidationError(msg)
+
+
+@command("export", arguments=_export_args, check=_export_check)
+def cmd_export(args: Args) -> int:
     """Export the registry as GeoJSON or NGSI-LD, or the network as SUMO files."""
     tw = _load(args)
-    out = Path(args.out)
     n: int | dict[str, Any] | list[dict[str, Any]]
-    if args.format == "geojson":
-        from .export import to_geojson
-
-        n = to_geojson(tw, out, kinds=args.kind)
-    elif args.format == "ngsi-ld":
-        from .export import to_ngsi_ld
-
-        n = to_ngsi_ld(tw, out, kinds=args.kind)
-    else:
+    if args.format == "sumo":
         from .scenarios.network import export_twin
 
-        n = export_twin(tw, out)
-        print(f"SUMO network, {n} trips and the signal plans written to {out}")
+        with staged(args.out, folder=True) as out:
+            n = export_twin(tw, out)
+        print(f"SUMO network, {n} trips and the signal plans written to {args.out}")
         return 0
-    print(f"{n} records written to {out}")
+    with staged(args.out, folder=False) as out:
+        if args.format == "geojson":
+            from .export import to_geojson
+
+            n = to_geojson(tw, out, kinds=args.kind)
+        else:
+            from .export import to_ngsi_ld
+
+            n = to_ngsi_ld(tw, out, kinds=args.kind)
+    print(f"{n} records written to {args.out}")
     return 0
 
 
-def _switch_off(text: str | None) -> Any:
-    if not text:
-        return None
-    from optimize.dimming import SwitchOff
+def _night_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    p.add_argument(
+        "--date",
+        type=_date,
+        default=None,
+        help="evening the night starts on, YYYY-MM-DD (default: today)",
+    )
+    p.add_argument(
+        "--out", required=True, type=_out_dir, help="folder for report.json, dimming.nc, plots"
+    )
+    p.add_argument("--objective", default="service", help="service (default), cost or min_energy")
+    p.add_argument(
+        "--switch-off",
+        type=_window,
+        default=None,
+        metavar="HH:MM-HH:MM",
+        help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
+    )
 
-    try:
-        a, b = (sum(float(x) / 60**i for i, x in enumerate(t.split(":"))) for t in text.split("-"))
-    except ValueError:
-        msg = f"--switch-off: expected HH:MM-HH:MM, got {text!r}"
-        from ._errors import InputValidationError
 
-        raise InputValidationError(msg) from None
-    return SwitchOff(start_hour=a, end_hour=b)
+def _night_check(args: Args) -> None:
+    from optimize.dimming import OBJECTIVES, SwitchOff
+
+    if args.objective not in OBJECTIVES:
+        msg = f"--objective: {args.objective!r} is not one of {', '.join(OBJECTIVES)}"
+        raise InputValidationError(msg)
+    if args.switch_off is not None:
+        start, end = args.switch_off
+        try:
+            args.switch_off = SwitchOff(start_hour=start, end_hour=end)
+        except TwinError as exc:
+            _arg_error("--switch-off", exc)
 
 
-def cmd_plan_night(args: argparse.Namespace) -> int:
+@command("plan night", arguments=_night_args, check=_night_check, aliases=("demo",))
+def cmd_plan_night(args: Args) -> int:
     """The main job: plan a night, write report.json, dimming.nc and plots."""
     from optimize.nightly import run_night, summary_table
 
-    report = run_night(
-        city=args.city,
-        osm=args.osm,
-        date=args.date,
-        out=args.out,
-        switch_off=_switch_off(args.switch_off),
-        objective=args.objective,
-    )
+    with staged(args.out, folder=True) as out:
+        report = run_night(
+            city=args.city,
+            osm=args.osm,
+            date=args.date,
+            out=out,
+            switch_off=args.switch_off,
+            objective=args.objective,
+        )
     rows = [{"policy": k, **v} for k, v in report["policies"].items()]
     print(
         f"{report['city']}, night of {report['date']}: {report['lights']:,} lights, "
@@ -230,90 +783,14 @@ def cmd_plan_night(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    """Plans: ``twin plan night`` (the main job)."""
-    return 0
+def _signals_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    p.add_argument("--corridor", default=None, help="one corridor by name (default: the longest)")
+    p.add_argument("--out", required=True, type=_out_dir, help="folder for plans, report and plots")
 
 
-def cmd_energy(args: argparse.Namespace) -> int:
-    """Draw the 12-year energy trajectory against the 65% target."""
-    import pandas as pd
-
-    from optimize.nightly import adaptive_plan, trajectory_for
-
-    from . import energy
-
-    tw = _load(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    date = args.date or f"{pd.Timestamp.now().year}-12-15"
-    ds, _ = adaptive_plan(tw, date)
-    traj, _, _ = trajectory_for(tw, ds)
-    fig = energy.plot_trajectory(
-        traj,
-        title=f"{tw.city.title}: 2018-2030 against the 65% target",
-        attribution=f"Data: {tw.city.attribution}",
-    )
-    fig.savefig(args.out / "trajectory.png")
-    traj.to_dataframe().to_csv(args.out / "trajectory.csv")
-    print(traj[["baseline_wh", "planned_wh", "saving_pct"]].to_dataframe().round(1).to_string())
-    print(f"written to {args.out}: trajectory.png, trajectory.csv")
-    return 0
-
-
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Fit the demand model to the city's traffic counts and report GEH per site."""
-    from .plot import plot_counts_fit
-    from .scenarios import calibration
-
-    tw = _load(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    res = calibration.calibrate(
-        tw,
-        rng=args.rng,
-        starts=args.starts,
-        holdout=args.holdout,
-        matrix_estimation=args.matrix_estimation,
-        me_weight=args.me_weight,
-    )
-    print(res.summary())
-    tables = {"parameters": res.table}
-    if res.table_me is not None:
-        tables["matrix_estimation"] = res.table_me
-    written = []
-    for label, table in tables.items():
-        csv = args.out / f"geh_{label}.csv"
-        table.to_csv(csv, index=False)
-        png = args.out / f"geh_{label}.png"
-        what = "calibrated parameters" if label == "parameters" else "estimated OD matrix"
-        plot_counts_fit(
-            table,
-            title=f"{tw.city.title}: counts against the model ({what})",
-            attribution=f"Data: {tw.city.attribution}",
-            out=png,
-        )
-        written += [csv.name, png.name]
-    report = {
-        "city": tw.city.name,
-        "matched": res.matched,
-        "unmatched": res.unmatched,
-        "share_geh_below_5_before": res.share_geh_below_5_before,
-        "share_geh_below_5": res.share_geh_below_5,
-        "share_geh_below_5_holdout": res.share_geh_below_5_holdout,
-        "dmrb_share": calibration.DMRB_SHARE,
-        "params": res.params,
-        "matrix_estimation": {k: float(v) for k, v in res.matrix_stats.items()},
-    }
-    (args.out / "calibration.json").write_text(json.dumps(report, indent=2))
-    if res.od_factor is not None:
-        import numpy as np
-
-        np.save(args.out / "od_factor.npy", res.od_factor)
-        written.append("od_factor.npy")
-    print(f"written to {args.out}: calibration.json, " + ", ".join(written))
-    return 0
-
-
-def cmd_optimize_signals(args: argparse.Namespace) -> int:
+@command("optimize signals", arguments=_signals_args)
+def cmd_optimize_signals(args: Args) -> int:
     """Signal plans: validated LP splits, MAXBAND green waves; JSON, NetCDF, plots."""
     import xarray as xr
 
@@ -324,7 +801,6 @@ def cmd_optimize_signals(args: argparse.Namespace) -> int:
     from .signals.junction import nearest_ids
     from .signals.safety import plan_document
 
-    out = Path(args.out)
     tw = _load(args)
     plans = signal_plans(tw)
     arts = corridors(tw, plans)
@@ -338,168 +814,113 @@ def cmd_optimize_signals(args: argparse.Namespace) -> int:
             msg = f"--corridor: no corridor {args.corridor!r} in {tw.city.name} (nearest: {near})"
             raise UnknownAssetError(msg)
         arts = hits[:1]
-    out.mkdir(parents=True, exist_ok=True)
-    docs, rows = [], []
-    for jid, plan in plans.items():
-        model = plans.models[jid]
-        flows = {
-            model.group_of_edge((r.u, r.v, r.key)): float(r.flow_pcu_h)  # type: ignore[arg-type]
-            for r in plans.flows[plans.flows["junction"] == jid].itertuples()
-        }
-        lp_plan, sol = optimise_splits(model, flows, cycle_s=plan.cycle_s, objective="delay")
-        docs.append(plan_document(lp_plan, model))
-        rows.append((jid, plan.cycle_s, sol.attrs["reserve_capacity"]))
-    (out / "plans.json").write_text(json.dumps(docs, indent=1))
-    ds = xr.Dataset(
-        {
-            "cycle": ("junction", [r[1] for r in rows], {"units": "s", "long_name": "cycle"}),
-            "reserve_capacity": ("junction", [r[2] for r in rows], {"units": "1"}),
-        },
-        coords={"junction": [r[0] for r in rows]},
-        attrs={"city": tw.city.name},
-    )
-    ds.to_netcdf(out / "plans.nc")
-    report: dict[str, Any] = {
-        "city": tw.city.name,
-        "plans": len(plans),
-        "skipped": plans.skipped,
-        "corridors": {},
-    }
-    for art in arts[: 1 if args.corridor else 3]:
-        try:
-            band = maxband(art)
-        except MaxbandInfeasibleError as exc:
-            report["corridors"][art.name] = {"status": "infeasible", "binding": list(exc.binding)}
-            print(f"{art.name}: infeasible; binding constraints {', '.join(exc.binding)}")
-            continue
-        stem = f"corridor_{len(report['corridors'])}"
-        band.to_netcdf(out / f"{stem}.nc")
-        ax = time_space_diagram(band)
-        ax.figure.savefig(out / f"{stem}_time_space.png")
-        report["corridors"][art.name] = {
-            "status": band.attrs["status"],
-            "band_out_s": band.attrs["band_out_s"],
-            "band_in_s": band.attrs["band_in_s"],
-            "cycle_s": band.attrs["cycle_s"],
-            "offsets_s": dict(
-                zip(band["junction"].values.tolist(), band["offset"].values.tolist(), strict=True)
-            ),
-        }
-        print(
-            f"{art.name}: bands {band.attrs['band_out_s']:.0f} s out, "
-            f"{band.attrs['band_in_s']:.0f} s in (cycle {band.attrs['cycle_s']:.0f} s)"
+    with staged(args.out, folder=True) as out:
+        docs, rows = [], []
+        for jid, plan in plans.items():
+            model = plans.models[jid]
+            flows = {
+                model.group_of_edge((r.u, r.v, r.key)): float(r.flow_pcu_h)  # type: ignore[arg-type]
+                for r in plans.flows[plans.flows["junction"] == jid].itertuples()
+            }
+            lp_plan, sol = optimise_splits(model, flows, cycle_s=plan.cycle_s, objective="delay")
+            docs.append(plan_document(lp_plan, model))
+            rows.append((jid, plan.cycle_s, sol.attrs["reserve_capacity"]))
+        (out / "plans.json").write_text(json.dumps(docs, indent=1))
+        ds = xr.Dataset(
+            {
+                "cycle": ("junction", [r[1] for r in rows], {"units": "s", "long_name": "cycle"}),
+                "reserve_capacity": ("junction", [r[2] for r in rows], {"units": "1"}),
+            },
+            coords={"junction": [r[0] for r in rows]},
+            attrs={"city": tw.city.name},
         )
-    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+        ds.to_netcdf(out / "plans.nc")
+        report: dict[str, Any] = {
+            "city": tw.city.name,
+            "plans": len(plans),
+            "skipped": plans.skipped,
+            "corridors": {},
+        }
+        for art in arts[: 1 if args.corridor else 3]:
+            try:
+                band = maxband(art)
+            except MaxbandInfeasibleError as exc:
+                report["corridors"][art.name] = {
+                    "status": "infeasible",
+                    "binding": list(exc.binding),
+                }
+                print(f"{art.name}: infeasible; binding constraints {', '.join(exc.binding)}")
+                continue
+            stem = f"corridor_{len(report['corridors'])}"
+            band.to_netcdf(out / f"{stem}.nc")
+            ax = time_space_diagram(band)
+            ax.figure.savefig(out / f"{stem}_time_space.png")
+            report["corridors"][art.name] = {
+                "status": band.attrs["status"],
+                "band_out_s": band.attrs["band_out_s"],
+                "band_in_s": band.attrs["band_in_s"],
+                "cycle_s": band.attrs["cycle_s"],
+                "offsets_s": dict(
+                    zip(
+                        band["junction"].values.tolist(),
+                        band["offset"].values.tolist(),
+                        strict=True,
+                    )
+                ),
+            }
+            print(
+                f"{art.name}: bands {band.attrs['band_out_s']:.0f} s out, "
+                f"{band.attrs['band_in_s']:.0f} s in (cycle {band.attrs['cycle_s']:.0f} s)"
+            )
+        (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     print(f"{tw.city.name}: {plans.summary()}")
-    print(f"written to {out}: plans.json, plans.nc, report.json, corridor_*.nc, time-space plots")
+    print(
+        f"written to {args.out}: plans.json, plans.nc, report.json, corridor_*.nc, time-space plots"
+    )
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="twin", description="Digital twin of a metropolis's public space."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands: dict[str, Callable[[argparse.Namespace], int]] = {}
-
-    def add(
-        name: str, fn: Callable[[argparse.Namespace], int], **kw: Any
-    ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=(fn.__doc__ or "").strip().splitlines()[0], **kw)
-        p.set_defaults(func=fn)
-        commands[name] = fn
-        return p
-
-    p = add("info", cmd_info)
-    _add_city(p)
-    p.add_argument("--json", action="store_true", help="print JSON (DESIGN section 5)")
-
-    p = add("map", cmd_map)
-    _add_city(p)
-    p.add_argument("--out", default="map.png", help="PNG file to write")
+def _energy_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    p.add_argument("--out", required=True, type=_out_dir, help="folder for trajectory.png and .csv")
     p.add_argument(
-        "--junctions",
-        action="store_true",
-        help="draw the traffic-signal points and the junctions they form instead",
+        "--date", type=_date, default=None, help="night whose adaptive plan sets the dimming"
     )
 
-    add("cities", cmd_cities)
 
-    p = add("data", cmd_data)
-    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    f = dsub.add_parser("fetch", help="fetch a city's OSM data with its recipe (needs internet)")
-    f.add_argument("name", help="recipe / city name, e.g. dijon")
-    f.add_argument("--dest", type=Path, default=None, help="data root to write into")
-    f.add_argument("--overpass-url", default=None, help="Overpass API endpoint")
-    f.set_defaults(func=cmd_data_fetch)
+@command("energy", arguments=_energy_args)
+def cmd_energy(args: Args) -> int:
+    """Draw the 12-year energy trajectory against the 65% target."""
+    import pandas as pd
 
-    p = add("import-inventory", cmd_import_inventory)
-    _add_city(p)
-    p.add_argument("file", type=Path, help="CSV, GeoJSON or shapefile (.shp/.zip) of light points")
-    p.add_argument(
-        "--field",
-        action="append",
-        default=[],
-        metavar="OURS=THEIRS",
-        help="map a column, e.g. power_w=PUISSANCE (repeatable)",
+    from optimize.nightly import adaptive_plan, trajectory_for
+
+    from . import energy
+
+    tw = _load(args)
+    date = args.date or f"{pd.Timestamp.now().year}-12-15"
+    ds, _ = adaptive_plan(tw, date)
+    traj, _, _ = trajectory_for(tw, ds)
+    fig = energy.plot_trajectory(
+        traj,
+        title=f"{tw.city.title}: 2018-2030 against the 65% target",
+        attribution=f"Data: {tw.city.attribution}",
     )
+    with staged(args.out, folder=True) as out:
+        fig.savefig(out / "trajectory.png")
+        traj.to_dataframe().to_csv(out / "trajectory.csv")
+    print(traj[["baseline_wh", "planned_wh", "saving_pct"]].to_dataframe().round(1).to_string())
+    print(f"written to {args.out}: trajectory.png, trajectory.csv")
+    return 0
+
+
+def _calibrate_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    p.add_argument("--out", required=True, type=_out_dir, help="folder for the tables and plots")
+    p.add_argument("--rng", type=_seed, default=0, help="seed of the hold-out split and starts")
+    p.add_argument("--starts", type=_count, default=2, help="Nelder-Mead starts (default 2)")
     p.add_argument(
-        "--crs", default=None, help="CRS of the file when it does not say (e.g. EPSG:2154)"
-    )
-    p.add_argument("--rejects", default=None, help="write rejected rows with reasons to this CSV")
-
-    p = add("import", cmd_import)
-    p.add_argument("format", choices=["sumo"])
-    p.add_argument("net", type=Path, help="SUMO network (.net.xml)")
-    p.add_argument("--routes", type=Path, default=None, help="SUMO routes or trips (.rou.xml)")
-    p.add_argument("--rebuild", action="store_true", help="ignore the build cache")
-
-    p = add("export", cmd_export)
-    p.add_argument("format", choices=["geojson", "ngsi-ld", "sumo"])
-    _add_city(p)
-    p.add_argument("--out", required=True, help="output file (geojson, ngsi-ld) or folder (sumo)")
-    p.add_argument(
-        "--kind",
-        action="append",
-        default=None,
-        help="asset types to export (repeatable; default: all)",
-    )
-
-    def night_args(p: argparse.ArgumentParser) -> None:
-        _add_city(p)
-        p.add_argument(
-            "--date", default=None, help="evening the night starts on, YYYY-MM-DD (default: today)"
-        )
-        p.add_argument(
-            "--out", required=True, type=Path, help="folder for report.json, dimming.nc, plots"
-        )
-        p.add_argument(
-            "--objective", default="service", help="service (default), cost or min_energy"
-        )
-        p.add_argument(
-            "--switch-off",
-            default=None,
-            metavar="HH:MM-HH:MM",
-            help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
-        )
-
-    p = add("plan", cmd_plan)
-    psub = p.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
-    n = psub.add_parser("night", help=(cmd_plan_night.__doc__ or "").strip().splitlines()[0])
-    n.set_defaults(func=cmd_plan_night)
-    night_args(n)
-
-    p = sub.add_parser("demo", help="alias of `twin plan night`")
-    p.set_defaults(func=cmd_plan_night)
-    night_args(p)
-
-    p = add("calibrate", cmd_calibrate)
-    _add_city(p)
-    p.add_argument("--out", required=True, type=Path, help="folder for the tables and plots")
-    p.add_argument("--rng", type=int, default=0, help="seed of the hold-out split and starts")
-    p.add_argument("--starts", type=int, default=2, help="Nelder-Mead starts (default 2)")
-    p.add_argument(
-        "--holdout", type=float, default=0.3, help="share of streets held out (default 0.3)"
+        "--holdout", type=_share, default=0.3, help="share of streets held out (default 0.3)"
     )
     p.add_argument(
         "--matrix-estimation",
@@ -507,36 +928,151 @@ def _parser() -> argparse.ArgumentParser:
         help="then adjust the OD cells to the fitted counts (reported with TAG M3.1 checks)",
     )
     p.add_argument(
-        "--me-weight", type=float, default=1.0, help="pull of the estimation to the prior OD"
+        "--me-weight", type=_positive, default=1.0, help="pull of the estimation to the prior OD"
     )
 
-    p = add("optimize", cmd_plan)
-    osub = p.add_subparsers(dest="optimize_command", required=True, metavar="WHAT")
-    o = osub.add_parser("signals", help="validated signal plans, LP splits, MAXBAND green waves")
-    o.set_defaults(func=cmd_optimize_signals)
-    _add_city(o)
-    o.add_argument("--corridor", default=None, help="one corridor by name (default: the longest)")
-    o.add_argument("--out", required=True, type=Path, help="folder for plans, report and plots")
 
-    p = add("energy", cmd_energy)
-    _add_city(p)
-    p.add_argument("--out", required=True, type=Path, help="folder for trajectory.png and .csv")
-    p.add_argument("--date", default=None, help="night whose adaptive plan sets the dimming factor")
+@command("calibrate", arguments=_calibrate_args)
+def cmd_calibrate(args: Args) -> int:
+    """Fit the demand model to the city's traffic counts and report GEH per site."""
+    from .plot import plot_counts_fit
+    from .scenarios import calibration
+
+    tw = _load(args)
+    res = calibration.calibrate(
+        tw,
+        rng=args.rng,
+        starts=args.starts,
+        holdout=args.holdout,
+        matrix_estimation=args.matrix_estimation,
+        me_weight=args.me_weight,
+    )
+    print(res.summary())
+    tables = {"parameters": res.table}
+    if res.table_me is not None:
+        tables["matrix_estimation"] = res.table_me
+    written = []
+    with staged(args.out, folder=True) as out:
+        for label, table in tables.items():
+            csv = out / f"geh_{label}.csv"
+            table.to_csv(csv, index=False)
+            png = out / f"geh_{label}.png"
+            what = "calibrated parameters" if label == "parameters" else "estimated OD matrix"
+            plot_counts_fit(
+                table,
+                title=f"{tw.city.title}: counts against the model ({what})",
+                attribution=f"Data: {tw.city.attribution}",
+                out=png,
+            )
+            written += [csv.name, png.name]
+        report = {
+            "city": tw.city.name,
+            "matched": res.matched,
+            "unmatched": res.unmatched,
+            "share_geh_below_5_before": res.share_geh_below_5_before,
+            "share_geh_below_5": res.share_geh_below_5,
+            "share_geh_below_5_holdout": res.share_geh_below_5_holdout,
+            "dmrb_share": calibration.DMRB_SHARE,
+            "params": res.params,
+            "matrix_estimation": {k: float(v) for k, v in res.matrix_stats.items()},
+        }
+        (out / "calibration.json").write_text(json.dumps(report, indent=2))
+        if res.od_factor is not None:
+            import numpy as np
+
+            np.save(out / "od_factor.npy", res.od_factor)
+            written.append("od_factor.npy")
+    print(f"written to {args.out}: calibration.json, " + ", ".join(written))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The parser and the entry point.
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (its usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        _close_bars()
+        message = " ".join(message.removeprefix("argument ").split())
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _help(text: str) -> str:
+    return text.replace("%", "%%")  # argparse formats help strings with %
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="twin", description="Digital twin of a metropolis's public space.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, Any] = {}
+    for spec in _COMMANDS:
+        for name in (spec.name, *spec.aliases):
+            *path, last = name.split()
+            parent = sub
+            for depth, word in enumerate(path):
+                key = " ".join(path[: depth + 1])
+                if key not in groups:
+                    about = _GROUPS.get(key, f"{key} commands")
+                    gp = parent.add_parser(word, help=_help(about), description=_help(about))
+                    groups[key] = gp.add_subparsers(
+                        dest=f"{key.replace(' ', '_')}_command", required=True, metavar="ACTION"
+                    )
+                parent = groups[key]
+            about = spec.summary if name == spec.name else f"alias of `twin {spec.name}`"
+            p = parent.add_parser(last, help=_help(about), description=_help(spec.summary))
+            if spec.arguments is not None:
+                spec.arguments(p)
+            p.set_defaults(_command=spec, _prog=p.prog)
     return parser
 
 
+def _close_bars() -> None:
+    progress = sys.modules.get("twin.progress")
+    if progress is not None:
+        progress.close_bars()
+
+
+def _say_error(message: str, prog: str = "twin") -> None:
+    """Close the progress bars, then print one line on stderr."""
+    _close_bars()
+    sys.stdout.flush()
+    line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(f"{prog}: error: {line}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``twin`` command line."""
+    """Run the ``twin`` command line; returns the exit status (2 for bad input)."""
     parser = _parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or an argument error already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    spec: Command = args._command
+    try:
+        from .settings import get_settings
+
+        get_settings()  # TWIN_* variables are checked before any work
+        if spec.check is not None:
+            spec.check(args)
+        return int(spec.run(args))
     except TwinError as exc:
-        print(f"twin: error: {exc}", file=sys.stderr)
+        _say_error(str(exc), args._prog)
         return 2
     except KeyboardInterrupt:
-        print("twin: interrupted", file=sys.stderr)
+        _say_error("interrupted", args._prog)
         return 130
+    except BrokenPipeError:  # the reader left (`twin inventory list | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # the machine, not the input: a full disk, a folder made read-only
+        _say_error(str(exc), args._prog)
+        return 1
+    except BaseException:
+        _close_bars()
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,9 +39,9 @@ import pandas as pd
 import requests
 import shapely
 from osmnx._errors import InsufficientResponseError, ResponseStatusCodeError
-from tqdm.auto import tqdm
 
 from ._errors import DataMissingError, InputValidationError, OverpassUnreachableError
+from .progress import progress_bar
 from .settings import REPO_ROOT, get_settings
 
 __all__ = [
@@ -734,7 +734,7 @@ def fetch_city(
         dict.fromkeys([*ox.settings.useful_tags_node, *graph_recipe.get("useful_tags_node", [])])
     )
 
-    bar = tqdm(total=5, desc=f"fetch {name}", unit="step", disable=not progress)
+    bar = progress_bar(total=5, desc=f"fetch {name}", unit="step", disable=not progress)
     with (
         tempfile.TemporaryDirectory(prefix="twin-osmnx-") as cache,
         _osmnx_settings(

@@ -172,9 +172,8 @@ def read_municipal(city: City, files: dict[str, Path]) -> Source:
     if "lights" in files:
         spec = src["lights"]
         inventory, rejected, _ = read_inventory(
-            files["lights"], fields=spec.get("fields"), crs=spec.get("crs")
+            files["lights"], fields=spec.get("fields"), crs=spec.get("crs"), to_crs=crs
         )
-        inventory = inventory.to_crs(crs)
     signals = _empty_points(crs)
     if "signals" in files:
         layer, _ = municipal.read_layer(
@@ -255,7 +254,7 @@ def read_source(city: City, files: dict[str, Path]) -> Source:
         msg = f"{city.name}: source.kind must be one of {sorted(READERS)}, got {kind!r}"
         raise InputValidationError(msg)
     src = reader(city, files)
-    if "inventory" in files:  # an inventory imported with `twin import-inventory`
+    if "inventory" in files:  # an inventory imported with `twin inventory import`
         inv = gpd.read_file(files["inventory"])
         src.inventory = inv.to_crs(src.crs) if geo_crs(src.crs) else inv
         src.inventory_rejected = []

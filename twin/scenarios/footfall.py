@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import simpy
 import xarray as xr
-from tqdm.auto import tqdm
 
 from twin._errors import InputValidationError
+from twin.progress import progress_bar
 from twin.scenarios.demand import DAY_TYPES, DemandModel, Event, build_demand, day_type_of
 from twin.timeutil import validate_date
 
@@ -217,7 +217,7 @@ def run_footfall(
         env.process(street_batch(env, free[start : start + BATCH_SIZE], rates, slot_s, rng, rec))
     for i, row in enumerate(counted):
         env.process(counter(env, i, int(row), rates[row], slot_s, rng, rec))
-    with tqdm(total=n_slot, desc=f"footfall {tw.city.name} {day}", unit="slot",
+    with progress_bar(total=n_slot, desc=f"footfall {tw.city.name} {day}", unit="slot",
               disable=not progress) as bar:  # fmt: skip
         env.process(_clock(env, n_slot, slot_s, bar))
         env.run()

@@ -95,9 +95,9 @@ import simpy
 import xarray as xr
 from scipy import sparse
 from scipy.sparse import csgraph
-from tqdm.auto import tqdm
 
 from twin._errors import InputValidationError
+from twin.progress import progress_bar
 from twin.scenarios.signals import SATURATION_FLOW_PCU_H_LANE, EdgeKey, SignalPlan
 
 __all__ = [
@@ -1152,7 +1152,7 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
         )
     env = simpy.Environment()
     progress = get_settings().progress if sc.progress is None else sc.progress
-    bar = tqdm(total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False)
+    bar = progress_bar(total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False)
     # incidents first: at equal times their lane changes are seen by the router
     for e, inc in zip(inc_edges, sc.incidents, strict=True):
         env.process(_incident(env, st, e, inc))

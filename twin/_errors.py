@@ -7,6 +7,7 @@ them (``except FileNotFoundError``), as osmnx does in its ``_errors.py``.
 from __future__ import annotations
 
 __all__ = [
+    "CacheEntryError",
     "ConvergenceError",
     "CorruptInputError",
     "OverpassUnreachableError",
@@ -16,6 +17,7 @@ __all__ = [
     "UnknownCityError",
     "UnknownAssetError",
     "UnsafePlanError",
+    "UnsupportedValueError",
 ]
 
 
@@ -66,3 +68,11 @@ class UnsafePlanError(TwinError, ValueError):
     def __init__(self, message: str, *, violations: tuple[object, ...] = ()) -> None:
         super().__init__(message)
         self.violations = violations
+
+
+class CacheEntryError(TwinError, ValueError):
+    """A build-cache entry is incomplete, corrupt or of another format; it is rebuilt, not used."""
+
+
+class UnsupportedValueError(TwinError, TypeError):
+    """A value the build cache cannot store exactly; the message says where it is."""

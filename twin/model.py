@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import cache as _cache
 from ._errors import InputValidationError
-from .cities import City, from_file, get_city
+from .cities import OSM_SUFFIXES, City, from_file, get_city
 from .registry import Registry
 from .settings import get_settings
 
@@ -161,34 +161,64 @@ def load(
     seed : int, optional
         Seed of the derived assets (light placement, sensors, depots); default from settings.
     rebuild : bool
-        Ignore the cache.
+        Build again, ignoring the cached twin (which is then replaced).
     progress : bool, optional
         Show a progress bar while building (default from settings).
+
+    Returns
+    -------
+    Twin
+        ``twin.meta["loaded_from_cache_s"]`` is set when it was read from the cache.
+
+    Raises
+    ------
+    UnknownCityError
+        ``city`` is not a shipped city, a definition or an extract's path.
+    DataMissingError
+        An input file is missing; the message says how to get it.
+    InputValidationError, CorruptInputError
+        An input is malformed; the message names the file and the field or the place.
+
+    Notes
+    -----
+    The cache (:mod:`twin.cache`, in ``settings.cache``; off with ``use_cache=False``) is keyed by
+    the package's code, the city definition, the seed and the inputs' checksums. One process
+    builds a twin while the others that load it wait, then read it. An entry that fails any of its
+    checks is said in one line and rebuilt; a cache folder that cannot be written is said once and
+    the twin is kept in memory.
     """
     settings = get_settings()
     if osm is not None:
         definition = from_file(osm)
     elif isinstance(city, City):
         definition = city
-    elif isinstance(city, Path) or (
-        isinstance(city, str) and city.endswith((".osm", ".pbf", ".graphml", ".net.xml"))
-    ):
+    elif isinstance(city, Path) or (isinstance(city, str) and city.endswith(OSM_SUFFIXES)):
         definition = from_file(city)
     else:
         definition = get_city(city)
     seed = settings.seed if seed is None else seed
     files = _cache.input_files(definition)
+    if not settings.use_cache:
+        return Twin(definition, **_build(definition, seed=seed, progress=progress))
     key = _cache.cache_key(definition, files, seed)
     path = _cache.cache_path(definition, key)
-    if settings.use_cache and not rebuild:
-        t0 = time.perf_counter()
-        payload = _cache.load_cache(path)
-        if payload is not None:
-            payload["meta"]["loaded_from_cache_s"] = round(time.perf_counter() - t0, 3)
-            return Twin(definition, **payload)
-    from .build import build
+    # one process builds an entry while the others wait for it, then read it
+    with _cache.entry_lock(path) as lock:
+        if not rebuild:
+            t0 = time.perf_counter()
+            payload = _cache.load_cache(path, key=key)
+            if payload is not None:
+                payload["meta"]["loaded_from_cache_s"] = round(time.perf_counter() - t0, 3)
+                return Twin(definition, **payload)
+        payload = _build(definition, seed=seed, progress=progress)
+        if lock:
+            _cache.save_cache(path, payload, key=key)
+        else:  # a read-only cache folder: said once, the twin is kept in memory
+            lock.cannot_write()
+    return Twin(definition, **payload)
 
-    built = build(definition, seed=seed, progress=progress)
-    if settings.use_cache:
-        _cache.save_cache(path, dict(built))
-    return Twin(definition, **built)
+
+def _build(city: City, *, seed: int, progress: bool | None) -> dict[str, Any]:
+    from .build import build  # the build's heavy imports only when a twin is built
+
+    return dict(build(city, seed=seed, progress=progress))

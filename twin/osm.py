@@ -24,10 +24,12 @@ is clipped are left out by osmnx and counted as ``other_ways``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
-import hashlib
+import logging
 import math
+import shutil
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
@@ -53,6 +55,8 @@ __all__ = [
     "read_extract",
     "read_features_file",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Tags fetched and read as features (a value of True means "any value").
 FEATURE_TAGS: dict[str, bool | str | list[str]] = {
@@ -221,29 +225,65 @@ def _tidy_features(raw: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
 
 
 def _pbf_to_xml(path: Path) -> Path:
-    """Convert a PBF extract to OSM XML once, into the cache folder."""
+    """Convert a PBF extract to OSM XML once, into the cache folder, and give the XML's path.
+
+    The copy is keyed by the PBF's sha256 and checked against its own sha256 (written beside it)
+    each time it is used: a copy that does not match is converted again, never read and blamed
+    on the input. Concurrent processes take the copy's lock; the one that converts writes a
+    temporary of its own and renames it into place. Where the cache folder cannot be written,
+    the copy goes to a private temporary folder removed at exit.
+
+    Raises
+    ------
+    CorruptInputError
+        The PBF itself cannot be read (named, with its size).
+    """
     import osmium
 
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    out_dir = get_settings().cache / "pbf"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{path.name.split('.')[0]}-{digest}.osm"
-    if out.is_file():
-        return out
-    tmp = out.with_suffix(".part.osm")
-    tmp.unlink(missing_ok=True)
-    try:
-        writer = osmium.SimpleWriter(str(tmp))
+    from . import _files
+
+    cache = get_settings().cache
+    digest = _files.sha256_file(path)[:16]
+    out = cache / "pbf" / f"{path.name.split('.')[0]}-{digest}.osm"
+    sums = out.with_name(f"{out.name}.sha256")
+    lock = cache / "locks" / f"pbf-{out.name}.lock"
+    with _files.locked(lock, folder=cache, what=f"the XML copy of {path.name}") as writable:
+        if out.is_file():
+            expected = (
+                sums.read_bytes().decode("ascii", "replace").strip() if sums.is_file() else ""
+            )
+            if expected == _files.sha256_file(out):
+                return out
+            log.warning(
+                "twin: the XML copy %s of %s does not match its checksum; converting again",
+                out,
+                path.name,
+            )
+        if writable:
+            _files.remove_leftovers(out)  # of a converter that crashed
+        else:
+            writable.cannot_write()
+            private = Path(tempfile.mkdtemp(prefix="twin-pbf-"))
+            atexit.register(shutil.rmtree, private, ignore_errors=True)
+            out, sums = private / out.name, private / sums.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _files.private_temp(out, ".osm")  # pyosmium picks the format from the suffix
         try:
-            for obj in osmium.FileProcessor(str(path)):
-                writer.add(obj)
-        finally:
-            writer.close()
-    except RuntimeError as exc:
-        tmp.unlink(missing_ok=True)
-        msg = f"{path}: corrupt or truncated PBF ({path.stat().st_size} bytes): {exc}"
-        raise CorruptInputError(msg) from exc
-    tmp.rename(out)
+            writer = osmium.SimpleWriter(str(tmp))
+            try:
+                for obj in osmium.FileProcessor(str(path)):
+                    writer.add(obj)
+            finally:
+                writer.close()
+        except RuntimeError as exc:
+            tmp.unlink(missing_ok=True)
+            msg = f"{path}: corrupt or truncated PBF ({path.stat().st_size} bytes): {exc}"
+            raise CorruptInputError(msg) from exc
+        tmp_sums = _files.private_temp(sums)
+        tmp_sums.write_text(_files.sha256_file(tmp) + "\n", encoding="ascii")
+        _files.fsync_file(tmp)
+        tmp.replace(out)
+        tmp_sums.replace(sums)
     return out
 
 

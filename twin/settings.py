@@ -72,29 +72,55 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
-def _coerce(name: str, value: Any) -> Any:
-    kind = _FIELDS[name].type
-    if isinstance(value, str):
-        if "Path" in str(kind):
-            return Path(value).expanduser() if value else None
-        if kind in ("bool", bool):
-            low = value.strip().lower()
-            if low in {"1", "true", "yes", "on"}:
-                return True
-            if low in {"0", "false", "no", "off"}:
-                return False
-            msg = f"TWIN_{name.upper()}: {value!r} is not a boolean (use 1/0, true/false)"
+def _coerce(name: str, value: Any, *, where: str | None = None) -> Any:
+    """Check and convert one setting, from the environment (text) or from Python.
+
+    ``where`` names the value in messages: ``TWIN_<NAME>`` by default (the environment), or
+    ``set_options(name=...)``.
+
+    >>> _coerce("seed", " 7 "), _coerce("progress", "off"), _coerce("data", "")
+    (7, False, None)
+    >>> _coerce("seed", "seven")
+    Traceback (most recent call last):
+    ...
+    twin._errors.InputValidationError: TWIN_SEED: 'seven' is not an integer
+    """
+    where = where or f"TWIN_{name.upper()}"
+    kind = str(_FIELDS[name].type)
+    if "Path" in kind:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if "None" in kind:
+                return None
+            msg = f"{where}: a folder is needed, got {value!r}"
             raise InputValidationError(msg)
-        if kind in ("int", int):
+        if isinstance(value, str | os.PathLike):
+            return Path(value).expanduser()
+        msg = f"{where}: {value!r} is not a path"
+        raise InputValidationError(msg)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        msg = f"{where}: {value!r} is not a boolean (use 1/0, true/false)"
+        raise InputValidationError(msg)
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
             try:
                 return int(value)
             except ValueError:
-                msg = f"TWIN_{name.upper()}: {value!r} is not an integer"
-                raise InputValidationError(msg) from None
-    if "Path" in str(kind) and value is not None:
-        return Path(value)
+                pass
+        msg = f"{where}: {value!r} is not an integer"
+        raise InputValidationError(msg)
+    if kind == "str" and not isinstance(value, str):
+        msg = f"{where}: {value!r} is not text"
+        raise InputValidationError(msg)
     return value
 
 
@@ -139,9 +165,10 @@ def set_options(**options: Any) -> Iterator[Settings]:
             valid = ", ".join(sorted(_FIELDS))
             msg = f"set_options: unknown option {name!r}; valid: {valid}"
             raise InputValidationError(msg)
-    layer = {k: _coerce(k, v) for k, v in options.items()}
+    layer = {k: _coerce(k, v, where=f"set_options({k}=...)") for k, v in options.items()}
     _overrides.append(layer)
     try:
         yield get_settings()
     finally:
-        _overrides.remove(layer)
+        # by identity: an equal layer of an enclosing block must stay
+        del _overrides[next(i for i, x in enumerate(_overrides) if x is layer)]

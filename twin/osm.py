@@ -41,6 +41,8 @@ import networkx as nx
 import numpy as np
 import osmnx as ox
 import pandas as pd
+import shapely
+import shapely.errors
 
 from ._errors import CorruptInputError, DataMissingError
 from .crs import WGS84, check_crs, geo_crs, to_lonlat, working_crs
@@ -292,7 +294,7 @@ def _root_tag(path: Path) -> str:
     try:
         for _, elem in ET.iterparse(path, events=("start",)):
             return str(elem.tag).rsplit("}", 1)[-1]
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:  # LookupError: an unknown encoding
         raise _parse_error(path, exc) from exc
     msg = f"{path}: empty XML file"  # pragma: no cover - iterparse raises on an empty file
     raise CorruptInputError(msg)
@@ -324,6 +326,44 @@ def _int(elem: ET.Element, attr: str, path: Path) -> int:
         raise CorruptInputError(msg) from None
 
 
+def _lonlat(elem: ET.Element, path: Path) -> None:
+    """Check a node's ``lat`` and ``lon``: both present, numbers, on the Earth."""
+    for attr, limit in (("lat", 90.0), ("lon", 180.0)):
+        value = elem.get(attr)
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not -limit <= number <= limit:
+            msg = f"{path}: node {elem.get('id')!r} has {attr}={value!r}, not a {attr}itude"
+            raise CorruptInputError(msg)
+
+
+def _tags(elem: ET.Element, path: Path) -> set[str]:
+    """The keys of an element's ``<tag k= v=>`` children; a tag without both is an error."""
+    keys: set[str] = set()
+    for t in elem.iter("tag"):
+        k, v = t.get("k"), t.get("v")
+        if k is None or v is None:
+            what = "k" if k is None else "v"
+            msg = f"{path}: <{elem.tag} id={elem.get('id')!r}> has a <tag> without {what}="
+            raise CorruptInputError(msg)
+        keys.add(k)
+    return keys
+
+
+#: What a third-party reader raises on a file it cannot make sense of (osmnx, networkx,
+#: shapely): caught around those readers only, and reported as the file's fault.
+_READER_ERRORS = (
+    LookupError,  # KeyError, IndexError, and an unknown encoding in the XML declaration
+    ValueError,
+    TypeError,
+    AttributeError,
+    nx.NetworkXError,
+    shapely.errors.GEOSException,
+)
+
+
 def _scan_xml(path: Path) -> _Scan:
     """Stream-parse the file once: node ids, way refs, dates; errors name the line."""
     nodes: set[int] = set()
@@ -343,11 +383,13 @@ def _scan_xml(path: Path) -> _Scan:
                 continue
             tag = elem.tag
             if tag == "node":
-                if elem.get("lat") is not None and elem.get("lon") is not None:
+                if elem.get("lat") is not None or elem.get("lon") is not None:
+                    _lonlat(elem, path)
                     nodes.add(_int(elem, "id", path))
+                _tags(elem, path)
             elif tag == "way":
                 refs = [_int(nd, "ref", path) for nd in elem.iter("nd")]
-                highway = any(t.get("k") == "highway" for t in elem.iter("tag"))
+                highway = "highway" in _tags(elem, path)
                 ways.append((_int(elem, "id", path), refs, highway))
             elif tag == "meta":
                 osm_base = elem.get("osm_base") or osm_base
@@ -358,7 +400,7 @@ def _scan_xml(path: Path) -> _Scan:
             if stamp > newest:
                 newest = stamp
             elem.clear()
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:  # LookupError: an unknown encoding
         raise _parse_error(path, exc) from exc
     return _Scan(nodes, ways, newest, osm_base)
 
@@ -495,7 +537,13 @@ def _read_xml(path: Path, crs: str | None) -> OsmExtract:
             mapping = _write_unclipped(path, source, runs, first_free_id=first_free)
         with _osmnx_tags(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            graph = ox.graph_from_xml(source, bidirectional=False, simplify=False, retain_all=True)
+            try:
+                graph = ox.graph_from_xml(
+                    source, bidirectional=False, simplify=False, retain_all=True
+                )
+            except _READER_ERRORS as exc:
+                msg = f"{path}: malformed OSM XML ({type(exc).__name__}: {exc})"
+                raise CorruptInputError(msg) from exc
     if mapping:
         for _, _, d in graph.edges(data=True):
             d["osmid"] = mapping.get(d["osmid"], d["osmid"])
@@ -517,6 +565,9 @@ def _read_xml(path: Path, crs: str | None) -> OsmExtract:
             feats = ox.features_from_xml(path, tags=FEATURE_TAGS)
         except ox._errors.InsufficientResponseError:
             feats = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=WGS84))
+        except _READER_ERRORS as exc:
+            msg = f"{path}: malformed OSM XML features ({type(exc).__name__}: {exc})"
+            raise CorruptInputError(msg) from exc
     return OsmExtract(
         graph, _tidy_features(feats, target), [path], target, clipped=clipped, date=scan.date()
     )
@@ -557,6 +608,21 @@ def read_features_file(path: Path, *, crs: str) -> gpd.GeoDataFrame:
     return _tidy_features(raw, crs)
 
 
+def _check_graphml_nodes(graph: nx.MultiDiGraph, path: Path) -> None:
+    """Every node of a loaded GraphML graph has finite numeric ``x`` and ``y``."""
+    for n, d in graph.nodes(data=True):
+        for attr in ("x", "y"):
+            value = d.get(attr)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                msg = f"{path}: node {n!r} has {attr}={value!r}, not a coordinate"
+                raise CorruptInputError(msg)
+    for u, v, d in graph.edges(data=True):
+        geom = d.get("geometry")
+        if geom is not None and not isinstance(geom, shapely.LineString):
+            msg = f"{path}: edge {u!r}-{v!r} has a geometry that is not a line: {geom!r:.60}"
+            raise CorruptInputError(msg)
+
+
 def _read_graphml(path: Path, features: Path | None, crs: str | None) -> OsmExtract:
     root = _root_tag(path)
     if root != "graphml":
@@ -566,11 +632,12 @@ def _read_graphml(path: Path, features: Path | None, crs: str | None) -> OsmExtr
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             graph = ox.load_graphml(path)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:  # LookupError: an unknown encoding
         raise _parse_error(path, exc) from exc
-    except (KeyError, ValueError, TypeError) as exc:  # GraphML, but not one osmnx wrote
+    except _READER_ERRORS as exc:  # GraphML, but not one osmnx wrote (or a damaged one)
         msg = f"{path}: not an OSMnx GraphML graph ({type(exc).__name__}: {exc})"
         raise CorruptInputError(msg) from exc
+    _check_graphml_nodes(graph, path)
     if graph.number_of_edges() == 0:
         msg = f"{path}: the extract holds no highway (its graph has no edge)"
         raise CorruptInputError(msg)

@@ -31,6 +31,7 @@ from optimize.dimming_problem import (
     objective_value,
     ramp_envelope,
 )
+from twin.energy.power import drawn_power_w
 
 __all__ = ["solve_arrays"]
 
@@ -157,7 +158,7 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
     n_row = 0
 
     # cabinet caps: sum of a_g x over the cabinet's columns <= cap - constant power
-    const_light = np.where(on, pw[:, None] * (f + (1.0 - f) * base_level), 0.0)
+    const_light = drawn_power_w(pw, base_level, driver_floor=f, on=on)
     const_light[~fixed] = np.where(on[~fixed], pw[~fixed, None] * f, 0.0)
     const_group = a_g[:, None] * group_level
     p_const = _sum_by_cabinet(problem, const_light)

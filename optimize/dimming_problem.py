@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from twin._errors import InputValidationError
+from twin.energy.power import DRIVER_FLOOR, drawn_power_w
 
 __all__ = [
     "OBJECTIVES",
@@ -137,7 +138,7 @@ class DimmingProblem:
     required: FloatArray
     cabinet_index: IntArray
     cabinet: npt.NDArray[Any]
-    driver_floor: float = 0.1
+    driver_floor: float = DRIVER_FLOOR
     min_level: FloatArray | float = 0.0
     forced_off: BoolArray | None = None
     weight: FloatArray | float | None = None
@@ -299,9 +300,7 @@ def min_energy_levels(problem: DimmingProblem) -> FloatArray:
 def power_w(problem: DimmingProblem, level: npt.ArrayLike) -> FloatArray:
     """Return the ``(n, T)`` power in W of a level plan (0 W where forced off)."""
     x = np.asarray(level, dtype=np.float64)
-    f = problem.driver_floor
-    p = problem.power_w[:, None] * (f + (1.0 - f) * x)
-    return np.where(problem.on, p, 0.0)
+    return drawn_power_w(problem.power_w, x, driver_floor=problem.driver_floor, on=problem.on)
 
 
 def energy_wh(problem: DimmingProblem, level: npt.ArrayLike) -> FloatArray:

@@ -48,7 +48,8 @@ Event structure and state
 -------------------------
 SimPy orders the events: a *stepper* process advances the link model every ``dt_s`` (1-5 s), a
 *router* process computes routes every ``reroute_s`` for the trips departing in the next window,
-and one process per :class:`Incident` closes and reopens lanes. The state is vectorised: numpy
+and one process per disturbance (:class:`Incident`, :class:`SpeedChange`, :class:`PlanChange`)
+applies it at its time. The state is vectorised: numpy
 arrays over edges (counts, capacity credits, open lanes) and over vehicles (route position,
 ready time), plus one ring buffer per edge holding the ids of the vehicles on it in entry order.
 A step only touches the heads of the occupied edges, so its cost grows with the number of
@@ -58,8 +59,9 @@ vehicle was not held, so the step length does not bias travel times.
 Routing uses the current link costs (free time, or the time to discharge the vehicles present,
 whichever is larger, plus Webster's uniform signal delay ``C (1 - g/C)^2 / 2``), with
 :func:`scipy.sparse.csgraph.dijkstra` batched by origin and a vectorised walk of the predecessor
-matrix. A route is fixed at departure. Trips may also carry their own routes (for instance
-SUMO duarouter's), which are then followed as given.
+matrix. A route is fixed at departure; a disturbance (:class:`TrafficSimulation`: lanes,
+speeds, a signal plan) re-routes the trips routed ahead that have not left yet. Trips may also
+carry their own routes (for instance SUMO duarouter's), which are then followed as given.
 
 Outputs
 -------
@@ -101,9 +103,13 @@ from twin.progress import progress_bar
 from twin.scenarios.signals import SATURATION_FLOW_PCU_H_LANE, EdgeKey, SignalPlan
 
 __all__ = [
+    "Disturbance",
     "Incident",
     "ODDemand",
+    "PlanChange",
+    "SpeedChange",
     "TrafficScenario",
+    "TrafficSimulation",
     "Trip",
     "edge_index",
     "gap_acceptance_capacity",
@@ -167,6 +173,77 @@ class Incident:
         if self.end_s <= self.start_s:
             msg = f"Incident({self.edge!r}).end_s: {self.end_s} is not after start_s {self.start_s}"
             raise InputValidationError(msg)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeedChange:
+    """Free speed of some edges multiplied by a factor for a time window (snow, works, a limit).
+
+    Vehicles entering an edge while the change holds drive it at the changed speed; those
+    already on it keep the time they were given on entry. Overlapping changes multiply.
+
+    Parameters
+    ----------
+    edges : tuple of edge keys
+        ``(u, v, key)`` of the edges (``(u, v)`` means key 0).
+    factor : float
+        Multiplier of the free speed, in (0, 2] (0.6: untreated snow, 30-50% slower).
+    start_s : float
+        Start of the change (s since ``t0``).
+    end_s : float, optional
+        End of the change (s since ``t0``); ``None``: until the end of the run.
+    """
+
+    edges: tuple[EdgeKey, ...]
+    factor: float
+    start_s: float
+    end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "edges", tuple(self.edges))
+        if not self.edges:
+            msg = "SpeedChange.edges: give at least one edge"
+            raise InputValidationError(msg)
+        if not (math.isfinite(self.factor) and 0 < self.factor <= 2):
+            msg = f"SpeedChange.factor: {self.factor!r} is outside (0, 2]"
+            raise InputValidationError(msg)
+        if not math.isfinite(self.start_s):
+            msg = f"SpeedChange.start_s: {self.start_s!r} must be finite"
+            raise InputValidationError(msg)
+        if self.end_s is not None and not self.end_s > self.start_s:
+            msg = f"SpeedChange.end_s: {self.end_s!r} is not after start_s {self.start_s!r}"
+            raise InputValidationError(msg)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanChange:
+    """A junction switches to another fixed-time plan at a given time.
+
+    The plan replaces the junction's current one from ``at_s`` on. An approach that the old
+    plan served and the new one does not is left unsignalised (its lights off).
+
+    Parameters
+    ----------
+    plan : SignalPlan
+        The new plan; its approaches must be graph edges.
+    at_s : float
+        When it takes over (s since ``t0``).
+    """
+
+    plan: SignalPlan
+    at_s: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.plan, SignalPlan):
+            msg = f"PlanChange.plan: {self.plan!r} is not a SignalPlan"
+            raise InputValidationError(msg)
+        if not math.isfinite(self.at_s):
+            msg = f"PlanChange.at_s: {self.at_s!r} must be finite"
+            raise InputValidationError(msg)
+
+
+Disturbance = Incident | SpeedChange | PlanChange
+"""What a scenario (or a caller during a run) may change: lanes, speeds, signal plans."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,6 +325,9 @@ class TrafficScenario:
         Fixed-time plans; their approaches must be graph edges.
     incidents : tuple of Incident
         Lane closures.
+    disturbances : tuple of Incident, SpeedChange or PlanChange
+        Scheduled changes of lanes, speeds and signal plans (what crisis scenarios apply;
+        :class:`TrafficSimulation` also takes them during a run).
     t0 : datetime.datetime
         Start (tz-aware, converted to UTC).
     duration_s : float, optional
@@ -293,6 +373,7 @@ class TrafficScenario:
     demand: ODDemand | None = None
     plans: tuple[SignalPlan, ...] = ()
     incidents: tuple[Incident, ...] = ()
+    disturbances: tuple[Disturbance, ...] = ()
     t0: dt.datetime = _EPOCH
     duration_s: float | None = None
     dt_s: float = 1.0
@@ -317,6 +398,14 @@ class TrafficScenario:
         object.__setattr__(self, "trips", tuple(self.trips))
         object.__setattr__(self, "plans", tuple(self.plans))
         object.__setattr__(self, "incidents", tuple(self.incidents))
+        object.__setattr__(self, "disturbances", tuple(self.disturbances))
+        for i, d in enumerate(self.disturbances):
+            if not isinstance(d, Incident | SpeedChange | PlanChange):
+                msg = (
+                    f"TrafficScenario.disturbances[{i}]: {d!r} is not an Incident, SpeedChange "
+                    "or PlanChange"
+                )
+                raise InputValidationError(msg)
         if self.t0.tzinfo is None:
             msg = "TrafficScenario.t0: give a tz-aware datetime (UTC inside the twin)"
             raise InputValidationError(msg)
@@ -440,50 +529,78 @@ class _Network:
 
 
 class _Signals:
-    """Vectorised green windows of the signalised approaches."""
+    """Vectorised green windows of the signalised approaches; plans may change during a run."""
 
     def __init__(self, net: _Network, plans: Sequence[SignalPlan]) -> None:
-        rows: list[tuple[int, float, float, float, float, int]] = []
-        self.approaches: list[tuple[str, int]] = []
-        seen: set[int] = set()
-        for j, plan in enumerate(plans):
-            for a, windows in plan.green_windows().items():
-                e = net.key(a, field=f"SignalPlan({plan.junction}).approaches")
-                if e in seen:
-                    msg = f"SignalPlan({plan.junction}): approach {a!r} is in another plan too"
-                    raise InputValidationError(msg)
-                seen.add(e)
-                self.approaches.append((plan.junction, e))
-                for start, end in windows:
-                    rows.append((e, plan.cycle_s, plan.offset_s, start, end, j))
         n_e = len(net.edges)
-        arr = np.array(rows, dtype=float).reshape(-1, 6)
-        edge = arr[:, 0].astype(np.int64)
+        self.net = net
+        self.approaches: list[tuple[str, int]] = []
+        self._listed: set[int] = set()
+        self.owner: dict[int, str] = {}  # edge -> junction whose plan serves it
+        self.plan_edges: dict[str, list[int]] = {}
         self.signalised = np.zeros(n_e, dtype=bool)
-        self.signalised[edge] = True
-        m = int(np.bincount(edge, minlength=1).max()) if edge.size else 1
         # per-edge windows; an unsignalised edge has one window covering the whole cycle
         self.cycle = np.ones(n_e)
         self.offset = np.zeros(n_e)
-        self.ws = np.full((n_e, m), np.inf)
-        self.we = np.full((n_e, m), -np.inf)
-        self.ws[~self.signalised, 0] = -1.0
-        self.we[~self.signalised, 0] = np.inf
-        slot = np.zeros(n_e, dtype=np.int64)
-        for e, cyc, off, start, end, _ in rows:
-            i = int(e)
-            self.cycle[i], self.offset[i] = cyc, off
-            self.ws[i, slot[i]], self.we[i, slot[i]] = start, end
-            slot[i] += 1
+        self.ws = np.full((n_e, 1), -1.0)
+        self.we = np.full((n_e, 1), np.inf)
         self.green_ratio = np.ones(n_e)
-        self.red_delay = np.zeros(n_e)
-        if edge.size:
-            g = np.bincount(edge, weights=(arr[:, 4] - arr[:, 3]) / arr[:, 1], minlength=n_e)
-            self.green_ratio = np.where(self.signalised, np.clip(g, 0.01, 1.0), 1.0)
-            # Webster's uniform delay term, used as a routing cost
-            self.red_delay = np.where(
-                self.signalised, self.cycle * (1 - self.green_ratio) ** 2 / 2, 0.0
-            )
+        self.red_delay = np.zeros(n_e)  # Webster's uniform delay term, used as a routing cost
+        for plan in plans:
+            for a in plan.green_windows():
+                e = net.key(a, field=f"SignalPlan({plan.junction}).approaches")
+                if e in self.owner:
+                    msg = f"SignalPlan({plan.junction}): approach {a!r} is in another plan too"
+                    raise InputValidationError(msg)
+            self.set_plan(plan)
+
+    def edges_of(self, plan: SignalPlan) -> list[int]:
+        """Edge indices of a plan's approaches (checked against the graph and other plans)."""
+        edges = []
+        for a in plan.green_windows():
+            e = self.net.key(a, field=f"SignalPlan({plan.junction}).approaches")
+            owner = self.owner.get(e, plan.junction)
+            if owner != plan.junction:
+                msg = (
+                    f"SignalPlan({plan.junction}): approach {a!r} is served by the plan of "
+                    f"junction {owner!r}"
+                )
+                raise InputValidationError(msg)
+            edges.append(e)
+        return edges
+
+    def set_plan(self, plan: SignalPlan) -> list[int]:
+        """Make ``plan`` the junction's plan; return the edges it serves."""
+        windows = plan.green_windows()
+        edges = self.edges_of(plan)
+        for e in self.plan_edges.get(plan.junction, []):
+            if e not in edges:  # no longer served: lights off
+                self.signalised[e] = False
+                self.cycle[e], self.offset[e] = 1.0, 0.0
+                self.ws[e, :], self.we[e, :] = np.inf, -np.inf
+                self.ws[e, 0], self.we[e, 0] = -1.0, np.inf
+                self.green_ratio[e], self.red_delay[e] = 1.0, 0.0
+                self.owner.pop(e, None)
+        m = max((len(w) for w in windows.values()), default=1)
+        if m > self.ws.shape[1]:
+            pad = m - self.ws.shape[1]
+            self.ws = np.hstack([self.ws, np.full((len(self.ws), pad), np.inf)])
+            self.we = np.hstack([self.we, np.full((len(self.we), pad), -np.inf)])
+        for e, w in zip(edges, windows.values(), strict=True):
+            self.signalised[e] = True
+            self.cycle[e], self.offset[e] = plan.cycle_s, plan.offset_s
+            self.ws[e, :], self.we[e, :] = np.inf, -np.inf
+            for i, (a, b) in enumerate(w):
+                self.ws[e, i], self.we[e, i] = a, b
+            g = float(np.clip(sum(b - a for a, b in w) / plan.cycle_s, 0.01, 1.0))
+            self.green_ratio[e] = g
+            self.red_delay[e] = plan.cycle_s * (1 - g) ** 2 / 2
+            self.owner[e] = plan.junction
+            if e not in self._listed:
+                self._listed.add(e)
+                self.approaches.append((plan.junction, e))
+        self.plan_edges[plan.junction] = edges
+        return edges
 
     def green(self, edges: np.ndarray, t: float) -> np.ndarray:
         """Whether each of ``edges`` may discharge at time ``t`` (always, if unsignalised)."""
@@ -651,6 +768,7 @@ class _State:
         self.route_ptr = np.zeros(n, dtype=np.int64)
         self.route_len = np.full(n, -1, dtype=np.int64)  # -1: not routed yet
         self.route_flat = np.zeros(0, dtype=np.int64)
+        self.fixed = np.zeros(n, dtype=bool)  # trips that carry their own routes
         self.pos = np.zeros(n, dtype=np.int64)
         self.ready = np.full(n, np.inf)
         self.enter = np.zeros(n)
@@ -663,6 +781,8 @@ class _State:
         # links
         self.lanes_open = net.lanes.copy()
         self.cap_rate = net.cap_rate.copy()
+        self.speed_factor = np.ones(n_e)  # product of the speed changes under way
+        self.tt_free = net.tt_free.copy()
         self.credit = np.zeros(n_e)
         self.last_seen = np.zeros(n_e)
         self.head_ready = np.full(n_e, np.inf)
@@ -693,6 +813,7 @@ class _State:
             self.route_flat.size + np.concatenate(([0], np.cumsum(lens)))[:-1]
         )
         self.route_len[trips_idx] = lens
+        self.fixed[trips_idx] = True
         if routes:
             self.route_flat = np.concatenate([self.route_flat, *routes])
 
@@ -701,7 +822,7 @@ class _State:
         rate = self._rate(np.arange(len(net.edges))) * self.sig.green_ratio
         with np.errstate(divide="ignore"):
             drain = np.where(rate > 0, occ / np.maximum(rate, 1e-12), np.inf)
-        cost = np.maximum(net.tt_free, drain) + self.sig.red_delay
+        cost = np.maximum(self.tt_free, drain) + self.sig.red_delay
         cost[self.lanes_open <= 0] = np.inf
         return np.maximum(cost, 1e-3)
 
@@ -760,6 +881,13 @@ class _State:
         self.route_len[sel] = hops
         self.route_flat = np.concatenate([self.route_flat, flat])
 
+    def reroute_undeparted(self, t: float) -> None:
+        """Route again, on the current costs, the trips routed ahead that have not left yet."""
+        again = (self.route_len >= 0) & ~self.fixed & (self.depart > t) & ~self.dropped
+        if again.any():
+            self.route_len[again] = -1
+            self.route_window(t, t + self.sc.reroute_s)
+
     # ---- stepping -----------------------------------------------------------------------------
     def _enter(
         self,
@@ -782,7 +910,7 @@ class _State:
                 self._grow(int(occ_after.max()))
                 width = self.buf.shape[1]
             self.buf[edges, n_in & (width - 1)] = veh
-            ready = t_enter + self.net.tt_free[edges] * self.inv_factor[veh] + extra
+            ready = t_enter + self.tt_free[edges] * self.inv_factor[veh] + extra
             self.enter[veh] = t_enter
             self.ready[veh] = ready
             was_empty = n_in == self.n_out[edges]
@@ -803,7 +931,7 @@ class _State:
             self._grow(int(occ_after.max()))
             width = self.buf.shape[1]
         self.buf[edges, seq & (width - 1)] = veh
-        ready = t_enter + self.net.tt_free[edges] * self.inv_factor[veh] + extra
+        ready = t_enter + self.tt_free[edges] * self.inv_factor[veh] + extra
         self.enter[veh] = t_enter
         self.ready[veh] = ready
         firsts = np.flatnonzero(new_group)
@@ -1050,18 +1178,6 @@ def _router(env: simpy.Environment, st: _State, end_s: float) -> Any:
         yield env.timeout(period)
 
 
-def _incident(env: simpy.Environment, st: _State, e: int, inc: Incident) -> Any:
-    """Close ``lanes_closed`` lanes of edge ``e`` during the incident's window."""
-    if inc.start_s > env.now:  # an incident already under way closes lanes before any routing
-        yield env.timeout(inc.start_s - env.now)
-    closed = min(inc.lanes_closed, st.net.lanes[e])
-    st.lanes_open[e] -= closed
-    st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
-    yield env.timeout(inc.end_s - env.now)
-    st.lanes_open[e] += closed
-    st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
-
-
 def _route_arrays(net: _Network, trips: Sequence[Trip]) -> list[np.ndarray]:
     """Edge indices of the given routes; checks that edges exist and follow each other."""
     idx = net.index
@@ -1108,13 +1224,236 @@ def _validate_trips(trips: Iterable[Trip], net: _Network) -> list[Trip]:
     return out
 
 
+class TrafficSimulation:
+    """A traffic run that callers can steer: close lanes, change speeds, switch signal plans.
+
+    Crisis scenarios (incidents, snow, emergency runs) apply their changes through these
+    calls, or as :class:`Incident`, :class:`SpeedChange` and :class:`PlanChange` entries of
+    ``scenario.disturbances``; they never edit the simulation's state. A change may be
+    scheduled at any time from :attr:`now` on, before or while the run advances
+    (:meth:`run_until`); :meth:`result` runs to the end and returns the dataset of :func:`run`.
+
+    Parameters
+    ----------
+    scenario : TrafficScenario
+    rng : numpy.random.Generator, int or None
+        Randomness (demand sampling, speed factors); the same seed gives the same result.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> g = nx.MultiDiGraph(crs="EPSG:2154")
+    >>> g.add_nodes_from([(0, {"x": 0.0, "y": 0.0}), (1, {"x": 500.0, "y": 0.0})])
+    >>> _ = g.add_edge(0, 1, length=500.0, speed_kph=36.0, lanes=1, highway="primary")
+    >>> trips = (Trip("a", 0, 1, 0.0), Trip("b", 0, 1, 100.0))
+    >>> sim = TrafficSimulation(TrafficScenario(g, trips=trips, speed_factor_sd=0.0), rng=1)
+    >>> sim.set_speed([(0, 1, 0)], 0.5, start_s=60.0)  # half speed from the first minute on
+    >>> ds = sim.result()
+    >>> ds["travel_time"].values.tolist()
+    [50.0, 100.0]
+    """
+
+    def __init__(
+        self, scenario: TrafficScenario, *, rng: np.random.Generator | int | None = None
+    ) -> None:
+        from twin.settings import get_settings
+
+        sc = scenario
+        gen = _as_rng(rng)
+        net = _Network(sc)
+        sig = _Signals(net, sc.plans)
+        trips = list(sc.trips)
+        if sc.demand is not None:
+            for n in sc.demand.zone_nodes:
+                if n not in net.node_index:
+                    msg = f"ODDemand.zone_nodes: {n!r} is not a graph node"
+                    raise InputValidationError(msg)
+            trips += sc.demand.sample(gen)
+        trips = _validate_trips(trips, net)
+        last_dep = max((t.depart_s for t in trips), default=0.0)
+        end_s = float(sc.duration_s) if sc.duration_s is not None else last_dep + sc.max_extra_s
+        self.scenario, self._net, self._sig = sc, net, sig
+        self._st = _State(sc, net, sig, trips, gen, end_s)
+        # explicit routes
+        given = [i for i, t in enumerate(trips) if t.route is not None]
+        if given:
+            self._st.set_routes(
+                np.array(given, dtype=np.int64), _route_arrays(net, [trips[i] for i in given])
+            )
+        self._env = simpy.Environment()
+        progress = get_settings().progress if sc.progress is None else sc.progress
+        self._bar = progress_bar(
+            total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False
+        )
+        self._proc: simpy.Process | None = None
+        self._result: xr.Dataset | None = None
+        # disturbances first: at equal times their changes are seen by the router
+        for inc in sc.incidents:
+            net.key(inc.edge, field="Incident.edge")
+            self.close_lanes(inc.edge, inc.lanes_closed, start_s=inc.start_s, end_s=inc.end_s)
+        for d in sc.disturbances:
+            self.apply(d)
+        self._env.process(_router(self._env, self._st, end_s))
+        self._proc = self._env.process(_stepper(self._env, self._st, end_s, self._bar))
+
+    @property
+    def now(self) -> float:
+        """Simulated time reached (s since ``t0``)."""
+        return float(self._env.now)
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has ended (every trip done, or its end reached)."""
+        return self._proc is not None and bool(self._proc.triggered)
+
+    # ---- disturbances -------------------------------------------------------------------------
+    def _check_time(self, t: float, field: str) -> float:
+        if not math.isfinite(t):
+            msg = f"{field}: {t!r} must be finite"
+            raise InputValidationError(msg)
+        if t < self.now:
+            msg = f"{field}: {t:g} s is before the simulated time {self.now:g} s"
+            raise InputValidationError(msg)
+        if self.done:
+            msg = f"{field}: the run has ended at {self.now:g} s"
+            raise InputValidationError(msg)
+        return float(t)
+
+    def _at(self, t: float, action: Any) -> None:
+        """Call ``action()`` at ``t`` (now if ``t`` is now)."""
+        if t <= self.now:
+            action()
+            self._st.reroute_undeparted(self.now)
+            return
+
+        def proc(env: simpy.Environment) -> Any:
+            yield env.timeout(t - env.now)
+            action()
+            # trips routed ahead of the change and not yet gone take it into account
+            self._st.reroute_undeparted(env.now)
+
+        self._env.process(proc(self._env))
+
+    def close_lanes(
+        self, edge: EdgeKey, lanes: int, *, start_s: float, end_s: float | None = None
+    ) -> None:
+        """Close ``lanes`` lanes of ``edge`` from ``start_s`` (until ``end_s``, if given).
+
+        Closing as many lanes as the edge has closes it: no vehicle leaves it and routes
+        avoid it.
+        """
+        if isinstance(lanes, bool) or not isinstance(lanes, int | np.integer) or lanes < 1:
+            msg = f"close_lanes.lanes: {lanes!r} must be a whole number of lanes, at least 1"
+            raise InputValidationError(msg)
+        e = self._net.key(edge, field="close_lanes.edge")
+        start = self._check_time(start_s, "close_lanes.start_s")
+        if end_s is not None and not end_s > start:
+            msg = f"close_lanes.end_s: {end_s!r} is not after start_s {start_s!r}"
+            raise InputValidationError(msg)
+        st = self._st
+        closed = [0.0]
+
+        def close() -> None:
+            closed[0] = float(min(int(lanes), st.lanes_open[e]))
+            st.lanes_open[e] -= closed[0]
+            st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
+
+        def reopen() -> None:
+            st.lanes_open[e] += closed[0]
+            st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
+
+        self._at(start, close)
+        if end_s is not None:
+            self._at(end_s, reopen)
+
+    def set_speed(
+        self,
+        edges: Iterable[EdgeKey],
+        factor: float,
+        *,
+        start_s: float,
+        end_s: float | None = None,
+    ) -> None:
+        """Multiply the free speed of ``edges`` by ``factor`` from ``start_s`` (to ``end_s``)."""
+        change = SpeedChange(tuple(edges), factor, start_s, end_s)
+        idx = np.array(
+            [self._net.key(e, field="set_speed.edges") for e in change.edges], dtype=np.int64
+        )
+        start = self._check_time(start_s, "set_speed.start_s")
+        st, f = self._st, change.factor
+
+        def scale(by: float) -> None:
+            np.multiply.at(st.speed_factor, idx, by)
+            st.tt_free[idx] = st.net.tt_free[idx] / st.speed_factor[idx]
+
+        self._at(start, lambda: scale(f))
+        if change.end_s is not None:
+            self._at(change.end_s, lambda: scale(1.0 / f))
+
+    def set_plan(self, plan: SignalPlan, *, at_s: float) -> None:
+        """Switch the plan's junction to ``plan`` at ``at_s``."""
+        change = PlanChange(plan, at_s)
+        self._sig.edges_of(plan)  # checked now, not when it takes over
+        at = self._check_time(change.at_s, "set_plan.at_s")
+        st = self._st
+
+        def switch() -> None:
+            edges = self._sig.set_plan(plan)
+            st.prio.minor[edges] = False  # a signalised approach does not give way
+            st.prio.major[edges] = False
+
+        self._at(at, switch)
+
+    def apply(self, disturbance: Disturbance) -> None:
+        """Schedule an :class:`Incident`, :class:`SpeedChange` or :class:`PlanChange`."""
+        d = disturbance
+        if isinstance(d, Incident):
+            self.close_lanes(d.edge, d.lanes_closed, start_s=d.start_s, end_s=d.end_s)
+        elif isinstance(d, SpeedChange):
+            self.set_speed(d.edges, d.factor, start_s=d.start_s, end_s=d.end_s)
+        elif isinstance(d, PlanChange):
+            self.set_plan(d.plan, at_s=d.at_s)
+        else:
+            msg = f"disturbance: {d!r} is not an Incident, SpeedChange or PlanChange"
+            raise InputValidationError(msg)
+
+    # ---- running ------------------------------------------------------------------------------
+    def run_until(self, t_s: float) -> None:
+        """Advance the simulation to ``t_s`` (s since ``t0``), or to its end if sooner."""
+        if t_s < self.now:
+            msg = f"run_until: {t_s:g} s is before the simulated time {self.now:g} s"
+            raise InputValidationError(msg)
+        if self.done or self._proc is None:
+            return
+        self._env.run(until=simpy.AnyOf(self._env, [self._proc, self._env.timeout(t_s - self.now)]))
+
+    def result(self) -> xr.Dataset:
+        """Run to the end (if not there yet) and return the dataset of :func:`run`."""
+        if self._result is not None:
+            return self._result
+        if self._proc is not None:
+            self._env.run(until=self._proc)
+        self._bar.close()
+        st = self._st
+        if st.unreachable:
+            n_bad = sum(st.unreachable.values())
+            log.warning(
+                "traffic: %d trips dropped, no route for %d OD pairs (e.g. %s)",
+                n_bad,
+                len(st.unreachable),
+                list(st.unreachable)[:5],
+            )
+        self._result = _to_dataset(self.scenario, self._net, self._sig, st)
+        return self._result
+
+
 def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = None) -> xr.Dataset:
     """Run a traffic scenario.
 
     Parameters
     ----------
     scenario : TrafficScenario
-        Network, demand, plans and incidents.
+        Network, demand, plans, incidents and other disturbances.
     rng : numpy.random.Generator, int or None
         Randomness (demand sampling, speed factors); the same seed gives the same result.
 
@@ -1126,49 +1465,7 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
         ``n_dropped`` and ``unreachable_pairs`` (JSON) report trips that had no route;
         ``n_unfinished`` those still on the road at the end.
     """
-    from twin.settings import get_settings
-
-    sc = scenario
-    gen = _as_rng(rng)
-    net = _Network(sc)
-    sig = _Signals(net, sc.plans)
-    trips = list(sc.trips)
-    if sc.demand is not None:
-        for n in sc.demand.zone_nodes:
-            if n not in net.node_index:
-                msg = f"ODDemand.zone_nodes: {n!r} is not a graph node"
-                raise InputValidationError(msg)
-        trips += sc.demand.sample(gen)
-    trips = _validate_trips(trips, net)
-    inc_edges = [net.key(i.edge, field="Incident.edge") for i in sc.incidents]
-    last_dep = max((t.depart_s for t in trips), default=0.0)
-    end_s = float(sc.duration_s) if sc.duration_s is not None else last_dep + sc.max_extra_s
-    st = _State(sc, net, sig, trips, gen, end_s)
-    # explicit routes
-    given = [i for i, t in enumerate(trips) if t.route is not None]
-    if given:
-        st.set_routes(
-            np.array(given, dtype=np.int64), _route_arrays(net, [trips[i] for i in given])
-        )
-    env = simpy.Environment()
-    progress = get_settings().progress if sc.progress is None else sc.progress
-    bar = progress_bar(total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False)
-    # incidents first: at equal times their lane changes are seen by the router
-    for e, inc in zip(inc_edges, sc.incidents, strict=True):
-        env.process(_incident(env, st, e, inc))
-    env.process(_router(env, st, end_s))
-    proc = env.process(_stepper(env, st, end_s, bar))
-    env.run(until=proc)
-    bar.close()
-    if st.unreachable:
-        n_bad = sum(st.unreachable.values())
-        log.warning(
-            "traffic: %d trips dropped, no route for %d OD pairs (e.g. %s)",
-            n_bad,
-            len(st.unreachable),
-            list(st.unreachable)[:5],
-        )
-    return _to_dataset(sc, net, sig, st)
+    return TrafficSimulation(scenario, rng=rng).result()
 
 
 def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -> xr.Dataset:

@@ -104,6 +104,7 @@ from twin.scenarios.signals import SATURATION_FLOW_PCU_H_LANE, EdgeKey, SignalPl
 
 __all__ = [
     "Disturbance",
+    "SignalProgram",
     "Incident",
     "ODDemand",
     "PlanChange",
@@ -242,6 +243,62 @@ class PlanChange:
             raise InputValidationError(msg)
 
 
+@dataclasses.dataclass(frozen=True)
+class SignalProgram:
+    """A junction's fixed-time program per movement, as it runs on the street.
+
+    Where a :class:`~twin.scenarios.signals.SignalPlan` (what the twin designs, within the
+    40-120 s cycle of good practice) gives right of way per approach, a program read from a
+    controller or a SUMO net (:func:`twin.sumo.read_signal_programs`) gives each movement (an
+    approach edge to the edge it leads into) its own green windows: a right turn green in two
+    stages leaves the through movement red in one of them. It is simulated as it is, whatever
+    its cycle length.
+
+    Parameters
+    ----------
+    junction : str
+        Junction (traffic light) id.
+    cycle_s : float
+        Cycle (s), positive.
+    offset_s : float
+        Program time 0 relative to the common time origin (s), in ``[0, cycle_s)``.
+    movements : tuple of (edge key, edge key, windows)
+        Each movement ``(from edge, to edge, ((start, end), ...))``, windows within the cycle
+        (s, program time) during which it has green.
+    """
+
+    junction: str
+    cycle_s: float
+    offset_s: float
+    movements: tuple[tuple[EdgeKey, EdgeKey, tuple[tuple[float, float], ...]], ...]
+
+    def __post_init__(self) -> None:
+        j = self.junction
+        if not (math.isfinite(self.cycle_s) and self.cycle_s > 0):
+            msg = f"SignalProgram({j}).cycle_s: {self.cycle_s!r} must be a positive duration"
+            raise InputValidationError(msg)
+        if not (math.isfinite(self.offset_s) and 0 <= self.offset_s < self.cycle_s):
+            msg = f"SignalProgram({j}).offset_s: {self.offset_s!r} is outside [0, cycle_s)"
+            raise InputValidationError(msg)
+        moves = []
+        for a, b, windows in self.movements:
+            w = tuple((float(x), float(y)) for x, y in windows)
+            for x, y in w:
+                if not (0 <= x < y <= self.cycle_s + 1e-6):
+                    msg = (
+                        f"SignalProgram({j}).movements: window ({x:g}, {y:g}) of {a!r} -> {b!r} "
+                        f"is not within the {self.cycle_s:g} s cycle"
+                    )
+                    raise InputValidationError(msg)
+            moves.append((tuple(a), tuple(b), w))
+        object.__setattr__(self, "movements", tuple(moves))
+
+    def green_ratio(self, approach: EdgeKey, to: EdgeKey) -> float:
+        """Share of the cycle during which the movement ``approach -> to`` has green."""
+        total = sum(y - x for a, b, w in self.movements if a == approach and b == to for x, y in w)
+        return float(total) / self.cycle_s
+
+
 Disturbance = Incident | SpeedChange | PlanChange
 """What a scenario (or a caller during a run) may change: lanes, speeds, signal plans."""
 
@@ -323,6 +380,9 @@ class TrafficScenario:
         Zone demand sampled with ``rng`` in addition to ``trips``.
     plans : tuple of SignalPlan
         Fixed-time plans; their approaches must be graph edges.
+    programs : tuple of SignalProgram
+        Fixed-time programs per movement (read from a SUMO net or a controller), at junctions
+        that no plan serves.
     incidents : tuple of Incident
         Lane closures.
     disturbances : tuple of Incident, SpeedChange or PlanChange
@@ -357,6 +417,10 @@ class TrafficScenario:
         Time constant of the smoothing of the major-road flow seen by the minor approaches (s).
     left_turns_yield : bool
         Left turns (and U-turns) give way to the opposing approach (a permissive left turn).
+    multi_queue : bool
+        One queue per movement (next edge) at the end of an edge of two lanes or more, so that
+        a vehicle held by its signal or a full next edge holds only those bound the same way
+        (SUMO meso's ``--meso-multi-queue``); one FIFO queue per edge otherwise.
     stop_loss : bool
         Add to a vehicle held at the head of an edge the time lost braking to a stop and
         accelerating back to its speed (``v / 2 (1 / a + 1 / b)``, 4.2 s at 50 km/h).
@@ -372,6 +436,7 @@ class TrafficScenario:
     trips: tuple[Trip, ...] = ()
     demand: ODDemand | None = None
     plans: tuple[SignalPlan, ...] = ()
+    programs: tuple[SignalProgram, ...] = ()
     incidents: tuple[Incident, ...] = ()
     disturbances: tuple[Disturbance, ...] = ()
     t0: dt.datetime = _EPOCH
@@ -389,6 +454,7 @@ class TrafficScenario:
     follow_up_s: float = 4.0
     priority_window_s: float = 60.0
     left_turns_yield: bool = True
+    multi_queue: bool = True
     stop_loss: bool = True
     drive_on: str = "right"
     max_extra_s: float = 4 * 3600.0
@@ -397,6 +463,7 @@ class TrafficScenario:
     def __post_init__(self) -> None:
         object.__setattr__(self, "trips", tuple(self.trips))
         object.__setattr__(self, "plans", tuple(self.plans))
+        object.__setattr__(self, "programs", tuple(self.programs))
         object.__setattr__(self, "incidents", tuple(self.incidents))
         object.__setattr__(self, "disturbances", tuple(self.disturbances))
         for i, d in enumerate(self.disturbances):
@@ -529,31 +596,41 @@ class _Network:
 
 
 class _Signals:
-    """Vectorised green windows of the signalised approaches; plans may change during a run."""
+    """Green windows per movement of the signalised junctions; plans may change during a run.
 
-    def __init__(self, net: _Network, plans: Sequence[SignalPlan]) -> None:
-        n_e = len(net.edges)
+    Rows are keyed by ``(edge, next edge)``; a :class:`SignalPlan` gives right of way per
+    approach, so its rows hold for every movement of the edge (next edge ``-1``), while a
+    :class:`SignalProgram` gives each movement its own windows (a right turn green in two stages
+    does not make the through movement green). A movement of a signalised edge that no row
+    names is not controlled (always green).
+    """
+
+    def __init__(
+        self,
+        net: _Network,
+        plans: Sequence[SignalPlan],
+        programs: Sequence[SignalProgram] = (),
+    ) -> None:
         self.net = net
+        self.n_e = len(net.edges)
         self.approaches: list[tuple[str, int]] = []
         self._listed: set[int] = set()
-        self.owner: dict[int, str] = {}  # edge -> junction whose plan serves it
+        self.owner: dict[int, str] = {}  # edge -> junction whose plan or program serves it
         self.plan_edges: dict[str, list[int]] = {}
-        self.signalised = np.zeros(n_e, dtype=bool)
-        # per-edge windows; an unsignalised edge has one window covering the whole cycle
-        self.cycle = np.ones(n_e)
-        self.offset = np.zeros(n_e)
-        self.ws = np.full((n_e, 1), -1.0)
-        self.we = np.full((n_e, 1), np.inf)
-        self.green_ratio = np.ones(n_e)
-        self.red_delay = np.zeros(n_e)  # Webster's uniform delay term, used as a routing cost
+        # (edge, next edge or -1) -> (cycle, offset, windows)
+        self._rows: dict[tuple[int, int], tuple[float, float, tuple[tuple[float, float], ...]]] = {}
         for plan in plans:
             for a in plan.green_windows():
                 e = net.key(a, field=f"SignalPlan({plan.junction}).approaches")
                 if e in self.owner:
                     msg = f"SignalPlan({plan.junction}): approach {a!r} is in another plan too"
                     raise InputValidationError(msg)
-            self.set_plan(plan)
+            self.set_plan(plan, rebuild=False)
+        for prog in programs:
+            self._set_program(prog)
+        self._rebuild()
 
+    # ---- building -----------------------------------------------------------------------------
     def edges_of(self, plan: SignalPlan) -> list[int]:
         """Edge indices of a plan's approaches (checked against the graph and other plans)."""
         edges = []
@@ -569,44 +646,111 @@ class _Signals:
             edges.append(e)
         return edges
 
-    def set_plan(self, plan: SignalPlan) -> list[int]:
-        """Make ``plan`` the junction's plan; return the edges it serves."""
-        windows = plan.green_windows()
+    def _drop(self, junction: str) -> None:
+        for e in self.plan_edges.pop(junction, []):
+            self.owner.pop(e, None)
+            for key in [k for k in self._rows if k[0] == e]:
+                del self._rows[key]
+
+    def _serve(self, junction: str, e: int) -> None:
+        self.owner[e] = junction
+        self.plan_edges.setdefault(junction, []).append(e)
+        if e not in self._listed:
+            self._listed.add(e)
+            self.approaches.append((junction, e))
+
+    def set_plan(self, plan: SignalPlan, *, rebuild: bool = True) -> list[int]:
+        """Make ``plan`` its junction's plan (an approach it no longer serves: lights off)."""
         edges = self.edges_of(plan)
-        for e in self.plan_edges.get(plan.junction, []):
-            if e not in edges:  # no longer served: lights off
-                self.signalised[e] = False
-                self.cycle[e], self.offset[e] = 1.0, 0.0
-                self.ws[e, :], self.we[e, :] = np.inf, -np.inf
-                self.ws[e, 0], self.we[e, 0] = -1.0, np.inf
-                self.green_ratio[e], self.red_delay[e] = 1.0, 0.0
-                self.owner.pop(e, None)
-        m = max((len(w) for w in windows.values()), default=1)
-        if m > self.ws.shape[1]:
-            pad = m - self.ws.shape[1]
-            self.ws = np.hstack([self.ws, np.full((len(self.ws), pad), np.inf)])
-            self.we = np.hstack([self.we, np.full((len(self.we), pad), -np.inf)])
-        for e, w in zip(edges, windows.values(), strict=True):
-            self.signalised[e] = True
-            self.cycle[e], self.offset[e] = plan.cycle_s, plan.offset_s
-            self.ws[e, :], self.we[e, :] = np.inf, -np.inf
-            for i, (a, b) in enumerate(w):
-                self.ws[e, i], self.we[e, i] = a, b
-            g = float(np.clip(sum(b - a for a, b in w) / plan.cycle_s, 0.01, 1.0))
-            self.green_ratio[e] = g
-            self.red_delay[e] = plan.cycle_s * (1 - g) ** 2 / 2
-            self.owner[e] = plan.junction
-            if e not in self._listed:
-                self._listed.add(e)
-                self.approaches.append((plan.junction, e))
-        self.plan_edges[plan.junction] = edges
+        self._drop(plan.junction)
+        for e, w in zip(edges, plan.green_windows().values(), strict=True):
+            self._rows[(e, -1)] = (plan.cycle_s, plan.offset_s, w)
+            self._serve(plan.junction, e)
+        if rebuild:
+            self._rebuild()
         return edges
 
+    def _set_program(self, prog: SignalProgram) -> None:
+        field = f"SignalProgram({prog.junction}).movements"
+        for a, b, w in prog.movements:
+            e = self.net.key(a, field=field)
+            n = self.net.key(b, field=field)
+            if self.net.v[e] != self.net.u[n]:
+                msg = f"{field}: {tuple(a)!r} does not lead into {tuple(b)!r}"
+                raise InputValidationError(msg)
+            owner = self.owner.get(e, prog.junction)
+            if owner != prog.junction:
+                msg = f"{field}: approach {tuple(a)!r} is served by junction {owner!r} too"
+                raise InputValidationError(msg)
+            old = self._rows.get((e, n))
+            windows = tuple(w) if old is None else (*old[2], *w)
+            self._rows[(e, n)] = (prog.cycle_s, prog.offset_s, windows)
+            if e not in self.owner:
+                self._serve(prog.junction, e)
+
+    def _rebuild(self) -> None:
+        n_e = self.n_e
+        keys = sorted(self._rows, key=lambda k: k[0] * (n_e + 1) + k[1] + 1)
+        self.row_e = np.array([k[0] for k in keys], dtype=np.int64)
+        self.row_key = np.array([k[0] * (n_e + 1) + k[1] + 1 for k in keys], dtype=np.int64)
+        n_r = len(keys)
+        m = max((len(self._rows[k][2]) for k in keys), default=1)
+        self.cycle = np.ones(n_r)
+        self.offset = np.zeros(n_r)
+        self.ws = np.full((n_r, m), np.inf)
+        self.we = np.full((n_r, m), -np.inf)
+        ratio = np.zeros(n_r)
+        for i, k in enumerate(keys):
+            cyc, off, w = self._rows[k]
+            self.cycle[i], self.offset[i] = cyc, off
+            for j, (a, b) in enumerate(w):
+                self.ws[i, j], self.we[i, j] = a, b
+            ratio[i] = float(np.clip(sum(b - a for a, b in w) / cyc, 0.01, 1.0))
+        self.row_start = np.searchsorted(self.row_e, np.arange(n_e), side="left")
+        self.row_end = np.searchsorted(self.row_e, np.arange(n_e), side="right")
+        n_rows = np.bincount(self.row_e, minlength=n_e)
+        self.signalised = n_rows > 0
+        # routing cost: Webster's uniform delay, averaged over the edge's movements
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = np.bincount(self.row_e, weights=ratio, minlength=n_e) / np.maximum(n_rows, 1)
+            rd = np.bincount(
+                self.row_e, weights=self.cycle * (1 - ratio) ** 2 / 2, minlength=n_e
+            ) / np.maximum(n_rows, 1)
+        self.green_ratio = np.where(self.signalised, g, 1.0)
+        self.red_delay = np.where(self.signalised, rd, 0.0)
+        self._t = np.nan
+        self._g = np.zeros(0, dtype=bool)
+
+    # ---- reading ------------------------------------------------------------------------------
+    def _rows_green(self, t: float) -> np.ndarray:
+        if t != self._t:
+            tc = ((t - self.offset) % self.cycle)[:, None]
+            self._g = np.asarray(((tc >= self.ws) & (tc < self.we)).any(axis=1), dtype=bool)
+            self._t = t
+        return self._g
+
     def green(self, edges: np.ndarray, t: float) -> np.ndarray:
-        """Whether each of ``edges`` may discharge at time ``t`` (always, if unsignalised)."""
-        tc = ((t - self.offset[edges]) % self.cycle[edges])[:, None]
-        green: np.ndarray = ((tc >= self.ws[edges]) & (tc < self.we[edges])).any(axis=1)
-        return green
+        """Whether any movement of each of ``edges`` has green at ``t`` (unsignalised: always)."""
+        g = self._rows_green(t)
+        cs = np.concatenate(([0], np.cumsum(g)))
+        s, e = self.row_start[edges], self.row_end[edges]
+        out: np.ndarray = (cs[e] - cs[s] > 0) | ~self.signalised[edges]
+        return out
+
+    def green_move(self, edges: np.ndarray, nxt: np.ndarray, t: float) -> np.ndarray:
+        """Whether the movement ``edges -> nxt`` (same shapes) has green at ``t``."""
+        g = self._rows_green(t)
+        out = np.ones(np.shape(nxt), dtype=bool)
+        if not g.size:
+            return out
+        base = edges * (self.n_e + 1)
+        n_r = self.row_key.size
+        exact = base + nxt + 1
+        pos = np.minimum(np.searchsorted(self.row_key, exact), n_r - 1)
+        hit = self.row_key[pos] == exact
+        wpos = np.minimum(np.searchsorted(self.row_key, base), n_r - 1)
+        whit = self.row_key[wpos] == base
+        return np.where(hit, g[pos], np.where(whit, g[wpos], out))
 
 
 _HIGHWAY_RANK = {
@@ -739,6 +883,25 @@ class _Priority:
             self.minor[[e for e in inc if e not in pair]] = True
 
 
+def _queue_prefix(ok: np.ndarray, queue: np.ndarray) -> np.ndarray:
+    """``ok`` (rows of vehicles in edge order) where no vehicle ahead in the same queue is held.
+
+    Examples
+    --------
+    >>> ok = np.array([[False, True, True, True]])
+    >>> _queue_prefix(ok, np.array([[1, 2, 1, 2]])).tolist()
+    [[False, True, False, True]]
+    """
+    k = ok.shape[1]
+    if k <= 1:
+        return ok
+    same = queue[:, :, None] == queue[:, None, :]  # [row, ahead, behind]
+    ahead = np.triu(np.ones((k, k), dtype=bool), 1)[None, :, :]
+    held = (same & ahead & ~ok[:, :, None]).any(axis=1)
+    out: np.ndarray = ok & ~held
+    return out
+
+
 class _State:
     """Vectorised dynamic state of a run."""
 
@@ -791,7 +954,12 @@ class _State:
         self.n_out = np.zeros(n_e, dtype=np.int64)
         width = 1 << int(math.ceil(math.log2(max(16.0, float(net.storage.max()) * 1.5))))
         self.buf = np.zeros((n_e, width), dtype=np.int64)
-        self.k = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + 2
+        # queues per movement at the ends of edges of two lanes or more (SUMO meso's
+        # multi-queue); the window of vehicles looked at then reaches past held ones
+        self.multi = (net.lanes > 1) & sc.multi_queue
+        self.k = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + (
+            6 if self.multi.any() else 2
+        )
         self.end_s = end_s  # the run's end; the stepper sets it to when the run stopped
         # recorders (edge, slot)
         self.n_slots = max(1, int(math.ceil(end_s / sc.slot_s)))
@@ -824,7 +992,8 @@ class _State:
             drain = np.where(rate > 0, occ / np.maximum(rate, 1e-12), np.inf)
         cost = np.maximum(self.tt_free, drain) + self.sig.red_delay
         cost[self.lanes_open <= 0] = np.inf
-        return np.maximum(cost, 1e-3)
+        out: np.ndarray = np.maximum(cost, 1e-3)
+        return out
 
     def route_window(self, t_from: float, t_to: float) -> None:
         """Route the trips without a route that depart in ``[t_from, t_to)``."""
@@ -1086,7 +1255,8 @@ class _State:
         valid = seq < self.n_in[act][:, None]
         veh = self.buf[act[:, None], seq & (width - 1)]
         ready_t = np.where(valid, self.ready[veh], np.inf)
-        ok = ready_t <= t
+        # no overtaking on the way: a vehicle still driving the edge holds those behind it
+        ready = np.logical_and.accumulate(ready_t <= t, axis=1)
         pos = self.pos[veh]
         last = pos >= self.route_len[veh] - 1
         nxt = self.route_flat[np.minimum(self.route_ptr[veh] + pos + 1, self.route_flat.size - 1)]
@@ -1094,10 +1264,10 @@ class _State:
         weight = needcap.astype(float)
         if self.prio.left_turns:
             weight = np.where(needcap, self._turn_weight(act, nxt), 0.0)
-        # a vehicle goes if the credit left before it is at least one vehicle; a left turner
-        # waiting for a gap uses more than one (the credit may go negative, a debt)
-        before = credit[:, None] - (np.cumsum(weight, axis=1) - weight)
-        ok &= last | (before >= 1.0 - 1e-9)
+        ok = ready.copy()
+        if sig.signalised[act].any():
+            # green per movement: a right turn may go while the through movement waits
+            ok &= last | sig.green_move(np.broadcast_to(act[:, None], nxt.shape), nxt, t)
         if sc.spillback:
             room = self.n_in[nxt] - self.n_out[nxt] < net.storage[nxt]
             # the head waits for room from the first step it could otherwise have left; it is
@@ -1107,7 +1277,16 @@ class _State:
             jump = np.zeros(room.shape, dtype=bool)
             jump[:, 0] = t - self.blocked_since[act] >= sc.max_blocked_s
             ok &= last | room | jump
-        ok = np.logical_and.accumulate(ok, axis=1)
+        # queues at the edge end: one per movement on an edge of two lanes or more (a vehicle
+        # held for its movement does not hold those bound elsewhere), one on a single lane
+        queue = np.where(last, -2, nxt)
+        queue[~self.multi[act]] = -1
+        ok = _queue_prefix(ok, queue)
+        # a vehicle goes if the credit left before it is at least one vehicle; a left turner
+        # waiting for a gap uses more than one (the credit may go negative, a debt)
+        w_ok = np.where(ok, weight, 0.0)
+        before = credit[:, None] - (np.cumsum(w_ok, axis=1) - w_ok)
+        ok = _queue_prefix(ok & (last | (before >= 1.0 - 1e-9)), queue)
         n_exit = ok.sum(axis=1)
         credit -= np.where(ok, weight, 0.0).sum(axis=1)
         self.credit[act] = credit
@@ -1116,6 +1295,16 @@ class _State:
             return
         act_m = act[moved]
         self.blocked_since[act_m] = np.inf
+        # vehicles that passed one held ahead of them: those staying close up behind the gone
+        passed = (ok & ~np.logical_and.accumulate(ok, axis=1)).any(axis=1)
+        if passed.any():
+            order = np.argsort(~ok[passed], axis=1, kind="stable")
+            rows = act[passed]
+            seq_p = seq[passed]
+            kept = np.take_along_axis(veh[passed], order, axis=1)
+            fill = np.take_along_axis(valid[passed], order, axis=1)
+            r_i, c_i = np.nonzero(fill)
+            self.buf[rows[r_i], seq_p[r_i, c_i] & (width - 1)] = kept[r_i, c_i]
         self.n_out[act_m] += n_exit[moved]
         self.out_step[act_m] += n_exit[moved]
         vs = veh[ok]
@@ -1261,7 +1450,7 @@ class TrafficSimulation:
         sc = scenario
         gen = _as_rng(rng)
         net = _Network(sc)
-        sig = _Signals(net, sc.plans)
+        sig = _Signals(net, sc.plans, sc.programs)
         trips = list(sc.trips)
         if sc.demand is not None:
             for n in sc.demand.zone_nodes:

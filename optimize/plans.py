@@ -73,7 +73,7 @@ def _utc(t: np.datetime64 | dt.datetime) -> dt.datetime:
             msg = f"plan time {t.isoformat()} is not tz-aware"
             raise InputValidationError(msg)
         return t.astimezone(dt.UTC)
-    seconds = int(np.datetime64(t, "s").astype("int64"))
+    seconds = int(np.asarray(t).astype("datetime64[s]").astype("int64"))
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
 

@@ -386,19 +386,24 @@ def envelope_levels(lb: npt.ArrayLike, on: npt.ArrayLike, ramp: float) -> FloatA
     >>> envelope_levels([[0.0, 1.0, 0.0, 0.0]], [[True] * 4], 0.3).round(2).tolist()
     [[0.7, 1.0, 0.7, 0.4]]
     """
-    env = np.array(lb, dtype=np.float64)
-    on_b = np.asarray(on, dtype=bool)
+    lb_a = np.asarray(lb, dtype=np.float64)
+    on_b = np.broadcast_to(np.asarray(on, dtype=bool), lb_a.shape)
     r = float(ramp)
-    if r >= 1.0:
-        return np.where(on_b, env, 0.0)
-    t_n = env.shape[1]
+    if r >= 1.0 or lb_a.shape[1] < 2:
+        return np.where(on_b, lb_a, 0.0)
+    # slot-major copies, so that each step of the passes reads contiguous memory
+    env = np.ascontiguousarray(np.where(on_b, lb_a, 0.0).T)
+    link = np.ascontiguousarray(on_b[:, 1:] & on_b[:, :-1]).T.copy()  # (T-1, n): t-1 and t on
+    t_n = env.shape[0]
+    tmp = np.empty(env.shape[1])
     for t in range(1, t_n):  # forward: max over s <= t
-        link = on_b[:, t] & on_b[:, t - 1]
-        np.maximum(env[:, t], np.where(link, env[:, t - 1] - r, 0.0), out=env[:, t])
+        np.subtract(env[t - 1], r, out=tmp)
+        np.maximum(env[t], tmp, out=tmp, where=link[t - 1])
+        env[t] = np.where(link[t - 1], tmp, env[t])
     for t in range(t_n - 2, -1, -1):  # backward: max over s >= t
-        link = on_b[:, t] & on_b[:, t + 1]
-        np.maximum(env[:, t], np.where(link, env[:, t + 1] - r, 0.0), out=env[:, t])
-    return np.where(on_b, env, 0.0)
+        np.subtract(env[t + 1], r, out=tmp)
+        env[t] = np.where(link[t], np.maximum(env[t], tmp), env[t])
+    return np.asarray(env.T, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------

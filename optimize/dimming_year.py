@@ -303,9 +303,11 @@ def _check_caps(
     """The envelope is the smallest feasible plan: a cap it breaks cannot be met by any plan."""
     if not np.isfinite(caps).any():
         return
+    import scipy.sparse as sp
+
     draw = power[:, None] * drawn_fraction(level, driver_floor=DRIVER_FLOOR, on=on)
-    by_cab = np.zeros((m, draw.shape[1]))
-    np.add.at(by_cab, cab, draw)
+    members = sp.csr_matrix((np.ones(cab.size), (cab, np.arange(cab.size))), shape=(m, cab.size))
+    by_cab = np.asarray(members @ draw)
     over = by_cab > caps[:, None] * (1 + 1e-9)
     if over.any():
         ci, ct = np.nonzero(over)

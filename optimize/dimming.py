@@ -184,6 +184,14 @@ def light_table(tw: Twin) -> dict[str, np.ndarray]:
     cab_ids = cab.index.to_numpy(dtype=object)
     cab_pos = {c: i for i, c in enumerate(cab_ids)}
     start_year = float(tw.city.contract.start.year)
+    serving = np.zeros(len(lights), dtype=bool)
+    if "crossing" in reg.kinds and len(reg["crossing"]):
+        from twin.derive.crossings import lights_serving
+
+        _, near = lights_serving(
+            np.asarray(reg["crossing"].geometry.values), np.asarray(lights.geometry.values)
+        )
+        serving[near] = True
     mf_given = (
         lights["maintenance_factor"].notna().to_numpy()
         if "maintenance_factor" in lights.columns
@@ -219,6 +227,8 @@ def light_table(tw: Twin) -> dict[str, np.ndarray]:
         ),
         "install_year": _optional(lights, "install_year", start_year),
         "maintenance_defaulted": ~mf_given,
+        # lights within 25 m of a pedestrian crossing light its conflict area
+        "serves_crossing": serving,
         # wattage provenance: real (the source's own HPS/MH wattage), inferred (an LED wattage
         # from the source, its HPS baseline inferred by the LED ratio), default (road class)
         "wattage_source": np.where(
@@ -371,6 +381,12 @@ def required_classes(
     for w in windows:
         streets = np.isin(L["highway"], w.highways) & np.isin(series, w.series)
         off |= streets[:, None] & w.active(night.hour_local)[None, :]
+    # lights serving a crossing are held to its conflict area: their design class all night,
+    # never switched off (twin.derive.crossings says why)
+    if "serves_crossing" in L:
+        serving = np.asarray(L["serves_crossing"], dtype=bool)
+        required_class[serving] = np.broadcast_to(design[serving, None], (int(serving.sum()), t_n))
+        off[serving] = False
     required_class[off] = lighting.OFF
     return required_class.astype(str), off
 

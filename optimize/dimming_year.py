@@ -83,6 +83,7 @@ def _groups(L: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray
         np.char.add(np.char.add(seg, "|"), L["design_class"].astype(str)),
         np.char.add("|", L["highway"].astype(str)),
     )
+    key = np.char.add(key, np.where(L["serves_crossing"], "|x", ""))
     _, first, inv = np.unique(key, return_index=True, return_inverse=True)
     g = {
         "light": np.array([f"group:{i}" for i in range(first.size)], dtype=object),
@@ -90,6 +91,7 @@ def _groups(L: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray
         "has_segment": L["has_segment"][first],
         "design_class": L["design_class"][first],
         "highway": L["highway"][first],
+        "serves_crossing": L["serves_crossing"][first],
     }
     return g, inv.reshape(-1)
 

@@ -437,6 +437,8 @@ def test_switch_off_only_residential_p_within_hours(request, city, start, end):
     road = tw.registry["segment"]["highway"].reindex(ds["segment"].to_numpy()).to_numpy()
     series = np.array([c[0] for c in ds["design_class"].to_numpy()])
     street = np.isin(road, ["residential", "living_street", "service"]) & (series == "P")
+    # lights serving a pedestrian crossing stay lit for its conflict area
+    street &= ~dimming.light_table(tw)["serves_crossing"]
     expected = street[:, None] & in_hours[None, :]
     assert expected.any() and (~expected).any()
     off = ds["lighting_class"].to_numpy() == lighting.OFF

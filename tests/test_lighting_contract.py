@@ -14,7 +14,7 @@ import pytest
 import shapely
 import xarray as xr
 
-from optimize import dimming, dimming_year
+from optimize import dimming, dimming_year, policies
 from optimize import dimming_lp as lp
 from optimize.dimming_tariff import Tariff, TariffPeriod
 from twin._errors import InputValidationError
@@ -251,3 +251,76 @@ def test_cli_energy_year_bondy(bondy, tmp_path, capsys):
     with xr.open_dataset(out / "year.nc") as year:
         assert year.sizes["night"] == 365
         assert year["energy_wh"].encoding.get("zlib") is True
+
+
+# ---------------------------------------------------------------------------------------------
+# custom policies
+# ---------------------------------------------------------------------------------------------
+def seventy_after_midnight(night):
+    after = (night.hour_local >= 0) & (night.hour_local < 12)
+    level = xr.where(after, 0.7, 1.0).broadcast_like(night.floor)
+    return level.where(~night.serves_crossing, 1.0)
+
+
+def never_below_30_near_schools(night):
+    near = night.school_hospital_m <= 50.0
+    return night.floor.where(~near, np.maximum(night.floor, 0.3))
+
+
+@pytest.fixture(scope="module")
+def bondy_night(bondy):
+    prepared = dimming.problem_for(bondy, "2026-12-21")
+    return prepared, policies.night_dataset(bondy, "2026-12-21", prepared=prepared)
+
+
+def test_policy_seventy_after_midnight_crossings_full(bondy, bondy_night):
+    prepared, night = bondy_night
+    ds = policies.apply(bondy, "2026-12-21", seventy_after_midnight, prepared=prepared, night=night)
+    level = ds["level"].to_numpy()
+    serving = night["serves_crossing"].to_numpy()
+    after = night["hour_local"].to_numpy() < 12
+    assert (level[serving] == 1.0).all()
+    assert (level[~serving][:, after] == 0.7).all() and (level[~serving][:, ~after] == 1.0).all()
+    # the policy breaks EN 13201 where a light needs more than 70 %, and says so per slot
+    short = level < ds["required_level"].to_numpy() - 1e-9
+    assert short.any()
+    np.testing.assert_array_equal(ds["compliant"].to_numpy(), ~short)
+    assert ds.attrs["compliance_pct"] == pytest.approx(100.0 * (1 - short.mean()))
+    assert ds.attrs["policy"] == "custom" and ds.attrs["ramp_violations"] > 0
+
+
+def test_policy_never_below_30_near_schools(bondy, bondy_night):
+    prepared, night = bondy_night
+    ds = policies.apply(
+        bondy, "2026-12-21", never_below_30_near_schools, prepared=prepared, night=night
+    )
+    near = night["school_hospital_m"].to_numpy() <= 50.0
+    assert near.sum() > 10  # Bondy's extract has a dozen schools and a hospital
+    assert (ds["level"].to_numpy()[near] >= 0.3).all()
+    assert ds.attrs["compliance_pct"] == 100.0
+    assert ds.attrs["optimized_kwh"] >= ds.attrs["floor_kwh"] - 1e-9  # what the rule costs
+    # a stricter rule (60 %) binds and costs energy above the floor
+    strict = policies.apply(
+        bondy,
+        "2026-12-21",
+        lambda n: n.floor.where(n.school_hospital_m > 50.0, np.maximum(n.floor, 0.6)),
+        prepared=prepared,
+        night=night,
+    )
+    assert strict.attrs["optimized_kwh"] > ds.attrs["optimized_kwh"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason"),
+    [
+        (lambda night: night.floor.to_numpy()[:, 1:], "shape"),
+        (lambda night: night.floor.isel(time=slice(1, None)), "time coordinate"),
+        (lambda night: night.floor.where(night.floor < 0.5), r"light:\d+ at slot \d+ .*NaN"),
+        (lambda night: night.floor * 2.0, r"light:\d+ at slot \d+ .*outside \[0, 1\]"),
+        (lambda night: night.floor.sum("time"), "dims"),
+    ],
+)
+def test_bad_policy_names_the_light_and_slot(bondy, bondy_night, policy, reason):
+    prepared, night = bondy_night
+    with pytest.raises(policies.PolicyError, match=reason):
+        policies.apply(bondy, "2026-12-21", policy, prepared=prepared, night=night)

@@ -673,6 +673,13 @@ def _dataset(
     L = extra["lights"]
     required = np.asarray(problem.required)
     ok = level >= required - 1e-9
+    # EN 13201-2 Table 3 note: a P slot's average may not exceed 1.5 x its class (x CLO factor)
+    design = np.asarray(L["design_class"])
+    cap = (
+        np.asarray(lighting.p_cap_fraction(design[:, None], extra["required_class"]), dtype=float)
+        * np.asarray(extra["clo_factor"], dtype=float)[:, None]
+    )
+    over = (level > cap + 1e-9) & (level > 0)
     baseline_kwh = extra["baseline_wh"] / 1000.0
     led_kwh = float((L["power_w"][:, None] * night.duration_s[None, :] / 3600.0).sum()) / 1000.0
     optimized_kwh = float(energy.sum()) / 1000.0
@@ -736,6 +743,14 @@ def _dataset(
                 ok,
                 {"units": "1", "long_name": "level meets the EN 13201 requirement of the slot"},
             ),
+            "over_p_cap": (
+                ("light", "time"),
+                over,
+                {
+                    "units": "1",
+                    "long_name": "P slot lit above 1.5 x its class (EN 13201-2 Table 3, note)",
+                },
+            ),
             "cabinet": (
                 "light",
                 L["cabinet"].astype(str),
@@ -785,6 +800,8 @@ def _dataset(
             "optimized_kwh": optimized_kwh,
             "saving_pct": 100.0 * (1.0 - optimized_kwh / baseline_kwh),
             "compliance_pct": 100.0 * float(ok.mean()),
+            "over_p_cap_pct": 100.0 * float(over.mean()),
+            "p7": "P7 (EN 13201-2, performance not determined) kept at 0.4 lx average",
             "target_pct": TARGET_PCT,
             "solver_status": str(solver["status"]),
             "solver_condition": str(solver["condition"]),

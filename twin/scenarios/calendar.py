@@ -23,20 +23,20 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from twin._errors import InputValidationError, UnknownAssetError
-from twin.scenarios.demand import DAY_FACTOR, DAY_TYPES, HOURLY_PROFILES, LOCAL_TZ, ProfileDemand
+from twin.scenarios.profiles import DAY_FACTOR, DAY_TYPES, HOURLY_PROFILES, DayType
+from twin.scenarios.providers import ProfileDemand
+from twin.timeutil import LOCAL_TZ
 
 if TYPE_CHECKING:
     from twin.model import Twin
 
 __all__ = ["CalendarDemand", "DayType", "Occasion", "day_type", "public_holidays"]
-
-DayType = Literal["weekday", "saturday", "sunday"]
 
 
 @lru_cache(maxsize=64)

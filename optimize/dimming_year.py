@@ -170,6 +170,9 @@ def plan_year(
     caps = np.asarray(L["cabinet_cap_w"], dtype=np.float64)
     cab = np.asarray(L["cabinet_index"])
     m = caps.size
+    import scipy.sparse as sp
+
+    members = sp.csr_matrix((np.ones(n), (cab, np.arange(n))), shape=(m, n))
 
     n_nights = len(days)
     energy = np.zeros((n_nights, n), dtype=np.float32)
@@ -208,7 +211,7 @@ def plan_year(
         x2 = envelope_levels(floor1, ~off, ramp)
         full = power[:, None] * slot_h[None, :]
         e2 = drawn_fraction(x2, driver_floor=DRIVER_FLOOR, on=~off) * full
-        _check_caps(power, x2, ~off, cab, caps, m, night, L)
+        _check_caps(power, x2, ~off, members, caps, night, L)
         per_night["dark_h"][k] = float(slot_h.sum())
         per_night["baseline_wh"][k] = float(base_power.sum() * slot_h.sum())
         per_night["led_full_wh"][k] = float(full.sum())
@@ -296,19 +299,15 @@ def _check_caps(
     power: FloatArray,
     level: FloatArray,
     on: npt.NDArray[np.bool_],
-    cab: np.ndarray,
+    members: Any,
     caps: FloatArray,
-    m: int,
     night: Any,
     L: dict[str, np.ndarray],
 ) -> None:
     """The envelope is the smallest feasible plan: a cap it breaks cannot be met by any plan."""
     if not np.isfinite(caps).any():
         return
-    import scipy.sparse as sp
-
     draw = power[:, None] * drawn_fraction(level, driver_floor=DRIVER_FLOOR, on=on)
-    members = sp.csr_matrix((np.ones(cab.size), (cab, np.arange(cab.size))), shape=(m, cab.size))
     by_cab = np.asarray(members @ draw)
     over = by_cab > caps[:, None] * (1 + 1e-9)
     if over.any():

@@ -26,7 +26,7 @@ from twin.assets.lighting import (
 # DESIGN section 4 (EN 13201-2 maintained averages), written out independently of the module
 M_L = {"M1": 2.0, "M2": 1.5, "M3": 1.0, "M4": 0.75, "M5": 0.5, "M6": 0.3}
 C_E = {"C0": 50.0, "C1": 30.0, "C2": 20.0, "C3": 15.0, "C4": 10.0, "C5": 7.5}
-P_E = {"P1": 15.0, "P2": 10.0, "P3": 7.5, "P4": 5.0, "P5": 3.0, "P6": 2.0}
+P_E = {"P1": 15.0, "P2": 10.0, "P3": 7.5, "P4": 5.0, "P5": 3.0, "P6": 2.0, "P7": 0.4}
 P_MIN = {"P1": 3.0, "P2": 2.0, "P3": 1.5, "P4": 1.0, "P5": 0.6, "P6": 0.4}
 
 
@@ -51,7 +51,10 @@ def test_c_values(cls: str, value: float) -> None:
 def test_p_values_and_minimum(cls: str, value: float) -> None:
     assert class_value(cls) == value
     assert class_unit(cls) == "lx"
-    assert L.LIGHTING_CLASSES[cls].e_min_lx == P_MIN[cls]
+    if cls == "P7":  # "performance not determined" (EN 13201-2:2015 Table 3): no minimum
+        assert np.isnan(L.LIGHTING_CLASSES[cls].e_min_lx)
+    else:
+        assert L.LIGHTING_CLASSES[cls].e_min_lx == P_MIN[cls]
 
 
 def test_m_uniformity_glare_and_edge_ratio() -> None:
@@ -89,7 +92,7 @@ def test_class_number_and_tolerant_spelling() -> None:
     assert class_value("OFF") == 0.0
 
 
-@pytest.mark.parametrize("bad", ["M0", "M7", "C6", "P7", "ME3", "", "3"])
+@pytest.mark.parametrize("bad", ["M0", "M7", "C6", "P8", "ME3", "", "3"])
 def test_unknown_class_lists_valid_ones(bad: str) -> None:
     with pytest.raises(
         InputValidationError, match=r"^cls: unknown lighting class .*valid: off, M1"
@@ -341,8 +344,11 @@ def test_adaptive_shift_is_at_most_two_steps_and_never_brighter() -> None:
             assert np.all(np.diff(shift) <= 0)
     # the full two steps are reached where the series leaves room
     assert adaptive_class("C1", traffic_ratio=0.0) == "C3"
-    assert adaptive_class("P5", traffic_ratio=0.0) == "P6"
+    assert adaptive_class("P5", traffic_ratio=0.0) == "P7"  # EN 13201-2's P7 below P6
+    assert adaptive_class("P6", traffic_ratio=0.0) == "P7"
+    # M6 and C5 are the bottom of their series: no lower class, no dimming by class
     assert adaptive_class("M6", traffic_ratio=0.0) == "M6"
+    assert adaptive_class("C5", traffic_ratio=0.0) == "C5"
 
 
 def test_adaptive_p_with_pedestrian_flow() -> None:
@@ -592,7 +598,8 @@ def test_led_catalogue_and_unmatched_class() -> None:
     from twin.assets.luminaire import load_catalogue
 
     cat = load_catalogue("led-2018")
-    assert set(cat.index) == set(L.LIGHTING_CLASSES)
+    # every design class has a luminaire; P7 is reached only by dimming, never designed for
+    assert set(cat.index) == set(L.LIGHTING_CLASSES) - {"P7"}
     assert L.UNMATCHED_CLASS in L.LIGHTING_CLASSES
     for s in "MCP":
         p = cat.loc[[c for c in cat.index if c.startswith(s)], "power_w"].to_numpy()

@@ -536,6 +536,7 @@ def export_twin(
     hours: tuple[float, float] = (7, 9),
     rng: np.random.Generator | int | None = 2018,
     check: bool = True,
+    plans: Mapping[str, SignalPlan] | None = None,
 ) -> int:
     """Back end of ``twin export sumo --city C --out DIR``.
 
@@ -559,6 +560,9 @@ def export_twin(
     check : bool
         Run SUMO (mesoscopic mode) on the written configuration to the end; a failure raises
         :class:`~twin._errors.CorruptInputError` with SUMO's message.
+    plans : mapping of junction id to SignalPlan, optional
+        The plans to export (e.g. optimised and coordinated ones, with their offsets); default
+        the Webster plans of :func:`signal_plans`.
 
     Returns
     -------
@@ -568,7 +572,7 @@ def export_twin(
     from twin.sumo import export_sumo, sumo_binary  # SUMO is only needed here
 
     day = REFERENCE_WEEKDAY if day is None else validate_date(day, field="day")
-    sc = scenario_from_twin(tw, day=day, hours=hours, rng=rng)
+    sc = scenario_from_twin(tw, day=day, hours=hours, rng=rng, plans=plans)
     graph = _sumo_graph(sc.graph, sc.plans)
     paths = export_sumo(
         graph,

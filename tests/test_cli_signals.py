@@ -1,0 +1,69 @@
+"""`twin optimize signals` on a real city: coordinated plans with offsets, bands, SUMO files."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from twin.cli import main
+
+
+@pytest.mark.slow
+def test_optimize_signals_one_corridor_with_sumo(montpellier, tmp_path: Path, capsys):
+    out = tmp_path / "signals"
+    code = main(
+        [
+            "optimize",
+            "signals",
+            "--city",
+            "montpellier",
+            "--corridor",
+            "Avenue de Toulouse",
+            "--out",
+            str(out),
+            "--sumo",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    (name, corridor), *_ = report["corridors"].items()
+    assert name.startswith("Avenue de Toulouse") and corridor["status"] == "Optimal"
+    assert corridor["band_out_s"] + corridor["band_in_s"] > 0
+    docs = {d["junction"]: d for d in json.loads((out / "plans.json").read_text())}
+    assert len(docs) == report["plans"] > 300
+    # the corridor's plans carry MAXBAND's offsets at its common cycle, here and in SUMO
+    ds = xr.open_dataset(out / "plans.nc")
+    net = ET.parse(out / "sumo" / "twin.net.xml").getroot()
+    sumo_offsets = {el.get("id"): float(el.get("offset")) for el in net.iter("tlLogic")}
+    for j, off in corridor["offsets_s"].items():
+        plan_off = round(off, 2) % corridor["cycle_s"]
+        assert float(ds["offset"].sel(junction=j)) == pytest.approx(plan_off, abs=0.01)
+        assert float(ds["cycle"].sel(junction=j)) == pytest.approx(corridor["cycle_s"])
+        assert sumo_offsets[j] == pytest.approx(plan_off, abs=0.01)
+    assert (out / "corridor_0_time_space.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_unknown_corridor_lists_the_nearest(montpellier, tmp_path: Path, capsys):
+    code = main(
+        [
+            "optimize",
+            "signals",
+            "--city",
+            "montpellier",
+            "--corridor",
+            "Avenue de Tolouse",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "no corridor 'Avenue de Tolouse'" in err
+    assert "nearest: Avenue de Toulouse (junction:" in err
+    assert not (tmp_path / "x").exists()

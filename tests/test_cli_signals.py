@@ -67,3 +67,23 @@ def test_unknown_corridor_lists_the_nearest(montpellier, tmp_path: Path, capsys)
     assert "no corridor 'Avenue de Tolouse'" in err
     assert "nearest: Avenue de Toulouse (junction:" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_optimize_signals_bondy_bus_priority(bondy, tmp_path: Path, capsys):
+    out = tmp_path / "b"
+    assert main(["optimize", "signals", "--city", "bondy", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "bus routes, priority at 2 junctions" in text
+    docs = json.loads((out / "bus_priority.json").read_text())
+    assert {d["junction"] for d in docs} == {"junction:2", "junction:3"}
+    assert all(d["lines"] and d["extended"]["cycle_s"] for d in docs)
+
+
+def test_bad_bus_line_list_refused_before_loading(tmp_path: Path, capsys):
+    bad = tmp_path / "lines.csv"
+    bad.write_text("line,way\n12,abc\n", encoding="utf-8")
+    args = ["optimize", "signals", "--city", "bondy", "--bus-lines", str(bad)]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "lines.csv, row 2: 'way' 'abc' is not an OSM way id" in err
+    assert "Traceback" not in err

@@ -795,22 +795,46 @@ def _signals_args(p: argparse.ArgumentParser) -> None:
         help="also write the plans, with their offsets, as SUMO files in OUT/sumo (network, "
         "morning trips, programmes)",
     )
+    p.add_argument(
+        "--bus-lines",
+        type=_existing(".csv", ".txt", what="a bus line list"),
+        default=None,
+        help="CSV of bus lines (columns line and way, or line and street) for bus priority; "
+        "default: the route=bus relations of the OSM extract",
+    )
 
 
-@command("optimize signals", arguments=_signals_args)
+def _signals_check(args: Args) -> None:
+    if args.bus_lines is not None:  # a bad line list is refused before the twin is loaded
+        from .signals.buses import read_line_list
+
+        read_line_list(args.bus_lines)
+
+
+@command("optimize signals", arguments=_signals_args, check=_signals_check)
 def cmd_optimize_signals(args: Args) -> int:
     """Signal plans: validated LP splits, MAXBAND green waves; JSON, NetCDF, plots."""
     import xarray as xr
 
     from optimize.coordination import coordinated_plans
     from optimize.maxband import time_space_diagram
+    from optimize.signals import bus_priorities
 
+    from ._errors import DataMissingError
     from .scenarios.network import export_twin, signal_plans
+    from .signals.buses import bus_groups, bus_routes
     from .signals.safety import plan_document
 
     tw = _load(args)
     webster = signal_plans(tw)
     co = coordinated_plans(tw, webster, corridor=args.corridor)
+    try:
+        routes = bus_routes(tw, line_list=args.bus_lines)
+        buses = bus_groups(routes, webster.models)
+        prio = bus_priorities(co.plans, webster.models, buses)
+        bus_note = f"{len(routes)} bus routes, priority at {len(prio)} junctions"
+    except DataMissingError as exc:  # no relations and no line list: plans without priority
+        routes, buses, prio, bus_note = [], {}, {}, f"no bus priority ({exc})"
     with staged(args.out, folder=True) as out:
         docs, rows = [], []
         for jid, plan in co.plans.items():
@@ -870,13 +894,31 @@ def cmd_optimize_signals(args: Args) -> int:
                 f"{name}: bands {band.attrs['band_out_s']:.0f} s out, "
                 f"{band.attrs['band_in_s']:.0f} s in (cycle {band.attrs['cycle_s']:.0f} s)"
             )
+        report["bus_priority"] = bus_note
+        bus_docs = [
+            {
+                "junction": jid,
+                "plan": co.plans[jid].plan_id,
+                "group": bp.group,
+                "lines": buses[jid][bp.group],
+                "stage": bp.stage,
+                "extend_s": bp.extend_s,
+                "early_s": bp.early_s,
+                "extended": bp.extended.to_dict(),
+                "early": bp.early.to_dict(),
+            }
+            for jid, items in prio.items()
+            for bp in items
+        ]
+        (out / "bus_priority.json").write_text(json.dumps(bus_docs, indent=1, ensure_ascii=False))
         (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
         if args.sumo:  # SUMO itself is not run here: `sumo -c OUT/sumo/twin.sumocfg` does
             export_twin(tw, out / "sumo", plans=co.plans, check=False)
     print(f"{tw.city.name}: {webster.summary()}")
+    print(f"{tw.city.name}: {bus_note}")
     print(
-        f"written to {args.out}: plans.json, plans.nc, report.json, corridor_*.nc, time-space plots"
-        + (", sumo/" if args.sumo else "")
+        f"written to {args.out}: plans.json, plans.nc, bus_priority.json, report.json, "
+        "corridor_*.nc, time-space plots" + (", sumo/" if args.sumo else "")
     )
     return 0
 

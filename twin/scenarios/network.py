@@ -47,7 +47,7 @@ from twin.scenarios.demand import (
 )
 from twin.scenarios.signals import EdgeKey, Phase, SignalPlan
 from twin.scenarios.traffic import Incident, TrafficScenario, Trip
-from twin.signals.junction import junction_models
+from twin.signals.junction import approaches_by_junction, junction_models
 from twin.signals.plans import stage_ratios, webster
 from twin.timeutil import validate_date
 
@@ -259,7 +259,7 @@ def signal_plans(
     for _, _, s in tw.drive.edges(data="segment"):
         n_dir[str(s)] = n_dir.get(str(s), 0) + 1
     graph = tw.graph
-    by_junction = {j: rows for j, rows in app.groupby("junction", sort=False)} if len(app) else {}
+    by_junction = approaches_by_junction(app)
     skipped: dict[str, str] = {}
     models = junction_models(tw, skipped=skipped, assume_crossings=assume_crossings)
     out.models = models
@@ -271,7 +271,7 @@ def signal_plans(
         lanes: dict[str, int] = {}
         keys: dict[str, EdgeKey] = {}
         bearings: dict[str, float] = {}
-        for r in rows.itertuples(index=False) if rows is not None else ():
+        for r in rows or ():
             key = (_node(r.u), _node(r.v), int(r.key))
             if not graph.has_edge(*key):
                 msg = f"approach {r.id!r} of {jid}: edge {key!r} is not in the twin's graph"

@@ -8,7 +8,8 @@
    longer one already coordinated is left out (its junctions cannot follow two offsets);
 2. every junction of a corridor is re-timed at the corridor's common cycle (its longest Webster
    cycle), every other junction keeps its Webster cycle; the green splits of each are the
-   delay-minimising LP's (:func:`optimize.signals.optimise_splits`, validated);
+   LP's (:func:`optimize.signals.optimise_splits`, validated; by default the splits of
+   greatest reserve capacity);
 3. MAXBAND (Little, Kelson and Gartner 1981) on each corridor, its reds and green starts those
    of the re-timed plans; its offsets become the plans' ``offset_s``. An infeasible corridor
    keeps offsets 0 and is reported with its binding constraints.
@@ -95,7 +96,7 @@ def coordinated_plans(
     *,
     corridor: str | None = None,
     max_corridors: int | None = None,
-    objective: str = "delay",
+    objective: str = "reserve",
     maxband_options: Mapping[str, Any] | None = None,
 ) -> Coordination:
     """Optimise and coordinate a city's signal plans (see the module's docstring).
@@ -109,8 +110,12 @@ def coordinated_plans(
         Coordinate only this corridor (its name, or the start of it: the street's name).
     max_corridors : int, optional
         Coordinate at most this many corridors, longest first.
-    objective : {"delay", "reserve"}
-        Of the split LP.
+    objective : {"reserve", "delay"}
+        Of the split LP. ``"reserve"`` (the default) balances the stages' degrees of
+        saturation; ``"delay"`` minimises Webster's uniform delay for the planning flows,
+        which in the traffic DES (whose routed flows differ from the planning ones) left
+        Montpellier's morning peak with 11% more stop-line delay than the fixed-time Webster
+        plans and Paris-Trocadéro's with 89% more (benchmarks/signals.py).
     maxband_options : mapping, optional
         Keyword options of :func:`~optimize.maxband.maxband`.
 

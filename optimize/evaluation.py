@@ -16,6 +16,10 @@
   second in the cycle, without priority and with it (the controller runs the green extension
   or the early green, whichever the bus's arrival calls for).
 
+* :func:`corridor_vs_sumo`: one corridor, its sub-network and fixed-route trips, in the DES
+  and in SUMO (microscopic) under each set of plans: the change of mean travel time that each
+  simulator gives.
+
 The waits are exact for a vehicle at the head of the queue (priority and preemption serve a
 vehicle that the queue does not hold up: a bus lane, an emergency vehicle with sirens).
 """
@@ -39,6 +43,8 @@ from twin.signals.safety import program_of
 __all__ = [
     "achieved_band",
     "bus_waits",
+    "corridor_demand",
+    "corridor_vs_sumo",
     "des_comparison",
     "emergency_waits",
     "stop_rate",
@@ -260,3 +266,213 @@ def bus_waits(
         },
         coords={"approach": [r[0] for r in rows]},
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# one corridor, in the DES and in SUMO
+# ------------------------------------------------------------------------------------------------
+def _bearing(graph: Any, e: tuple[Any, Any, int]) -> float:
+    a, b = graph.nodes[e[0]], graph.nodes[e[1]]
+    return float(np.degrees(np.arctan2(b["y"] - a["y"], b["x"] - a["x"])))
+
+
+def _turn(h_in: float, h_out: float) -> float:
+    return abs((h_out - h_in + 180.0) % 360.0 - 180.0)
+
+
+def corridor_demand(
+    tw: Any,
+    plans: Any,
+    art: Arterial,
+    *,
+    hours: float = 1.0,
+    scale: float = 1.0,
+    rng: int = 2018,
+) -> tuple[Any, list[Any], dict[str, list[Any]]]:
+    """The sub-network of a corridor and its trips, with fixed routes.
+
+    Each side approach of the corridor's junctions sends its planning flow (``plans.flows``,
+    veh/h, times ``scale``) straight on (the exit whose bearing turns least); the street's
+    approaches at the corridor's two ends send theirs along the whole corridor (shortest path
+    to the exit at the other end). Departures are Poisson over ``hours``. The network is the
+    union of the routes and of every approach the plans signal.
+
+    Returns
+    -------
+    graph, trips, junction nodes
+    """
+    import networkx as nx
+
+    from twin.scenarios.traffic import Trip
+
+    drive = tw.drive
+    gen = np.random.default_rng(rng)
+    reg = tw.registry["junction"]
+    nodes_of = {j: [_as_node(x) for x in str(reg.loc[j, "nodes"]).split()] for j in art.junctions}
+    centre = {
+        j: np.mean([(drive.nodes[n]["x"], drive.nodes[n]["y"]) for n in ns], axis=0)
+        for j, ns in nodes_of.items()
+    }
+    street = art.name.rsplit(" (", 1)[0]
+
+    def dist(n: Any, j: str) -> float:
+        d = drive.nodes[n]
+        return float(np.hypot(d["x"] - centre[j][0], d["y"] - centre[j][1]))
+
+    def link(a: Any, b: Any) -> tuple[Any, Any, int]:
+        return (a, b, min(drive[a][b], key=lambda k: drive[a][b][k]["length"]))
+
+    def route_to(app: tuple[Any, Any, int], exits: list[tuple[Any, Any, int]]) -> Any:
+        h = _bearing(drive, app)
+        for ex in sorted(exits, key=lambda e: _turn(h, _bearing(drive, e))):
+            try:
+                path = nx.shortest_path(drive, app[1], ex[0], weight="length")
+            except nx.NetworkXNoPath:
+                continue
+            return (app, *(link(a, b) for a, b in zip(path, path[1:], strict=False)), ex)
+        return None
+
+    def exits_of(j: str) -> list[tuple[Any, Any, int]]:
+        mine = set(nodes_of[j])
+        return [
+            (a, b, k)
+            for a in mine
+            for _, b, k in drive.out_edges(a, keys=True)
+            if b not in mine and drive.edges[a, b, k].get("drive", True) is not False
+        ]
+
+    routes: list[tuple[tuple[Any, Any, int], ...]] = []
+    rates: list[float] = []
+    last = len(art.junctions) - 1
+    for i, j in enumerate(art.junctions):
+        fr = plans.flows[plans.flows["junction"] == j]
+        for r in fr.itertuples(index=False):
+            app = (_as_node(r.u), _as_node(r.v), int(r.key))
+            on_street = drive.edges[app].get("name") == street
+            if not on_street:
+                rt = route_to(app, [e for e in exits_of(j) if e[1] != app[0]])
+                if rt is not None and len(rt) <= 4:
+                    routes.append(rt)
+                    rates.append(float(r.flow_pcu_h) * scale)
+                continue
+            if i not in (0, last):
+                continue
+            nxt, far = (
+                (art.junctions[1], art.junctions[-1])
+                if i == 0
+                else (
+                    art.junctions[-2],
+                    art.junctions[0],
+                )
+            )
+            if dist(app[0], nxt) < dist(app[1], nxt):  # leaves the corridor: not an entry
+                continue
+            before = art.junctions[-2] if i == 0 else art.junctions[1]
+            outward = [
+                e
+                for e in exits_of(far)
+                if drive.edges[e].get("name") == street and dist(e[1], before) > dist(e[0], before)
+            ]
+            rt = route_to(app, outward)
+            if rt is not None:
+                routes.append(rt)
+                rates.append(float(r.flow_pcu_h) * scale)
+    trips = []
+    for i, (route, q) in enumerate(zip(routes, rates, strict=True)):
+        n = int(gen.poisson(q * hours))
+        for m, t in enumerate(np.sort(gen.uniform(0.0, 3600.0 * hours, n))):
+            trips.append(Trip(f"r{i}.{m}", route[0][0], route[-1][1], float(round(t, 1)), route))
+    sub = nx.MultiDiGraph(**drive.graph)
+    edges = {e for route in routes for e in route}
+    edges |= {a for j in art.junctions for ph in plans[j].phases for a in ph.approaches}
+    for u, v, k in sorted(edges, key=repr):
+        for n in (u, v):
+            sub.add_node(n, **drive.nodes[n])
+        sub.add_edge(u, v, key=k, **drive.edges[u, v, k])
+    return sub, trips, {j: [n for n in nodes_of[j] if n in sub] for j in art.junctions}
+
+
+def corridor_vs_sumo(
+    tw: Any,
+    plan_sets: Mapping[str, Mapping[str, SignalPlan]],
+    art: Arterial,
+    *,
+    flows_from: Any,
+    out_dir: str | Any,
+    scale: float = 1.0,
+    rng: int = 2018,
+) -> xr.Dataset:
+    """Mean travel time on a corridor under each set of plans, in the DES and in SUMO (micro).
+
+    Both simulators get the same sub-network, the same trips on the same fixed routes
+    (:func:`corridor_demand`) and the same plans (the SUMO export of :func:`twin.sumo.write_sumo`
+    carries them with their offsets).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``scenario``, ``simulator`` (``des``, ``sumo``): ``travel_time`` (s, mean over the
+        trips that arrived), ``arrived`` (trips); attrs ``trips``.
+    """
+    import subprocess
+    from pathlib import Path
+
+    from twin.scenarios.traffic import TrafficScenario, run
+    from twin.sumo import sumo_binary, write_sumo
+
+    graph, trips, nodes = corridor_demand(tw, flows_from, art, scale=scale, rng=rng)
+    names = list(plan_sets)
+    tt = np.full((len(names), 2), np.nan)
+    arrived = np.zeros((len(names), 2), dtype=int)
+    for s, name in enumerate(names):
+        plans = [plan_sets[name][j] for j in art.junctions]
+        ds = run(
+            TrafficScenario(graph, trips=tuple(trips), plans=tuple(plans), progress=False), rng=rng
+        )
+        t = ds["travel_time"].values
+        tt[s, 0], arrived[s, 0] = float(np.nanmean(t)), int(np.isfinite(t).sum())
+        out = Path(out_dir) / name.replace(" ", "_")
+        paths = write_sumo(graph, out_dir=out, trips=trips, plans=plans, junctions=nodes)
+        info = out / "tripinfo.xml"
+        res = subprocess.run(
+            [
+                sumo_binary("sumo"),
+                "-c",
+                str(paths["config"]),
+                "--no-step-log",
+                "--no-warnings",
+                "--seed",
+                str(rng),
+                "--tripinfo-output",
+                str(info),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if res.returncode != 0:
+            msg = f"sumo failed on {paths['config']}: {res.stderr[-2000:]}"
+            raise RuntimeError(msg)
+        import xml.etree.ElementTree as ET
+
+        durs = [
+            float(el.get("duration", "nan")) for el in ET.parse(info).getroot().iter("tripinfo")
+        ]
+        tt[s, 1], arrived[s, 1] = float(np.mean(durs)), len(durs)
+    return xr.Dataset(
+        {
+            "travel_time": (
+                ("scenario", "simulator"),
+                tt,
+                {"units": "s", "long_name": "mean travel time of the trips that arrived"},
+            ),
+            "arrived": (("scenario", "simulator"), arrived, {"units": "1"}),
+        },
+        coords={"scenario": names, "simulator": ["des", "sumo"]},
+        attrs={"trips": len(trips), "corridor": art.name},
+    )
+
+
+def _as_node(x: Any) -> Any:
+    s = str(x)
+    return int(s) if s.lstrip("-").isdigit() else x

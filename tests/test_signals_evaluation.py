@@ -110,3 +110,26 @@ def test_des_comparison_same_plans_same_result(bondy):
     np.testing.assert_array_equal(ds["delay"].sel(scenario="a"), ds["delay"].sel(scenario="b"))
     assert ds["delay"].attrs["units"] == "s"
     assert 0 < float(ds["mean_stops"].sel(scenario="a")) <= 1
+
+
+@pytest.mark.slow
+def test_corridor_delay_change_agrees_with_sumo(montpellier, montpellier_coordinated, tmp_path):
+    """Coordinating Avenue de Toulouse: the DES's change of travel time has SUMO's sign and a
+    size within 30% of SUMO's, at half the planning flows (both simulators undersaturated)."""
+    from optimize.evaluation import corridor_vs_sumo
+
+    plans, co = montpellier_coordinated
+    name = next(n for n in co.bands if n.startswith("Avenue de Toulouse"))
+    ds = corridor_vs_sumo(
+        montpellier,
+        {"webster": dict(plans), "ours": co.plans},
+        co.arterials[name],
+        flows_from=plans,
+        out_dir=tmp_path,
+        scale=0.5,
+    )
+    assert (ds["arrived"] == ds.attrs["trips"]).all()
+    change = ds["travel_time"].sel(scenario="ours") - ds["travel_time"].sel(scenario="webster")
+    des, sumo = float(change.sel(simulator="des")), float(change.sel(simulator="sumo"))
+    assert np.sign(des) == np.sign(sumo) != 0
+    assert abs(des - sumo) <= 0.3 * abs(sumo)

@@ -63,3 +63,7 @@ def paris(data_root: Path):  # type: ignore[no-untyped-def]
     import twin
 
     return twin.load("paris-trocadero")
+
+
+# the live layer's services (a real Mosquitto and PostgreSQL), in their own module
+pytest_plugins = ["live_fixtures"]

@@ -33,12 +33,13 @@ import sumolib
 
 from ._errors import CorruptInputError, DataMissingError, InputValidationError
 from .scenarios.signals import EdgeKey, Phase, SignalPlan
-from .scenarios.traffic import Trip
+from .scenarios.traffic import SignalProgram, Trip
 
 __all__ = [
     "LOCAL_CRS",
     "export_sumo",
     "import_sumo",
+    "read_signal_programs",
     "read_sumo_net",
     "read_sumo_routes",
     "sumo_binary",
@@ -195,6 +196,69 @@ def _plan_from_program(tls_id: str, program: Any, links: Mapping[int, set[EdgeKe
     plan_phases = tuple(Phase(a, g + (am + rd) - (amber + all_red)) for a, g, am, rd in greens if a)
     offset = (float(getattr(program, "_offset", 0) or 0) + shift) % cycle if cycle else 0.0
     return SignalPlan(tls_id, cycle, offset, plan_phases, amber_s=amber, all_red_s=all_red)
+
+
+def read_signal_programs(path: str | Path, graph: nx.MultiDiGraph) -> dict[str, SignalProgram]:
+    """Read the traffic-light programs of a SUMO net per movement, as they run.
+
+    Unlike the plans of :func:`read_sumo_net` (right of way per approach, cycles of 40-120 s),
+    each movement (approach edge to next edge) keeps the green windows of its own links (``G``
+    or ``g``; amber and red are not green), and every program is kept whatever its cycle.
+
+    Parameters
+    ----------
+    path : str or Path
+        SUMO network file.
+    graph : networkx.MultiDiGraph
+        The net as :func:`read_sumo_net` read it (its ``sumo_edge_ids``).
+
+    Returns
+    -------
+    dict of str to SignalProgram
+        The active (last loaded) program of each traffic light.
+    """
+    path = Path(path)
+    try:
+        net = sumolib.net.readNet(str(path), withPrograms=True)
+    except Exception as exc:  # sumolib raises plain SAX errors
+        msg = f"SUMO net {path}: cannot be parsed ({exc})"
+        raise CorruptInputError(msg) from exc
+    by_id: Mapping[str, EdgeKey] = graph.graph.get("sumo_edge_ids", {})
+    out: dict[str, SignalProgram] = {}
+    for tls in net.getTrafficLights():
+        programs = tls.getPrograms()
+        if not programs:
+            continue
+        program = programs[list(programs)[-1]]  # SUMO runs the program loaded last
+        phases = [(str(ph.state), float(ph.duration)) for ph in program.getPhases()]
+        cycle = sum(d for _, d in phases)
+        if cycle <= 0:
+            log.warning("SUMO traffic light %s: program of zero length left out", tls.getID())
+            continue
+        moves: dict[tuple[EdgeKey, EdgeKey], list[tuple[float, float]]] = {}
+        for in_lane, out_lane, index in tls.getConnections():
+            a = by_id.get(in_lane.getEdge().getID())
+            b = by_id.get(out_lane.getEdge().getID())
+            if a is None or b is None:
+                continue
+            windows = moves.setdefault((a, b), [])
+            t = 0.0
+            for state, dur in phases:
+                if int(index) < len(state) and state[int(index)] in "Gg":
+                    windows.append((t, t + dur))
+                t += dur
+        movements = []
+        for (a, b), windows in moves.items():
+            merged: list[tuple[float, float]] = []
+            for x, y in sorted(set(windows)):
+                if merged and x <= merged[-1][1] + 1e-9:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], y))
+                else:
+                    merged.append((x, y))
+            movements.append((a, b, tuple(merged)))
+        offset = float(getattr(program, "_offset", 0) or 0) % cycle
+        out[tls.getID()] = SignalProgram(tls.getID(), cycle, offset, tuple(movements))
+    return out
 
 
 def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:

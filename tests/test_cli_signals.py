@@ -87,3 +87,20 @@ def test_bad_bus_line_list_refused_before_loading(tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert "lines.csv, row 2: 'way' 'abc' is not an OSM way id" in err
     assert "Traceback" not in err
+
+
+def test_infeasible_corridor_reported_with_binding_constraints(paris, tmp_path: Path, capsys):
+    """Paris-Trocadéro's one corridor (Rue de Longchamp) has no band at its speeds."""
+    out = tmp_path / "p"
+    assert main(["optimize", "signals", "--city", "paris-trocadero", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    (name, corridor), *_ = report["corridors"].items()
+    assert name.startswith("Rue de Longchamp") and corridor["status"] == "infeasible"
+    assert corridor["binding"] and all("[" in b for b in corridor["binding"])
+    assert f"{name}: infeasible; binding constraints {', '.join(corridor['binding'])}" in printed
+    # its junctions keep offsets 0; every plan is still written
+    docs = json.loads((out / "plans.json").read_text())
+    assert len(docs) == report["plans"] and all(d["offset_s"] == 0 for d in docs)
+    # no relations in a GraphML extract: plans without bus priority, and the report says why
+    assert "no bus priority" in report["bus_priority"]

@@ -40,22 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import emit, target  # noqa: E402
 
 
-def _uniform_delay(plan, model, flows, lanes) -> float:  # type: ignore[no-untyped-def]
-    """Flow-weighted Webster uniform delay of a plan (s/veh)."""
-    from twin.signals.plans import stage_ratios
-
-    ys = stage_ratios(model, flows, lanes=lanes)
-    tot = q_sum = 0.0
-    for k, ph in enumerate(plan.phases):
-        lam = ph.green_s / plan.cycle_s
-        y = min(ys[k], 0.99)
-        d = plan.cycle_s * (1 - lam) ** 2 / (2 * (1 - min(y / lam, 0.99) * lam))
-        q = sum(flows.get(model.group_of_edge(a), 0.0) for a in ph.approaches)
-        tot += q * d
-        q_sum += q
-    return tot / q_sum if q_sum else 0.0
-
-
 def _why(reason: str) -> str:
     if "no plan needed" in reason or reason == "0 approaches":
         return "nothing that conflicts (no plan needed)"
@@ -83,6 +67,7 @@ def main() -> None:
         bus_waits,
         des_comparison,
         emergency_waits,
+        uniform_delay,
     )
     from optimize.maxband import Arterial, arterial_stage, maxband
     from optimize.signals import bus_priorities
@@ -108,8 +93,8 @@ def main() -> None:
     for jid, plan in plans.items():
         model = plans.models[jid]
         flows, lanes = junction_flows(plans, jid)
-        d_web.append(_uniform_delay(plan, model, flows, lanes))
-        d_lp.append(_uniform_delay(co.plans[jid], model, flows, lanes))
+        d_web.append(uniform_delay(plan, model, flows, lanes))
+        d_lp.append(uniform_delay(co.plans[jid], model, flows, lanes))
     # MAXBAND to optimality on the longest corridor, cut to 10 signals
     maxband_s = None
     if co.bands:

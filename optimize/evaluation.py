@@ -48,7 +48,31 @@ __all__ = [
     "des_comparison",
     "emergency_waits",
     "stop_rate",
+    "uniform_delay",
 ]
+
+
+def uniform_delay(
+    plan: SignalPlan,
+    model: JunctionModel,
+    flows: Mapping[str, float],
+    lanes: Mapping[str, int] | None = None,
+) -> float:
+    """Flow-weighted uniform delay of a plan (s/veh), Webster (1958)'s first term.
+
+    ``d = C (1 - g/C)^2 / (2 (1 - x g/C))`` per stage, ``x`` its degree of saturation (capped
+    at 0.99).
+    """
+    ys = stage_ratios(model, flows, lanes=lanes)
+    tot = q_sum = 0.0
+    for k, ph in enumerate(plan.phases):
+        lam = ph.green_s / plan.cycle_s
+        y = min(ys[k], 0.99)
+        d = plan.cycle_s * (1 - lam) ** 2 / (2 * (1 - min(y / lam, 0.99) * lam))
+        q = sum(flows.get(model.group_of_edge(a), 0.0) for a in ph.approaches)
+        tot += q * d
+        q_sum += q
+    return tot / q_sum if q_sum else 0.0
 
 
 def stop_rate(

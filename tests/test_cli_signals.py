@@ -77,6 +77,7 @@ def test_optimize_signals_bondy_bus_priority(bondy, tmp_path: Path, capsys):
     docs = json.loads((out / "bus_priority.json").read_text())
     assert {d["junction"] for d in docs} == {"junction:2", "junction:3"}
     assert all(d["lines"] and d["extended"]["cycle_s"] for d in docs)
+    assert (out / "delay.png").stat().st_size > 10_000
 
 
 def test_bad_bus_line_list_refused_before_loading(tmp_path: Path, capsys):

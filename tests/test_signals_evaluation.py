@@ -12,6 +12,7 @@ from optimize.evaluation import (
     des_comparison,
     emergency_waits,
     stop_rate,
+    uniform_delay,
 )
 from optimize.maxband import arterial_stage
 from optimize.signals import bus_priorities
@@ -34,6 +35,13 @@ def test_stop_rate_by_hand():
     q = [1100.0, 500.0]
     expected = (q[0] * h[0][0] + q[1] * h[1][0]) / sum(q)
     assert stop_rate(p, m, flows) == pytest.approx(expected, rel=1e-9)
+    # Webster's uniform delay C (1 - g/C)^2 / (2 (1 - y)), flow-weighted the same way
+    d = []
+    for ph in p.phases:
+        lam = ph.green_s / p.cycle_s
+        y = max(flows[m.group_of_edge(a)] for a in ph.approaches) / 1800.0
+        d.append(p.cycle_s * (1 - lam) ** 2 / (2 * (1 - y)))
+    assert uniform_delay(p, m, flows) == pytest.approx((q[0] * d[0] + q[1] * d[1]) / sum(q))
 
 
 @pytest.fixture(scope="module")

@@ -804,6 +804,31 @@ def _signals_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _delay_plot(tw: Any, webster: Any, plans: Any, path: Path) -> None:
+    """Per junction, the uniform delay of our plan against the fixed-time Webster plan's."""
+    import matplotlib.pyplot as plt
+
+    from optimize.coordination import junction_flows
+    from optimize.evaluation import uniform_delay
+
+    base, ours = [], []
+    for jid, plan in plans.items():
+        flows, lanes = junction_flows(webster, jid)
+        model = webster.models[jid]
+        base.append(uniform_delay(webster[jid], model, flows, lanes))
+        ours.append(uniform_delay(plan, model, flows, lanes))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(base, ours, s=10, alpha=0.7)
+    top = max([*base, *ours, 1.0])
+    ax.plot([0, top], [0, top], color="grey", lw=0.8)
+    ax.set_xlabel("fixed-time Webster plan: uniform delay (s/veh)")
+    ax.set_ylabel("our plan: uniform delay (s/veh)")
+    ax.set_title(f"{tw.city.name}: delay per junction (Webster 1958)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _signals_check(args: Args) -> None:
     if args.bus_lines is not None:  # a bad line list is refused before the twin is loaded
         from .signals.buses import read_line_list
@@ -911,6 +936,7 @@ def cmd_optimize_signals(args: Args) -> int:
             for bp in items
         ]
         (out / "bus_priority.json").write_text(json.dumps(bus_docs, indent=1, ensure_ascii=False))
+        _delay_plot(tw, webster, co.plans, out / "delay.png")
         (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
         if args.sumo:  # SUMO itself is not run here: `sumo -c OUT/sumo/twin.sumocfg` does
             export_twin(tw, out / "sumo", plans=co.plans, check=False)
@@ -918,7 +944,7 @@ def cmd_optimize_signals(args: Args) -> int:
     print(f"{tw.city.name}: {bus_note}")
     print(
         f"written to {args.out}: plans.json, plans.nc, bus_priority.json, report.json, "
-        "corridor_*.nc, time-space plots" + (", sumo/" if args.sumo else "")
+        "corridor_*.nc, time-space plots, delay.png" + (", sumo/" if args.sumo else "")
     )
     return 0
 

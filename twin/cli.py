@@ -798,51 +798,101 @@ def cmd_plan_night(args: Args) -> int:
 
 def _signals_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
-    p.add_argument("--corridor", default=None, help="one corridor by name (default: the longest)")
+    p.add_argument(
+        "--corridor", default=None, help="coordinate one corridor by name (default: all)"
+    )
     p.add_argument("--out", required=True, type=_out_dir, help="folder for plans, report and plots")
+    p.add_argument(
+        "--sumo",
+        action="store_true",
+        help="also write the plans, with their offsets, as SUMO files in OUT/sumo (network, "
+        "morning trips, programmes)",
+    )
+    p.add_argument(
+        "--bus-lines",
+        type=_existing(".csv", ".txt", what="a bus line list"),
+        default=None,
+        help="CSV of bus lines (columns line and way, or line and street) for bus priority; "
+        "default: the route=bus relations of the OSM extract",
+    )
 
 
-@command("optimize signals", arguments=_signals_args)
+def _delay_plot(tw: Any, webster: Any, plans: Any, path: Path) -> None:
+    """Per junction, the uniform delay of our plan against the fixed-time Webster plan's."""
+    import matplotlib.pyplot as plt
+
+    from optimize.coordination import junction_flows
+    from optimize.evaluation import uniform_delay
+
+    base, ours = [], []
+    for jid, plan in plans.items():
+        flows, lanes = junction_flows(webster, jid)
+        model = webster.models[jid]
+        base.append(uniform_delay(webster[jid], model, flows, lanes))
+        ours.append(uniform_delay(plan, model, flows, lanes))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(base, ours, s=10, alpha=0.7)
+    top = max([*base, *ours, 1.0])
+    ax.plot([0, top], [0, top], color="grey", lw=0.8)
+    ax.set_xlabel("fixed-time Webster plan: uniform delay (s/veh)")
+    ax.set_ylabel("our plan: uniform delay (s/veh)")
+    ax.set_title(f"{tw.city.name}: delay per junction (Webster 1958)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _signals_check(args: Args) -> None:
+    if args.bus_lines is not None:  # a bad line list is refused before the twin is loaded
+        from .signals.buses import read_line_list
+
+        read_line_list(args.bus_lines)
+
+
+@command("optimize signals", arguments=_signals_args, check=_signals_check)
 def cmd_optimize_signals(args: Args) -> int:
     """Signal plans: validated LP splits, MAXBAND green waves; JSON, NetCDF, plots."""
     import xarray as xr
 
-    from optimize.maxband import MaxbandInfeasibleError, corridors, maxband, time_space_diagram
-    from optimize.signals import optimise_splits
+    from optimize.coordination import coordinated_plans
+    from optimize.maxband import time_space_diagram
+    from optimize.signals import bus_priorities
 
-    from .scenarios.network import signal_plans
-    from .signals.junction import nearest_ids
+    from ._errors import DataMissingError
+    from .scenarios.network import export_twin, signal_plans
+    from .signals.buses import bus_groups, bus_routes
     from .signals.safety import plan_document
 
     tw = _load(args)
-    plans = signal_plans(tw)
-    arts = corridors(tw, plans)
-    if args.corridor:
-        names = {a.name: a for a in arts}
-        hits = [a for n, a in names.items() if n == args.corridor or n.startswith(args.corridor)]
-        if not hits:
-            from ._errors import UnknownAssetError
-
-            near = ", ".join(nearest_ids(args.corridor, names))
-            msg = f"--corridor: no corridor {args.corridor!r} in {tw.city.name} (nearest: {near})"
-            raise UnknownAssetError(msg)
-        arts = hits[:1]
+    webster = signal_plans(tw)
+    co = coordinated_plans(tw, webster, corridor=args.corridor)
+    try:
+        routes = bus_routes(tw, line_list=args.bus_lines)
+        buses = bus_groups(routes, webster.models)
+        prio = bus_priorities(co.plans, webster.models, buses)
+        bus_note = f"{len(routes)} bus routes, priority at {len(prio)} junctions"
+    except DataMissingError as exc:  # no relations and no line list: plans without priority
+        routes, buses, prio, bus_note = [], {}, {}, f"no bus priority ({exc})"
     with staged(args.out, folder=True) as out:
         docs, rows = [], []
-        for jid, plan in plans.items():
-            model = plans.models[jid]
-            flows = {
-                model.group_of_edge((r.u, r.v, r.key)): float(r.flow_pcu_h)  # type: ignore[arg-type]
-                for r in plans.flows[plans.flows["junction"] == jid].itertuples()
-            }
-            lp_plan, sol = optimise_splits(model, flows, cycle_s=plan.cycle_s, objective="delay")
-            docs.append(plan_document(lp_plan, model))
-            rows.append((jid, plan.cycle_s, sol.attrs["reserve_capacity"]))
+        for jid, plan in co.plans.items():
+            docs.append(plan_document(plan, webster.models[jid]))
+            sol = co.solutions[jid]
+            rows.append((jid, plan.cycle_s, plan.offset_s, sol.attrs["reserve_capacity"]))
         (out / "plans.json").write_text(json.dumps(docs, indent=1))
         ds = xr.Dataset(
             {
                 "cycle": ("junction", [r[1] for r in rows], {"units": "s", "long_name": "cycle"}),
-                "reserve_capacity": ("junction", [r[2] for r in rows], {"units": "1"}),
+                "offset": (
+                    "junction",
+                    [r[2] for r in rows],
+                    {"units": "s", "long_name": "start of the first stage's green"},
+                ),
+                "reserve_capacity": (
+                    "junction",
+                    [r[3] for r in rows],
+                    {"units": "1", "long_name": "reserve capacity multiplier"},
+                ),
             },
             coords={"junction": [r[0] for r in rows]},
             attrs={"city": tw.city.name},
@@ -850,26 +900,23 @@ def cmd_optimize_signals(args: Args) -> int:
         ds.to_netcdf(out / "plans.nc")
         report: dict[str, Any] = {
             "city": tw.city.name,
-            "plans": len(plans),
-            "skipped": plans.skipped,
+            "plans": len(co.plans),
+            "skipped": webster.skipped,
             "corridors": {},
         }
-        for art in arts[: 1 if args.corridor else 3]:
-            try:
-                band = maxband(art)
-            except MaxbandInfeasibleError as exc:
-                report["corridors"][art.name] = {
-                    "status": "infeasible",
-                    "binding": list(exc.binding),
-                }
-                print(f"{art.name}: infeasible; binding constraints {', '.join(exc.binding)}")
-                continue
-            stem = f"corridor_{len(report['corridors'])}"
+        for name, binding in co.infeasible.items():
+            report["corridors"][name] = {"status": "infeasible", "binding": list(binding)}
+            print(f"{name}: infeasible; binding constraints {', '.join(binding)}")
+        for name, why in co.left_out.items():
+            report["corridors"][name] = {"status": "left out", "reason": why}
+        for i, (name, band) in enumerate(co.bands.items()):
+            stem = f"corridor_{i}"
             band.to_netcdf(out / f"{stem}.nc")
             ax = time_space_diagram(band)
             ax.figure.savefig(out / f"{stem}_time_space.png")
-            report["corridors"][art.name] = {
+            report["corridors"][name] = {
                 "status": band.attrs["status"],
+                "file": f"{stem}.nc",
                 "band_out_s": band.attrs["band_out_s"],
                 "band_in_s": band.attrs["band_in_s"],
                 "cycle_s": band.attrs["cycle_s"],
@@ -882,13 +929,35 @@ def cmd_optimize_signals(args: Args) -> int:
                 ),
             }
             print(
-                f"{art.name}: bands {band.attrs['band_out_s']:.0f} s out, "
+                f"{name}: bands {band.attrs['band_out_s']:.0f} s out, "
                 f"{band.attrs['band_in_s']:.0f} s in (cycle {band.attrs['cycle_s']:.0f} s)"
             )
+        report["bus_priority"] = bus_note
+        bus_docs = [
+            {
+                "junction": jid,
+                "plan": co.plans[jid].plan_id,
+                "group": bp.group,
+                "lines": buses[jid][bp.group],
+                "stage": bp.stage,
+                "extend_s": bp.extend_s,
+                "early_s": bp.early_s,
+                "extended": bp.extended.to_dict(),
+                "early": bp.early.to_dict(),
+            }
+            for jid, items in prio.items()
+            for bp in items
+        ]
+        (out / "bus_priority.json").write_text(json.dumps(bus_docs, indent=1, ensure_ascii=False))
+        _delay_plot(tw, webster, co.plans, out / "delay.png")
         (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    print(f"{tw.city.name}: {plans.summary()}")
+        if args.sumo:  # SUMO itself is not run here: `sumo -c OUT/sumo/twin.sumocfg` does
+            export_twin(tw, out / "sumo", plans=co.plans, check=False)
+    print(f"{tw.city.name}: {webster.summary()}")
+    print(f"{tw.city.name}: {bus_note}")
     print(
-        f"written to {args.out}: plans.json, plans.nc, report.json, corridor_*.nc, time-space plots"
+        f"written to {args.out}: plans.json, plans.nc, bus_priority.json, report.json, "
+        "corridor_*.nc, time-space plots, delay.png" + (", sumo/" if args.sumo else "")
     )
     return 0
 

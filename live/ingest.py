@@ -172,17 +172,17 @@ class Ingestor:
     def _now_us(self) -> int:
         return int(self._clock() * 1e6)
 
-    def ingest(self, batch: Sequence[tuple[str, bytes]]) -> dict[str, int]:
+    def ingest(self, batch: Sequence[tuple[str, bytes | bytearray]]) -> dict[str, int]:
         """Ingest one batch; returns this batch's counts (the totals are :attr:`counters`)."""
         now = self._now_us()
         counts: collections.Counter[str] = collections.Counter(received=len(batch))
         dead: list[tuple[int, str, str, str, bytes]] = []
 
-        def reject(topic: str, payload: bytes, reason: Reason, detail: str) -> None:
+        def reject(topic: str, payload: bytes | bytearray, reason: Reason, detail: str) -> None:
             dead.append((now, topic, reason, detail[:500], bytes(payload)))
             counts[f"rejected.{reason}"] += 1
 
-        groups: dict[str, list[tuple[str, str, bytes]]] = collections.defaultdict(list)
+        groups: dict[str, list[tuple[str, str, bytes | bytearray]]] = collections.defaultdict(list)
         for topic, payload in batch:
             parsed = parse_topic(topic) if topic.startswith(self._prefix) else None
             if parsed is None or parsed[1] != "telemetry":
@@ -248,7 +248,9 @@ class Ingestor:
         self.counters.update(counts)
         return dict(counts)
 
-    def _decode(self, kind: str, items: list[tuple[str, str, bytes]], reject: Any) -> list[Any]:
+    def _decode(
+        self, kind: str, items: list[tuple[str, str, bytes | bytearray]], reject: Any
+    ) -> list[Any]:
         try:  # the whole group in one call: the common case
             out: list[Any] = self._decoders[kind].decode(
                 b"[" + b",".join(p for *_, p in items) + b"]"

@@ -13,13 +13,14 @@ drops the copy.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 from typing import Any
 from urllib.parse import urlparse
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -70,11 +71,45 @@ def connect(
     dropped before a callback is set.
     """
     host, port = broker_address(url)
+    # MQTT 5 first; a 3.1.1 broker (amqtt, the embedded one) refuses it or never answers a
+    # CONNECT with properties: then speak 3.1.1 (clean_session=False keeps the session)
+    for protocol, wait in ((paho.MQTTv5, min(timeout, 3.0)), (paho.MQTTv311, timeout)):
+        client, rc = _attempt(
+            host, port, client_id, protocol, persistent, manual_ack, wait,
+            on_message, on_connect, on_subscribe,
+        )  # fmt: skip
+        if rc is not None and not rc.is_failure:
+            break
+        client.loop_stop()
+        with contextlib.suppress(OSError):
+            client.disconnect()
+        if protocol == paho.MQTTv5 and (rc is None or str(rc) == "Unsupported protocol version"):
+            continue
+        msg = f"--broker: no MQTT broker answered at {url} ({rc or 'timeout'})"
+        raise ConnectionError(msg)
+    client.on_connect = on_connect
+    return client
+
+
+def _attempt(
+    host: str,
+    port: int,
+    client_id: str,
+    protocol: MQTTProtocolVersion,
+    persistent: bool,
+    manual_ack: bool,
+    timeout: float,
+    on_message: Any,
+    on_connect: Any,
+    on_subscribe: Any,
+) -> tuple[paho.Client, Any]:
+    v5 = protocol == paho.MQTTv5
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        protocol=paho.MQTTv5,
+        protocol=protocol,
         manual_ack=manual_ack,
+        clean_session=None if v5 else not persistent,
     )
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
@@ -82,7 +117,7 @@ def connect(
     result: list[Any] = []
 
     def connected(c: paho.Client, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
-        if on_connect is not None:
+        if on_connect is not None and not rc.is_failure:
             on_connect(c, u, flags, rc, props)
         result.append(rc)
         ready.set()
@@ -92,20 +127,16 @@ def connect(
         client.on_message = on_message
     if on_subscribe is not None:
         client.on_subscribe = on_subscribe
-    client.connect(
-        host,
-        port,
-        keepalive=30,
-        clean_start=not persistent,
-        properties=session_properties() if persistent else None,
-    )
+    kwargs: dict[str, Any] = {}
+    if v5:
+        kwargs["clean_start"] = not persistent
+        kwargs["properties"] = session_properties() if persistent else None
+    client.connect(host, port, keepalive=30, **kwargs)
     client.loop_start()
-    if not ready.wait(timeout) or (result and getattr(result[0], "is_failure", False)):
+    ready.wait(timeout)
+    if result and result[0].is_failure:
         client.loop_stop()
-        msg = f"--broker: no MQTT broker answered at {url} ({result[0] if result else 'timeout'})"
-        raise ConnectionError(msg)
-    client.on_connect = on_connect
-    return client
+    return client, (result[0] if result else None)
 
 
 class IngestService:

@@ -162,6 +162,7 @@ class Ingestor:
         self._clock = clock or time.time
         self._decoders = {k: msgspec.json.Decoder(list[s]) for k, s in KINDS.items()}  # type: ignore[valid-type]
         self._one = {k: msgspec.json.Decoder(s) for k, s in KINDS.items()}
+        self._any = msgspec.json.Decoder()
         self.counters: collections.Counter[str] = collections.Counter()
         for key in ("received", "accepted", "duplicate", "late", *_rejected_keys()):
             self.counters[key] = 0
@@ -267,6 +268,10 @@ class Ingestor:
             except msgspec.ValidationError as exc:
                 text = str(exc)
                 reason: Reason = "range" if _is_range(text) else "schema"
+                try:  # msgspec may stop at a schema error before reaching broken JSON after it
+                    self._any.decode(payload)
+                except msgspec.DecodeError as bad:
+                    reason, text = "json", str(bad)
                 reject(topic, payload, reason, text)
                 res.append(None)
             except msgspec.DecodeError as exc:

@@ -162,6 +162,7 @@ class Ingestor:
         self._clock = clock or time.time
         self._decoders = {k: msgspec.json.Decoder(list[s]) for k, s in KINDS.items()}  # type: ignore[valid-type]
         self._one = {k: msgspec.json.Decoder(s) for k, s in KINDS.items()}
+        self._any = msgspec.json.Decoder()
         self.counters: collections.Counter[str] = collections.Counter()
         for key in ("received", "accepted", "duplicate", "late", *_rejected_keys()):
             self.counters[key] = 0
@@ -172,17 +173,17 @@ class Ingestor:
     def _now_us(self) -> int:
         return int(self._clock() * 1e6)
 
-    def ingest(self, batch: Sequence[tuple[str, bytes]]) -> dict[str, int]:
+    def ingest(self, batch: Sequence[tuple[str, bytes | bytearray]]) -> dict[str, int]:
         """Ingest one batch; returns this batch's counts (the totals are :attr:`counters`)."""
         now = self._now_us()
         counts: collections.Counter[str] = collections.Counter(received=len(batch))
         dead: list[tuple[int, str, str, str, bytes]] = []
 
-        def reject(topic: str, payload: bytes, reason: Reason, detail: str) -> None:
+        def reject(topic: str, payload: bytes | bytearray, reason: Reason, detail: str) -> None:
             dead.append((now, topic, reason, detail[:500], bytes(payload)))
             counts[f"rejected.{reason}"] += 1
 
-        groups: dict[str, list[tuple[str, str, bytes]]] = collections.defaultdict(list)
+        groups: dict[str, list[tuple[str, str, bytes | bytearray]]] = collections.defaultdict(list)
         for topic, payload in batch:
             parsed = parse_topic(topic) if topic.startswith(self._prefix) else None
             if parsed is None or parsed[1] != "telemetry":
@@ -248,7 +249,9 @@ class Ingestor:
         self.counters.update(counts)
         return dict(counts)
 
-    def _decode(self, kind: str, items: list[tuple[str, str, bytes]], reject: Any) -> list[Any]:
+    def _decode(
+        self, kind: str, items: list[tuple[str, str, bytes | bytearray]], reject: Any
+    ) -> list[Any]:
         try:  # the whole group in one call: the common case
             out: list[Any] = self._decoders[kind].decode(
                 b"[" + b",".join(p for *_, p in items) + b"]"
@@ -265,6 +268,10 @@ class Ingestor:
             except msgspec.ValidationError as exc:
                 text = str(exc)
                 reason: Reason = "range" if _is_range(text) else "schema"
+                try:  # msgspec may stop at a schema error before reaching broken JSON after it
+                    self._any.decode(payload)
+                except msgspec.DecodeError as bad:
+                    reason, text = "json", str(bad)
                 reject(topic, payload, reason, text)
                 res.append(None)
             except msgspec.DecodeError as exc:

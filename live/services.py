@@ -7,8 +7,9 @@ temporary folder, never the system's services. ``./dev test`` installs the packa
 The broker's configuration queues without dropping: Mosquitto's default
 ``max_queued_messages 1000`` drops messages for a lagging subscriber even at QoS 1
 (mosquitto.conf(5)), so both queue limits are 0 (no limit); persistence is on and the
-in-memory state is written at every change, so a restarted broker resumes its persistent
-sessions with their queued messages.
+state is kept on disk, so a restarted broker resumes its persistent
+sessions with their queued messages. The state is written on a clean stop (SIGTERM) and every
+5 s in between (saving at every change rewrites the whole file per message: far too slow).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ max_inflight_messages 0
 persistence true
 persistence_location {folder}/
 persistence_file broker.db
-autosave_on_changes true
-autosave_interval 1
+autosave_on_changes false
+autosave_interval 5
 persistent_client_expiration 1d
 set_tcp_nodelay true
 log_dest file {folder}/broker.log
@@ -85,13 +86,20 @@ class Mosquitto:
     'mqtt://127.0.0.1:41234'
     """
 
-    def __init__(self, folder: str | Path | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self, folder: str | Path | None = None, *, port: int | None = None, extra: str = ""
+    ) -> None:
         self._own = folder is None
         self.folder = Path(folder or tempfile.mkdtemp(prefix="twin-mosquitto-"))
         self.port = port or free_port()
         self.exe = _which("mosquitto", "/usr/sbin/mosquitto")
         self.conf = self.folder / "mosquitto.conf"
-        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port, folder=self.folder))
+        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port, folder=self.folder) + extra)
+        if os.geteuid() == 0:
+            # started as root, mosquitto drops to its own user: which must be able to write its
+            # persistence file and log here, or a restart silently loses every session
+            for path in (self.folder, self.conf):
+                shutil.chown(path, "mosquitto")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

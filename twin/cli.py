@@ -1175,6 +1175,208 @@ def cmd_calibrate(args: Args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Live operation: serve, devices, plan push|status|rollback (the `live` package).
+
+
+def _broker_url(text: str) -> str:
+    if not re.match(r"^(mqtt|tcp)://[^\s/:]+(:\d{1,5})?/?$", text):
+        _fail_arg(f"{text!r} is not mqtt://HOST[:PORT]")
+    return text
+
+
+def _db_url(text: str) -> str:
+    if not re.match(r"^(sqlite:///.+|postgres(ql)?://\S+)$", text):
+        _fail_arg(f"{text!r} is neither sqlite:///PATH nor postgresql://USER@HOST:PORT/DB")
+    return text
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if value > 65535:
+        _fail_arg(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def _plan_path(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        _fail_arg(f"{text}: no such file or folder (a folder written by `twin plan night`)")
+    return path
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address of the HTTP endpoint and broker")
+    p.add_argument("--port", type=_port, default=8080, help="HTTP port (GET /health)")
+    p.add_argument("--broker", type=_broker_url, help="MQTT broker (default: an embedded one)")
+    p.add_argument("--db", type=_db_url, help="history store (default sqlite:///twin-live-C.db)")
+    p.add_argument("--devices", action="store_true", help="run the equipment simulator too")
+    p.add_argument("--period", type=_positive, default=10.0, help="simulator report period, s")
+    p.add_argument("--for", dest="duration", type=_positive, help="stop after this many seconds")
+
+
+@command("serve", arguments=_serve_args)
+def cmd_serve(args: Args) -> int:
+    """Run the live loop: broker (embedded unless given), ingestion, store, /health."""
+    from live.serve import serve
+
+    tw = _load(args)
+    counters = serve(
+        tw,
+        host=args.host,
+        port=args.port,
+        broker=args.broker,
+        db=args.db,
+        devices=args.devices,
+        period_s=args.period,
+        duration_s=args.duration,
+    )
+    print(json.dumps(counters))
+    return 0
+
+
+_FAULTS = ("lamp_failure", "power_anomaly", "offline", "flashing_amber")
+
+
+def _fault(text: str) -> tuple[str, str]:
+    kind, _, asset = text.partition("=")
+    if kind not in _FAULTS or not asset:
+        _fail_arg(f"{text!r}: expected KIND=ASSET with KIND one of {', '.join(_FAULTS)}")
+    return kind, asset
+
+
+def _devices_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    p.add_argument("--broker", type=_broker_url, required=True, help="MQTT broker URL")
+    p.add_argument("--period", type=_positive, default=10.0, help="report period, s")
+    p.add_argument("--for", dest="duration", type=_positive, help="stop after this many seconds")
+    p.add_argument(
+        "--fault", type=_fault, action="append", default=[], help="inject KIND=ASSET (repeatable)"
+    )
+
+
+@command("devices", arguments=_devices_args)
+def cmd_devices(args: Args) -> int:
+    """Simulate the city's equipment on a broker: telemetry out, commands obeyed."""
+    import time
+
+    from live.devices import Devices
+
+    tw = _load(args)
+    known = set(tw.registry["light"]["id"]) | set(tw.registry["cabinet"]["id"])
+    if "junction" in tw.registry.kinds:
+        known |= set(tw.registry["junction"]["id"])
+    for _kind, asset in args.fault:
+        if asset not in known:
+            _arg_error("--fault", InputValidationError(f"{asset} is not an asset of {tw.name}"))
+    with Devices(tw, args.broker) as sim:
+        for kind, asset in args.fault:
+            sim.fault(kind, asset)
+        end = None if args.duration is None else time.monotonic() + args.duration
+        while end is None or time.monotonic() < end:
+            n = sim.publish_telemetry()
+            print(f"published {n} messages; commands heard {sim.commands_seen}", flush=True)
+            time.sleep(args.period if end is None else min(args.period, end - time.monotonic()))
+    return 0
+
+
+def _push_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("plan", type=_plan_path, help="a plan: a `twin plan night` folder, or a file")
+    p.add_argument("--city", type=_city, help="city of a signal plans.json (default: its report)")
+    p.add_argument("--broker", type=_broker_url, default="mqtt://127.0.0.1:1883")
+    p.add_argument("--db", type=_db_url, help="history store (default sqlite:///twin-live-C.db)")
+    p.add_argument("--dry-run", action="store_true", help="check and cost the plan, send nothing")
+    p.add_argument("--timeout", type=_positive, default=2.0, help="first wait for acks, s")
+    p.add_argument("--attempts", type=_count, default=3, help="rounds before a command fails")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _store_for(args: Args, city: str) -> Any:
+    from live.store import open_store
+
+    return open_store(args.db or f"sqlite:///twin-live-{city}.db")
+
+
+@command("plan push", arguments=_push_args)
+def cmd_plan_push(args: Args) -> int:
+    """Send a plan through the safety gate to the devices; wait for their acknowledgements."""
+    from live.control import Controller, dry_run, gate
+    from optimize.plans import read
+
+    from .model import load
+    from .progress import progress_bar
+
+    plan = read(args.plan, city=args.city)
+    tw = load(plan.city)
+    models = None
+    if plan.kind == "signals":
+        from .signals.junction import junction_models
+
+        models = junction_models(tw, junctions=[s.junction for s in plan.signals])
+    if args.dry_run:
+        gate(plan, models=models)
+        print(json.dumps({**dry_run(plan, tw), "gate": "passed"}))
+        return 0
+    with _store_for(args, plan.city) as store:
+        ctl = Controller(
+            store, args.broker, city=plan.city, timeout_s=args.timeout, attempts=args.attempts
+        )
+        bar = progress_bar(total=len(plan.groups()), desc="acknowledgements", unit="cmd")
+
+        def progress(k: int, n: int) -> None:
+            bar.update(k - bar.n)
+
+        result = ctl.push(plan, models=models, progress=progress)
+        bar.close()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result)))
+    else:
+        print(result.summary())
+    return 0 if result.status == "applied" else 3
+
+
+def _status_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="plan id (as `twin plan push` printed it)")
+    p.add_argument("--city", type=_city, default="dijon", help="city (names the default store)")
+    p.add_argument("--db", type=_db_url, help="history store (default sqlite:///twin-live-C.db)")
+
+
+@command("plan status", arguments=_status_args)
+def cmd_plan_status(args: Args) -> int:
+    """A pushed plan's status, commands and audit trail."""
+    from live.control import Controller
+
+    with _store_for(args, args.city) as store:
+        print(json.dumps(Controller(store, "mqtt://unused", city=args.city).status(args.id)))
+    return 0
+
+
+def _rollback_args(p: argparse.ArgumentParser) -> None:
+    _status_args(p)
+    p.add_argument("--broker", type=_broker_url, default="mqtt://127.0.0.1:1883")
+    p.add_argument("--timeout", type=_positive, default=2.0, help="first wait for acks, s")
+
+
+@command("plan rollback", arguments=_rollback_args)
+def cmd_plan_rollback(args: Args) -> int:
+    """Put back the plan that was in force before this one (audited)."""
+    from live.control import Controller
+
+    with _store_for(args, args.city) as store:
+        ctl = Controller(store, args.broker, city=args.city, timeout_s=args.timeout)
+        prev = ctl.previous(args.id)
+        models = None
+        if prev.kind == "signals":
+            from .model import load
+            from .signals.junction import junction_models
+
+            models = junction_models(load(prev.city), junctions=[s.junction for s in prev.signals])
+        result = ctl.rollback(args.id, models=models)
+    print(result.summary())
+    return 0 if result.status == "applied" else 3
+
+
+# ---------------------------------------------------------------------------------------------
 # The parser and the entry point.
 
 

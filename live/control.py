@@ -1,0 +1,466 @@
+"""Control: plans through the safety gate, out as commands, back as acknowledgements.
+
+:func:`gate` refuses an unsafe plan before anything is sent:
+
+* lighting: every light's level in every slot at least the EN 13201 requirement the plan
+  carries (``required_level`` of :func:`optimize.dimming.plan`: the class re-weighted for the
+  slot's traffic as CEN/TR 13201-1 allows, as a fraction of full output), and within [0, 1];
+* signals: every junction's signal-group programme re-checked by :mod:`twin.signals.safety`
+  (conflicts, minimum green, amber, intergreens, pedestrian clearance, cycle, longest red)
+  against the junction model built from the twin, never against what the plan says of itself.
+
+:func:`dry_run` gives the expected energy and compliance. :class:`Controller` pushes: one
+command per cabinet (its lights' schedules) or per junction (its programme), each with a unique
+id, the plan id, the time to apply it and an expiry, published at QoS 1 on
+``twin/<city>/cmd/<type>/<id>``; devices answer on ``twin/<city>/ack/<type>/<id>`` with
+``accepted`` (scheduled), ``applied`` or ``rejected`` and a reason. Missing answers are sent
+again with the same id (a device that already has it acknowledges without applying it twice)
+after a timeout that doubles at each attempt. The plan ends ``applied`` (every command
+acknowledged), ``partial`` (the assets that failed are listed) or ``failed``. Every push and
+rollback is in the audit log (who, when, what, plan, result).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import getpass
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+
+from live.mqtt import connect
+from live.store import Store, from_us, to_us
+from live.telemetry import topic
+from optimize.plans import Plan, from_json
+from twin._errors import InputValidationError, TwinError, UnsafePlanError
+
+__all__ = [
+    "Controller",
+    "PlanNotFoundError",
+    "PushResult",
+    "PushStatus",
+    "dry_run",
+    "gate",
+]
+
+PushStatus = Literal["applied", "partial", "failed"]
+
+
+class PlanNotFoundError(TwinError, KeyError):
+    """No plan with that id in the store (or no earlier plan to roll back to)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def gate(plan: Plan, *, models: Mapping[str, Any] | None = None, tol: float = 1e-9) -> None:
+    """Raise :class:`UnsafePlanError` if the plan may not reach a street (see module doc).
+
+    ``models`` maps junction ids to :class:`twin.signals.junction.JunctionModel` (from
+    :func:`twin.signals.junction.junction_models`); needed for a signal plan.
+    """
+    problems: list[str] = []
+    if plan.lighting is not None:
+        lc = plan.lighting
+        low = (lc.level < lc.required - tol) & (lc.required > 0)
+        out = (lc.level < 0) | (lc.level > 1)
+        for mask, why in ((out, "outside [0, 1]"), (low, "below the EN 13201 requirement")):
+            if mask.any():
+                i, j = np.argwhere(mask)[0]
+                problems.append(
+                    f"{int(mask.sum())} light-slots {why}, first {lc.light[i]} at "
+                    f"{np.datetime_as_string(lc.times[j])}Z: level {lc.level[i, j]:.3f}, "
+                    f"required {lc.required[i, j]:.3f}"
+                )
+    else:
+        from twin.signals.safety import SignalProgram, check_program
+
+        for cmd in plan.signals:
+            model = (models or {}).get(cmd.junction)
+            if model is None:
+                problems.append(f"{cmd.junction}: no junction model in the twin to check it with")
+                continue
+            try:
+                program = SignalProgram.from_dict(cmd.document["program"])
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(f"{cmd.junction}: programme unreadable ({exc})")
+                continue
+            if program.junction != cmd.junction:
+                problems.append(f"{cmd.junction}: programme is for {program.junction}")
+                continue
+            bad = check_program(program, model)
+            problems.extend(f"{cmd.junction}: {v}" for v in bad[:3])
+    if problems:
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        msg = f"plan {plan.id} refused by the safety gate: " + "; ".join(problems[:5]) + more
+        raise UnsafePlanError(msg)
+
+
+def dry_run(plan: Plan, tw: Any | None = None) -> dict[str, Any]:
+    """Expected energy (with the twin's light powers) and compliance of a plan, nothing sent."""
+    out: dict[str, Any] = {
+        "plan": plan.id,
+        "kind": plan.kind,
+        "commands": len(plan.groups()),
+        "assets": len(plan.assets),
+    }
+    if plan.lighting is not None:
+        from optimize.dimming import DRIVER_FLOOR
+
+        lc = plan.lighting
+        ok = (lc.level >= lc.required - 1e-9) | (lc.required <= 0)
+        out["compliance_pct"] = round(100.0 * float(ok.mean()), 3)
+        if tw is not None:
+            lights = tw.registry["light"].set_index("id")
+            known = np.isin(lc.light, lights.index)
+            power = np.where(known, lights["power_w"].reindex(lc.light).to_numpy(), 0.0)
+            on = lc.level > 0
+            draw = np.where(on, power[:, None] * (DRIVER_FLOOR + (1 - DRIVER_FLOOR) * lc.level), 0)
+            out["energy_kwh"] = round(float((draw * lc.slot_s[None, :]).sum()) / 3.6e6, 3)
+            out["unknown_lights"] = int((~known).sum())
+    return out
+
+
+@dataclasses.dataclass
+class PushResult:
+    """How a push ended."""
+
+    plan: str
+    push: str
+    status: PushStatus
+    commands: int
+    acked: int
+    failed: dict[str, str]  # asset -> reason
+    attempts: int
+    seconds: float
+
+    def summary(self) -> str:
+        """One line for people."""
+        s = f"plan {self.plan}: {self.status} ({self.acked}/{self.commands} commands acknowledged"
+        s += f", {self.attempts} rounds, {self.seconds:.2f} s)"
+        if self.failed:
+            shown = ", ".join(sorted(self.failed)[:10])
+            more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
+            s += f"; failed: {shown}{more}"
+        return s
+
+
+class Controller:
+    """Pushes plans to one city's devices over a broker; keeps plans, commands and audit.
+
+    Parameters
+    ----------
+    store : Store
+    url : str
+        The broker, ``mqtt://host:port``.
+    city : str
+    who : str
+        Recorded in the audit log (default: the login name).
+    timeout_s : float
+        First wait for acknowledgements; doubled at each retry (backoff).
+    attempts : int
+        Rounds of sending before an unanswered command counts as failed.
+    ttl : timedelta
+        A command expires at the plan's end, or this long after sending if that comes first
+        (a device must not apply a stale command after a long outage).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        url: str,
+        *,
+        city: str,
+        who: str | None = None,
+        timeout_s: float = 2.0,
+        attempts: int = 3,
+        ttl: dt.timedelta = dt.timedelta(hours=24),
+    ) -> None:
+        self.store = store
+        self.url = url
+        self.city = city
+        self.who = who or _login()
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+        self.ttl = ttl
+        self._acks: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._decoder = msgspec.json.Decoder()
+
+    # -- acknowledgements ----------------------------------------------------------------------
+    def _on_ack(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            ack = self._decoder.decode(msg.payload)
+            cmd = str(ack["command"])
+            status = str(ack["status"])
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return  # not an acknowledgement of ours; the telemetry ingestion accounts for junk
+        with self._arrived:
+            prev = self._acks.get(cmd)
+            # 'applied' or 'rejected' are final; 'accepted' does not overwrite them
+            if prev is None or prev["status"] == "accepted":
+                self._acks[cmd] = {"status": status, "reason": str(ack.get("reason", ""))}
+            self._arrived.notify_all()
+
+    # -- push ----------------------------------------------------------------------------------
+    def record(self, plan: Plan, *, status: str = "recorded") -> None:
+        """Keep a plan in the store (idempotent: a plan id is its content)."""
+        self.store.execute(
+            "INSERT INTO plans (id, kind, city, body, created_us, status) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (plan.id, plan.kind, plan.city, plan.to_json(), to_us(_now()), status),
+        )
+
+    def commands(self, plan: Plan, push: str, now: dt.datetime) -> list[tuple[str, str, bytes]]:
+        """``(command id, topic, payload)`` of each batch of a plan for one push."""
+        expires = min(plan.valid_to, now + self.ttl)
+        common = {
+            "ts": _iso(now),
+            "plan": plan.id,
+            "push": push,
+            "apply_at": _iso(max(plan.valid_from, now)),
+            "expires": _iso(expires),
+        }
+        out = []
+        if plan.lighting is not None:
+            lc = plan.lighting
+            times = [_iso(from_us(int(t) * 1_000_000)) for t in lc.times.astype("int64")]
+            rows = {a: i for i, a in enumerate(lc.light.tolist())}
+            levels = np.round(lc.level, 4)
+            for cab, lights in plan.groups().items():
+                cid = f"{push}/{cab}"
+                body = {
+                    "id": cid,
+                    "asset": cab,
+                    **common,
+                    "times": times,
+                    "lights": {a: levels[rows[a]].tolist() for a in lights},
+                }
+                out.append(
+                    (cid, topic(self.city, "cmd", "cabinet", cab), msgspec.json.encode(body))
+                )
+        else:
+            for sc in plan.signals:
+                cid = f"{push}/{sc.junction}"
+                body = {
+                    "id": cid,
+                    "asset": sc.junction,
+                    **common,
+                    "program": sc.document["program"],
+                }
+                out.append(
+                    (
+                        cid,
+                        topic(self.city, "cmd", "junction", sc.junction),
+                        msgspec.json.encode(body),
+                    )
+                )
+        return out
+
+    def push(
+        self,
+        plan: Plan,
+        *,
+        models: Mapping[str, Any] | None = None,
+        action: str = "push",
+        progress: Callable[[int, int], None] | None = None,
+        now: dt.datetime | None = None,
+    ) -> PushResult:
+        """Gate, send, collect acknowledgements with retries; record and audit the outcome.
+
+        Raises
+        ------
+        UnsafePlanError
+            The gate refused the plan (audited as ``refused``; nothing is sent).
+        """
+        if plan.city != self.city:
+            msg = f"plan: {plan.id} is for {plan.city}, this controller drives {self.city}"
+            raise InputValidationError(msg)
+        try:
+            gate(plan, models=models)
+        except UnsafePlanError as exc:
+            self._audit(action, plan.id, "refused", str(exc))
+            raise
+        self.record(plan)
+        t0 = time.perf_counter()
+        now = now or _now()
+        push = f"{plan.id}#{uuid.uuid4().hex[:8]}"
+        cmds = self.commands(plan, push, now)
+        targets = {cid: t.rsplit("/", 1)[1] for cid, t, _ in cmds}
+        client = connect(self.url, f"twin-control-{uuid.uuid4().hex[:8]}", on_message=self._on_ack)
+        done = threading.Event()
+        client.on_subscribe = lambda *a, **k: done.set()
+        client.subscribe(f"twin/{self.city}/ack/#", qos=1)
+        done.wait(10)
+        pending = {cid: (t, p) for cid, t, p in cmds}
+        attempts: dict[str, int] = dict.fromkeys(pending, 0)
+        sent_us = to_us(now)
+        rounds = 0
+        try:
+            wait = self.timeout_s
+            for rounds in range(1, self.attempts + 1):  # noqa: B007 - reported below
+                for cid, (t, p) in pending.items():
+                    attempts[cid] += 1
+                    client.publish(t, p, qos=1)
+                deadline = time.monotonic() + wait
+                with self._arrived:
+                    while True:
+                        answered = [c for c in pending if c in self._acks]
+                        if progress is not None:
+                            progress(len(cmds) - len(pending) + len(answered), len(cmds))
+                        if len(answered) == len(pending) or time.monotonic() >= deadline:
+                            break
+                        self._arrived.wait(min(0.05, max(deadline - time.monotonic(), 0)))
+                    for c in answered:
+                        del pending[c]
+                if not pending:
+                    break
+                wait *= 2  # backoff
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        with self._lock:
+            acks = {c: self._acks.get(c) for c in targets}
+        failed_cmds = {
+            c: (a["reason"] or "rejected") if a else "no acknowledgement"
+            for c, a in acks.items()
+            if a is None or a["status"] == "rejected"
+        }
+        groups = plan.groups()
+        failed = {
+            asset: reason for c, reason in failed_cmds.items() for asset in groups[targets[c]]
+        }
+        ok = len(cmds) - len(failed_cmds)
+        status: PushStatus = "applied" if not failed_cmds else ("partial" if ok else "failed")
+        result = PushResult(
+            plan.id, push, status, len(cmds), ok, failed, rounds, time.perf_counter() - t0
+        )
+        rows = [
+            (
+                c,
+                plan.id,
+                targets[c],
+                len(groups[targets[c]]),
+                sent_us,
+                to_us(min(plan.valid_to, now + self.ttl)),
+                attempts[c],
+                (acks[c] or {}).get("status", "unanswered"),
+                failed_cmds.get(c, ""),
+                to_us(_now()) if acks[c] else None,
+            )
+            for c in targets
+        ]
+        self.store.write(
+            [
+                (
+                    "INSERT INTO commands (id, plan_id, target, assets, sent_us, expires_us, "
+                    "attempts, status, reason, acked_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                ),
+                ("UPDATE plans SET status = ?, detail = ? WHERE id = ?", [(status, push, plan.id)]),
+            ]
+        )
+        self._audit(action, plan.id, status, result.summary())
+        return result
+
+    # -- status, rollback, audit ------------------------------------------------------------------
+    def status(self, plan_id: str) -> dict[str, Any]:
+        """A plan's last status, its commands by status, and its audit entries."""
+        rows = self.store.execute(
+            "SELECT kind, city, status, detail, created_us FROM plans WHERE id = ?", (plan_id,)
+        )
+        if not rows:
+            msg = f"plan: no plan {plan_id!r} in the store"
+            raise PlanNotFoundError(msg)
+        kind, city, status, push, created = rows[0]
+        cmds = self.store.execute(
+            "SELECT target, status, reason, attempts FROM commands WHERE id LIKE ? ORDER BY target",
+            (f"{push}/%",),
+        )
+        audit = self.store.execute(
+            "SELECT ts_us, who, action, result, detail FROM audit WHERE plan_id = ? ORDER BY n",
+            (plan_id,),
+        )
+        by: dict[str, int] = {}
+        for _, s, _, _ in cmds:
+            by[s] = by.get(s, 0) + 1
+        return {
+            "plan": plan_id,
+            "kind": kind,
+            "city": city,
+            "status": status,
+            "push": push,
+            "recorded": _iso(from_us(created)),
+            "commands": by,
+            "failed": {t: r for t, s, r, _ in cmds if r},
+            "audit": [
+                {"ts": _iso(from_us(t)), "who": w, "action": a, "result": r, "detail": d}
+                for t, w, a, r, d in audit
+            ],
+        }
+
+    def load(self, plan_id: str) -> Plan:
+        """A recorded plan."""
+        rows = self.store.execute("SELECT body FROM plans WHERE id = ?", (plan_id,))
+        if not rows:
+            msg = f"plan: no plan {plan_id!r} in the store"
+            raise PlanNotFoundError(msg)
+        return from_json(bytes(rows[0][0]))
+
+    def previous(self, plan_id: str) -> Plan:
+        """The plan of the same kind pushed with success (applied or partial) before this one."""
+        ids = [
+            r[0]
+            for r in self.store.execute(
+                "SELECT plan_id FROM audit WHERE action IN ('push', 'rollback') "
+                "AND result IN ('applied', 'partial') ORDER BY n"
+            )
+        ]
+        this = self.load(plan_id)
+        if plan_id not in ids:
+            msg = f"plan: {plan_id} was never applied; nothing to roll back"
+            raise PlanNotFoundError(msg)
+        before = ids[: len(ids) - ids[::-1].index(plan_id) - 1]
+        for pid in reversed(before):
+            if pid != plan_id:
+                p = self.load(pid)
+                if p.kind == this.kind and p.city == this.city:
+                    return p
+        msg = f"plan: no {this.kind} plan of {this.city} was applied before {plan_id}"
+        raise PlanNotFoundError(msg)
+
+    def rollback(self, plan_id: str, **kwargs: Any) -> PushResult:
+        """Push again the plan that was in force before ``plan_id`` (audited as a rollback)."""
+        prev = self.previous(plan_id)
+        result = self.push(prev, action="rollback", **kwargs)
+        self._audit("rolled back", plan_id, result.status, f"replaced by {prev.id}")
+        return result
+
+    def _audit(self, action: str, plan_id: str, result: str, detail: str) -> None:
+        self.store.execute(
+            "INSERT INTO audit (ts_us, who, action, plan_id, result, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (to_us(_now()), self.who, action, plan_id, result, detail[:2000]),
+        )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,339 @@
+"""The equipment simulator: a city's devices on a broker, the stand-in for real ones in tests.
+
+:class:`Devices` plays, from a twin's registry:
+
+* cabinet gateways, each with the light controllers behind it (as lighting networks address
+  their lights through the cabinet): it takes a cabinet's command, acknowledges it, applies
+  each light's schedule at its times, and reports each light (level, power, fault) and the
+  cabinet's meter (power, energy index);
+* signal controllers (mode, running plan, stage, detector counts), counters and road-weather
+  stations, and fleet vehicles (GPS).
+
+Telemetry is driven by the twin: light power from the registry's ``power_w`` and the dimming
+power curve (:data:`optimize.dimming.DRIVER_FLOOR`), footfall and traffic counts from the
+demand profiles of :mod:`twin.scenarios.demand` at the local hour.
+
+Commands: a command is acknowledged ``accepted`` (scheduled for ``apply_at``), then
+``applied`` when its time comes; ``rejected`` with a reason when it has expired, names an asset
+the device does not drive, or is malformed. A command id already seen is acknowledged again
+with its first answer and never applied twice (:attr:`Devices.applied` counts applications per
+command id).
+
+Faults on request (:meth:`Devices.fault`): ``lamp_failure`` (a light reports the fault and
+draws nothing), ``power_anomaly`` (a cabinet's metered power off by a factor), ``offline`` (an
+asset neither reports nor answers), ``flashing_amber`` (a signal controller's fault mode).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import threading
+import uuid
+import zoneinfo
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+
+from live.mqtt import connect
+from live.telemetry import topic
+
+__all__ = ["Devices", "Fault"]
+
+Fault = Literal["lamp_failure", "power_anomaly", "offline", "flashing_amber"]
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse(t: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+
+
+class Devices:
+    """One city's simulated devices (see the module docstring).
+
+    Parameters
+    ----------
+    tw : Twin
+    url : str
+        The broker.
+    rng : Generator or int, optional
+    clock : callable, optional
+        The current time (tz-aware UTC); default the wall clock.
+    """
+
+    def __init__(self, tw: Any, url: str, *, rng: Any = None, clock: Any = None) -> None:
+        from optimize.dimming import DRIVER_FLOOR
+
+        self.city = tw.name
+        self.url = url
+        self.rng = np.random.default_rng(rng)
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.tz = zoneinfo.ZoneInfo(tw.city.timezone)
+        self.floor = DRIVER_FLOOR
+        reg = tw.registry
+        lights = reg["light"]
+        self.light_ids = lights["id"].astype(str).to_numpy()
+        self.light_index = {a: i for i, a in enumerate(self.light_ids)}
+        self.light_cabinet = lights["cabinet"].astype(str).to_numpy()
+        self.power_w = lights["power_w"].to_numpy(dtype=float)
+        self.level = np.ones(len(self.light_ids))
+        self.failed = np.zeros(len(self.light_ids), bool)
+        cabs = reg["cabinet"]["id"].astype(str).tolist()
+        self.cabinet_lights = {c: np.flatnonzero(self.light_cabinet == c) for c in cabs}
+        self.meter_wh = dict.fromkeys(cabs, 0.0)
+        self.power_factor = dict.fromkeys(cabs, 1.0)
+        self.junctions = (
+            reg["junction"]["id"].astype(str).tolist() if "junction" in reg.kinds else []
+        )
+        self.junction_mode = dict.fromkeys(self.junctions, "normal")
+        self.junction_plan: dict[str, str | None] = dict.fromkeys(self.junctions)
+        sensors = reg["sensor"] if "sensor" in reg.kinds else None
+        self.sensors = (
+            dict(zip(sensors["id"].astype(str), sensors["sensor_type"].astype(str), strict=True))
+            if sensors is not None
+            else {}
+        )
+        vehicles = reg["vehicle"] if "vehicle" in reg.kinds else None
+        if vehicles is not None and len(vehicles):
+            ll = vehicles.to_crs("EPSG:4326").geometry
+            self.vehicles = {
+                str(v): [float(p.x), float(p.y)] for v, p in zip(vehicles["id"], ll, strict=True)
+            }
+        else:
+            self.vehicles = {}
+        self.offline: set[str] = set()
+        self.answers: dict[str, dict[str, Any]] = {}
+        self.applied: collections.Counter[str] = collections.Counter()
+        self.commands_seen = 0
+        self._timers: list[threading.Timer] = []
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._last_round: dt.datetime | None = None
+        self._decoder = msgspec.json.Decoder()
+        self.client: Any = None
+
+    # -- connection ----------------------------------------------------------------------------
+    def start(self) -> Devices:
+        """Connect and listen for commands."""
+        done = threading.Event()
+        self.client = connect(
+            self.url,
+            f"twin-devices-{self.city}-{uuid.uuid4().hex[:6]}",
+            on_message=self._on_command,
+            on_subscribe=lambda *a, **k: done.set(),
+        )
+        self.client.subscribe(f"twin/{self.city}/cmd/#", qos=1)
+        done.wait(10)
+        return self
+
+    def stop(self) -> None:
+        """Cancel pending applications and disconnect."""
+        for t in self._timers:
+            t.cancel()
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.client = None
+
+    def __enter__(self) -> Devices:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- faults ----------------------------------------------------------------------------------
+    def fault(self, kind: Fault, asset: str, *, factor: float = 1.5, on: bool = True) -> None:
+        """Inject (``on``) or clear a fault on one asset."""
+        with self._lock:
+            if kind == "lamp_failure":
+                self.failed[self.light_index[asset]] = on
+            elif kind == "power_anomaly":
+                self.power_factor[asset] = factor if on else 1.0
+            elif kind == "offline":
+                (self.offline.add if on else self.offline.discard)(asset)
+            elif kind == "flashing_amber":
+                self.junction_mode[asset] = "flashing_amber" if on else "normal"
+            else:
+                msg = f"fault: {kind!r} is not one of lamp_failure, power_anomaly, offline, "
+                msg += "flashing_amber"
+                raise ValueError(msg)
+
+    # -- commands --------------------------------------------------------------------------------
+    def _ack(self, kind: str, asset: str, command: str, status: str, reason: str = "") -> None:
+        self._seq += 1
+        body = {
+            "id": f"ack{self._seq}",
+            "ts": _iso(self.clock()),
+            "asset": asset,
+            "command": command,
+            "status": status,
+        }
+        if reason:
+            body["reason"] = reason
+        if status != "accepted" or command not in self.answers:
+            self.answers[command] = body
+        self.client.publish(topic(self.city, "ack", kind, asset), msgspec.json.encode(body), qos=1)
+
+    def _on_command(self, client: Any, userdata: Any, msg: Any) -> None:
+        parts = msg.topic.split("/")
+        if len(parts) != 5 or parts[2] != "cmd":
+            return
+        kind, asset = parts[3], parts[4]
+        with self._lock:
+            self.commands_seen += 1
+            if asset in self.offline:
+                return  # an offline device hears nothing
+            try:
+                cmd = self._decoder.decode(msg.payload)
+                cid = str(cmd["id"])
+            except (msgspec.DecodeError, KeyError, TypeError):
+                self._ack(kind, asset, "?", "rejected", "malformed command")
+                return
+            if cid in self.answers:  # a replay: answer again, never apply twice
+                prev = self.answers[cid]
+                self._ack(kind, asset, cid, prev["status"], prev.get("reason", ""))
+                return
+            now = self.clock()
+            try:
+                expires, apply_at = _parse(cmd["expires"]), _parse(cmd["apply_at"])
+            except (KeyError, TypeError, ValueError):
+                self._ack(kind, asset, cid, "rejected", "malformed command: expires, apply_at")
+                return
+            if expires <= now:
+                self._ack(kind, asset, cid, "rejected", "expired")
+                return
+            if kind == "cabinet":
+                if asset not in self.cabinet_lights:
+                    self._ack(kind, asset, cid, "rejected", f"unknown cabinet {asset}")
+                    return
+                lights = cmd.get("lights", {})
+                theirs = set(self.light_ids[self.cabinet_lights[asset]].tolist())
+                stray = [a for a in lights if a not in theirs]
+                if stray:
+                    self._ack(kind, asset, cid, "rejected", f"not behind {asset}: {stray[0]}")
+                    return
+            elif kind == "junction":
+                if asset not in self.junction_mode:
+                    self._ack(kind, asset, cid, "rejected", f"unknown junction {asset}")
+                    return
+            else:
+                self._ack(kind, asset, cid, "rejected", f"{kind} takes no commands")
+                return
+            self._ack(kind, asset, cid, "accepted")
+            delay = max((apply_at - now).total_seconds(), 0.0)
+            if delay == 0:
+                self._apply(kind, asset, cid, cmd)
+            else:
+                t = threading.Timer(delay, self._apply_locked, (kind, asset, cid, cmd))
+                t.daemon = True
+                self._timers.append(t)
+                t.start()
+
+    def _apply_locked(self, kind: str, asset: str, cid: str, cmd: dict[str, Any]) -> None:
+        with self._lock:
+            self._apply(kind, asset, cid, cmd)
+
+    def _apply(self, kind: str, asset: str, cid: str, cmd: dict[str, Any]) -> None:
+        if self.applied[cid]:
+            return
+        if self.clock() >= _parse(cmd["expires"]):
+            self._ack(kind, asset, cid, "rejected", "expired before its time came")
+            return
+        self.applied[cid] += 1
+        if kind == "cabinet":
+            self.schedules = getattr(self, "schedules", {})
+            times = np.array([_parse(t).timestamp() for t in cmd["times"]])
+            for light, levels in cmd["lights"].items():
+                self.schedules[light] = (times, np.asarray(levels, float))
+            self._follow_schedules()
+        else:
+            self.junction_plan[asset] = str(cmd.get("plan"))
+        if self.client is not None:
+            self._ack(kind, asset, cid, "applied")
+
+    def _follow_schedules(self) -> None:
+        now = self.clock().timestamp()
+        for light, (times, levels) in getattr(self, "schedules", {}).items():
+            k = int(np.searchsorted(times, now, side="right")) - 1
+            self.level[self.light_index[light]] = levels[max(k, 0)]
+
+    # -- telemetry -------------------------------------------------------------------------------
+    def telemetry(self) -> list[tuple[str, bytes]]:
+        """One round of every online asset's telemetry, ``(topic, payload)``."""
+        from twin.scenarios.demand import day_type_of, profile
+
+        with self._lock:
+            now = self.clock()
+            since = self._last_round or now
+            self._last_round = now
+            self._follow_schedules()
+            ts = _iso(now)
+            local = now.astimezone(self.tz)
+            hour = local.hour
+            walk = float(profile(day_type_of(local.date()), mode="walk")[hour])
+            car = float(profile(day_type_of(local.date()), mode="car")[hour])
+            on = self.level > 0
+            draw = np.where(
+                on & ~self.failed, self.power_w * (self.floor + (1 - self.floor) * self.level), 0.0
+            )
+            out: list[tuple[str, bytes]] = []
+            enc = msgspec.json.encode
+            run = uuid.uuid4().hex[:8]
+
+            def add(kind: str, asset: str, body: dict[str, Any]) -> None:
+                if asset in self.offline:
+                    return
+                self._seq += 1
+                body = {"id": f"{run}-{self._seq}", "ts": ts, "asset": asset, **body}
+                out.append((topic(self.city, "telemetry", kind, asset), enc(body)))
+
+            for i, light in enumerate(self.light_ids):
+                add(
+                    "light",
+                    light,
+                    {
+                        "level": round(float(self.level[i]), 4),
+                        "power_w": round(float(draw[i]), 3),
+                        "fault": "lamp_failure" if self.failed[i] else "none",
+                    },
+                )
+            hours = (now - since).total_seconds() / 3600.0
+            for cab, idx in self.cabinet_lights.items():
+                p = float(draw[idx].sum()) * self.power_factor[cab]
+                self.meter_wh[cab] += p * hours
+                add(
+                    "cabinet",
+                    cab,
+                    {"power_w": round(p, 3), "energy_wh": round(self.meter_wh[cab], 3)},
+                )
+            for j in self.junctions:
+                add(
+                    "junction",
+                    j,
+                    {
+                        "mode": self.junction_mode[j],
+                        "plan": self.junction_plan[j],
+                        "counts": {},
+                    },
+                )
+            for s, stype in self.sensors.items():
+                if stype == "weather":
+                    add("sensor", s, {"road_temp_c": 2.0, "air_temp_c": 1.0, "precip_mm_h": 0.0})
+                else:
+                    share = walk if stype == "footfall" else car
+                    lam = 3000.0 * share * 300.0 / 3600.0
+                    add("sensor", s, {"count": int(self.rng.poisson(lam)), "interval_s": 300.0})
+            for v, (lon, lat) in self.vehicles.items():
+                add("vehicle", v, {"lon": lon, "lat": lat, "speed_m_s": 0.0})
+            return out
+
+    def publish_telemetry(self) -> int:
+        """Publish one round (QoS 1); returns the number of messages."""
+        msgs = self.telemetry()
+        for t, p in msgs:
+            self.client.publish(t, p, qos=1)
+        return len(msgs)

@@ -1,0 +1,166 @@
+"""``twin serve``: the live loop on one machine.
+
+:func:`serve` starts, in one process:
+
+* a broker, unless one is given: amqtt, an MQTT broker written in Python (MQTT 3.1.1; the
+  clients fall back to 3.1.1 with it), so that one command works on a machine without
+  Mosquitto. Deployments use Mosquitto (``--broker mqtt://host:1883``);
+* the ingestion service (:class:`live.mqtt.IngestService`) into the history store;
+* optionally the equipment simulator (:class:`live.devices.Devices`), reporting every
+  ``period_s`` seconds;
+* an HTTP endpoint: ``GET /health`` answers 200 once everything is ready, with the ingestion
+  counters; ``GET /state/<asset_type>`` gives the latest state as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from live.ingest import Ingestor, assets_of
+from live.mqtt import IngestService
+from live.services import free_port, wait_port
+from live.store import open_store
+
+__all__ = ["embedded_broker", "serve"]
+
+
+@contextlib.contextmanager
+def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Run an amqtt broker in a background thread; yields its URL."""
+    from amqtt.broker import Broker
+
+    port = port or free_port()
+    # amqtt logs every probe and refused MQTT 5 CONNECT as an error; ours are expected
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda _loop, _context: None)
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+        "sys_interval": 0,
+        "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
+        "topic-check": {"enabled": False},
+    }
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def start() -> None:
+            holder["broker"] = Broker(config, loop=loop)
+            await holder["broker"].start()
+
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="twin-broker", daemon=True)
+    thread.start()
+    wait_port(port, host=host)
+    try:
+        yield f"mqtt://{host}:{port}"
+    finally:
+        if "broker" in holder:
+            fut = asyncio.run_coroutine_threadsafe(holder["broker"].shutdown(), loop)
+            with contextlib.suppress(Exception):
+                fut.result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+
+
+def _http(host: str, port: int, ing: Ingestor, ready: threading.Event) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, code: int, body: Any) -> None:
+            data = json.dumps(body, default=str).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            if self.path == "/health":
+                if ready.is_set():
+                    self._send(200, {"status": "ok", "counters": dict(ing.counters)})
+                else:
+                    self._send(503, {"status": "starting"})
+            elif self.path.startswith("/state/"):
+                kind = self.path.removeprefix("/state/")
+                if kind not in ing.state.ids:
+                    self._send(404, {"error": f"no asset type {kind!r}"})
+                    return
+                frame = ing.state.frame(kind)
+                frame = frame[frame["ts"].notna()]
+                self._send(200, json.loads(frame.to_json(orient="index", date_format="iso")))
+            else:
+                self._send(404, {"error": "GET /health or /state/<asset_type>"})
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="twin-http", daemon=True).start()
+    return server
+
+
+def serve(
+    tw: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    broker: str | None = None,
+    db: str | None = None,
+    devices: bool = False,
+    period_s: float = 10.0,
+    duration_s: float | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, int]:
+    """Run the live loop until ``duration_s`` has passed (or Ctrl-C); returns the counters."""
+    store = open_store(db or f"sqlite:///twin-live-{tw.name}.db")
+    with contextlib.ExitStack() as stack:
+        stack.callback(store.close)
+        if broker is None:
+            broker = stack.enter_context(embedded_broker(host))
+            say(f"embedded MQTT broker at {broker}")
+        ready = threading.Event()
+        ing = Ingestor(store, city=tw.name, assets=assets_of(tw), timezone=tw.city.timezone)
+        server = _http(host, port, ing, ready)
+        stack.callback(server.server_close)
+        stack.callback(server.shutdown)
+        svc = IngestService(ing, broker, qos=1)
+        svc.start()
+        stack.callback(svc.stop)
+        sim = None
+        if devices:
+            from live.devices import Devices
+
+            sim = Devices(tw, broker).start()
+            stack.callback(sim.stop)
+        ready.set()
+        say(
+            f"{tw.name}: ingesting twin/{tw.name}/telemetry/# into {store.url}; "
+            f"health at http://{host}:{port}/health" + ("; simulated devices on" if sim else "")
+        )
+        end = None if duration_s is None else time.monotonic() + duration_s
+        next_round = time.monotonic()
+        published = 0
+        while end is None or time.monotonic() < end:
+            if sim is not None and time.monotonic() >= next_round:
+                n = sim.publish_telemetry()
+                published += n
+                next_round += period_s
+                c = ing.counters
+                say(
+                    f"published {n}; received {c['received']}, accepted {c['accepted']}, "
+                    f"rejected {ing.rejected()}, duplicates {c['duplicate']}"
+                )
+            time.sleep(0.05)
+        if sim is not None:
+            svc.wait_for(published, timeout=30)
+        return dict(ing.counters)

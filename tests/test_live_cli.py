@@ -1,0 +1,78 @@
+"""The live commands: twin serve, twin devices, twin plan push|status|rollback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from twin.cli import main
+
+NIGHT = "2024-01-15"
+
+
+@pytest.fixture(scope="module")
+def night_dir(bondy, tmp_path_factory):
+    """A `twin plan night` folder's dimming.nc (the adaptive plan of a Bondy night)."""
+    from optimize import dimming
+    from optimize.nightly import adaptive_plan
+
+    out = tmp_path_factory.mktemp("night")
+    ds, _ = adaptive_plan(bondy, NIGHT, prepared=dimming.problem_for(bondy, NIGHT))
+    ds.to_netcdf(out / "dimming.nc", engine="h5netcdf")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "push", "nowhere", "--broker", "mqtt://h:1"], "nowhere: no such file"),
+        (["plan", "push", ".", "--broker", "http://h"], "is not mqtt://HOST[:PORT]"),
+        (["plan", "status", "x", "--db", "mysql://h"], "neither sqlite:///PATH nor postgresql"),
+        (["serve", "--city", "bondy", "--port", "70000"], "70000 is not a TCP port"),
+        (["devices", "--city", "bondy", "--broker", "mqtt://h", "--fault", "fire=x"], "fire=x"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_any_work(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_push_status_and_dry_run(bondy, night_dir, mosquitto, tmp_path, capsys):
+    import datetime as dt
+    import time
+
+    from live.devices import Devices
+    from optimize.plans import read
+
+    plan = read(night_dir)
+    t0 = plan.valid_from + dt.timedelta(hours=1)
+    start = time.monotonic()
+    clock = lambda: t0 + dt.timedelta(seconds=time.monotonic() - start)  # noqa: E731
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    assert main(["plan", "push", str(night_dir), "--dry-run"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["gate"] == "passed" and dry["compliance_pct"] == 100.0 and dry["energy_kwh"] > 0
+    with Devices(bondy, mosquitto.url, clock=clock):
+        code = main(
+            ["plan", "push", str(night_dir), "--broker", mosquitto.url, "--db", db, "--json"]
+        )
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["status"] == "applied" and out["acked"] == out["commands"]
+    assert main(["plan", "status", plan.id, "--city", "bondy", "--db", db]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["status"] == "applied" and st["audit"][0]["action"] == "push"
+    assert main(["plan", "status", "nope", "--city", "bondy", "--db", db]) == 2
+    assert "no plan 'nope'" in capsys.readouterr().err
+
+
+def test_serve_with_simulated_devices(mosquitto, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    argv = ["serve", "--city", "bondy", "--broker", mosquitto.url, "--db", db, "--devices"]
+    from live.services import free_port
+
+    port = str(free_port())
+    assert main([*argv, "--period", "1", "--for", "2.5", "--port", port]) == 0
+    counters = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert counters["accepted"] >= 2 * 600 and counters["accepted"] == counters["received"]

@@ -1,0 +1,187 @@
+"""Control over a real Mosquitto: the safety gate, pushes acknowledged by the simulator, retries,
+partial results, replays, rollback and the audit log."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import time
+
+import numpy as np
+import pytest
+
+from live.control import Controller, PlanNotFoundError, dry_run, gate
+from live.devices import Devices
+from live.store import open_store
+from optimize import dimming
+from optimize.plans import from_dimming, from_signal_documents
+from twin._errors import UnsafePlanError
+
+NIGHT = "2024-01-15"
+
+
+@pytest.fixture(scope="module")
+def nights(bondy):
+    from optimize.nightly import adaptive_plan
+
+    prepared = dimming.problem_for(bondy, NIGHT)
+    out = {
+        p: from_dimming(dimming.plan(bondy, NIGHT, policy=p, prepared=prepared))
+        for p in ("led_full", "part_night")
+    }
+    out["adaptive"] = from_dimming(adaptive_plan(bondy, NIGHT, prepared=prepared)[0])
+    return out
+
+
+@pytest.fixture(scope="module")
+def signals(bondy):
+    from twin.scenarios.network import signal_plans
+    from twin.signals.safety import plan_document
+
+    plans = signal_plans(bondy)
+    docs = [plan_document(p, plans.models[j]) for j, p in plans.items()]
+    now = dt.datetime.now(dt.UTC)
+    return from_signal_documents(docs, city="bondy", now=now), dict(plans.models)
+
+
+def _clock_at(plan):
+    """The devices' clock: inside the plan's night (so its commands are neither stale nor due)."""
+    t = plan.valid_from + dt.timedelta(hours=1)
+    start = time.monotonic()
+    return lambda: t + dt.timedelta(seconds=time.monotonic() - start)
+
+
+def test_gate_refuses_dimming_below_the_requirement(nights):
+    plan = nights["led_full"]
+    gate(plan)  # full output meets every requirement
+    lc = plan.lighting
+    assert (lc.required > 0).any()
+    i, j = np.argwhere(lc.required > 0.2)[0]
+    bad_level = lc.level.copy()
+    bad_level[i, j] = lc.required[i, j] - 0.1
+    bad = copy.copy(plan)
+    object.__setattr__(bad, "lighting", copy.copy(lc))
+    object.__setattr__(bad.lighting, "level", bad_level)
+    with pytest.raises(
+        UnsafePlanError, match=rf"below the EN 13201 requirement, first {lc.light[i]}"
+    ):
+        gate(bad)
+
+
+def test_gate_rechecks_signal_programmes_against_the_twin(signals):
+    plan, models = signals
+    gate(plan, models=models)
+    with pytest.raises(UnsafePlanError, match="no junction model"):
+        gate(plan, models={})
+    doc = json.loads(json.dumps(plan.signals[0].document))
+    groups = doc["program"]["groups"]
+    for g in groups.values():  # every group green all cycle: conflicting greens together
+        g["greens"] = [[0.0, doc["program"]["cycle_s"] - 10.0]]
+    unsafe = from_signal_documents([doc], city="bondy", now=plan.valid_from)
+    with pytest.raises(UnsafePlanError, match="conflict"):
+        gate(unsafe, models=models)
+
+
+def test_dry_run_energy_and_compliance(bondy, nights):
+    full, part = dry_run(nights["led_full"], bondy), dry_run(nights["part_night"], bondy)
+    assert full["compliance_pct"] == 100.0 and full["unknown_lights"] == 0
+    assert 0 < part["energy_kwh"] < full["energy_kwh"]
+    # fixed part-night dimming leaves streets under their requirement: the gate refuses it
+    assert part["compliance_pct"] < 100.0
+    with pytest.raises(UnsafePlanError, match="below the EN 13201 requirement"):
+        gate(nights["part_night"])
+    # the dataset's own figure for the same plan
+    ds = dimming.plan(bondy, NIGHT, policy="part_night")
+    assert part["energy_kwh"] == pytest.approx(ds.attrs["optimized_kwh"], rel=1e-3)
+
+
+def test_push_applied_status_audit_replay_and_rollback(bondy, nights, mosquitto, tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    first, second = nights["led_full"], nights["adaptive"]
+    devices = Devices(bondy, mosquitto.url, clock=_clock_at(first)).start()
+    ctl = Controller(store, mosquitto.url, city="bondy", who="tester", timeout_s=2.0)
+    seen = []
+    r1 = ctl.push(first, progress=lambda k, n: seen.append((k, n)), now=devices.clock())
+    assert r1.status == "applied" and r1.acked == r1.commands == len(first.groups())
+    assert seen[-1] == (r1.commands, r1.commands)
+    # every light follows the plan's level for the devices' current slot
+    lc = first.lighting
+    k = int(np.searchsorted(lc.times.astype("int64"), devices.clock().timestamp(), "right")) - 1
+    idx = [devices.light_index[a] for a in lc.light]
+    np.testing.assert_allclose(devices.level[idx], np.round(lc.level[:, k], 4))
+    r2 = ctl.push(second, now=devices.clock())
+    assert r2.status == "applied"
+    assert all(n == 1 for n in devices.applied.values())  # each command applied once
+    # a replayed command (the same id again) is answered, never applied twice
+    cid, t, p = ctl.commands(second, r2.push, devices.clock())[0]
+    applied_before = sum(devices.applied.values())
+    devices.client.publish(t, p, qos=1)  # loopback replay through the broker
+    cmds = ctl.commands(second, r2.push, devices.clock())
+    ctl.client = None
+    from live.mqtt import connect
+
+    replayer = connect(mosquitto.url, "replayer")
+    for _, topic, payload in cmds:
+        replayer.publish(topic, payload, qos=1).wait_for_publish(5)
+    time.sleep(0.5)
+    replayer.disconnect()
+    replayer.loop_stop()
+    assert sum(devices.applied.values()) == applied_before
+    assert all(n == 1 for n in devices.applied.values())
+    st = ctl.status(second.id)
+    # each command acknowledged: accepted (scheduled) or already applied
+    assert st["status"] == "applied" and sum(st["commands"].values()) == r2.commands
+    assert set(st["commands"]) <= {"accepted", "applied"}
+    assert st["audit"][0]["who"] == "tester" and st["audit"][0]["action"] == "push"
+    # rollback: the plan before comes back, as a new push, audited on both plans
+    rb = ctl.rollback(second.id, now=devices.clock())
+    assert rb.status == "applied" and rb.plan == first.id
+    np.testing.assert_allclose(devices.level[idx], np.round(lc.level[:, k], 4))
+    assert [a["action"] for a in ctl.status(second.id)["audit"]] == ["push", "rolled back"]
+    assert [a["action"] for a in ctl.status(first.id)["audit"]] == ["push", "rollback"]
+    with pytest.raises(PlanNotFoundError, match="no plan"):
+        ctl.rollback(nights["part_night"].id, now=devices.clock())  # refused, never recorded
+    devices.stop()
+    store.close()
+
+
+def test_device_offline_during_a_push_is_retried_then_partial(bondy, nights, mosquitto, tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    plan = nights["adaptive"]
+    devices = Devices(bondy, mosquitto.url, clock=_clock_at(plan)).start()
+    groups = plan.groups()
+    dead = sorted(groups)[:2]
+    for cab in dead:
+        devices.fault("offline", cab)
+    ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.3, attempts=3)
+    r = ctl.push(plan, now=devices.clock())
+    expected = {a for c in dead for a in groups[c]}
+    print(
+        f"\noffline push: commands sent {r.commands}, acknowledged {r.acked}, "
+        f"failed {len(dead)} cabinets ({len(expected)} lights), rounds {r.attempts}"
+    )
+    assert r.status == "partial" and r.attempts == 3
+    assert set(r.failed) == expected and set(r.failed.values()) == {"no acknowledgement"}
+    assert r.acked == len(groups) - len(dead)
+    rows = store.execute(
+        "SELECT target, attempts, status FROM commands WHERE status = 'unanswered'"
+    )
+    assert sorted(t for t, _, _ in rows) == dead and {a for _, a, _ in rows} == {3}
+    st = ctl.status(plan.id)
+    assert st["status"] == "partial" and sorted(st["failed"]) == dead
+    devices.stop()
+    store.close()
+
+
+def test_expired_and_misaddressed_commands_are_rejected(bondy, nights, mosquitto, tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    plan = nights["adaptive"]
+    late = plan.valid_to + dt.timedelta(hours=1)
+    devices = Devices(bondy, mosquitto.url, clock=lambda: late).start()
+    ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.5, attempts=1)
+    r = ctl.push(plan, now=plan.valid_from)  # sent for the night, heard after it
+    assert r.status == "failed" and set(r.failed.values()) == {"expired"}
+    assert sum(devices.applied.values()) == 0
+    devices.stop()
+    store.close()

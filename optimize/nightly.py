@@ -384,7 +384,7 @@ def run_night(
     report["annual"] = {
         "year": day.year,
         "nights_sampled": int(year.sizes["night"]),
-        "sample": "the 15th of each month (twice as many nights: twin energy --year)",
+        "sample": "the 15th of each month (every night of the year: twin energy --year)",
         **{k: round(v, 3) for k, v in summary.items()},
         "target_pct": tgt,
         "on_track": bool(summary["saving_pct"] >= tgt),

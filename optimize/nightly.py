@@ -38,6 +38,7 @@ from .dimming_year import annual_summary, plan_year, write_year
 
 if TYPE_CHECKING:
     from twin.model import Twin
+    from twin.scenarios.demand import Demand
 
 __all__ = ["adaptive_plan", "run_night", "summary_table", "trajectory_for"]
 
@@ -46,7 +47,7 @@ class NoDataOfflineError(TwinError, ConnectionError):
     """A city's extract is missing and cannot be fetched (no internet)."""
 
 
-def _load_or_fetch(city: str | None, osm: Path | None, *, say: Any) -> Any:
+def _load_or_fetch(city: str | None, osm: Path | None, *, say: Any) -> Twin:
     import twin
     from twin.cities import get_city
 
@@ -76,7 +77,7 @@ def _load_or_fetch(city: str | None, osm: Path | None, *, say: Any) -> Any:
 class MixedDemand:
     """Footfall from one source (the footfall DES) and motor traffic from another (profiles)."""
 
-    def __init__(self, footfall: Any, traffic: Any) -> None:
+    def __init__(self, footfall: Demand, traffic: Demand) -> None:
         self._foot = footfall
         self._traffic = traffic
 
@@ -89,7 +90,9 @@ class MixedDemand:
         return np.asarray(self._traffic.traffic(segments, times))
 
 
-def simulated_demand(tw: Any, day: dt.date, *, rng: int = 2018, progress: bool = False) -> Any:
+def simulated_demand(
+    tw: Twin, day: dt.date, *, rng: int = 2018, progress: bool = False
+) -> MixedDemand:
     """The night's demand, simulated footfall and profiled motor traffic.
 
     Footfall comes from the DES for the evening's day type, motor traffic from the road-class
@@ -231,7 +234,7 @@ def _night_profile(plans: dict[str, xr.Dataset], tz: str, out: Path, title: str)
     fig.savefig(out)
 
 
-def _levels_map(tw: Any, ds: xr.Dataset, out: Path) -> None:
+def _levels_map(tw: Twin, ds: xr.Dataset, out: Path) -> None:
     from twin.plot import line_collection
 
     hours = ds["hour_local"].to_numpy()
@@ -384,7 +387,7 @@ def run_night(
     report["annual"] = {
         "year": day.year,
         "nights_sampled": int(year.sizes["night"]),
-        "sample": "the 15th of each month (twice as many nights: twin energy --year)",
+        "sample": "the 15th of each month (every night of the year: twin energy --year)",
         **{k: round(v, 3) for k, v in summary.items()},
         "target_pct": tgt,
         "on_track": bool(summary["saving_pct"] >= tgt),

@@ -767,10 +767,11 @@ def cmd_plan_night(args: Args) -> int:
         f"the {report['target_pct']:.0f}% target counts a year"
     )
     print(
-        f"year {y['year']} (estimated from {y['nights_sampled']} nights): {y['saving_pct']:.1f}% "
+        f"year {y['year']} for this stock (estimated from {y['nights_sampled']} nights): "
+        f"{y['saving_pct']:.1f}% "
         f"(LED {y['saving_led_pct']:.1f}, dimming {y['saving_dimming_pct']:.1f}, "
         f"CLO {y['saving_clo_pct']:.1f}, switch-off {y['saving_switch_off_pct']:.1f}) "
-        f"-> {'on track' if y['on_track'] else 'short of'} the target; "
+        f"-> {'at or above' if y['on_track'] else 'short of'} the target; "
         "twin energy --year plans every night"
     )
     if report["budget_relaxed"]:
@@ -782,7 +783,7 @@ def cmd_plan_night(args: Args) -> int:
         )
     t = report["trajectory"]
     print(
-        f"12-year trajectory: {t['saving_pct_2030']:.1f}% saved in 2030 "
+        f"trajectory with the contract's LED renewal: {t['saving_pct_2030']:.1f}% saved in 2030 "
         f"(target first met: {t['year_of_target'] or 'not by 2030'})"
     )
     print(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
@@ -45,6 +45,9 @@ from twin._errors import UnknownAssetError
 from twin.scenarios.signals import SignalPlan
 from twin.signals.junction import nearest_ids
 from twin.signals.safety import validate
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = ["Coordination", "coordinated_plans", "junction_flows"]
 
@@ -98,7 +101,7 @@ def _street(art: Arterial) -> str:
 
 
 def coordinated_plans(
-    tw: Any,
+    tw: Twin,
     plans: Any,
     *,
     corridor: str | None = None,

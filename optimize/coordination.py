@@ -16,13 +16,20 @@
 
 Every plan returned passes :func:`twin.signals.safety.validate` on its junction model (the
 offset does not change what a junction shows within its cycle).
+
+Known limit: the common cycle is the corridor's longest (its critical junction's); on
+Montpellier most corridor junctions run a 40 s Webster cycle and the 133 re-timed ones gain
+30 s on average. Their side streets wait longer: in the city-wide traffic DES of the morning
+peak (gridlocked at the planning demand) the coordinated plans raised the mean stop-line delay
+by 14% while the band rose from 0 to 13 s per direction (benchmarks/signals.py). Double
+cycling (a junction at half the common cycle) would keep the short cycles; it is not done.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
@@ -38,6 +45,9 @@ from twin._errors import UnknownAssetError
 from twin.scenarios.signals import SignalPlan
 from twin.signals.junction import nearest_ids
 from twin.signals.safety import validate
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = ["Coordination", "coordinated_plans", "junction_flows"]
 
@@ -91,7 +101,7 @@ def _street(art: Arterial) -> str:
 
 
 def coordinated_plans(
-    tw: Any,
+    tw: Twin,
     plans: Any,
     *,
     corridor: str | None = None,

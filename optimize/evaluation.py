@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -39,6 +39,9 @@ from twin.scenarios.signals import SignalPlan
 from twin.signals.junction import JunctionModel
 from twin.signals.plans import stage_ratios
 from twin.signals.safety import program_of
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = [
     "achieved_band",
@@ -98,7 +101,7 @@ def stop_rate(
 
 
 def des_comparison(
-    tw: Any,
+    tw: Twin,
     plan_sets: Mapping[str, Mapping[str, SignalPlan]],
     *,
     models: Mapping[str, JunctionModel],
@@ -305,7 +308,7 @@ def _turn(h_in: float, h_out: float) -> float:
 
 
 def corridor_demand(
-    tw: Any,
+    tw: Twin,
     plans: Any,
     art: Arterial,
     *,
@@ -417,7 +420,7 @@ def corridor_demand(
 
 
 def corridor_vs_sumo(
-    tw: Any,
+    tw: Twin,
     plan_sets: Mapping[str, Mapping[str, SignalPlan]],
     art: Arterial,
     *,

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pulp
@@ -41,6 +41,9 @@ import xarray as xr
 from optimize._highs import solve_quietly
 from optimize._pulp import add_variable, add_variable_dict
 from twin._errors import InputValidationError
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = [
     "Arterial",
@@ -358,7 +361,7 @@ def time_space_diagram(
 
 
 def corridors(
-    tw: Any, plans: Any, *, min_signals: int = 5, max_gap_m: float = 800.0
+    tw: Twin, plans: Any, *, min_signals: int = 5, max_gap_m: float = 800.0
 ) -> list[Arterial]:
     """Arterials of ``min_signals`` or more consecutive planned signals along one named street.
 
@@ -429,7 +432,7 @@ def corridors(
     return arts
 
 
-def arterial_stage(tw: Any, plan: Any, street: str) -> int:
+def arterial_stage(tw: Twin, plan: Any, street: str) -> int:
     """The stage of a plan that serves most of the approaches named ``street``."""
     app = tw.registry["approach"]
     named = app[(app["junction"] == plan.junction) & (app["name"] == street)]

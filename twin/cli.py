@@ -48,10 +48,13 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from ._errors import InputValidationError, TwinError
+
+if TYPE_CHECKING:
+    from .model import Twin
 
 __all__ = ["command", "main"]
 
@@ -818,7 +821,7 @@ def _signals_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _delay_plot(tw: Any, webster: Any, plans: Any, path: Path) -> None:
+def _delay_plot(tw: Twin, webster: Any, plans: Any, path: Path) -> None:
     """Per junction, the uniform delay of our plan against the fixed-time Webster plan's."""
     import matplotlib.pyplot as plt
 

@@ -28,11 +28,14 @@ import dataclasses
 import io
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 
 from twin._errors import CorruptInputError, DataMissingError
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = [
     "BusRoute",
@@ -266,7 +269,7 @@ def routes_from_line_list(
     return out
 
 
-def bus_routes(tw: Any, *, line_list: str | Path | None = None) -> list[BusRoute]:
+def bus_routes(tw: Twin, *, line_list: str | Path | None = None) -> list[BusRoute]:
     """A twin's bus routes: from ``line_list`` when given, else from its OSM extract.
 
     Raises

@@ -53,13 +53,16 @@ import dataclasses
 import json
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 import numpy as np
 import shapely
 
 from twin._errors import InputValidationError, UnknownAssetError
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = [
     "ALL_RED_MIN_S",
@@ -934,7 +937,7 @@ def _colour(order: Sequence[str], clash: Any) -> list[list[str]]:
 
 
 def junction_models(
-    tw: Any,
+    tw: Twin,
     *,
     junctions: Iterable[str] | None = None,
     assume_crossings: bool | None = None,

@@ -176,7 +176,8 @@ def _year_query(url: str, name: str) -> float:
         t = time.perf_counter()
         ds = store.metered_energy(start=days[0], end=days[-1] + dt.timedelta(days=1))
         best = min(best, time.perf_counter() - t)
-    assert ds["energy_wh"].shape == (1000, 365) and float(ds["energy_wh"].mean()) == 20_000.0
+    assert ds["energy_wh"].shape == (1000, 365)
+    assert float(ds["energy_wh"].mean()) == 20_000.0
     store.close()
     print(f"store ({name}): a year x 1,000 cabinets ({len(rows):,} nights) in {best:.3f} s")
     return best

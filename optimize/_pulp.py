@@ -5,12 +5,12 @@ and ``LpVariable.matrix`` in favour of the pulp 4 methods ``LpProblem.add_variab
 ``add_variable_dicts`` and ``add_variable_matrix``, which attach the variables to the model.
 Older 3.x releases have only the former; pulp 4 has only the latter. Every model in
 ``optimize`` creates its variables through the helpers below, so no other module depends on
-the installed version. The solver is always HiGHS through ``highspy`` (pulp 4 ships no CBC).
+the installed version. The solver is always HiGHS through ``highspy`` (pulp 4 ships no CBC),
+given by :mod:`optimize._highs`.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Hashable, Iterable
 from typing import Any
 
@@ -21,7 +21,6 @@ __all__ = [
     "add_variable",
     "add_variable_dict",
     "constraint_by_name",
-    "highs_solver",
 ]
 
 PULP_MAJOR: int = int(str(pulp.__version__).split(".")[0])
@@ -133,36 +132,3 @@ def constraint_by_name(model: pulp.LpProblem, name: str) -> pulp.LpConstraint | 
         found: pulp.LpConstraint | None = getter(name)
         return found
     return model.constraints.get(name)  # pragma: no cover - pulp < 3.3
-
-
-def highs_solver(*, msg: bool = False, time_limit: float | None = None) -> pulp.LpSolver:
-    """Return pulp's HiGHS solver (through ``highspy``), never a bundled CBC.
-
-    Parameters
-    ----------
-    msg
-        Show the solver log.
-    time_limit
-        Wall-clock limit in seconds, or ``None``.
-
-    Returns
-    -------
-    pulp.LpSolver
-        A ``pulp.HiGHS`` instance.
-
-    Examples
-    --------
-    >>> highs_solver().name
-    'HiGHS'
-    """
-    solver_cls = pulp.HiGHS
-    params = inspect.signature(solver_cls.__init__).parameters
-    kwargs: dict[str, Any] = {"msg": msg}
-    if time_limit is not None:
-        key = "timeLimit" if "timeLimit" in params else "time_limit"
-        kwargs[key] = float(time_limit)
-    solver: pulp.LpSolver = solver_cls(**kwargs)
-    if not solver.available():
-        msg_ = "pulp.HiGHS is not available: install highspy (pip install highspy)"
-        raise ImportError(msg_)
-    return solver

@@ -40,6 +40,7 @@ import xarray as xr
 
 from twin._errors import InputValidationError, TwinError
 from twin.assets import lighting
+from twin.energy.power import DRIVER_FLOOR, drawn_power_w
 from twin.timeutil import Night, night_slots, validate_date
 
 from . import dimming_lp as lp
@@ -58,8 +59,6 @@ __all__ = [
 
 POLICIES = ("hps_full", "led_full", "part_night", "adaptive")
 OBJECTIVES = ("service", "cost", "min_energy")
-#: Share of full power an LED driver draws at its lowest level while on (typical 8-12%).
-DRIVER_FLOOR = 0.1
 #: Largest change of level per hour (0.8/h = 0.2 per 15-minute slot): a step no one notices.
 RAMP_PER_HOUR = 0.8
 TARGET_PCT = 65.0
@@ -411,9 +410,7 @@ def plan(
     level = np.where(np.asarray(problem.forced_off), 0.0, level)  # an array once built
     on = level > 0
     slot_h = night.duration_s / 3600.0
-    energy = (
-        np.where(on, power[:, None] * (DRIVER_FLOOR + (1 - DRIVER_FLOOR) * level), 0.0) * slot_h
-    )
+    energy = drawn_power_w(power, level, driver_floor=DRIVER_FLOOR, on=on) * slot_h
     return _dataset(
         tw,
         problem,

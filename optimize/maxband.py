@@ -38,8 +38,8 @@ import numpy as np
 import pulp
 import xarray as xr
 
+from optimize._highs import solve_quietly
 from optimize._pulp import add_variable, add_variable_dict
-from optimize.signals import solve_quietly
 from twin._errors import InputValidationError
 
 __all__ = ["Arterial", "MaxbandInfeasibleError", "maxband", "time_space_diagram"]

@@ -30,6 +30,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from twin._errors import DataMissingError, TwinError
+from twin.energy.power import drawn_power_w
 
 from . import dimming
 from . import dimming_lp as lp
@@ -187,9 +188,10 @@ def _night_profile(plans: dict[str, xr.Dataset], tz: str, out: Path, title: str)
         ax.step(local, kw, where="post", label=name, lw=1.6)
     ds = plans["adaptive"]
     req = ds["required_level"].to_numpy()
-    floor = dimming.DRIVER_FLOOR
-    draw = np.where(req > 0, floor + (1 - floor) * req, 0.0)
-    floor_kw = (ds["power_w"].to_numpy()[:, None] * draw).sum(axis=0) / 1000.0
+    draw = drawn_power_w(
+        ds["power_w"].to_numpy(), req, driver_floor=dimming.DRIVER_FLOOR, on=req > 0
+    )
+    floor_kw = draw.sum(axis=0) / 1000.0
     ax.step(local, floor_kw, where="post", color="k", ls=":", label="EN 13201 floor (min energy)")
     ax.set_ylabel("power drawn (kW)")
     ax.set_xlabel(f"local time ({tz})")

@@ -34,7 +34,8 @@ import numpy as np
 import pulp
 import xarray as xr
 
-from optimize._pulp import add_variable, add_variable_dict, highs_solver
+from optimize._highs import solve_quietly
+from optimize._pulp import add_variable, add_variable_dict
 from twin._errors import InputValidationError, UnsafePlanError
 from twin.scenarios.signals import SATURATION_FLOW_PCU_H_LANE, SignalPlan
 from twin.signals.junction import AMBER_S, JunctionModel
@@ -58,31 +59,6 @@ __all__ = [
 ]
 
 OBJECTIVES = ("delay", "reserve")
-
-
-def solve_quietly(prob: pulp.LpProblem, *, time_limit: float | None = None) -> int:
-    """``prob.solve`` with pulp's HiGHS, its banner kept off standard output.
-
-    HiGHS writes its banner with C to file descriptor 1 when its first instance is made,
-    whatever ``msg`` says; descriptor 1 points at ``os.devnull`` meanwhile.
-    """
-    import os
-    import sys
-    from pathlib import Path
-
-    solver = highs_solver(time_limit=time_limit)
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no standard output at all
-        return int(prob.solve(solver))
-    try:
-        with Path(os.devnull).open("w") as null:
-            os.dup2(null.fileno(), 1)
-            return int(prob.solve(solver))
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def optimise_splits(

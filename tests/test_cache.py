@@ -731,3 +731,46 @@ def test_corrupt_inputs_raise_our_errors(data_root, small_municipal, tmp_path, k
     extracts = {"osm": "osm/bondy.osm", "graphml": "osm/paris-trocadero.graphml"}
     source = data_root / extracts[kind] if kind in extracts else small_municipal
     _load_corrupt_input(source, kind, how, data.draw, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------
+# pruning: every change of the code makes new entries; the old ones do not pile up
+
+
+def _entries(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "twins").iterdir() if not p.name.startswith("."))
+
+
+def test_old_entries_are_pruned_keeping_the_most_recently_used_per_city(tmp_path):
+    payload = {"meta": {"a": 1}, "counts_table": None}
+    names = [f"paris-trocadero-{i:024x}" for i in range(5)] + [f"bondy-{i:024x}" for i in range(2)]
+    now = time.time()
+    for age, name in enumerate(names):
+        assert cache.save_cache(tmp_path / "twins" / name, payload, key=name[-24:])
+        os.utime(tmp_path / "twins" / name, (now - 3600 * (age + 1),) * 2)
+    # the oldest Trocadéro entry was just read: it counts as used now
+    assert cache.load_cache(tmp_path / "twins" / names[4], key=names[4][-24:]) == payload
+    # another process holds the lock of an entry that would go: it stays
+    with cache.entry_lock(tmp_path / "twins" / names[3]) as held:
+        assert held
+        removed = cache.prune(tmp_path, keep=3)
+    assert sorted(p.name for p in removed) == [names[2]]
+    assert _entries(tmp_path) == sorted([names[0], names[1], names[3], names[4], *names[5:]])
+    # once free, it goes too; the other city's two entries are within the limit
+    assert [p.name for p in cache.prune(tmp_path, keep=3)] == [names[3]]
+    assert cache.prune(tmp_path, keep=3) == []
+
+
+def test_a_new_entry_prunes_its_city_and_a_missing_folder_is_nothing_to_prune(data_root, tmp_path):
+    assert cache.prune(tmp_path / "nowhere", keep=1) == []
+    payload = {"meta": {"a": 1}, "counts_table": None}
+    old = [f"bondy-{i:024x}" for i in range(cache.KEEP_PER_CITY + 2)]
+    for age, name in enumerate(old):
+        cache.save_cache(tmp_path / "twins" / name, payload, key=name[-24:])
+        os.utime(tmp_path / "twins" / name, (time.time() - 3600 * (age + 1),) * 2)
+    with twin.set_options(cache=tmp_path):
+        twin.load("bondy", progress=False)
+    kept = _entries(tmp_path)
+    assert len(kept) == cache.KEEP_PER_CITY
+    assert set(kept) - set(old)  # the new one is among them, with the most recent old ones
+    assert set(kept) & set(old) == set(old[: cache.KEEP_PER_CITY - 1])

@@ -171,9 +171,9 @@ def test_profile_shapes() -> None:
 
 
 def test_local_slots_dst() -> None:
-    assert len(D.local_slots(dt.date(2026, 3, 29))[0]) == 92
-    assert len(D.local_slots(dt.date(2026, 10, 25))[0]) == 100
-    t, h = D.local_slots(dt.date(2026, 6, 1))
+    assert len(D.local_slots(dt.date(2026, 3, 29), tz="Europe/Paris")[0]) == 92
+    assert len(D.local_slots(dt.date(2026, 10, 25), tz="Europe/Paris")[0]) == 100
+    t, h = D.local_slots(dt.date(2026, 6, 1), tz="Europe/Paris")
     assert len(t) == 96
     assert str(t[0]) == "2026-05-31T22:00:00.000000000"
     assert h[4] == 1
@@ -324,6 +324,10 @@ def test_simulated_demand_lookup_and_wrap() -> None:
         {"footfall": (("segment", "time"), np.array([[1.0, 2.0], [3.0, 4.0]]))},
         coords={"segment": ["segment:a", "segment:b"], "time": times},
     )
+    # the local clock is the city's: recorded by run_footfall, else given
+    with pytest.raises(InputValidationError, match="local_timezone"):
+        D.SimulatedDemand.from_dataset(ds)
+    ds.attrs["local_timezone"] = "Europe/Paris"
     sd = D.SimulatedDemand.from_dataset(ds)
     q = np.array(["2026-06-02T23:30", "2026-06-09T22:10"], dtype="datetime64[ns]")
     np.testing.assert_array_equal(

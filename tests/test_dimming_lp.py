@@ -9,7 +9,8 @@ import numpy as np
 import pulp
 import pytest
 
-from optimize import _pulp
+from optimize import _highs, _pulp
+from optimize import dimming_fast as dfast
 from optimize import dimming_lp as dl
 from twin._errors import InputValidationError, TwinError
 
@@ -232,7 +233,7 @@ def test_budget_dual_is_the_marginal_value() -> None:
     assert right - 1e-9 <= sol.budget_dual <= left + 1e-9
 
 
-def _highs_without_ramps(lp: dl._ArrayLp) -> highspy.Highs:
+def _highs_without_ramps(lp: dfast._ArrayLp) -> highspy.Highs:
     """The reduced LP without its ramp rows, loaded in HiGHS (simplex, no presolve)."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -264,9 +265,9 @@ def test_greedy_basis_is_optimal_without_ramps(seed: int) -> None:
         budget_frac=[0.3, 0.6, None][seed % 3] if seed % 4 != 3 else 0.5,
         n_profiles=2 + seed % 4,
     )
-    lp = dl._build_array_lp(p, "service", True)
+    lp = dfast._build_array_lp(p, "service", True)
     assert lp.cost.size > 0
-    start = dl._greedy_basis(lp)
+    start = dfast._greedy_basis(lp)
     assert start is not None
     col, row = start
     assert (col == 1).sum() + (row == 1).sum() == lp.row_lower.size
@@ -423,7 +424,7 @@ def test_infeasible_caps_and_budget_report_smallest_relaxation() -> None:
     # and the pulp model of the 99 % relaxation is indeed infeasible for HiGHS
     almost = rep.relaxed(bad, fraction=0.99)
     model = dl.build_model(almost)
-    model.solve(_pulp.highs_solver())
+    model.solve(_highs.highs_solver())
     assert pulp.LpStatus[model.status] == "Infeasible"
 
 
@@ -501,7 +502,7 @@ def test_non_optimal_status_gives_no_plan() -> None:
 
 
 def test_highs_solver_helper() -> None:
-    solver = _pulp.highs_solver(time_limit=5.0)
+    solver = _highs.highs_solver(time_limit=5.0)
     assert solver.name == "HiGHS"
     m = pulp.LpProblem("t", pulp.LpMaximize)
     x = _pulp.add_variable(m, "x", low=0.0, up=3.0)

@@ -52,6 +52,7 @@ def test_run_is_deterministic_and_round_trips(tw: Twin, tmp_path: Path) -> None:
     assert a["footfall"].dims == ("segment", "time")
     assert a.sizes["time"] == 96
     assert a["time"].attrs["timezone"] == "UTC"
+    assert a.attrs["local_timezone"] == tw.city.timezone
     assert a["time"].dtype == np.dtype("datetime64[ns]")
     assert str(a["time"].values[0]) == "2026-06-04T22:00:00.000000000"
     for v in ("footfall", "rate", "count"):

@@ -305,15 +305,22 @@ def moved_osm(src, dst, lon, lat):
 
 
 @pytest.mark.parametrize(
-    ("place", "lon", "lat", "epsg"),
-    [("quebec", -71.2080, 46.8139, "EPSG:32619"), ("sydney", 151.2093, -33.8688, "EPSG:32756")],
+    ("place", "lon", "lat", "epsg", "zone"),
+    [
+        ("quebec", -71.2080, 46.8139, "EPSG:32619", "America/Toronto"),
+        ("sydney", 151.2093, -33.8688, "EPSG:32756", "Australia/Sydney"),
+    ],
 )
-def test_extract_elsewhere_gets_its_utm_zone_unrotated(data_root, tmp_path, place, lon, lat, epsg):
+def test_extract_elsewhere_gets_its_utm_zone_unrotated(
+    data_root, tmp_path, place, lon, lat, epsg, zone
+):
     path = tmp_path / f"{place}.osm"
     pos = moved_osm(data_root / "osm" / "bondy.osm", path, lon, lat)
     tw = twin.load(osm=path, progress=False)
     assert tw.crs == epsg == tw.graph.graph["crs"] == tw.registry.crs == tw.meta["crs"]
     assert tw.info()["crs"] == epsg and tw.info()["graph"]["crs"] == epsg
+    # its nights are read in the zone where it lies, not in Paris's
+    assert tw.city.timezone == zone == tw.meta["timezone"] == tw.info()["timezone"]
     assert tw.registry["light"].crs.to_epsg() == int(epsg[5:])
     # every street edge, end to end: projected bearing and length against the geodesic ones
     geod = pyproj.Geod(ellps="WGS84")

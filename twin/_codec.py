@@ -595,8 +595,11 @@ def frame_to_parquet(frame: pd.DataFrame, *, part: str) -> bytes:
 
 
 def _read_table(data: bytes, part: str) -> tuple[pa.Table, dict[str, Any]]:
-    # ParquetFile, not read_table: the datasets layer costs half a second on first use
-    table = pq.ParquetFile(pa.BufferReader(data)).read()
+    # ParquetFile, not read_table: the datasets layer costs half a second on first use. Decoded
+    # in this thread: Arrow's worker threads, torn down at interpreter exit while still alive,
+    # sometimes abort the process ("terminate called without an active exception", seen in a
+    # test of processes racing for one entry; apache/arrow#34314), and these parts are small.
+    table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     raw = (table.schema.metadata or {}).get(_META_KEY)
     if raw is None:
         msg = f"{part}: no description in the file"

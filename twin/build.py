@@ -24,10 +24,12 @@ import shapely
 
 from .cache import CODE_VERSION, input_files, sha256_file
 from .cities import City
+from .crs import timezone_at
 from .derive import cabinets, features, fleet, junctions, lights, segments, sensors
 from .derive._snap import SNAP_M
 from .derive.cabinets import CABINET_MAX
 from .derive.junctions import JUNCTION_DIAMETER_M
+from .osm import graph_bounds_wgs84
 from .registry import Registry
 from .settings import get_settings
 from .sources import read_source
@@ -168,6 +170,7 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
             for role, p in files.items()
         },
         "crs": src.crs,
+        "timezone": city.timezone or _timezone(src.graph),
         "source_date": src.date.date if src.date else None,
         "source_date_basis": src.date.basis if src.date else None,
         "clipped": src.clipped.to_dict(),
@@ -187,3 +190,9 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
         "signal_points": shapely.get_coordinates(np.asarray(src.signals.geometry.values)),
     }
     return Built(graph=src.graph, registry=registry, meta=meta, counts_table=src.counts)
+
+
+def _timezone(graph: nx.MultiDiGraph) -> str:
+    """The time zone at the centre of the data (for extracts given as files, which name none)."""
+    left, bottom, right, top = graph_bounds_wgs84(graph)
+    return timezone_at((left + right) / 2, (bottom + top) / 2)

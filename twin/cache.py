@@ -38,6 +38,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import filelock
 import networkx as nx
 import pandas as pd
 
@@ -61,12 +62,14 @@ from .settings import get_settings
 __all__ = [
     "CODE_VERSION",
     "FORMAT",
+    "KEEP_PER_CITY",
     "cache_key",
     "cache_path",
     "entry_lock",
     "input_files",
     "load_cache",
     "package_files",
+    "prune",
     "save_cache",
     "sha256_file",
 ]
@@ -75,6 +78,9 @@ log = logging.getLogger("twin.cache")
 
 #: Name and version of the entry format (part of the key: a new format never reads an old entry).
 FORMAT = "metropolis-twin/cache/1"
+#: Entries kept per city by :func:`prune`: the most recently used (a new build of the code, of
+#: the data or of another seed makes a new entry; older ones would pile up).
+KEEP_PER_CITY = 3
 #: Libraries whose version changes what a build gives (or how an entry is encoded).
 _LIBRARIES = (
     "networkx", "osmnx", "shapely", "geopandas", "pandas", "numpy", "pyproj", "pyarrow",
@@ -187,8 +193,11 @@ def entry_lock(path: Path) -> contextlib.AbstractContextManager[_files.Lock]:
     the cache folder cannot be written it is false, and its ``cannot_write()`` says so once.
     """
     root = path.parent.parent
-    lock = root / "locks" / f"{path.parent.name}-{path.name}.lock"
-    return _files.locked(lock, folder=root, what=f"cache entry {path.name}")
+    return _files.locked(_lock_file(path), folder=root, what=f"cache entry {path.name}")
+
+
+def _lock_file(path: Path) -> Path:
+    return path.parent.parent / "locks" / f"{path.parent.name}-{path.name}.lock"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -417,7 +426,10 @@ def load_cache(path: Path, *, key: str) -> dict[str, Any] | None:
     collecting = gc.isenabled()
     gc.disable()  # decoding makes ~10^5 small objects, none cyclic garbage: a third faster
     try:
-        return _read_entry(path, key)
+        payload = _read_entry(path, key)
+        with contextlib.suppress(OSError):  # a read-only folder: the entry is simply not marked
+            os.utime(path)  # used now: pruning keeps the most recently used entries
+        return payload
     except Exception as exc:  # noqa: BLE001 - any failure means the entry is not used
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         log.warning("twin: cache entry %s is unusable (%s); rebuilding", path, reason)
@@ -425,3 +437,54 @@ def load_cache(path: Path, *, key: str) -> dict[str, Any] | None:
     finally:
         if collecting:
             gc.enable()
+
+
+def prune(root: Path | None = None, *, keep: int = KEEP_PER_CITY) -> list[Path]:
+    """Remove all but the ``keep`` most recently used entries of each city; the removed ones.
+
+    An entry is used when it is written or read (its folder's modification time). An entry that
+    another process holds (reading or writing it) is left alone; so is anything that cannot be
+    removed. Nothing is raised.
+
+    Parameters
+    ----------
+    root : Path, optional
+        The cache folder (default: ``settings.cache``).
+    keep : int
+        Entries kept per city (by name; seeds, data and code versions are the entries).
+    """
+    twins = (get_settings().cache if root is None else root) / "twins"
+    by_city: dict[str, list[Path]] = {}
+    try:
+        for entry in twins.iterdir():
+            city, _, key = entry.name.rpartition("-")
+            if entry.name.startswith(".") or not city or not entry.is_dir() or len(key) != 24:
+                continue  # temporaries and anything that is not an entry
+            by_city.setdefault(city, []).append(entry)
+    except OSError:
+        return []
+    removed: list[Path] = []
+    for entries in by_city.values():
+        entries.sort(key=_used_at, reverse=True)
+        for entry in entries[keep:]:
+            lock = filelock.FileLock(_lock_file(entry), timeout=0)
+            try:
+                lock.acquire()
+            except OSError:  # held by another process (filelock.Timeout), or not writable
+                continue
+            try:
+                shutil.rmtree(entry, ignore_errors=True)
+                if not entry.exists():
+                    removed.append(entry)
+            finally:
+                lock.release()
+    if removed:
+        log.info("twin: %d old cache entries pruned", len(removed))
+    return removed
+
+
+def _used_at(entry: Path) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return 0.0

@@ -125,7 +125,8 @@ class City:
     title : str
         Human name.
     timezone : str
-        IANA time zone shown at the edges (CLI, plots, web).
+        IANA time zone of local hours (nights, slots, the CLI, plots, web). Empty for an extract
+        given as a file: the loaded twin's ``city`` then carries the zone where the data lies.
     centre : tuple[float, float]
         (lon, lat) in EPSG:4326, used for sun times.
     attribution, licence : str
@@ -268,7 +269,7 @@ def from_file(path: str | Path, *, name: str | None = None) -> City:
     return City(
         name=name or stem,
         title=stem,
-        timezone="Europe/Paris",
+        timezone="",  # the zone where the data lies, found when it is loaded (Twin.city)
         centre=(float("nan"), float("nan")),  # filled in from the data when built
         attribution="© OpenStreetMap contributors, ODbL 1.0",
         licence="ODbL-1.0",

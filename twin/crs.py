@@ -16,6 +16,7 @@ choice.
 from __future__ import annotations
 
 from functools import cache, lru_cache
+from typing import Any
 
 import numpy as np
 from pyproj import CRS, Transformer
@@ -33,6 +34,7 @@ __all__ = [
     "to_lonlat",
     "to_wgs84",
     "to_xy",
+    "timezone_at",
     "working_crs",
 ]
 
@@ -170,3 +172,34 @@ def to_wgs84(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (3.0, 46.5)
     """
     return to_lonlat(x, y, crs=LAMBERT93)
+
+
+def timezone_at(lon: float, lat: float) -> str:
+    """The IANA time zone at (lon, lat), from the time-zone boundaries (timezonefinder, offline).
+
+    An extract given as a file (``--osm``) names no time zone: its nights, slots and local hours
+    are read in the zone where it lies. At sea, where no zone's land boundary holds the point, the
+    nautical zone (``Etc/GMT±h``) is given.
+
+    >>> timezone_at(2.4845, 48.9098)     # Bondy
+    'Europe/Paris'
+    >>> timezone_at(-71.208, 46.814)     # Québec
+    'America/Toronto'
+    >>> timezone_at(151.209, -33.868)    # Sydney
+    'Australia/Sydney'
+    """
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        msg = f"timezone_at: ({lon}, {lat}) is not a (lon, lat) position in degrees"
+        raise InputValidationError(msg)
+    zone = _timezone_finder().timezone_at(lng=lon, lat=lat)
+    if zone is None:  # timezonefinder gives the Etc zones at sea; this is a fallback
+        hours = round(lon / 15.0)
+        zone = "Etc/UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"
+    return str(zone)
+
+
+@cache
+def _timezone_finder() -> Any:
+    from timezonefinder import TimezoneFinder  # its boundary data is read on first use
+
+    return TimezoneFinder(in_memory=True)  # no file handles left open

@@ -41,6 +41,7 @@ import shapely
 from osmnx._errors import InsufficientResponseError, ResponseStatusCodeError
 
 from ._errors import DataMissingError, InputValidationError, OverpassUnreachableError
+from ._files import sha256_file
 from .progress import progress_bar
 from .settings import REPO_ROOT, get_settings
 
@@ -191,7 +192,7 @@ def manifest_for(path: Path, *, name: str = "manifest.json") -> Manifest | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None  # not a manifest of ours: it says nothing about the file
     listed = [f for f in manifest.files if Path(f.name).name == path.name]
-    if not listed or listed[0].sha256 != _sha256(path):
+    if not listed or listed[0].sha256 != sha256_file(path):
         return None
     return manifest
 
@@ -638,14 +639,6 @@ def street_coverage(way_ids: set[int], reference: Sequence[Path]) -> dict[str, A
     }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _target(root: Path, relative: str) -> Path:
     path = (root / relative).resolve()
     if not path.is_relative_to(root.resolve()):
@@ -811,7 +804,7 @@ def fetch_city(
             ManifestFile(
                 name=p.relative_to(root.resolve()).as_posix(),
                 bytes=p.stat().st_size,
-                sha256=_sha256(p),
+                sha256=sha256_file(p),
             )
             for p in written
         )

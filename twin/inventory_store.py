@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import json
 import os
@@ -32,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InputValidationError
+from ._files import sha256_file
 from .settings import get_settings
 
 __all__ = [
     "StoredInventory",
-    "file_sha256",
     "find_inventories",
     "inventory_file",
     "list_inventories",
@@ -54,28 +53,6 @@ _KEY_CHARS = 16
 def store_folder() -> Path:
     """The folder of stored inventories (``inventories/`` in the cache folder)."""
     return get_settings().cache / "inventories"
-
-
-@functools.lru_cache(maxsize=128)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's content, remembered while the file's size and mtime stay the same.
-
-    >>> import tempfile
-    >>> with tempfile.NamedTemporaryFile() as fh:
-    ...     file_sha256(fh.name)[:12]
-    'e3b0c44298fc'
-    """
-    p = Path(path).resolve()
-    st = p.stat()
-    return _sha256(str(p), st.st_size, st.st_mtime_ns)
 
 
 def source_key(files: Mapping[str, Path]) -> str:
@@ -98,7 +75,7 @@ def source_key(files: Mapping[str, Path]) -> str:
         raise InputValidationError(msg)
     h = hashlib.sha256()
     for role in roles:
-        h.update(f"{role}={file_sha256(files[role])}\n".encode())
+        h.update(f"{role}={sha256_file(files[role])}\n".encode())
     return h.hexdigest()[:_KEY_CHARS]
 
 
@@ -221,7 +198,7 @@ def write_record(
         "id": path.stem,
         "city": city,
         "source": {
-            role: {"name": Path(p).name, "sha256": file_sha256(p)}
+            role: {"name": Path(p).name, "sha256": sha256_file(p)}
             for role, p in sorted(files.items())
             if role not in _NOT_SOURCE
         },

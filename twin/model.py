@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,12 @@ class Twin:
         self.meta = meta
         self.counts_table = counts_table
         self._views: dict[str, nx.MultiDiGraph] = {}
+        if not city.timezone:  # an extract given as a file: the zone where it lies
+            from .crs import timezone_at
+
+            zone = meta.get("timezone") or timezone_at(*self.centre)
+            meta["timezone"] = zone
+            self.city = dataclasses.replace(city, timezone=zone)
 
     def __repr__(self) -> str:
         c = self.registry.counts()
@@ -124,6 +131,7 @@ class Twin:
             "date": self.meta["source_date"],
             "date_basis": self.meta.get("source_date_basis"),
             "crs": self.crs,
+            "timezone": self.city.timezone,
             "clipped": self.meta.get("clipped", {}),
             "lit": self.meta.get("lit", {}),
             "attribution": self.city.attribution,
@@ -212,7 +220,8 @@ def load(
                 return Twin(definition, **payload)
         payload = _build(definition, seed=seed, progress=progress)
         if lock:
-            _cache.save_cache(path, payload, key=key)
+            if _cache.save_cache(path, payload, key=key):
+                _cache.prune(path.parent.parent)
         else:  # a read-only cache folder: said once, the twin is kept in memory
             lock.cannot_write()
     return Twin(definition, **payload)

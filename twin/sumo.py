@@ -7,8 +7,9 @@ edge keeps its SUMO id in the ``sumo_id`` attribute. SUMO traffic-light programs
 :class:`~twin.scenarios.signals.SignalPlan` s whose approaches are the edges with a link in the
 program; consecutive non-green SUMO phases form the intergreen (``y`` phases the amber, all-red
 phases the all-red). Writing goes through ``netconvert`` on plain ``.nod.xml``/``.edg.xml``
-files; plans become a ``<tlLogic programID="twin">`` additional file, which SUMO activates
-because it is loaded last.
+files; plans become ``<tlLogic programID="twin">`` programmes with their offsets (also kept as
+an additional file, ``.tls.add.xml``), built into the net by a second ``netconvert`` pass so that
+each junction's right of way follows our phases.
 
 Eclipse SUMO (https://eclipse.dev/sumo) is installed from PyPI (``eclipse-sumo``); the
 binaries are found under ``sumo.SUMO_HOME``.
@@ -16,6 +17,7 @@ binaries are found under ``sumo.SUMO_HOME``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -31,12 +33,13 @@ import sumolib
 
 from ._errors import CorruptInputError, DataMissingError, InputValidationError
 from .scenarios.signals import EdgeKey, Phase, SignalPlan
-from .scenarios.traffic import Trip
+from .scenarios.traffic import SignalProgram, Trip
 
 __all__ = [
     "LOCAL_CRS",
     "export_sumo",
     "import_sumo",
+    "read_signal_programs",
     "read_sumo_net",
     "read_sumo_routes",
     "sumo_binary",
@@ -195,6 +198,69 @@ def _plan_from_program(tls_id: str, program: Any, links: Mapping[int, set[EdgeKe
     return SignalPlan(tls_id, cycle, offset, plan_phases, amber_s=amber, all_red_s=all_red)
 
 
+def read_signal_programs(path: str | Path, graph: nx.MultiDiGraph) -> dict[str, SignalProgram]:
+    """Read the traffic-light programs of a SUMO net per movement, as they run.
+
+    Unlike the plans of :func:`read_sumo_net` (right of way per approach, cycles of 40-120 s),
+    each movement (approach edge to next edge) keeps the green windows of its own links (``G``
+    or ``g``; amber and red are not green), and every program is kept whatever its cycle.
+
+    Parameters
+    ----------
+    path : str or Path
+        SUMO network file.
+    graph : networkx.MultiDiGraph
+        The net as :func:`read_sumo_net` read it (its ``sumo_edge_ids``).
+
+    Returns
+    -------
+    dict of str to SignalProgram
+        The active (last loaded) program of each traffic light.
+    """
+    path = Path(path)
+    try:
+        net = sumolib.net.readNet(str(path), withPrograms=True)
+    except Exception as exc:  # sumolib raises plain SAX errors
+        msg = f"SUMO net {path}: cannot be parsed ({exc})"
+        raise CorruptInputError(msg) from exc
+    by_id: Mapping[str, EdgeKey] = graph.graph.get("sumo_edge_ids", {})
+    out: dict[str, SignalProgram] = {}
+    for tls in net.getTrafficLights():
+        programs = tls.getPrograms()
+        if not programs:
+            continue
+        program = programs[list(programs)[-1]]  # SUMO runs the program loaded last
+        phases = [(str(ph.state), float(ph.duration)) for ph in program.getPhases()]
+        cycle = sum(d for _, d in phases)
+        if cycle <= 0:
+            log.warning("SUMO traffic light %s: program of zero length left out", tls.getID())
+            continue
+        moves: dict[tuple[EdgeKey, EdgeKey], list[tuple[float, float]]] = {}
+        for in_lane, out_lane, index in tls.getConnections():
+            a = by_id.get(in_lane.getEdge().getID())
+            b = by_id.get(out_lane.getEdge().getID())
+            if a is None or b is None:
+                continue
+            windows = moves.setdefault((a, b), [])
+            t = 0.0
+            for state, dur in phases:
+                if int(index) < len(state) and state[int(index)] in "Gg":
+                    windows.append((t, t + dur))
+                t += dur
+        movements = []
+        for (a, b), windows in moves.items():
+            merged: list[tuple[float, float]] = []
+            for x, y in sorted(set(windows)):
+                if merged and x <= merged[-1][1] + 1e-9:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], y))
+                else:
+                    merged.append((x, y))
+            movements.append((a, b, tuple(merged)))
+        offset = float(getattr(program, "_offset", 0) or 0) % cycle
+        out[tls.getID()] = SignalProgram(tls.getID(), cycle, offset, tuple(movements))
+    return out
+
+
 def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:
     """Read vehicles (with routes) and trips from a SUMO route file.
 
@@ -317,7 +383,8 @@ def write_sumo(
     Returns
     -------
     dict of str to Path
-        ``nodes``, ``edges``, ``net``, ``routes``, ``tls`` (when plans), ``config``.
+        ``nodes``, ``edges``, ``net``, ``routes``, ``tls`` (when plans: the programmes, which
+        the net already holds), ``config``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -417,36 +484,66 @@ def write_sumo(
                 },
             )
     _write_xml(routes_el, paths["routes"])
-    additional = []
     if plans:
+        # the link indices of the first build number our states; the second build carries
+        # the programmes, so that netconvert sets each junction's right of way for *their*
+        # phases (SUMO finds an added programme "incompatible with logic" otherwise)
         paths["tls"] = out / f"{name}.tls.add.xml"
         _write_tls(paths["net"], plans, edge_ids, paths["tls"])
-        additional = [paths["tls"].name]
+        _run([*cmd, "--tllogic-files", str(paths["tls"])], what="netconvert")
     cfg = ET.Element("configuration")
     inp = ET.SubElement(cfg, "input")
     ET.SubElement(inp, "net-file", {"value": paths["net"].name})
     ET.SubElement(inp, "route-files", {"value": paths["routes"].name})
-    if additional:
-        ET.SubElement(inp, "additional-files", {"value": ",".join(additional)})
     _write_xml(cfg, paths["config"])
     return paths
+
+
+@dataclasses.dataclass(frozen=True)
+class _Link:
+    """One link (signal index) of a SUMO traffic light: from an edge to a lane."""
+
+    edge: str
+    to_lane: str
+    direction: str
+
+
+#: SUMO link directions that give way on a green: left turns (``l``, ``L``) and U-turns (``t``).
+_YIELDING = frozenset({"l", "L", "t"})
+#: Order in which green links of a phase take the one major (``G``) green into a lane.
+_RANK = {"s": 0, "r": 1, "R": 1}
 
 
 def _write_tls(
     net_path: Path, plans: Sequence[SignalPlan], edge_ids: Mapping[EdgeKey, str], out: Path
 ) -> None:
+    """Our plans as SUMO ``tlLogic`` programmes (``programID="twin"``), with their offsets.
+
+    The links of the edges a plan's phases name show the plan's greens, ambers and all-reds;
+    the other links of the traffic light (edges *inside* a junction of several graph nodes,
+    approaches left to another junction's plan) are not signalled by the plan and show a
+    yielding green (``g``) throughout, as the DES leaves them uncontrolled. In each state at
+    most one green link enters a lane as major (``G``): through movements first, then right
+    turns; the others merging into that lane, and left turns and U-turns, yield (``g``). SUMO
+    warns "unsafe green phase" otherwise: two major streams merging with neither giving way.
+    """
     net = sumolib.net.readNet(str(net_path), withPrograms=True)
     root = ET.Element("additional")
     for plan in plans:
         tls = net.getTLS(plan.junction)
         conns = tls.getConnections()
-        n_links = max(int(c[2]) for c in conns) + 1
-        link_edge: dict[int, str] = {}
-        link_dir: dict[int, str] = {}
+        links: dict[int, _Link] = {}
         for in_lane, out_lane, index in conns:
-            link_edge[int(index)] = in_lane.getEdge().getID()
             con = [c for c in in_lane.getOutgoing() if c.getToLane() is out_lane]
-            link_dir[int(index)] = con[0].getDirection() if con else "s"
+            links[int(index)] = _Link(
+                in_lane.getEdge().getID(),
+                out_lane.getID(),
+                con[0].getDirection() if con else "s",
+            )
+        n_links = max(links) + 1
+        sets = [{edge_ids[a] for a in p.approaches} for p in plan.phases]
+        signalled = set().union(*sets)
+        free = {lk.edge for lk in links.values()} - signalled
 
         el = ET.SubElement(
             root,
@@ -458,50 +555,60 @@ def _write_tls(
                 "offset": f"{plan.offset_s:.2f}",
             },
         )
-        sets = [{edge_ids[a] for a in p.approaches} for p in plan.phases]
-
-        def state(
-            green: set[str],
-            amber: set[str] | frozenset[str] = frozenset(),
-            _e: Mapping[int, str] = link_edge,
-            _d: Mapping[int, str] = link_dir,
-            _n: int = n_links,
-        ) -> str:
-            return _state(_n, _e, _d, green, amber)
-
         for i, p in enumerate(plan.phases):
             nxt = sets[(i + 1) % len(sets)]
-            ET.SubElement(el, "phase", {"duration": f"{p.green_s:.2f}", "state": state(sets[i])})
             keep = sets[i] & nxt
-            ET.SubElement(
-                el,
-                "phase",
-                {"duration": f"{plan.amber_s:.2f}", "state": state(keep, sets[i] - keep)},
-            )
+            states: list[tuple[float, set[str], set[str]]] = [(p.green_s, sets[i], set())]
+            states.append((plan.amber_s, keep, sets[i] - keep))
             if plan.all_red_s > 0:
+                states.append((plan.all_red_s, keep, set()))
+            for duration, green, amber in states:
                 ET.SubElement(
-                    el, "phase", {"duration": f"{plan.all_red_s:.2f}", "state": state(keep)}
+                    el,
+                    "phase",
+                    {
+                        "duration": f"{duration:.2f}",
+                        "state": _state(n_links, links, green, amber, free=free),
+                    },
                 )
     _write_xml(root, out)
 
 
 def _state(
     n_links: int,
-    link_edge: Mapping[int, str],
-    link_dir: Mapping[int, str],
-    green: set[str],
+    links: Mapping[int, _Link],
+    green: set[str] | frozenset[str],
     amber: set[str] | frozenset[str] = frozenset(),
+    *,
+    free: set[str] | frozenset[str] = frozenset(),
 ) -> str:
-    """SUMO state string: ``G`` (``g`` for turns that yield: left and U-turns), ``y``, ``r``."""
-    chars = []
-    for i in range(n_links):
-        e = link_edge.get(i)
-        if e in green:
-            chars.append("g" if link_dir.get(i) in ("l", "L", "t") else "G")
-        elif e in amber:
-            chars.append("y")
+    """SUMO state string: ``G`` (one per target lane), ``g`` (yielding), ``y``, ``r``.
+
+    ``green`` edges are signalled green, ``free`` ones are green but unsignalled: they take a
+    lane's major green only after the signalled ones.
+
+    >>> links = {0: _Link("a", "x_0", "s"), 1: _Link("b", "x_0", "r"), 2: _Link("b", "y_0", "l")}
+    >>> _state(3, links, {"a", "b"}), _state(3, links, {"b"}), _state(3, links, set(), {"a"})
+    ('Ggg', 'rGg', 'yrr')
+    >>> _state(3, links, {"b"}, free={"a"})
+    'gGg'
+    """
+    chars = ["r"] * n_links
+    lit = sorted(
+        (i for i, lk in links.items() if lk.edge in green or lk.edge in free),
+        key=lambda i: (links[i].edge in free, _RANK.get(links[i].direction, 2), i),
+    )
+    major: set[str] = set()
+    for i in lit:
+        lk = links[i]
+        if lk.direction in _YIELDING or lk.to_lane in major:
+            chars[i] = "g"
         else:
-            chars.append("r")
+            chars[i] = "G"
+            major.add(lk.to_lane)
+    for i, lk in links.items():
+        if chars[i] == "r" and lk.edge in amber:
+            chars[i] = "y"
     return "".join(chars)
 
 

@@ -53,8 +53,9 @@ import dataclasses
 import logging
 import re
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
@@ -62,14 +63,12 @@ from scipy.sparse import csgraph
 
 from twin._errors import InputValidationError
 from twin.municipal import normalise_name
-from twin.scenarios.demand import (
-    _OUTBOUND,
-    DAY_FACTOR,
-    HOURLY_PROFILES,
-    DemandModel,
-    DemandParams,
-    build_demand,
-)
+from twin.scenarios.gravity import DemandModel, DemandParams
+from twin.scenarios.profiles import _OUTBOUND, DAY_FACTOR, HOURLY_PROFILES
+from twin.scenarios.zones import build_demand
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = [
     "DMRB_SHARE",
@@ -202,7 +201,7 @@ def _place_words(text: str) -> list[str]:
     ]
 
 
-def match_counts(tw: Any) -> pd.DataFrame:
+def match_counts(tw: Twin) -> pd.DataFrame:
     """Match every traffic count of a twin to its road segments and, where possible, a direction.
 
     Returns
@@ -337,7 +336,7 @@ class Assignment:
     unreachable_pairs: int
 
     @classmethod
-    def build(cls, model: DemandModel, graph: Any) -> Assignment:
+    def build(cls, model: DemandModel, graph: nx.MultiDiGraph) -> Assignment:
         """Shortest paths by free-flow time from every zone node to every other."""
         nodes = list(graph.nodes)
         pos = {n: i for i, n in enumerate(nodes)}
@@ -609,7 +608,7 @@ def estimate_matrix(
 
 
 def calibrate(
-    tw: Any,
+    tw: Twin,
     *,
     rng: np.random.Generator | int | None = None,
     model: DemandModel | None = None,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Generator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -45,6 +45,9 @@ from twin._errors import InputValidationError
 from twin.progress import progress_bar
 from twin.scenarios.demand import DAY_TYPES, DemandModel, Event, build_demand, day_type_of
 from twin.timeutil import validate_date
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = ["BATCH_SIZE", "Recorder", "counter", "run_footfall", "street_batch"]
 
@@ -152,7 +155,7 @@ def _clock(
 
 
 def run_footfall(
-    tw: Any,
+    tw: Twin,
     *,
     day: dt.date | str,
     day_type: str | None = None,
@@ -168,7 +171,7 @@ def run_footfall(
     ----------
     tw : twin.model.Twin
     day : datetime.date or str
-        Local calendar day (Europe/Paris); DST days have 92 or 100 quarter-hour slots.
+        Local calendar day (the city's time zone); DST days have 92 or 100 quarter-hour slots.
     day_type : {"weekday", "saturday", "sunday"}, optional
         Profile to use (default: from ``day``; give ``"sunday"`` for a public holiday).
     events : iterable of Event
@@ -271,6 +274,7 @@ def run_footfall(
             "city": tw.city.name,
             "day": day.isoformat(),
             "day_type": dtype,
+            "local_timezone": tw.city.timezone,
             "slot_minutes": int(slot_minutes),
             "events": len(model.events),
             "attribution": str(getattr(tw.city, "attribution", "")),

@@ -27,7 +27,7 @@ import math
 import subprocess
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import networkx as nx
@@ -51,6 +51,9 @@ from twin.signals.junction import junction_models
 from twin.signals.plans import stage_ratios, webster
 from twin.timeutil import validate_date
 
+if TYPE_CHECKING:
+    from twin.model import Twin
+
 __all__ = [
     "REFERENCE_WEEKDAY",
     "PlanSet",
@@ -64,12 +67,6 @@ log = logging.getLogger(__name__)
 
 REFERENCE_WEEKDAY = dt.date(2024, 6, 4)
 """The weekday used when no day is given (a Tuesday outside school holidays)."""
-
-_LOCAL_TZ = "Europe/Paris"
-
-
-def _timezone(tw: Any) -> str:
-    return str(getattr(tw.city, "timezone", None) or _LOCAL_TZ)
 
 
 def _first(value: Any) -> Any:
@@ -88,7 +85,7 @@ def _node(value: Any) -> Hashable:
 # ------------------------------------------------------------------------------------------------
 # the drive network
 # ------------------------------------------------------------------------------------------------
-def drive_graph(tw: Any) -> nx.MultiDiGraph:
+def drive_graph(tw: Twin) -> nx.MultiDiGraph:
     """Plain copy of a twin's drive network, as the traffic DES and SUMO read it.
 
     Parameters
@@ -189,7 +186,7 @@ class PlanSet(dict[str, SignalPlan]):
 
 
 def signal_plans(
-    tw: Any,
+    tw: Twin,
     *,
     day: dt.date | str | None = None,
     hour: int | None = None,
@@ -239,7 +236,7 @@ def signal_plans(
     out = PlanSet()
     if len(junctions) == 0:
         return out
-    times, hours = local_slots(day, slot_minutes=60, tz=_timezone(tw))
+    times, hours = local_slots(day, slot_minutes=60, tz=tw.city.timezone)
     segs = pd.unique(app["segment"].astype(str)) if len(app) else np.array([], dtype=str)
     rates = np.asarray(demand.traffic(list(segs), times), dtype=float) if len(segs) else None
     if rates is not None and rates.shape != (len(segs), len(times)):
@@ -389,7 +386,7 @@ def _resolve_incidents(
 
 
 def scenario_from_twin(
-    tw: Any,
+    tw: Twin,
     *,
     day: dt.date | str,
     day_type: str | None = None,
@@ -452,7 +449,7 @@ def scenario_from_twin(
     gen = np.random.default_rng(rng)
     graph = drive_graph(tw)
     resolved = _resolve_incidents(graph, incidents)
-    midnight, w0, w1 = _window(day, hours, _timezone(tw))
+    midnight, w0, w1 = _window(day, hours, tw.city.timezone)
     model = build_demand(tw) if model is None else model
     frame = model.trips(day_type=day_type or day_type_of(day), rng=gen, day=day)
     dep = frame["depart_s"].to_numpy(float)
@@ -529,7 +526,7 @@ def _export_plans(graph: nx.MultiDiGraph, plans: Sequence[SignalPlan]) -> list[S
 
 
 def export_twin(
-    tw: Any,
+    tw: Twin,
     out_dir: str | Path,
     *,
     day: dt.date | str | None = None,

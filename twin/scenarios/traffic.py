@@ -48,7 +48,8 @@ Event structure and state
 -------------------------
 SimPy orders the events: a *stepper* process advances the link model every ``dt_s`` (1-5 s), a
 *router* process computes routes every ``reroute_s`` for the trips departing in the next window,
-and one process per :class:`Incident` closes and reopens lanes. The state is vectorised: numpy
+and one process per disturbance (:class:`Incident`, :class:`SpeedChange`, :class:`PlanChange`)
+applies it at its time. The state is vectorised: numpy
 arrays over edges (counts, capacity credits, open lanes) and over vehicles (route position,
 ready time), plus one ring buffer per edge holding the ids of the vehicles on it in entry order.
 A step only touches the heads of the occupied edges, so its cost grows with the number of
@@ -58,8 +59,9 @@ vehicle was not held, so the step length does not bias travel times.
 Routing uses the current link costs (free time, or the time to discharge the vehicles present,
 whichever is larger, plus Webster's uniform signal delay ``C (1 - g/C)^2 / 2``), with
 :func:`scipy.sparse.csgraph.dijkstra` batched by origin and a vectorised walk of the predecessor
-matrix. A route is fixed at departure. Trips may also carry their own routes (for instance
-SUMO duarouter's), which are then followed as given.
+matrix. A route is fixed at departure; a disturbance (:class:`TrafficSimulation`: lanes,
+speeds, a signal plan) re-routes the trips routed ahead that have not left yet. Trips may also
+carry their own routes (for instance SUMO duarouter's), which are then followed as given.
 
 Outputs
 -------
@@ -101,9 +103,14 @@ from twin.progress import progress_bar
 from twin.scenarios.signals import SATURATION_FLOW_PCU_H_LANE, EdgeKey, SignalPlan
 
 __all__ = [
+    "Disturbance",
+    "SignalProgram",
     "Incident",
     "ODDemand",
+    "PlanChange",
+    "SpeedChange",
     "TrafficScenario",
+    "TrafficSimulation",
     "Trip",
     "edge_index",
     "gap_acceptance_capacity",
@@ -167,6 +174,133 @@ class Incident:
         if self.end_s <= self.start_s:
             msg = f"Incident({self.edge!r}).end_s: {self.end_s} is not after start_s {self.start_s}"
             raise InputValidationError(msg)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeedChange:
+    """Free speed of some edges multiplied by a factor for a time window (snow, works, a limit).
+
+    Vehicles entering an edge while the change holds drive it at the changed speed; those
+    already on it keep the time they were given on entry. Overlapping changes multiply.
+
+    Parameters
+    ----------
+    edges : tuple of edge keys
+        ``(u, v, key)`` of the edges (``(u, v)`` means key 0).
+    factor : float
+        Multiplier of the free speed, in (0, 2] (0.6: untreated snow, 30-50% slower).
+    start_s : float
+        Start of the change (s since ``t0``).
+    end_s : float, optional
+        End of the change (s since ``t0``); ``None``: until the end of the run.
+    """
+
+    edges: tuple[EdgeKey, ...]
+    factor: float
+    start_s: float
+    end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "edges", tuple(self.edges))
+        if not self.edges:
+            msg = "SpeedChange.edges: give at least one edge"
+            raise InputValidationError(msg)
+        if not (math.isfinite(self.factor) and 0 < self.factor <= 2):
+            msg = f"SpeedChange.factor: {self.factor!r} is outside (0, 2]"
+            raise InputValidationError(msg)
+        if not math.isfinite(self.start_s):
+            msg = f"SpeedChange.start_s: {self.start_s!r} must be finite"
+            raise InputValidationError(msg)
+        if self.end_s is not None and not self.end_s > self.start_s:
+            msg = f"SpeedChange.end_s: {self.end_s!r} is not after start_s {self.start_s!r}"
+            raise InputValidationError(msg)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanChange:
+    """A junction switches to another fixed-time plan at a given time.
+
+    The plan replaces the junction's current one from ``at_s`` on. An approach that the old
+    plan served and the new one does not is left unsignalised (its lights off).
+
+    Parameters
+    ----------
+    plan : SignalPlan
+        The new plan; its approaches must be graph edges.
+    at_s : float
+        When it takes over (s since ``t0``).
+    """
+
+    plan: SignalPlan
+    at_s: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.plan, SignalPlan):
+            msg = f"PlanChange.plan: {self.plan!r} is not a SignalPlan"
+            raise InputValidationError(msg)
+        if not math.isfinite(self.at_s):
+            msg = f"PlanChange.at_s: {self.at_s!r} must be finite"
+            raise InputValidationError(msg)
+
+
+@dataclasses.dataclass(frozen=True)
+class SignalProgram:
+    """A junction's fixed-time program per movement, as it runs on the street.
+
+    Where a :class:`~twin.scenarios.signals.SignalPlan` (what the twin designs, within the
+    40-120 s cycle of good practice) gives right of way per approach, a program read from a
+    controller or a SUMO net (:func:`twin.sumo.read_signal_programs`) gives each movement (an
+    approach edge to the edge it leads into) its own green windows: a right turn green in two
+    stages leaves the through movement red in one of them. It is simulated as it is, whatever
+    its cycle length.
+
+    Parameters
+    ----------
+    junction : str
+        Junction (traffic light) id.
+    cycle_s : float
+        Cycle (s), positive.
+    offset_s : float
+        Program time 0 relative to the common time origin (s), in ``[0, cycle_s)``.
+    movements : tuple of (edge key, edge key, windows)
+        Each movement ``(from edge, to edge, ((start, end), ...))``, windows within the cycle
+        (s, program time) during which it has green.
+    """
+
+    junction: str
+    cycle_s: float
+    offset_s: float
+    movements: tuple[tuple[EdgeKey, EdgeKey, tuple[tuple[float, float], ...]], ...]
+
+    def __post_init__(self) -> None:
+        j = self.junction
+        if not (math.isfinite(self.cycle_s) and self.cycle_s > 0):
+            msg = f"SignalProgram({j}).cycle_s: {self.cycle_s!r} must be a positive duration"
+            raise InputValidationError(msg)
+        if not (math.isfinite(self.offset_s) and 0 <= self.offset_s < self.cycle_s):
+            msg = f"SignalProgram({j}).offset_s: {self.offset_s!r} is outside [0, cycle_s)"
+            raise InputValidationError(msg)
+        moves = []
+        for a, b, windows in self.movements:
+            w = tuple((float(x), float(y)) for x, y in windows)
+            for x, y in w:
+                if not (0 <= x < y <= self.cycle_s + 1e-6):
+                    msg = (
+                        f"SignalProgram({j}).movements: window ({x:g}, {y:g}) of {a!r} -> {b!r} "
+                        f"is not within the {self.cycle_s:g} s cycle"
+                    )
+                    raise InputValidationError(msg)
+            moves.append((tuple(a), tuple(b), w))
+        object.__setattr__(self, "movements", tuple(moves))
+
+    def green_ratio(self, approach: EdgeKey, to: EdgeKey) -> float:
+        """Share of the cycle during which the movement ``approach -> to`` has green."""
+        total = sum(y - x for a, b, w in self.movements if a == approach and b == to for x, y in w)
+        return float(total) / self.cycle_s
+
+
+Disturbance = Incident | SpeedChange | PlanChange
+"""What a scenario (or a caller during a run) may change: lanes, speeds, signal plans."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,8 +380,14 @@ class TrafficScenario:
         Zone demand sampled with ``rng`` in addition to ``trips``.
     plans : tuple of SignalPlan
         Fixed-time plans; their approaches must be graph edges.
+    programs : tuple of SignalProgram
+        Fixed-time programs per movement (read from a SUMO net or a controller), at junctions
+        that no plan serves.
     incidents : tuple of Incident
         Lane closures.
+    disturbances : tuple of Incident, SpeedChange or PlanChange
+        Scheduled changes of lanes, speeds and signal plans (what crisis scenarios apply;
+        :class:`TrafficSimulation` also takes them during a run).
     t0 : datetime.datetime
         Start (tz-aware, converted to UTC).
     duration_s : float, optional
@@ -277,6 +417,10 @@ class TrafficScenario:
         Time constant of the smoothing of the major-road flow seen by the minor approaches (s).
     left_turns_yield : bool
         Left turns (and U-turns) give way to the opposing approach (a permissive left turn).
+    multi_queue : bool
+        One queue per movement (next edge) at the end of an edge of two lanes or more, so that
+        a vehicle held by its signal or a full next edge holds only those bound the same way
+        (SUMO meso's ``--meso-multi-queue``); one FIFO queue per edge otherwise.
     stop_loss : bool
         Add to a vehicle held at the head of an edge the time lost braking to a stop and
         accelerating back to its speed (``v / 2 (1 / a + 1 / b)``, 4.2 s at 50 km/h).
@@ -292,7 +436,9 @@ class TrafficScenario:
     trips: tuple[Trip, ...] = ()
     demand: ODDemand | None = None
     plans: tuple[SignalPlan, ...] = ()
+    programs: tuple[SignalProgram, ...] = ()
     incidents: tuple[Incident, ...] = ()
+    disturbances: tuple[Disturbance, ...] = ()
     t0: dt.datetime = _EPOCH
     duration_s: float | None = None
     dt_s: float = 1.0
@@ -308,6 +454,7 @@ class TrafficScenario:
     follow_up_s: float = 4.0
     priority_window_s: float = 60.0
     left_turns_yield: bool = True
+    multi_queue: bool = True
     stop_loss: bool = True
     drive_on: str = "right"
     max_extra_s: float = 4 * 3600.0
@@ -316,7 +463,16 @@ class TrafficScenario:
     def __post_init__(self) -> None:
         object.__setattr__(self, "trips", tuple(self.trips))
         object.__setattr__(self, "plans", tuple(self.plans))
+        object.__setattr__(self, "programs", tuple(self.programs))
         object.__setattr__(self, "incidents", tuple(self.incidents))
+        object.__setattr__(self, "disturbances", tuple(self.disturbances))
+        for i, d in enumerate(self.disturbances):
+            if not isinstance(d, Incident | SpeedChange | PlanChange):
+                msg = (
+                    f"TrafficScenario.disturbances[{i}]: {d!r} is not an Incident, SpeedChange "
+                    "or PlanChange"
+                )
+                raise InputValidationError(msg)
         if self.t0.tzinfo is None:
             msg = "TrafficScenario.t0: give a tz-aware datetime (UTC inside the twin)"
             raise InputValidationError(msg)
@@ -440,56 +596,161 @@ class _Network:
 
 
 class _Signals:
-    """Vectorised green windows of the signalised approaches."""
+    """Green windows per movement of the signalised junctions; plans may change during a run.
 
-    def __init__(self, net: _Network, plans: Sequence[SignalPlan]) -> None:
-        rows: list[tuple[int, float, float, float, float, int]] = []
+    Rows are keyed by ``(edge, next edge)``; a :class:`SignalPlan` gives right of way per
+    approach, so its rows hold for every movement of the edge (next edge ``-1``), while a
+    :class:`SignalProgram` gives each movement its own windows (a right turn green in two stages
+    does not make the through movement green). A movement of a signalised edge that no row
+    names is not controlled (always green).
+    """
+
+    def __init__(
+        self,
+        net: _Network,
+        plans: Sequence[SignalPlan],
+        programs: Sequence[SignalProgram] = (),
+    ) -> None:
+        self.net = net
+        self.n_e = len(net.edges)
         self.approaches: list[tuple[str, int]] = []
-        seen: set[int] = set()
-        for j, plan in enumerate(plans):
-            for a, windows in plan.green_windows().items():
+        self._listed: set[int] = set()
+        self.owner: dict[int, str] = {}  # edge -> junction whose plan or program serves it
+        self.plan_edges: dict[str, list[int]] = {}
+        # (edge, next edge or -1) -> (cycle, offset, windows)
+        self._rows: dict[tuple[int, int], tuple[float, float, tuple[tuple[float, float], ...]]] = {}
+        for plan in plans:
+            for a in plan.green_windows():
                 e = net.key(a, field=f"SignalPlan({plan.junction}).approaches")
-                if e in seen:
+                if e in self.owner:
                     msg = f"SignalPlan({plan.junction}): approach {a!r} is in another plan too"
                     raise InputValidationError(msg)
-                seen.add(e)
-                self.approaches.append((plan.junction, e))
-                for start, end in windows:
-                    rows.append((e, plan.cycle_s, plan.offset_s, start, end, j))
-        n_e = len(net.edges)
-        arr = np.array(rows, dtype=float).reshape(-1, 6)
-        edge = arr[:, 0].astype(np.int64)
-        self.signalised = np.zeros(n_e, dtype=bool)
-        self.signalised[edge] = True
-        m = int(np.bincount(edge, minlength=1).max()) if edge.size else 1
-        # per-edge windows; an unsignalised edge has one window covering the whole cycle
-        self.cycle = np.ones(n_e)
-        self.offset = np.zeros(n_e)
-        self.ws = np.full((n_e, m), np.inf)
-        self.we = np.full((n_e, m), -np.inf)
-        self.ws[~self.signalised, 0] = -1.0
-        self.we[~self.signalised, 0] = np.inf
-        slot = np.zeros(n_e, dtype=np.int64)
-        for e, cyc, off, start, end, _ in rows:
-            i = int(e)
+            self.set_plan(plan, rebuild=False)
+        for prog in programs:
+            self._set_program(prog)
+        self._rebuild()
+
+    # ---- building -----------------------------------------------------------------------------
+    def edges_of(self, plan: SignalPlan) -> list[int]:
+        """Edge indices of a plan's approaches (checked against the graph and other plans)."""
+        edges = []
+        for a in plan.green_windows():
+            e = self.net.key(a, field=f"SignalPlan({plan.junction}).approaches")
+            owner = self.owner.get(e, plan.junction)
+            if owner != plan.junction:
+                msg = (
+                    f"SignalPlan({plan.junction}): approach {a!r} is served by the plan of "
+                    f"junction {owner!r}"
+                )
+                raise InputValidationError(msg)
+            edges.append(e)
+        return edges
+
+    def _drop(self, junction: str) -> None:
+        for e in self.plan_edges.pop(junction, []):
+            self.owner.pop(e, None)
+            for key in [k for k in self._rows if k[0] == e]:
+                del self._rows[key]
+
+    def _serve(self, junction: str, e: int) -> None:
+        self.owner[e] = junction
+        self.plan_edges.setdefault(junction, []).append(e)
+        if e not in self._listed:
+            self._listed.add(e)
+            self.approaches.append((junction, e))
+
+    def set_plan(self, plan: SignalPlan, *, rebuild: bool = True) -> list[int]:
+        """Make ``plan`` its junction's plan (an approach it no longer serves: lights off)."""
+        edges = self.edges_of(plan)
+        self._drop(plan.junction)
+        for e, w in zip(edges, plan.green_windows().values(), strict=True):
+            self._rows[(e, -1)] = (plan.cycle_s, plan.offset_s, w)
+            self._serve(plan.junction, e)
+        if rebuild:
+            self._rebuild()
+        return edges
+
+    def _set_program(self, prog: SignalProgram) -> None:
+        field = f"SignalProgram({prog.junction}).movements"
+        for a, b, w in prog.movements:
+            e = self.net.key(a, field=field)
+            n = self.net.key(b, field=field)
+            if self.net.v[e] != self.net.u[n]:
+                msg = f"{field}: {tuple(a)!r} does not lead into {tuple(b)!r}"
+                raise InputValidationError(msg)
+            owner = self.owner.get(e, prog.junction)
+            if owner != prog.junction:
+                msg = f"{field}: approach {tuple(a)!r} is served by junction {owner!r} too"
+                raise InputValidationError(msg)
+            old = self._rows.get((e, n))
+            windows = tuple(w) if old is None else (*old[2], *w)
+            self._rows[(e, n)] = (prog.cycle_s, prog.offset_s, windows)
+            if e not in self.owner:
+                self._serve(prog.junction, e)
+
+    def _rebuild(self) -> None:
+        n_e = self.n_e
+        keys = sorted(self._rows, key=lambda k: k[0] * (n_e + 1) + k[1] + 1)
+        self.row_e = np.array([k[0] for k in keys], dtype=np.int64)
+        self.row_key = np.array([k[0] * (n_e + 1) + k[1] + 1 for k in keys], dtype=np.int64)
+        n_r = len(keys)
+        m = max((len(self._rows[k][2]) for k in keys), default=1)
+        self.cycle = np.ones(n_r)
+        self.offset = np.zeros(n_r)
+        self.ws = np.full((n_r, m), np.inf)
+        self.we = np.full((n_r, m), -np.inf)
+        ratio = np.zeros(n_r)
+        for i, k in enumerate(keys):
+            cyc, off, w = self._rows[k]
             self.cycle[i], self.offset[i] = cyc, off
-            self.ws[i, slot[i]], self.we[i, slot[i]] = start, end
-            slot[i] += 1
-        self.green_ratio = np.ones(n_e)
-        self.red_delay = np.zeros(n_e)
-        if edge.size:
-            g = np.bincount(edge, weights=(arr[:, 4] - arr[:, 3]) / arr[:, 1], minlength=n_e)
-            self.green_ratio = np.where(self.signalised, np.clip(g, 0.01, 1.0), 1.0)
-            # Webster's uniform delay term, used as a routing cost
-            self.red_delay = np.where(
-                self.signalised, self.cycle * (1 - self.green_ratio) ** 2 / 2, 0.0
-            )
+            for j, (a, b) in enumerate(w):
+                self.ws[i, j], self.we[i, j] = a, b
+            ratio[i] = float(np.clip(sum(b - a for a, b in w) / cyc, 0.01, 1.0))
+        self.row_start = np.searchsorted(self.row_e, np.arange(n_e), side="left")
+        self.row_end = np.searchsorted(self.row_e, np.arange(n_e), side="right")
+        n_rows = np.bincount(self.row_e, minlength=n_e)
+        self.signalised = n_rows > 0
+        # routing cost: Webster's uniform delay, averaged over the edge's movements
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = np.bincount(self.row_e, weights=ratio, minlength=n_e) / np.maximum(n_rows, 1)
+            rd = np.bincount(
+                self.row_e, weights=self.cycle * (1 - ratio) ** 2 / 2, minlength=n_e
+            ) / np.maximum(n_rows, 1)
+        self.green_ratio = np.where(self.signalised, g, 1.0)
+        self.red_delay = np.where(self.signalised, rd, 0.0)
+        self._t = np.nan
+        self._g = np.zeros(0, dtype=bool)
+
+    # ---- reading ------------------------------------------------------------------------------
+    def _rows_green(self, t: float) -> np.ndarray:
+        if t != self._t:
+            tc = ((t - self.offset) % self.cycle)[:, None]
+            self._g = np.asarray(((tc >= self.ws) & (tc < self.we)).any(axis=1), dtype=bool)
+            self._t = t
+        return self._g
 
     def green(self, edges: np.ndarray, t: float) -> np.ndarray:
-        """Whether each of ``edges`` may discharge at time ``t`` (always, if unsignalised)."""
-        tc = ((t - self.offset[edges]) % self.cycle[edges])[:, None]
-        green: np.ndarray = ((tc >= self.ws[edges]) & (tc < self.we[edges])).any(axis=1)
-        return green
+        """Whether any movement of each of ``edges`` has green at ``t`` (unsignalised: always)."""
+        g = self._rows_green(t)
+        cs = np.concatenate(([0], np.cumsum(g)))
+        s, e = self.row_start[edges], self.row_end[edges]
+        out: np.ndarray = (cs[e] - cs[s] > 0) | ~self.signalised[edges]
+        return out
+
+    def green_move(self, edges: np.ndarray, nxt: np.ndarray, t: float) -> np.ndarray:
+        """Whether the movement ``edges -> nxt`` (same shapes) has green at ``t``."""
+        g = self._rows_green(t)
+        out = np.ones(np.shape(nxt), dtype=bool)
+        if not g.size:
+            return out
+        base = edges * (self.n_e + 1)
+        n_r = self.row_key.size
+        exact = base + nxt + 1
+        pos = np.minimum(np.searchsorted(self.row_key, exact), n_r - 1)
+        hit = self.row_key[pos] == exact
+        wpos = np.minimum(np.searchsorted(self.row_key, base), n_r - 1)
+        whit = self.row_key[wpos] == base
+        return np.where(hit, g[pos], np.where(whit, g[wpos], out))
 
 
 _HIGHWAY_RANK = {
@@ -622,6 +883,25 @@ class _Priority:
             self.minor[[e for e in inc if e not in pair]] = True
 
 
+def _queue_prefix(ok: np.ndarray, queue: np.ndarray) -> np.ndarray:
+    """``ok`` (rows of vehicles in edge order) where no vehicle ahead in the same queue is held.
+
+    Examples
+    --------
+    >>> ok = np.array([[False, True, True, True]])
+    >>> _queue_prefix(ok, np.array([[1, 2, 1, 2]])).tolist()
+    [[False, True, False, True]]
+    """
+    k = ok.shape[1]
+    if k <= 1:
+        return ok
+    same = queue[:, :, None] == queue[:, None, :]  # [row, ahead, behind]
+    ahead = np.triu(np.ones((k, k), dtype=bool), 1)[None, :, :]
+    held = (same & ahead & ~ok[:, :, None]).any(axis=1)
+    out: np.ndarray = ok & ~held
+    return out
+
+
 class _State:
     """Vectorised dynamic state of a run."""
 
@@ -651,6 +931,7 @@ class _State:
         self.route_ptr = np.zeros(n, dtype=np.int64)
         self.route_len = np.full(n, -1, dtype=np.int64)  # -1: not routed yet
         self.route_flat = np.zeros(0, dtype=np.int64)
+        self.fixed = np.zeros(n, dtype=bool)  # trips that carry their own routes
         self.pos = np.zeros(n, dtype=np.int64)
         self.ready = np.full(n, np.inf)
         self.enter = np.zeros(n)
@@ -663,6 +944,8 @@ class _State:
         # links
         self.lanes_open = net.lanes.copy()
         self.cap_rate = net.cap_rate.copy()
+        self.speed_factor = np.ones(n_e)  # product of the speed changes under way
+        self.tt_free = net.tt_free.copy()
         self.credit = np.zeros(n_e)
         self.last_seen = np.zeros(n_e)
         self.head_ready = np.full(n_e, np.inf)
@@ -671,7 +954,12 @@ class _State:
         self.n_out = np.zeros(n_e, dtype=np.int64)
         width = 1 << int(math.ceil(math.log2(max(16.0, float(net.storage.max()) * 1.5))))
         self.buf = np.zeros((n_e, width), dtype=np.int64)
-        self.k = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + 2
+        # queues per movement at the ends of edges of two lanes or more (SUMO meso's
+        # multi-queue); the window of vehicles looked at then reaches past held ones
+        self.multi = (net.lanes > 1) & sc.multi_queue
+        self.k = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + (
+            6 if self.multi.any() else 2
+        )
         self.end_s = end_s  # the run's end; the stepper sets it to when the run stopped
         # recorders (edge, slot)
         self.n_slots = max(1, int(math.ceil(end_s / sc.slot_s)))
@@ -693,6 +981,7 @@ class _State:
             self.route_flat.size + np.concatenate(([0], np.cumsum(lens)))[:-1]
         )
         self.route_len[trips_idx] = lens
+        self.fixed[trips_idx] = True
         if routes:
             self.route_flat = np.concatenate([self.route_flat, *routes])
 
@@ -701,9 +990,10 @@ class _State:
         rate = self._rate(np.arange(len(net.edges))) * self.sig.green_ratio
         with np.errstate(divide="ignore"):
             drain = np.where(rate > 0, occ / np.maximum(rate, 1e-12), np.inf)
-        cost = np.maximum(net.tt_free, drain) + self.sig.red_delay
+        cost = np.maximum(self.tt_free, drain) + self.sig.red_delay
         cost[self.lanes_open <= 0] = np.inf
-        return np.maximum(cost, 1e-3)
+        out: np.ndarray = np.maximum(cost, 1e-3)
+        return out
 
     def route_window(self, t_from: float, t_to: float) -> None:
         """Route the trips without a route that depart in ``[t_from, t_to)``."""
@@ -760,6 +1050,13 @@ class _State:
         self.route_len[sel] = hops
         self.route_flat = np.concatenate([self.route_flat, flat])
 
+    def reroute_undeparted(self, t: float) -> None:
+        """Route again, on the current costs, the trips routed ahead that have not left yet."""
+        again = (self.route_len >= 0) & ~self.fixed & (self.depart > t) & ~self.dropped
+        if again.any():
+            self.route_len[again] = -1
+            self.route_window(t, t + self.sc.reroute_s)
+
     # ---- stepping -----------------------------------------------------------------------------
     def _enter(
         self,
@@ -782,7 +1079,7 @@ class _State:
                 self._grow(int(occ_after.max()))
                 width = self.buf.shape[1]
             self.buf[edges, n_in & (width - 1)] = veh
-            ready = t_enter + self.net.tt_free[edges] * self.inv_factor[veh] + extra
+            ready = t_enter + self.tt_free[edges] * self.inv_factor[veh] + extra
             self.enter[veh] = t_enter
             self.ready[veh] = ready
             was_empty = n_in == self.n_out[edges]
@@ -803,7 +1100,7 @@ class _State:
             self._grow(int(occ_after.max()))
             width = self.buf.shape[1]
         self.buf[edges, seq & (width - 1)] = veh
-        ready = t_enter + self.net.tt_free[edges] * self.inv_factor[veh] + extra
+        ready = t_enter + self.tt_free[edges] * self.inv_factor[veh] + extra
         self.enter[veh] = t_enter
         self.ready[veh] = ready
         firsts = np.flatnonzero(new_group)
@@ -958,7 +1255,8 @@ class _State:
         valid = seq < self.n_in[act][:, None]
         veh = self.buf[act[:, None], seq & (width - 1)]
         ready_t = np.where(valid, self.ready[veh], np.inf)
-        ok = ready_t <= t
+        # no overtaking on the way: a vehicle still driving the edge holds those behind it
+        ready = np.logical_and.accumulate(ready_t <= t, axis=1)
         pos = self.pos[veh]
         last = pos >= self.route_len[veh] - 1
         nxt = self.route_flat[np.minimum(self.route_ptr[veh] + pos + 1, self.route_flat.size - 1)]
@@ -966,10 +1264,10 @@ class _State:
         weight = needcap.astype(float)
         if self.prio.left_turns:
             weight = np.where(needcap, self._turn_weight(act, nxt), 0.0)
-        # a vehicle goes if the credit left before it is at least one vehicle; a left turner
-        # waiting for a gap uses more than one (the credit may go negative, a debt)
-        before = credit[:, None] - (np.cumsum(weight, axis=1) - weight)
-        ok &= last | (before >= 1.0 - 1e-9)
+        ok = ready.copy()
+        if sig.signalised[act].any():
+            # green per movement: a right turn may go while the through movement waits
+            ok &= last | sig.green_move(np.broadcast_to(act[:, None], nxt.shape), nxt, t)
         if sc.spillback:
             room = self.n_in[nxt] - self.n_out[nxt] < net.storage[nxt]
             # the head waits for room from the first step it could otherwise have left; it is
@@ -979,7 +1277,16 @@ class _State:
             jump = np.zeros(room.shape, dtype=bool)
             jump[:, 0] = t - self.blocked_since[act] >= sc.max_blocked_s
             ok &= last | room | jump
-        ok = np.logical_and.accumulate(ok, axis=1)
+        # queues at the edge end: one per movement on an edge of two lanes or more (a vehicle
+        # held for its movement does not hold those bound elsewhere), one on a single lane
+        queue = np.where(last, -2, nxt)
+        queue[~self.multi[act]] = -1
+        ok = _queue_prefix(ok, queue)
+        # a vehicle goes if the credit left before it is at least one vehicle; a left turner
+        # waiting for a gap uses more than one (the credit may go negative, a debt)
+        w_ok = np.where(ok, weight, 0.0)
+        before = credit[:, None] - (np.cumsum(w_ok, axis=1) - w_ok)
+        ok = _queue_prefix(ok & (last | (before >= 1.0 - 1e-9)), queue)
         n_exit = ok.sum(axis=1)
         credit -= np.where(ok, weight, 0.0).sum(axis=1)
         self.credit[act] = credit
@@ -988,6 +1295,16 @@ class _State:
             return
         act_m = act[moved]
         self.blocked_since[act_m] = np.inf
+        # vehicles that passed one held ahead of them: those staying close up behind the gone
+        passed = (ok & ~np.logical_and.accumulate(ok, axis=1)).any(axis=1)
+        if passed.any():
+            order = np.argsort(~ok[passed], axis=1, kind="stable")
+            rows = act[passed]
+            seq_p = seq[passed]
+            kept = np.take_along_axis(veh[passed], order, axis=1)
+            fill = np.take_along_axis(valid[passed], order, axis=1)
+            r_i, c_i = np.nonzero(fill)
+            self.buf[rows[r_i], seq_p[r_i, c_i] & (width - 1)] = kept[r_i, c_i]
         self.n_out[act_m] += n_exit[moved]
         self.out_step[act_m] += n_exit[moved]
         vs = veh[ok]
@@ -1050,18 +1367,6 @@ def _router(env: simpy.Environment, st: _State, end_s: float) -> Any:
         yield env.timeout(period)
 
 
-def _incident(env: simpy.Environment, st: _State, e: int, inc: Incident) -> Any:
-    """Close ``lanes_closed`` lanes of edge ``e`` during the incident's window."""
-    if inc.start_s > env.now:  # an incident already under way closes lanes before any routing
-        yield env.timeout(inc.start_s - env.now)
-    closed = min(inc.lanes_closed, st.net.lanes[e])
-    st.lanes_open[e] -= closed
-    st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
-    yield env.timeout(inc.end_s - env.now)
-    st.lanes_open[e] += closed
-    st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
-
-
 def _route_arrays(net: _Network, trips: Sequence[Trip]) -> list[np.ndarray]:
     """Edge indices of the given routes; checks that edges exist and follow each other."""
     idx = net.index
@@ -1108,13 +1413,236 @@ def _validate_trips(trips: Iterable[Trip], net: _Network) -> list[Trip]:
     return out
 
 
+class TrafficSimulation:
+    """A traffic run that callers can steer: close lanes, change speeds, switch signal plans.
+
+    Crisis scenarios (incidents, snow, emergency runs) apply their changes through these
+    calls, or as :class:`Incident`, :class:`SpeedChange` and :class:`PlanChange` entries of
+    ``scenario.disturbances``; they never edit the simulation's state. A change may be
+    scheduled at any time from :attr:`now` on, before or while the run advances
+    (:meth:`run_until`); :meth:`result` runs to the end and returns the dataset of :func:`run`.
+
+    Parameters
+    ----------
+    scenario : TrafficScenario
+    rng : numpy.random.Generator, int or None
+        Randomness (demand sampling, speed factors); the same seed gives the same result.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> g = nx.MultiDiGraph(crs="EPSG:2154")
+    >>> g.add_nodes_from([(0, {"x": 0.0, "y": 0.0}), (1, {"x": 500.0, "y": 0.0})])
+    >>> _ = g.add_edge(0, 1, length=500.0, speed_kph=36.0, lanes=1, highway="primary")
+    >>> trips = (Trip("a", 0, 1, 0.0), Trip("b", 0, 1, 100.0))
+    >>> sim = TrafficSimulation(TrafficScenario(g, trips=trips, speed_factor_sd=0.0), rng=1)
+    >>> sim.set_speed([(0, 1, 0)], 0.5, start_s=60.0)  # half speed from the first minute on
+    >>> ds = sim.result()
+    >>> ds["travel_time"].values.tolist()
+    [50.0, 100.0]
+    """
+
+    def __init__(
+        self, scenario: TrafficScenario, *, rng: np.random.Generator | int | None = None
+    ) -> None:
+        from twin.settings import get_settings
+
+        sc = scenario
+        gen = _as_rng(rng)
+        net = _Network(sc)
+        sig = _Signals(net, sc.plans, sc.programs)
+        trips = list(sc.trips)
+        if sc.demand is not None:
+            for n in sc.demand.zone_nodes:
+                if n not in net.node_index:
+                    msg = f"ODDemand.zone_nodes: {n!r} is not a graph node"
+                    raise InputValidationError(msg)
+            trips += sc.demand.sample(gen)
+        trips = _validate_trips(trips, net)
+        last_dep = max((t.depart_s for t in trips), default=0.0)
+        end_s = float(sc.duration_s) if sc.duration_s is not None else last_dep + sc.max_extra_s
+        self.scenario, self._net, self._sig = sc, net, sig
+        self._st = _State(sc, net, sig, trips, gen, end_s)
+        # explicit routes
+        given = [i for i, t in enumerate(trips) if t.route is not None]
+        if given:
+            self._st.set_routes(
+                np.array(given, dtype=np.int64), _route_arrays(net, [trips[i] for i in given])
+            )
+        self._env = simpy.Environment()
+        progress = get_settings().progress if sc.progress is None else sc.progress
+        self._bar = progress_bar(
+            total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False
+        )
+        self._proc: simpy.Process | None = None
+        self._result: xr.Dataset | None = None
+        # disturbances first: at equal times their changes are seen by the router
+        for inc in sc.incidents:
+            net.key(inc.edge, field="Incident.edge")
+            self.close_lanes(inc.edge, inc.lanes_closed, start_s=inc.start_s, end_s=inc.end_s)
+        for d in sc.disturbances:
+            self.apply(d)
+        self._env.process(_router(self._env, self._st, end_s))
+        self._proc = self._env.process(_stepper(self._env, self._st, end_s, self._bar))
+
+    @property
+    def now(self) -> float:
+        """Simulated time reached (s since ``t0``)."""
+        return float(self._env.now)
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has ended (every trip done, or its end reached)."""
+        return self._proc is not None and bool(self._proc.triggered)
+
+    # ---- disturbances -------------------------------------------------------------------------
+    def _check_time(self, t: float, field: str) -> float:
+        if not math.isfinite(t):
+            msg = f"{field}: {t!r} must be finite"
+            raise InputValidationError(msg)
+        if t < self.now:
+            msg = f"{field}: {t:g} s is before the simulated time {self.now:g} s"
+            raise InputValidationError(msg)
+        if self.done:
+            msg = f"{field}: the run has ended at {self.now:g} s"
+            raise InputValidationError(msg)
+        return float(t)
+
+    def _at(self, t: float, action: Any) -> None:
+        """Call ``action()`` at ``t`` (now if ``t`` is now)."""
+        if t <= self.now:
+            action()
+            self._st.reroute_undeparted(self.now)
+            return
+
+        def proc(env: simpy.Environment) -> Any:
+            yield env.timeout(t - env.now)
+            action()
+            # trips routed ahead of the change and not yet gone take it into account
+            self._st.reroute_undeparted(env.now)
+
+        self._env.process(proc(self._env))
+
+    def close_lanes(
+        self, edge: EdgeKey, lanes: int, *, start_s: float, end_s: float | None = None
+    ) -> None:
+        """Close ``lanes`` lanes of ``edge`` from ``start_s`` (until ``end_s``, if given).
+
+        Closing as many lanes as the edge has closes it: no vehicle leaves it and routes
+        avoid it.
+        """
+        if isinstance(lanes, bool) or not isinstance(lanes, int | np.integer) or lanes < 1:
+            msg = f"close_lanes.lanes: {lanes!r} must be a whole number of lanes, at least 1"
+            raise InputValidationError(msg)
+        e = self._net.key(edge, field="close_lanes.edge")
+        start = self._check_time(start_s, "close_lanes.start_s")
+        if end_s is not None and not end_s > start:
+            msg = f"close_lanes.end_s: {end_s!r} is not after start_s {start_s!r}"
+            raise InputValidationError(msg)
+        st = self._st
+        closed = [0.0]
+
+        def close() -> None:
+            closed[0] = float(min(int(lanes), st.lanes_open[e]))
+            st.lanes_open[e] -= closed[0]
+            st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
+
+        def reopen() -> None:
+            st.lanes_open[e] += closed[0]
+            st.cap_rate[e] = st.net.cap_rate[e] * max(st.lanes_open[e], 0) / st.net.lanes[e]
+
+        self._at(start, close)
+        if end_s is not None:
+            self._at(end_s, reopen)
+
+    def set_speed(
+        self,
+        edges: Iterable[EdgeKey],
+        factor: float,
+        *,
+        start_s: float,
+        end_s: float | None = None,
+    ) -> None:
+        """Multiply the free speed of ``edges`` by ``factor`` from ``start_s`` (to ``end_s``)."""
+        change = SpeedChange(tuple(edges), factor, start_s, end_s)
+        idx = np.array(
+            [self._net.key(e, field="set_speed.edges") for e in change.edges], dtype=np.int64
+        )
+        start = self._check_time(start_s, "set_speed.start_s")
+        st, f = self._st, change.factor
+
+        def scale(by: float) -> None:
+            np.multiply.at(st.speed_factor, idx, by)
+            st.tt_free[idx] = st.net.tt_free[idx] / st.speed_factor[idx]
+
+        self._at(start, lambda: scale(f))
+        if change.end_s is not None:
+            self._at(change.end_s, lambda: scale(1.0 / f))
+
+    def set_plan(self, plan: SignalPlan, *, at_s: float) -> None:
+        """Switch the plan's junction to ``plan`` at ``at_s``."""
+        change = PlanChange(plan, at_s)
+        self._sig.edges_of(plan)  # checked now, not when it takes over
+        at = self._check_time(change.at_s, "set_plan.at_s")
+        st = self._st
+
+        def switch() -> None:
+            edges = self._sig.set_plan(plan)
+            st.prio.minor[edges] = False  # a signalised approach does not give way
+            st.prio.major[edges] = False
+
+        self._at(at, switch)
+
+    def apply(self, disturbance: Disturbance) -> None:
+        """Schedule an :class:`Incident`, :class:`SpeedChange` or :class:`PlanChange`."""
+        d = disturbance
+        if isinstance(d, Incident):
+            self.close_lanes(d.edge, d.lanes_closed, start_s=d.start_s, end_s=d.end_s)
+        elif isinstance(d, SpeedChange):
+            self.set_speed(d.edges, d.factor, start_s=d.start_s, end_s=d.end_s)
+        elif isinstance(d, PlanChange):
+            self.set_plan(d.plan, at_s=d.at_s)
+        else:
+            msg = f"disturbance: {d!r} is not an Incident, SpeedChange or PlanChange"
+            raise InputValidationError(msg)
+
+    # ---- running ------------------------------------------------------------------------------
+    def run_until(self, t_s: float) -> None:
+        """Advance the simulation to ``t_s`` (s since ``t0``), or to its end if sooner."""
+        if t_s < self.now:
+            msg = f"run_until: {t_s:g} s is before the simulated time {self.now:g} s"
+            raise InputValidationError(msg)
+        if self.done or self._proc is None:
+            return
+        self._env.run(until=simpy.AnyOf(self._env, [self._proc, self._env.timeout(t_s - self.now)]))
+
+    def result(self) -> xr.Dataset:
+        """Run to the end (if not there yet) and return the dataset of :func:`run`."""
+        if self._result is not None:
+            return self._result
+        if self._proc is not None:
+            self._env.run(until=self._proc)
+        self._bar.close()
+        st = self._st
+        if st.unreachable:
+            n_bad = sum(st.unreachable.values())
+            log.warning(
+                "traffic: %d trips dropped, no route for %d OD pairs (e.g. %s)",
+                n_bad,
+                len(st.unreachable),
+                list(st.unreachable)[:5],
+            )
+        self._result = _to_dataset(self.scenario, self._net, self._sig, st)
+        return self._result
+
+
 def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = None) -> xr.Dataset:
     """Run a traffic scenario.
 
     Parameters
     ----------
     scenario : TrafficScenario
-        Network, demand, plans and incidents.
+        Network, demand, plans, incidents and other disturbances.
     rng : numpy.random.Generator, int or None
         Randomness (demand sampling, speed factors); the same seed gives the same result.
 
@@ -1126,49 +1654,7 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
         ``n_dropped`` and ``unreachable_pairs`` (JSON) report trips that had no route;
         ``n_unfinished`` those still on the road at the end.
     """
-    from twin.settings import get_settings
-
-    sc = scenario
-    gen = _as_rng(rng)
-    net = _Network(sc)
-    sig = _Signals(net, sc.plans)
-    trips = list(sc.trips)
-    if sc.demand is not None:
-        for n in sc.demand.zone_nodes:
-            if n not in net.node_index:
-                msg = f"ODDemand.zone_nodes: {n!r} is not a graph node"
-                raise InputValidationError(msg)
-        trips += sc.demand.sample(gen)
-    trips = _validate_trips(trips, net)
-    inc_edges = [net.key(i.edge, field="Incident.edge") for i in sc.incidents]
-    last_dep = max((t.depart_s for t in trips), default=0.0)
-    end_s = float(sc.duration_s) if sc.duration_s is not None else last_dep + sc.max_extra_s
-    st = _State(sc, net, sig, trips, gen, end_s)
-    # explicit routes
-    given = [i for i, t in enumerate(trips) if t.route is not None]
-    if given:
-        st.set_routes(
-            np.array(given, dtype=np.int64), _route_arrays(net, [trips[i] for i in given])
-        )
-    env = simpy.Environment()
-    progress = get_settings().progress if sc.progress is None else sc.progress
-    bar = progress_bar(total=end_s, unit="sim s", disable=not progress, desc="traffic", leave=False)
-    # incidents first: at equal times their lane changes are seen by the router
-    for e, inc in zip(inc_edges, sc.incidents, strict=True):
-        env.process(_incident(env, st, e, inc))
-    env.process(_router(env, st, end_s))
-    proc = env.process(_stepper(env, st, end_s, bar))
-    env.run(until=proc)
-    bar.close()
-    if st.unreachable:
-        n_bad = sum(st.unreachable.values())
-        log.warning(
-            "traffic: %d trips dropped, no route for %d OD pairs (e.g. %s)",
-            n_bad,
-            len(st.unreachable),
-            list(st.unreachable)[:5],
-        )
-    return _to_dataset(sc, net, sig, st)
+    return TrafficSimulation(scenario, rng=rng).result()
 
 
 def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -> xr.Dataset:

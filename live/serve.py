@@ -8,14 +8,17 @@
 * the ingestion service (:class:`live.mqtt.IngestService`) into the history store;
 * optionally the equipment simulator (:class:`live.devices.Devices`), reporting every
   ``period_s`` seconds;
+* the alarms (:mod:`live.alarms`), evaluated against the state every ``period_s`` seconds;
 * an HTTP endpoint: ``GET /health`` answers 200 once everything is ready, with the ingestion
-  counters; ``GET /state/<asset_type>`` gives the latest state as JSON.
+  counters; ``GET /state/<asset_type>`` gives the latest state and ``GET /alarms`` the open
+  alarms, as JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import threading
@@ -74,7 +77,9 @@ def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterato
         thread.join(timeout=10)
 
 
-def _http(host: str, port: int, ing: Ingestor, ready: threading.Event) -> ThreadingHTTPServer:
+def _http(
+    host: str, port: int, ing: Ingestor, ready: threading.Event, alarms: Any = None
+) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def _send(self, code: int, body: Any) -> None:
             data = json.dumps(body, default=str).encode()
@@ -90,6 +95,9 @@ def _http(host: str, port: int, ing: Ingestor, ready: threading.Event) -> Thread
                     self._send(200, {"status": "ok", "counters": dict(ing.counters)})
                 else:
                     self._send(503, {"status": "starting"})
+            elif self.path == "/alarms" and alarms is not None:
+                frame = alarms.open()
+                self._send(200, json.loads(frame.to_json(orient="records", date_format="iso")))
             elif self.path.startswith("/state/"):
                 kind = self.path.removeprefix("/state/")
                 if kind not in ing.state.ids:
@@ -130,7 +138,10 @@ def serve(
             say(f"embedded MQTT broker at {broker}")
         ready = threading.Event()
         ing = Ingestor(store, city=tw.name, assets=assets_of(tw), timezone=tw.city.timezone)
-        server = _http(host, port, ing, ready)
+        from live.alarms import Alarms, evaluate
+
+        alarms = Alarms(store)
+        server = _http(host, port, ing, ready, alarms)
         stack.callback(server.server_close)
         stack.callback(server.shutdown)
         svc = IngestService(ing, broker, qos=1)
@@ -150,7 +161,23 @@ def serve(
         end = None if duration_s is None else time.monotonic() + duration_s
         next_round = time.monotonic()
         published = 0
+        lights = tw.registry["light"][["id", "cabinet", "power_w"]]
+        types = (
+            dict(
+                zip(tw.registry["sensor"]["id"], tw.registry["sensor"]["sensor_type"], strict=True)
+            )
+            if "sensor" in tw.registry.kinds
+            else {}
+        )
+        next_check = time.monotonic() + period_s
         while end is None or time.monotonic() < end:
+            if time.monotonic() >= next_check:
+                next_check += period_s
+                got = evaluate(
+                    alarms, ing.state, lights, now=dt.datetime.now(dt.UTC), sensor_types=types
+                )
+                if got["raised"] or got["cleared"]:
+                    say(f"alarms: {got['raised']} raised, {got['cleared']} cleared")
             if sim is not None and time.monotonic() >= next_round:
                 n = sim.publish_telemetry()
                 published += n

@@ -74,5 +74,6 @@ def test_serve_with_simulated_devices(mosquitto, tmp_path, capsys):
 
     port = str(free_port())
     assert main([*argv, "--period", "1", "--for", "2.5", "--port", port]) == 0
-    counters = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = capsys.readouterr().out
+    counters = json.loads(out.strip().splitlines()[-1])
     assert counters["accepted"] >= 2 * 600 and counters["accepted"] == counters["received"]

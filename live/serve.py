@@ -8,7 +8,9 @@
 * the ingestion service (:class:`live.mqtt.IngestService`) into the history store;
 * optionally the equipment simulator (:class:`live.devices.Devices`), reporting every
   ``period_s`` seconds;
-* the alarms (:mod:`live.alarms`), evaluated against the state every ``period_s`` seconds;
+* the alarms (:mod:`live.alarms`) and the TOML rules (:mod:`live.rules`, optional),
+  evaluated against the state every ``period_s`` seconds; rule firings are published on
+  ``twin/<city>/event/<rule>``;
 * an HTTP endpoint: ``GET /health`` answers 200 once everything is ready, with the ingestion
   counters; ``GET /state/<asset_type>`` gives the latest state and ``GET /alarms`` the open
   alarms, as JSON.
@@ -25,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from live.ingest import Ingestor, assets_of
@@ -127,6 +130,7 @@ def serve(
     devices: bool = False,
     period_s: float = 10.0,
     duration_s: float | None = None,
+    rules: str | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, int]:
     """Run the live loop until ``duration_s`` has passed (or Ctrl-C); returns the counters."""
@@ -170,6 +174,16 @@ def serve(
             else {}
         )
         next_check = time.monotonic() + period_s
+        engine = None
+        events_out = None
+        if rules is not None:
+            from live.mqtt import connect
+            from live.rules import load_rules
+
+            engine = load_rules(Path(rules))
+            events_out = connect(broker, f"twin-rules-{tw.name}")
+            stack.callback(events_out.loop_stop)
+            stack.callback(events_out.disconnect)
         while end is None or time.monotonic() < end:
             if time.monotonic() >= next_check:
                 next_check += period_s
@@ -178,6 +192,13 @@ def serve(
                 )
                 if got["raised"] or got["cleared"]:
                     say(f"alarms: {got['raised']} raised, {got['cleared']} cleared")
+                if engine is not None and events_out is not None:
+                    for ev in engine.evaluate(ing.state):
+                        name = ev["rule"].replace(" ", "_")
+                        events_out.publish(
+                            f"twin/{tw.name}/event/{name}", json.dumps(ev).encode(), qos=1
+                        )
+                        say(f"rule {ev['rule']!r} fired on {ev['asset']}")
             if sim is not None and time.monotonic() >= next_round:
                 n = sim.publish_telemetry()
                 published += n

@@ -36,13 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import emit, target  # noqa: E402
 
 
-def _messages(lights: list[str], n: int) -> list[tuple[str, bytes]]:
+def _messages(lights: list[str], n: int, prefix: str = "b") -> list[tuple[str, bytes]]:
     t0 = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     out = []
     for k in range(n):
         a = lights[k % len(lights)]
         ts = (t0 + dt.timedelta(milliseconds=k)).isoformat().replace("+00:00", "Z")
-        body = {"id": f"b{k}", "ts": ts, "asset": a, "level": 0.5, "power_w": 21.6, "fault": "none"}
+        body = {"id": f"{prefix}{k}", "ts": ts, "asset": a, "level": 0.5, "power_w": 21.6}
         out.append((f"twin/bench/telemetry/light/{a}", json.dumps(body).encode()))
     return out
 
@@ -122,6 +122,53 @@ def _ours(url: str, qos: int, msgs: list[tuple[str, bytes]], lights: list[str], 
     stored = store.count("telemetry")
     store.close()
     return rate, ing.counters["accepted"], stored
+
+
+WORKER = """
+import sys, time
+from live.ingest import Ingestor
+from live.mqtt import IngestService
+from live.store import open_store
+url, db, cid, n_lights, group = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+lights = [f"light:{i:06d}" for i in range(n_lights)]
+ing = Ingestor(open_store(db), city="bench", assets={"light": lights})
+svc = IngestService(ing, url, qos=1, client_id=cid, share=group).start()
+print("ready", flush=True)
+sys.stdin.read()
+svc.stop()
+"""
+
+
+def _shared(url: str, db: str, workers: int, msgs: list[tuple[str, bytes]], n_lights: int) -> float:
+    """MQTT 5 shared subscription: ``workers`` processes split the stream into one store."""
+    import subprocess
+
+    from live.store import open_store
+
+    store = open_store(db)
+    before = store.count("telemetry")
+    procs = []
+    for w in range(workers):
+        # a group per run: a persistent member that left keeps its share of the stream queued
+        cid, group = f"shared-{workers}-{w}", f"bench{workers}"
+        args = [sys.executable, "-c", WORKER, url, db, cid, str(n_lights), group]
+        p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "ready"
+        procs.append(p)
+    t = time.perf_counter()
+    _publish(url, msgs)
+    while store.count("telemetry") - before < len(msgs):
+        time.sleep(0.02)
+    rate = len(msgs) / (time.perf_counter() - t)
+    for p in procs:
+        assert p.stdin is not None
+        assert p.stdout is not None
+        p.stdin.close()
+        p.wait(timeout=30)
+        p.stdout.close()
+    store.close()
+    return rate
 
 
 def _push(url: str, folder: Path, quick: bool) -> dict[str, float]:
@@ -209,6 +256,17 @@ def main() -> None:
                 f"ratio {ours / raw:.2f}"
             )
         targets["ingest_qos1_lost"] = target(figures["ingest_qos1_lost"], 0, "<=")
+        from live.services import Postgres
+
+        with Postgres() as pg:
+            for w in (1, 2):
+                tagged = _messages(lights, n, prefix=f"s{w}-")
+                rate = _shared(b.url, pg.url, w, tagged, len(lights))
+                figures[f"shared_{w}_workers_msg_s"] = round(rate)
+                print(f"shared subscription, {w} worker(s) into PostgreSQL: {rate:,.0f} msg/s")
+            ratios["shared_2_over_1"] = round(
+                figures["shared_2_workers_msg_s"] / figures["shared_1_workers_msg_s"], 3
+            )
         figures.update(_push(b.url, Path(tmp), args.quick))
         targets["push_s"] = target(figures["push_s"], 10.0, "<=")
         figures["query_year_sqlite_s"] = round(

@@ -233,8 +233,9 @@ def _year_query(url: str, name: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--messages", type=int, help="messages per run (default 100,000; quick 20,000)")
     args = ap.parse_args()
-    n = 20_000 if args.quick else 200_000
+    n = args.messages or (20_000 if args.quick else 100_000)
     lights = [f"light:{i:06d}" for i in range(34_000)]
     msgs = _messages(lights, n)
     from live.services import Mosquitto

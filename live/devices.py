@@ -106,6 +106,7 @@ class Devices:
         else:
             self.vehicles = {}
         self.offline: set[str] = set()
+        self.schedules: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.answers: dict[str, dict[str, Any]] = {}
         self.applied: collections.Counter[str] = collections.Counter()
         self.commands_seen = 0
@@ -245,7 +246,6 @@ class Devices:
             return
         self.applied[cid] += 1
         if kind == "cabinet":
-            self.schedules = getattr(self, "schedules", {})
             times = np.array([_parse(t).timestamp() for t in cmd["times"]])
             for light, levels in cmd["lights"].items():
                 self.schedules[light] = (times, np.asarray(levels, float))
@@ -257,7 +257,7 @@ class Devices:
 
     def _follow_schedules(self) -> None:
         now = self.clock().timestamp()
-        for light, (times, levels) in getattr(self, "schedules", {}).items():
+        for light, (times, levels) in self.schedules.items():
             k = int(np.searchsorted(times, now, side="right")) - 1
             self.level[self.light_index[light]] = levels[max(k, 0)]
 

@@ -141,6 +141,8 @@ class Ingestor:
         duplicate check; older duplicates are still caught by the store's key.
     max_skew : timedelta
         How far in the future a time stamp may be (device clock skew).
+    max_seen : int
+        Most message ids kept in memory for the duplicate check.
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class Ingestor:
         dedup_window: dt.timedelta = dt.timedelta(hours=6),
         max_skew: dt.timedelta = dt.timedelta(minutes=5),
         clock: Any = None,
+        max_seen: int = 2_000_000,
     ) -> None:
         self.store = store
         self.city = city
@@ -168,6 +171,9 @@ class Ingestor:
             self.counters[key] = 0
         since = int((self._clock() - dedup_window.total_seconds()) * 1e6)
         self.seen: set[tuple[str, str]] = store.recent_ids(since)
+        # bounded: the oldest ids leave memory first (the store's key still catches them)
+        self._order: collections.deque[tuple[str, str]] = collections.deque(self.seen)
+        self.max_seen = max_seen
         self._prefix = f"twin/{city}/telemetry/"
 
     def _now_us(self) -> int:
@@ -217,6 +223,7 @@ class Ingestor:
                     counts["duplicate"] += 1
                     continue
                 self.seen.add(key)
+                self._order.append(key)
                 rows.append((asset, m.id, kind, ts, now, payload.decode()))
                 keep_idx.append(i)
                 keep_ts.append(ts)
@@ -234,6 +241,8 @@ class Ingestor:
             applied.append(
                 (kind, np.asarray(keep_idx, np.int64), np.asarray(keep_ts, np.int64), keep_msgs)
             )
+        while len(self._order) > self.max_seen:
+            self.seen.discard(self._order.popleft())
         inserted, _, _ = self.store.write(
             [
                 (Store.INSERT_TELEMETRY, rows),

@@ -8,20 +8,26 @@
 * the ingestion service (:class:`live.mqtt.IngestService`) into the history store;
 * optionally the equipment simulator (:class:`live.devices.Devices`), reporting every
   ``period_s`` seconds;
+* the alarms (:mod:`live.alarms`) and the TOML rules (:mod:`live.rules`, optional),
+  evaluated against the state every ``period_s`` seconds; rule firings are published on
+  ``twin/<city>/event/<rule>``;
 * an HTTP endpoint: ``GET /health`` answers 200 once everything is ready, with the ingestion
-  counters; ``GET /state/<asset_type>`` gives the latest state as JSON.
+  counters; ``GET /state/<asset_type>`` gives the latest state and ``GET /alarms`` the open
+  alarms, as JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from live.ingest import Ingestor, assets_of
@@ -74,7 +80,9 @@ def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterato
         thread.join(timeout=10)
 
 
-def _http(host: str, port: int, ing: Ingestor, ready: threading.Event) -> ThreadingHTTPServer:
+def _http(
+    host: str, port: int, ing: Ingestor, ready: threading.Event, alarms: Any = None
+) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def _send(self, code: int, body: Any) -> None:
             data = json.dumps(body, default=str).encode()
@@ -90,6 +98,9 @@ def _http(host: str, port: int, ing: Ingestor, ready: threading.Event) -> Thread
                     self._send(200, {"status": "ok", "counters": dict(ing.counters)})
                 else:
                     self._send(503, {"status": "starting"})
+            elif self.path == "/alarms" and alarms is not None:
+                frame = alarms.open()
+                self._send(200, json.loads(frame.to_json(orient="records", date_format="iso")))
             elif self.path.startswith("/state/"):
                 kind = self.path.removeprefix("/state/")
                 if kind not in ing.state.ids:
@@ -119,6 +130,7 @@ def serve(
     devices: bool = False,
     period_s: float = 10.0,
     duration_s: float | None = None,
+    rules: str | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, int]:
     """Run the live loop until ``duration_s`` has passed (or Ctrl-C); returns the counters."""
@@ -130,7 +142,10 @@ def serve(
             say(f"embedded MQTT broker at {broker}")
         ready = threading.Event()
         ing = Ingestor(store, city=tw.name, assets=assets_of(tw), timezone=tw.city.timezone)
-        server = _http(host, port, ing, ready)
+        from live.alarms import Alarms, evaluate
+
+        alarms = Alarms(store)
+        server = _http(host, port, ing, ready, alarms)
         stack.callback(server.server_close)
         stack.callback(server.shutdown)
         svc = IngestService(ing, broker, qos=1)
@@ -150,7 +165,40 @@ def serve(
         end = None if duration_s is None else time.monotonic() + duration_s
         next_round = time.monotonic()
         published = 0
+        lights = tw.registry["light"][["id", "cabinet", "power_w"]]
+        types = (
+            dict(
+                zip(tw.registry["sensor"]["id"], tw.registry["sensor"]["sensor_type"], strict=True)
+            )
+            if "sensor" in tw.registry.kinds
+            else {}
+        )
+        next_check = time.monotonic() + period_s
+        engine = None
+        events_out = None
+        if rules is not None:
+            from live.mqtt import connect
+            from live.rules import load_rules
+
+            engine = load_rules(Path(rules))
+            events_out = connect(broker, f"twin-rules-{tw.name}")
+            stack.callback(events_out.loop_stop)
+            stack.callback(events_out.disconnect)
         while end is None or time.monotonic() < end:
+            if time.monotonic() >= next_check:
+                next_check += period_s
+                got = evaluate(
+                    alarms, ing.state, lights, now=dt.datetime.now(dt.UTC), sensor_types=types
+                )
+                if got["raised"] or got["cleared"]:
+                    say(f"alarms: {got['raised']} raised, {got['cleared']} cleared")
+                if engine is not None and events_out is not None:
+                    for ev in engine.evaluate(ing.state):
+                        name = ev["rule"].replace(" ", "_")
+                        events_out.publish(
+                            f"twin/{tw.name}/event/{name}", json.dumps(ev).encode(), qos=1
+                        )
+                        say(f"rule {ev['rule']!r} fired on {ev['asset']}")
             if sim is not None and time.monotonic() >= next_round:
                 n = sim.publish_telemetry()
                 published += n

@@ -301,17 +301,10 @@ class Store:
         if end is not None:
             where.append("night < ?")
             params.append(end.isoformat())
-        sql = (
-            "SELECT cabinet, night, last_wh - first_wh, (last_us - first_us) / 1000000.0 "  # noqa: S608
-            "FROM meter_night WHERE " + " AND ".join(where)
-        )
-        rows = self.execute(sql, params)
-        cab = np.array([r[0] for r in rows], dtype=object)
-        night = np.array([r[1] for r in rows], dtype="datetime64[D]")
-        e = np.array([r[2] for r in rows], dtype=float)
-        span = np.array([r[3] for r in rows], dtype=float)
-        cabs, ci = np.unique(cab.astype(str), return_inverse=True)
-        days, ti = np.unique(night, return_inverse=True)
+        if self.engine == "postgresql":
+            cabs, days, ci, ti, e, span = self._meter_rows_pg(where, params)
+        else:
+            cabs, days, ci, ti, e, span = self._meter_rows_sqlite(where, params)
         energy = np.full((len(cabs), len(days)), np.nan)
         hours = np.full((len(cabs), len(days)), np.nan)
         energy[ci, ti] = e
@@ -333,6 +326,58 @@ class Store:
         )
         ds["time"].attrs.update({"timezone": "UTC", "long_name": "evening of the night"})
         return ds
+
+    def _meter_rows_sqlite(self, where: list[str], params: list[Any]) -> tuple[np.ndarray, ...]:
+        # one row per cabinet, its nights aggregated as text: a year of 1,000 cabinets is then
+        # 1,000 rows to fetch rather than 365,000 (row objects are what costs, not the query)
+        cols = ("night", "last_wh - first_wh", "(last_us - first_us) / 1000000.0")
+        sql = (
+            "SELECT cabinet, "  # noqa: S608 - fixed fragments
+            + ", ".join(f"group_concat({c}, ',')" for c in cols)
+            + " FROM meter_night WHERE "
+            + " AND ".join(where)
+            + " GROUP BY cabinet ORDER BY cabinet"
+        )
+        rows = self.execute(sql, params)
+        cabs = np.array([r[0] for r in rows], dtype=str)
+        per = [r[1].split(",") for r in rows]
+        counts = np.array([len(p) for p in per], dtype=np.int64)
+        ci = np.repeat(np.arange(len(rows)), counts)
+        ti, nights = pd.factorize(pd.Series([n for p in per for n in p], dtype=object), sort=True)
+        days = np.asarray(nights, dtype="datetime64[D]")
+        e = np.array(",".join(r[2] for r in rows).split(",") if rows else [], dtype=float)
+        span = np.array(",".join(str(r[3]) for r in rows).split(",") if rows else [], dtype=float)
+        return cabs, days, ci, ti, e, span
+
+    def _meter_rows_pg(self, where: list[str], params: list[Any]) -> tuple[np.ndarray, ...]:
+        # COPY streams the rows as CSV, parsed by pandas' C reader: no Python object per row
+        import io
+
+        sql = (
+            "COPY (SELECT cabinet, night, last_wh - first_wh, "  # noqa: S608 - fixed fragments
+            "(last_us - first_us) / 1000000.0 FROM meter_night WHERE "
+            + " AND ".join(where).replace("?", "%s")
+            + ") TO STDOUT WITH (FORMAT csv)"
+        )
+        buf = io.BytesIO()
+        with self._lock, self._conn.cursor() as cur:
+            with cur.copy(sql, params) as copy:
+                for chunk in copy:
+                    buf.write(chunk)
+            self._conn.commit()
+        buf.seek(0)
+        df = pd.read_csv(buf, header=None, names=["cabinet", "night", "wh", "s"])
+        ci, cabs = pd.factorize(df["cabinet"], sort=True)
+        ti, nights = pd.factorize(df["night"], sort=True)
+        days = np.asarray(nights, dtype="datetime64[D]")
+        return (
+            np.asarray(cabs, dtype=str),
+            days,
+            ci,
+            ti,
+            df["wh"].to_numpy(float),
+            df["s"].to_numpy(float),
+        )
 
 
 def open_store(url: str | None = None, *, folder: str | Path | None = None) -> Store:

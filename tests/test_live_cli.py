@@ -69,10 +69,23 @@ def test_push_status_and_dry_run(bondy, night_dir, mosquitto, tmp_path, capsys):
 
 def test_serve_with_simulated_devices(mosquitto, tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'h.db'}"
+    import live
+
+    rules = str(live.__path__[0] + "/rules/example.toml")
     argv = ["serve", "--city", "bondy", "--broker", mosquitto.url, "--db", db, "--devices"]
+    argv += ["--rules", rules]
     from live.services import free_port
 
     port = str(free_port())
     assert main([*argv, "--period", "1", "--for", "2.5", "--port", port]) == 0
-    counters = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = capsys.readouterr().out
+    counters = json.loads(out.strip().splitlines()[-1])
     assert counters["accepted"] >= 2 * 600 and counters["accepted"] == counters["received"]
+
+
+def test_bad_rules_file_is_refused_before_work(tmp_path, capsys):
+    bad = tmp_path / "r.toml"
+    bad.write_text("[[rule]]\nname = 'x'\nthen = {a = 1}\n")
+    assert main(["serve", "--city", "bondy", "--rules", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "--rules: rule 'x'.when" in err

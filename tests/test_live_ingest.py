@@ -83,6 +83,12 @@ def test_duplicates_and_out_of_order(store, assets):
     assert again.counters["duplicate"] == 1 and blind.counters["duplicate"] == 1
     assert blind.counters["accepted"] == 0 and store.count("telemetry") == 2
     assert again.accounted() and blind.accounted()
+    # the memory of ids is bounded; an id it forgot is still caught by the store
+    small = Ingestor(store, city="bondy", assets=assets, clock=CLOCK, max_seen=1)
+    small.ingest([_light(a, k, later + dt.timedelta(seconds=k), 0.4) for k in range(10, 13)])
+    assert len(small.seen) == 1
+    small.ingest([_light(a, 10, later + dt.timedelta(seconds=10), 0.4)])
+    assert small.counters["duplicate"] == 1 and store.count("telemetry") == 5
 
 
 @STORES

@@ -1217,9 +1217,20 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", action="store_true", help="run the equipment simulator too")
     p.add_argument("--period", type=_positive, default=10.0, help="simulator report period, s")
     p.add_argument("--for", dest="duration", type=_positive, help="stop after this many seconds")
+    p.add_argument("--rules", type=_existing(".toml", what="rules"), help="when-then rules (TOML)")
 
 
-@command("serve", arguments=_serve_args)
+def _serve_check(args: Args) -> None:
+    if args.rules is not None:
+        from live.rules import load_rules
+
+        try:
+            load_rules(args.rules)
+        except InputValidationError as exc:
+            _arg_error("--rules", exc)
+
+
+@command("serve", arguments=_serve_args, check=_serve_check)
 def cmd_serve(args: Args) -> int:
     """Run the live loop: broker (embedded unless given), ingestion, store, /health."""
     from live.serve import serve
@@ -1234,6 +1245,7 @@ def cmd_serve(args: Args) -> int:
         devices=args.devices,
         period_s=args.period,
         duration_s=args.duration,
+        rules=None if args.rules is None else str(args.rules),
     )
     print(json.dumps(counters))
     return 0

@@ -101,14 +101,6 @@ def test_the_warning_check_can_fail(bondy, tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known: since Montpellier's counted streets carry their lanes (two or three each way), "
-        "two junctions' programmes give two crossing streams a major green on lanes the twin's "
-        "graph does not model, and SUMO reports a mutual conflict"
-    ),
-)
 def test_montpellier_coordinated_export_carries_offsets_without_warning(
     montpellier, tmp_path: Path
 ):

@@ -334,7 +334,6 @@ class Devices:
 
     def publish_telemetry(self) -> int:
         """Publish one round (QoS 1); returns the number of messages."""
-        msgs = self.telemetry()
-        for t, p in msgs:
-            self.client.publish(t, p, qos=1)
-        return len(msgs)
+        from live.mqtt import publish_many
+
+        return publish_many(self.client, self.telemetry(), qos=1)

@@ -247,10 +247,154 @@ def instance(name: str, *, quick: bool, seed: int = 20241220) -> DimmingProblem 
 
 
 # --------------------------------------------------------------------------------------------
+# a year of nights: 365 x 34,000 lights, minimum energy under ramps and caps
+
+
+class YearCity:
+    """A Dijon-sized stock whose nights are built one by one (seeded, static per segment)."""
+
+    def __init__(self, *, quick: bool, seed: int = 2026) -> None:
+        rng = np.random.default_rng(seed)
+        n, n_seg = (N_DIJON, N_SEGMENTS) if not quick else (3_400, 800)
+        seg, cab = synthetic_layout(n, n_seg, rng)
+        _, self.seg = np.unique(seg, return_inverse=True)
+        _, self.cab = np.unique(cab, return_inverse=True)
+        n_seg = int(self.seg.max()) + 1
+        names = list(ROAD_CLASSES)
+        share = np.array([ROAD_CLASSES[k][0] for k in names])
+        self.seg_class = rng.choice(len(names), size=n_seg, p=share / share.sum())
+        self.seg_scale = rng.lognormal(0.0, 0.35, size=n_seg)
+        self.ratios = np.array([ROAD_CLASSES[k][1] for k in names])
+        lo = np.array([ROAD_CLASSES[k][2][0] for k in names])[self.seg_class]
+        hi = np.array([ROAD_CLASSES[k][2][1] for k in names])[self.seg_class]
+        self.power = (np.round(rng.uniform(lo, hi) / 5.0) * 5.0)[self.seg]
+        self.min_level = np.full(n, 0.1)
+        # MF 0.85 with lights installed 2018-2025: CLO factor MF / LLMF (L80 at 100,000 h)
+        age_h = (2026 - rng.integers(2018, 2026, size=n)) * 4100.0
+        self.clo = np.minimum(1.0, 0.85 / 0.8 ** (age_h / 100_000.0))
+        self.off_cab = rng.random(int(self.cab.max()) + 1) < 0.12
+        self.n = n
+        self.m = int(self.cab.max()) + 1
+        # caps in kVA at power factor 0.9, sized by the rule "1.1 x the cabinet's LED power":
+        # above every feasible plan's draw at full output, so never binding at the floor
+        p_cab = np.bincount(self.cab, weights=self.power, minlength=self.m)
+        self.cap_w = 1.1 * p_cab
+
+    def night(self, day: dt.date) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(time, slot_h, required (n, T), forced_off (n, T)) of the night starting on ``day``."""
+        from twin.timeutil import night_slots as twin_night_slots
+
+        night = twin_night_slots(day, lat=DIJON_LAT, lon=DIJON_LON, tz="Europe/Paris")
+        t = night.start
+        local = np.asarray(night.hour_local, dtype=float)  # the local clock: DST-safe
+        weekend = day.weekday() >= 4  # Friday and Saturday nights: later traffic
+        evening = np.where(
+            local >= 12, np.clip(1.0 - (local - (23.0 if weekend else 22.0)) / 3.0, 0.08, 1.0), 0.0
+        )
+        morning = np.where(local < 12, np.clip(0.08 + (local - 5.5) * 0.45, 0.08, 1.0), 0.0)
+        traffic = np.maximum(evening, morning)
+        seg_traffic = np.clip(traffic[None, :] * self.seg_scale[:, None], 0.0, 1.5)
+        step = np.where(seg_traffic > 0.6, 0, np.where(seg_traffic > 0.3, 1, 2))
+        required = self.ratios[self.seg_class[:, None], step][self.seg]
+        window = (local >= 1.0) & (local < 5.0)
+        off = self.off_cab[self.cab][:, None] & window[None, :]
+        return t, night.duration_s / 3600.0, required, off
+
+    def problem(self, day: dt.date) -> DimmingProblem:
+        t, slot_h, required, off = self.night(day)
+        return DimmingProblem(
+            light=np.arange(self.n),
+            time=t,
+            slot_h=slot_h,
+            power_w=self.power,
+            required=np.minimum(1.0, required * self.clo[:, None]),
+            cabinet_index=self.cab,
+            cabinet=np.arange(self.m),
+            driver_floor=0.1,
+            min_level=self.min_level,
+            forced_off=off,
+            cabinet_cap_w=np.repeat(self.cap_w[:, None], t.size, axis=1),
+            ramp=0.2,
+            price_eur_per_kwh=np.ones(t.size),
+        )
+
+
+def year_days(quick: bool) -> list[dt.date]:
+    first = dt.date(2026, 1, 1)
+    return [first + dt.timedelta(days=k) for k in range(365)]
+
+
+SAMPLE_NIGHTS = (dt.date(2026, 3, 28), dt.date(2026, 6, 21), dt.date(2026, 12, 21))
+"""LP checks: the spring DST night, the shortest and the longest nights."""
+
+
+def year_worker(method: str, quick: bool) -> dict[str, Any]:
+    """``envelope``: the year light by light; ``nightly``: the fast path night by night;
+    ``lp``: the full LP (highspy) on the sampled nights, against the envelope."""
+    from optimize.dimming_problem import envelope_levels
+    from twin.energy.power import drawn_fraction
+
+    city = YearCity(quick=quick)
+    days = year_days(quick)
+    t0 = time.perf_counter()
+    total_wh = 0.0
+    per_night: dict[str, float] = {}
+    if method == "envelope":
+        import scipy.sparse as sp
+
+        members = sp.csr_matrix(
+            (np.ones(city.n), (city.cab, np.arange(city.n))), shape=(city.m, city.n)
+        )
+        for day in days:
+            t, slot_h, required, off = city.night(day)
+            floor = np.maximum(
+                np.minimum(1.0, required * city.clo[:, None]), city.min_level[:, None]
+            )
+            x = envelope_levels(floor, ~off, 0.2)
+            draw = city.power[:, None] * drawn_fraction(x, driver_floor=0.1, on=~off)
+            by_cab = members @ draw
+            if (by_cab > city.cap_w[:, None] * (1 + 1e-9)).any():
+                msg = f"{day}: a cap is broken at the floor"
+                raise RuntimeError(msg)
+            e = float((draw * slot_h[None, :]).sum())
+            total_wh += e
+            if day in SAMPLE_NIGHTS:
+                per_night[day.isoformat()] = e
+    elif method == "nightly":
+        for day in days:
+            problem = city.problem(day)
+            sol = solve(problem, objective="cost", method="fast")
+            e = float(energy_wh(problem, sol.level).sum())
+            total_wh += e
+            if day in SAMPLE_NIGHTS:
+                per_night[day.isoformat()] = e
+    elif method == "lp":
+        for day in SAMPLE_NIGHTS:
+            problem = city.problem(day)
+            sol = solve(problem, objective="cost", method="highs")
+            per_night[day.isoformat()] = float(energy_wh(problem, sol.level).sum())
+    else:
+        msg = f"unknown year method {method!r}"
+        raise ValueError(msg)
+    return {
+        "instance": "year",
+        "method": method,
+        "n": city.n,
+        "nights": len(days) if method != "lp" else len(SAMPLE_NIGHTS),
+        "total_s": time.perf_counter() - t0,
+        "energy_wh": total_wh,
+        "sample_wh": per_night,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
+
+
+# --------------------------------------------------------------------------------------------
 # one method in one process
 
 
 def worker(name: str, method: str, quick: bool) -> dict[str, Any]:
+    if name == "year":
+        return year_worker(method, quick)
     problem = instance(name, quick=quick)
     if isinstance(problem, str):
         return {"skipped": problem}
@@ -316,6 +460,9 @@ def main(argv: list[str] | None = None) -> None:
         ("montpellier", "fast"),
         ("montpellier", "highs"),
         ("dijon48", "pulp"),
+        ("year", "envelope"),
+        ("year", "lp"),
+        ("year", "nightly"),
     ]
     results: dict[tuple[str, str], dict[str, Any]] = {}
     with tqdm(plan, desc="dimming benchmark", unit="run", file=sys.stderr) as bar:
@@ -334,6 +481,8 @@ def main(argv: list[str] | None = None) -> None:
     for (name, method), r in results.items():
         if "skipped" in r or "error" in r:
             print(f"{name:<12} {method:<6} skipped: {r.get('skipped') or r.get('error')}")
+            continue
+        if name == "year":
             continue
         print(
             f"{name:<12} {method:<6} {r['n']:>7} {r['slots']:>5} {r['columns']:>9} "
@@ -394,6 +543,54 @@ def main(argv: list[str] | None = None) -> None:
     }
     if speedup is not None:
         figures["speedup_vs_pulp"] = speedup
+
+    env_r = results.get(("year", "envelope"), {})
+    lp_r = results.get(("year", "lp"), {})
+    night_r = results.get(("year", "nightly"), {})
+    year_gap = None
+    if "sample_wh" in env_r and "sample_wh" in lp_r:
+        year_gap = max(abs(env_r["sample_wh"][k] - v) / v for k, v in lp_r["sample_wh"].items())
+    print()
+    print(
+        f"{'year (365 nights)':<22} {'lights':>7} {'nights':>6} {'total s':>9} "
+        f"{'peak MiB':>9} {'energy MWh':>12}"
+    )
+    for key, r in (
+        ("light by light", env_r),
+        ("night by night, fast", night_r),
+        ("full LP, sampled", lp_r),
+    ):
+        if "total_s" in r:
+            print(
+                f"{key:<22} {r['n']:>7} {r['nights']:>6} {r['total_s']:>9.2f} "
+                f"{r['peak_rss_mib']:>9.0f} {r['energy_wh'] / 1e6:>12.3f}"
+            )
+        else:
+            print(f"{key:<22} skipped: {r.get('error') or r.get('skipped')}")
+    if year_gap is not None:
+        print(
+            f"year: sampled nights {', '.join(lp_r['sample_wh'])}: "
+            f"largest relative gap to the LP {year_gap:.1e}"
+        )
+    if "total_s" in env_r:
+        figures["year_total_s"] = env_r["total_s"]
+        figures["year_peak_rss_mib"] = env_r["peak_rss_mib"]
+        figures["year_energy_mwh"] = env_r["energy_wh"] / 1e6
+        figures["year_lights"] = env_r["n"]
+    if year_gap is not None:
+        figures["year_lp_rel_gap"] = year_gap
+    if "total_s" in night_r and "total_s" in env_r:
+        reference["year_nightly_fast_total_s"] = night_r["total_s"]
+        reference["year_nightly_fast_peak_rss_mib"] = night_r["peak_rss_mib"]
+        ratios["year_over_nightly_fast_total_s"] = env_r["total_s"] / night_r["total_s"]
+        figures["year_vs_nightly_energy_rel_diff"] = (
+            abs(env_r["energy_wh"] - night_r["energy_wh"]) / night_r["energy_wh"]
+        )
+    targets["year_total_s"] = target(env_r.get("total_s"), 60.0, "<=")
+    targets["year_peak_memory_gib"] = target(
+        env_r.get("peak_rss_mib", 0) / 1024.0 or None, 4.0, "<="
+    )
+    targets["year_lp_rel_gap"] = target(year_gap, 1e-6, "<=")
     emit("dimming", figures, reference=reference, ratios=ratios, targets=targets)
 
 

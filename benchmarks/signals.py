@@ -1,19 +1,34 @@
-"""Signal plans benchmark: every signalised junction of Montpellier planned and validated, and
-MAXBAND on a 10-signal arterial, beside the Webster-only baseline.
+"""Signal plans benchmark: a city's junctions planned, optimised, coordinated and evaluated
+beside the fixed-time Webster baseline.
 
-    python benchmarks/signals.py [--quick]
+    python benchmarks/signals.py [--quick] [--no-des]
 
-Figures: time to build the junction models and the validated Webster plans of all of
-Montpellier's signalised junctions (target <= 10 s), time of MAXBAND to optimality on a
-10-signal corridor of the data (target <= 5 s); the uniform delay (Webster 1958) of the LP
-splits beside that of Webster's splits at the same cycles; the bands of the coordinated
-corridor beside the uncoordinated baseline (offsets 0); the signal delay an emergency vehicle
-meets along the corridor with and without preemption. ``--quick`` plans Bondy and Paris.
+Figures (Montpellier, 364 signalised junctions after clustering; ``--quick``: Paris-Trocadéro):
+
+* time to build the junction models and the validated Webster plans of every junction (target
+  <= 10 s), and why the junctions without a plan have none;
+* time of the optimised, coordinated plans (LP splits, corridors re-timed, MAXBAND offsets);
+* MAXBAND on a 10-signal corridor of the data to optimality (target <= 5 s);
+* the uniform delay (Webster 1958) of the LP splits beside that of Webster's splits;
+* per junction, in the traffic DES on the same trips (8-9 h): delay and stop share, our plans
+  beside the fixed-time Webster plans (offsets 0) (skipped with ``--no-des``);
+* the band each coordinated corridor's plans leave, ours beside the baseline's;
+* along the longest corridor, an emergency vehicle's signal wait without and with preemption;
+* on Bondy's bus routes (its ``route=bus`` relations), a bus's signal wait without and with
+  priority;
+* one corridor (Avenue de Toulouse; ``--quick``: none) in the DES and in SUMO (micro) on the
+  same sub-network and fixed-route trips, at half and at the full planning flows: the change
+  of mean travel time from the baseline to our plans in each (target: same sign, within 30%
+  of SUMO's, at half the flows).
+
+The city-wide DES also runs the baseline with a second seed: the spread between the two seeds
+is the noise against which the difference between plan sets is to be read.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,61 +40,65 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import emit, target  # noqa: E402
 
 
-def _uniform_delay(plan, model, flows, lanes) -> float:  # type: ignore[no-untyped-def]
-    """Flow-weighted Webster uniform delay of a plan (s/veh)."""
-    from twin.signals.plans import stage_ratios
+def _why(reason: str) -> str:
+    if "no plan needed" in reason or reason == "0 approaches":
+        return "nothing that conflicts (no plan needed)"
+    if "all_red_s" in reason:
+        return "all-red over 6 s (MUTCD 4D.26) on a multi-node cluster"
+    if re.search(r"need \d+ stages", reason):
+        return "more than 4 stages"
+    return reason
 
-    ys = stage_ratios(model, flows, lanes=lanes)
-    tot = q_sum = 0.0
-    for k, ph in enumerate(plan.phases):
-        lam = ph.green_s / plan.cycle_s
-        y = min(ys[k], 0.99)
-        d = plan.cycle_s * (1 - lam) ** 2 / (2 * (1 - min(y / lam, 0.99) * lam))
-        q = sum(flows.get(model.group_of_edge(a), 0.0) for a in ph.approaches)
-        tot += q * d
-        q_sum += q
-    return tot / q_sum if q_sum else 0.0
+
+def _corridor_group(model, street: str) -> str:  # type: ignore[no-untyped-def]
+    named = [g for g in model.vehicle_groups if model.group(g).name == street]
+    return named[0] if named else model.vehicle_groups[0]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-des", action="store_true", help="skip the DES runs")
     args = ap.parse_args()
     import twin
-    from optimize.maxband import corridors, maxband
-    from optimize.signals import optimise_splits, preemption, signal_delay
-    from twin.scenarios.network import signal_plans
-    from twin.signals.safety import check_plan, program_of
+    from optimize.coordination import coordinated_plans, junction_flows
+    from optimize.evaluation import (
+        achieved_band,
+        bus_waits,
+        des_comparison,
+        emergency_waits,
+        uniform_delay,
+    )
+    from optimize.maxband import Arterial, arterial_stage, maxband
+    from optimize.signals import bus_priorities
+    from twin.scenarios.network import REFERENCE_WEEKDAY, signal_plans
+    from twin.signals.buses import bus_groups, bus_routes
+    from twin.signals.safety import check_plan
 
     city = "paris-trocadero" if args.quick else "montpellier"
     tw = twin.load(city)
     n_junctions = len(tw.registry["junction"])
     t0 = time.perf_counter()
-    plans = signal_plans(tw)
+    plans = signal_plans(tw, day=REFERENCE_WEEKDAY, hour=8)
     bad = sum(bool(check_plan(p, plans.models[j])) for j, p in plans.items())
     plan_s = time.perf_counter() - t0
-    # LP splits against Webster's at the same cycle
+    why: dict[str, int] = {}
+    for reason in plans.skipped.values():
+        why[_why(reason)] = why.get(_why(reason), 0) + 1
+    t1 = time.perf_counter()
+    co = coordinated_plans(tw, plans)
+    coord_s = time.perf_counter() - t1
+    # LP splits against Webster's at the same cycle (non-corridor junctions keep Webster's)
     d_web, d_lp = [], []
     for jid, plan in plans.items():
         model = plans.models[jid]
-        fr = plans.flows[plans.flows["junction"] == jid]
-        flows = {
-            model.group_of_edge((r.u, r.v, r.key)): float(r.flow_pcu_h) for r in fr.itertuples()
-        }
-        lanes = {model.group_of_edge((r.u, r.v, r.key)): int(r.lanes) for r in fr.itertuples()}
-        lp, _ = optimise_splits(model, flows, cycle_s=plan.cycle_s, lanes=lanes)
-        d_web.append(_uniform_delay(plan, model, flows, lanes))
-        d_lp.append(_uniform_delay(lp, model, flows, lanes))
-    # MAXBAND on the longest corridor, cut to 10 signals
-    arts = corridors(tw, plans)
-    band = None
+        flows, lanes = junction_flows(plans, jid)
+        d_web.append(uniform_delay(plan, model, flows, lanes))
+        d_lp.append(uniform_delay(co.plans[jid], model, flows, lanes))
+    # MAXBAND to optimality on the longest corridor, cut to 10 signals
     maxband_s = None
-    base_band = None
-    emergency = {}
-    if arts:
-        from optimize.maxband import Arterial
-
-        a = arts[0]
+    if co.bands:
+        a = max((co.arterials[n] for n in co.bands), key=lambda x: len(x.junctions))
         k = min(10, len(a.junctions))
         art = Arterial(
             a.name,
@@ -89,128 +108,226 @@ def main() -> None:
             a.cycle_s,
             a.green_start_s[:k],
         )
-        t1 = time.perf_counter()
-        band = maxband(art)
-        maxband_s = time.perf_counter() - t1
-        # the baseline: every offset 0 -- the band its reds leave (replayed at the limit speed)
-        base_band = _band_of_offsets(art, np.zeros(k))
-        # emergency run along the corridor: signal delay without / with preemption, per call time
-        waits_no, waits_pre = [], []
-        refused = 0
-        for j in art.junctions:
-            plan, model = plans[j], plans.models[j]
-            grp = (
-                next(
-                    g
-                    for g in model.vehicle_groups
-                    if model.group(g).name and a.name.startswith(model.group(g).name)
-                )
-                if any(
-                    model.group(g).name and a.name.startswith(model.group(g).name)
-                    for g in model.vehicle_groups
-                )
-                else model.vehicle_groups[0]
-            )
-            calls = np.arange(0, plan.cycle_s, 5.0)
-            waits_no.append(float(signal_delay(program_of(plan, model), grp, calls).mean()))
-            pre = []
-            for c in calls:
-                try:
-                    prog = preemption(plan, model, grp, call_s=float(c))
-                except ValueError:  # no safe sequence for this call: no preemption
-                    refused += 1
-                    pre.append(
-                        float(signal_delay(program_of(plan, model), grp, [float(c) + 15.0])[0])
-                    )
-                    continue
-                # the vehicle is called 15 s ahead of the stop line
-                pre.append(float(signal_delay(prog, grp, [float(c) + 15.0])[0]))
-            waits_pre.append(float(np.mean(pre)))
+        t2 = time.perf_counter()
+        maxband(art)
+        maxband_s = time.perf_counter() - t2
+    # bands each corridor's plans leave: ours beside the baseline's (Webster, offsets 0)
+    band_rows = []
+    for name, band in co.bands.items():
+        art = co.arterials[name]
+        street = name.rsplit(" (", 1)[0]
+        sp_out, sp_in = band["speed_out"].values, band["speed_in"].values
+        ours = [co.plans[j] for j in art.junctions]
+        base = [plans[j] for j in art.junctions]
+        st_ours = [arterial_stage(tw, p, street) for p in ours]
+        st_base = [arterial_stage(tw, p, street) for p in base]
+        b_ours = achieved_band(ours, st_ours, art, sp_out, sp_in)
+        b_base = achieved_band(base, st_base, art, sp_out, sp_in)
+        band_rows.append((name, len(art.junctions), b_base, b_ours))
+    # emergency run along the longest coordinated corridor
+    emergency: dict[str, float] = {}
+    if co.bands:
+        name = max(co.bands, key=lambda n: len(co.arterials[n].junctions))
+        art = co.arterials[name]
+        street = name.rsplit(" (", 1)[0]
+        models = [plans.models[j] for j in art.junctions]
+        groups = [_corridor_group(m, street) for m in models]
+        w_base, _, _ = emergency_waits([plans[j] for j in art.junctions], models, groups)
+        w_no, w_pre, refused = emergency_waits([co.plans[j] for j in art.junctions], models, groups)
         emergency = {
-            "signal_wait_without_s": float(np.sum(waits_no)),
-            "signal_wait_with_preemption_s": float(np.sum(waits_pre)),
-            "preemptions_refused": refused,
+            "corridor": name,  # type: ignore[dict-item]
+            "emergency_wait_baseline_s": float(w_base.sum()),
+            "emergency_wait_ours_s": float(w_no.sum()),
+            "emergency_wait_preemption_s": float(w_pre.sum()),
+            "preemptions_refused": float(refused),
         }
-    rows = [
+    # bus priority on Bondy's real bus routes
+    bondy = twin.load("bondy")
+    bplans = signal_plans(bondy, day=REFERENCE_WEEKDAY, hour=8)
+    routes = bus_routes(bondy)
+    prio = bus_priorities(bplans, bplans.models, bus_groups(routes, bplans.models))
+    bw = bus_waits(bplans, bplans.models, prio)
+    # the DES, on the same trips
+    des = None
+    if not args.no_des:
+        flows_of = {j: junction_flows(plans, j) for j in plans}
+        des = des_comparison(
+            tw,
+            {"fixed-time Webster": dict(plans), "ours": co.plans},
+            models=plans.models,
+            flows=flows_of,
+            day=REFERENCE_WEEKDAY,
+            hours=(8, 9),
+        )
+        noise = des_comparison(
+            tw,
+            {"fixed-time Webster, seed 2": dict(plans)},
+            models=plans.models,
+            flows=flows_of,
+            day=REFERENCE_WEEKDAY,
+            hours=(8, 9),
+            rng=2,
+        )
+    # one corridor in the DES and in SUMO
+    corridor: dict[str, tuple[float, float]] = {}
+    pick = [n for n in co.bands if n.startswith("Avenue de Toulouse")]
+    if pick and not args.quick:
+        import tempfile
+
+        from optimize.evaluation import corridor_vs_sumo
+
+        with tempfile.TemporaryDirectory() as work:
+            for scale in (0.5, 1.0):
+                cs = corridor_vs_sumo(
+                    tw,
+                    {"webster": dict(plans), "ours": co.plans},
+                    co.arterials[pick[0]],
+                    flows_from=plans,
+                    out_dir=Path(work) / f"s{scale}",
+                    scale=scale,
+                )
+                ch = cs["travel_time"].sel(scenario="ours") - cs["travel_time"].sel(
+                    scenario="webster"
+                )
+                corridor[f"{scale:g}"] = (
+                    float(ch.sel(simulator="des")),
+                    float(ch.sel(simulator="sumo")),
+                )
+
+    rows: list[tuple[str, object]] = [
         ("city", city),
         ("signalised junctions (after clustering)", n_junctions),
         ("plans, validated", f"{len(plans)} ({bad} unsafe)"),
-        ("skipped (no plan needed or infeasible)", len(plans.skipped)),
-        ("plans built and validated (s)", f"{plan_s:.2f}"),
-        ("uniform delay, Webster splits (s/veh)", f"{np.mean(d_web):.1f}"),
-        ("uniform delay, LP splits (s/veh)", f"{np.mean(d_lp):.1f}"),
     ]
-    if band is not None:
-        rows += [
-            ("corridor", band.attrs["arterial"]),
-            ("MAXBAND 10 signals to optimality (s)", f"{maxband_s:.2f}"),
-            ("bandwidth out/in, offsets 0 (s)", f"{base_band[0]:.0f} / {base_band[1]:.0f}"),
+    rows += [(f"  no plan: {k}", v) for k, v in sorted(why.items())]
+    rows += [
+        ("plans built and validated (s)", f"{plan_s:.2f}"),
+        ("optimised and coordinated plans (s)", f"{coord_s:.2f}"),
+        (
+            "corridors coordinated / infeasible / left out",
+            f"{len(co.bands)} / {len(co.infeasible)} / {len(co.left_out)}",
+        ),
+        ("uniform delay, Webster splits (s/veh)", f"{np.mean(d_web):.1f}"),
+        ("uniform delay, our plans (s/veh)", f"{np.mean(d_lp):.1f}"),
+    ]
+    if maxband_s is not None:
+        rows.append(("MAXBAND 10 signals to optimality (s)", f"{maxband_s:.2f}"))
+    for name, n, b0, b1 in band_rows[:5]:
+        rows.append(
             (
-                "bandwidth out/in, MAXBAND (s)",
-                f"{band.attrs['band_out_s']:.0f} / {band.attrs['band_in_s']:.0f}",
-            ),
+                f"band out/in, {name[:40]} ({n} signals)",
+                f"{b0[0]:.0f}/{b0[1]:.0f} s -> {b1[0]:.0f}/{b1[1]:.0f} s",
+            )
+        )
+    if emergency:
+        rows.append(
             (
-                "emergency signal wait without / with preemption (s)",
-                f"{emergency['signal_wait_without_s']:.0f} / "
-                f"{emergency['signal_wait_with_preemption_s']:.0f}",
-            ),
-        ]
+                "emergency signal wait along the corridor (s)",
+                f"baseline {emergency['emergency_wait_baseline_s']:.0f}, ours "
+                f"{emergency['emergency_wait_ours_s']:.0f}, with preemption "
+                f"{emergency['emergency_wait_preemption_s']:.0f}",
+            )
+        )
+    rows.append(
+        (
+            f"bus wait, Bondy ({len(routes)} routes, {bw.sizes['approach']} bus approaches) (s)",
+            f"{float(bw['without'].mean()):.1f} -> {float(bw['with'].mean()):.1f} with priority",
+        )
+    )
+    if des is not None:
+        for s in des["scenario"].values:
+            rows.append(
+                (
+                    f"DES 8-9 h, {s}: delay (s/veh), stops, travel time (s), unfinished",
+                    f"{float(des['mean_delay'].sel(scenario=s)):.0f}, "
+                    f"{float(des['mean_stops'].sel(scenario=s)):.2f}, "
+                    f"{float(des['travel_time'].sel(scenario=s)):.0f}, "
+                    f"{int(des['unfinished'].sel(scenario=s))}",
+                )
+            )
+        rows.append(
+            (
+                "DES 8-9 h, same baseline, seed 2: delay, stops, travel time, unfinished",
+                f"{float(noise['mean_delay'][0]):.0f}, {float(noise['mean_stops'][0]):.2f}, "
+                f"{float(noise['travel_time'][0]):.0f}, {int(noise['unfinished'][0])}",
+            )
+        )
+        d = des["delay"].values
+        better = int(np.sum(d[1] < d[0] - 1.0))
+        worse = int(np.sum(d[1] > d[0] + 1.0))
+        rows.append(("DES junctions with less / more delay (> 1 s)", f"{better} / {worse}"))
+    for scale, (c_des, c_sumo) in corridor.items():
+        rows.append(
+            (
+                f"corridor {pick[0][:30]}, x{scale} flows: travel time change DES / SUMO (s)",
+                f"{c_des:+.1f} / {c_sumo:+.1f}",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    figures = {
+
+    b_base = np.array([r[2] for r in band_rows]).reshape(-1, 2)
+    b_ours = np.array([r[3] for r in band_rows]).reshape(-1, 2)
+    figures: dict[str, object] = {
         "junctions": n_junctions,
         "plans": len(plans),
         "unsafe_plans": bad,
+        "no_plan": why,
         "plan_s": plan_s,
-        "delay_lp_s": float(np.mean(d_lp)),
+        "coordinated_plans_s": coord_s,
+        "corridors": len(co.bands),
+        "delay_uniform_ours_s": float(np.mean(d_lp)),
         "maxband_s": maxband_s,
-        "band_out_s": None if band is None else band.attrs["band_out_s"],
-        "band_in_s": None if band is None else band.attrs["band_in_s"],
-        **emergency,
+        "band_ours_mean_s": float(b_ours.mean()) if len(b_ours) else None,
+        "bus_wait_priority_s": float(bw["with"].mean()),
+        **{k: v for k, v in emergency.items() if k != "corridor"},
     }
-    reference = {
-        "delay_webster_s": float(np.mean(d_web)),
-        "band_out_offsets0_s": None if base_band is None else base_band[0],
-        "band_in_offsets0_s": None if base_band is None else base_band[1],
+    reference: dict[str, object] = {
+        "delay_uniform_webster_s": float(np.mean(d_web)),
+        "band_baseline_mean_s": float(b_base.mean()) if len(b_base) else None,
+        "bus_wait_without_priority_s": float(bw["without"].mean()),
     }
-    ratios = {"delay": float(np.mean(d_lp) / max(np.mean(d_web), 1e-9))}
+    ratios: dict[str, object] = {
+        "delay_uniform": float(np.mean(d_lp) / max(np.mean(d_web), 1e-9)),
+        "bus_wait": float(bw["with"].mean() / max(float(bw["without"].mean()), 1e-9)),
+    }
+    if len(b_base) and b_base.mean() > 0:
+        ratios["band"] = float(b_ours.mean() / b_base.mean())
+    if des is not None:
+        figures["des_delay_ours_s"] = float(des["mean_delay"].sel(scenario="ours"))
+        figures["des_stops_ours"] = float(des["mean_stops"].sel(scenario="ours"))
+        reference["des_delay_webster_s"] = float(
+            des["mean_delay"].sel(scenario="fixed-time Webster")
+        )
+        reference["des_stops_webster"] = float(des["mean_stops"].sel(scenario="fixed-time Webster"))
+        ratios["des_delay"] = figures["des_delay_ours_s"] / max(  # type: ignore[operator]
+            reference["des_delay_webster_s"],  # type: ignore[type-var]
+            1e-9,
+        )
+    targets = {
+        "plan_s": target(plan_s, 10.0, "<="),
+        "maxband_s": target(maxband_s, 5.0, "<="),
+        "unsafe_plans": target(float(bad), 0.0, "<="),
+    }
+    if corridor:
+        c_des, c_sumo = corridor["0.5"]
+        figures["corridor_change_des_s"] = c_des
+        reference["corridor_change_sumo_s"] = c_sumo
+        ratios["corridor_change"] = c_des / c_sumo if c_sumo else None
+        agree = np.sign(c_des) == np.sign(c_sumo) and abs(c_des - c_sumo) <= 0.3 * abs(c_sumo)
+        targets["corridor_vs_sumo_within_30pct"] = target(float(agree), 1.0, ">=")
+        figures["corridor_change_des_full_flows_s"] = corridor["1"][0]
+        reference["corridor_change_sumo_full_flows_s"] = corridor["1"][1]
+    if des is not None:
+        reference["des_delay_webster_seed2_s"] = float(noise["mean_delay"][0])
     emit(
         "signals",
         figures,
         reference=reference,
         ratios=ratios,
-        targets={
-            "plan_s": target(plan_s, 10.0, "<="),
-            "maxband_s": target(maxband_s, 5.0, "<="),
-            "unsafe_plans": target(float(bad), 0.0, "<="),
-        },
+        targets=targets,
     )
-
-
-def _band_of_offsets(art, offsets) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Widest bands (s) through given offsets at the limit speed, by replay every 0.5 s."""
-    c = art.cycle_s
-    pos = np.concatenate([[0.0], np.cumsum(art.distances_m)])
-    v = np.array(art.speed_limit_kph) / 3.6
-    tt = np.concatenate([[0.0], np.cumsum(np.array(art.distances_m) / v)])
-
-    def green(i: int, t: float) -> bool:
-        start = (offsets[i] + art.green_start_s[i]) % c
-        return (t - start) % c < c - art.red_s[i]
-
-    def widest(times_at) -> float:  # type: ignore[no-untyped-def]
-        ok = [
-            all(green(i, t0 + times_at[i]) for i in range(len(pos))) for t0 in np.arange(0, c, 0.5)
-        ]
-        best = run = 0
-        for x in ok + ok:
-            run = run + 1 if x else 0
-            best = max(best, run)
-        return min(best, len(ok)) * 0.5
-
-    back = tt[-1] - tt
-    return widest(tt), widest(back)
 
 
 if __name__ == "__main__":

@@ -18,25 +18,28 @@ Constraints, with the names used in the pulp model and in :func:`constraint_viol
 ``cabinet_cap``
     the lights of a cabinet draw at most ``cabinet_cap_w[c, t]`` (contracted power).
 ``energy_budget``
-    the night's energy is at most ``energy_budget_wh`` (from the 65 % trajectory).
+    the night's energy is at most ``energy_budget_wh`` (optional: the contract counts energy
+    over a year, so no nightly budget is set by default).
 
 Objectives:
 
-``"service"`` (default, maximised)
-    ``sum w[i, t] * (x[i, t] - required[i, t])`` over the slots where the light is on: the
-    footfall-weighted light given above the requirement, which pulls levels up against the
-    budget and the caps. A tie-break subtracts ``SERVICE_TIEBREAK * max(weight) / e_ref`` per Wh
-    (``e_ref`` is the mean full-output energy of one light over one slot), so that a light-slot
-    at full output costs ``1e-5`` of the largest weight: lights with no weight then sit at their
-    lowest feasible level instead of anywhere, and the optimum moves by at most that fraction.
+``"min_energy"`` (minimised, closed form; the default of the nightly plan)
+    the EN 13201 requirement of each slot is a hard floor and nothing is lit above what it and
+    the ramp limits need: the ramp-feasible lower envelope (below), which is the exact optimum
+    whenever the problem is feasible (every other constraint is an upper limit on power).
 ``"cost"`` (minimised)
     ``sum price[t] * energy[i, t]`` in EUR with ``price_eur_per_kwh``. With non-negative prices
-    the ramp-feasible lower envelope (below) is optimal, so no LP is needed; negative prices
-    (which markets do have) make it a real LP.
-``"min_energy"`` (minimised, closed form)
-    every light at ``max(required, min_level)`` while on: the energy floor the other plans are
-    compared to. It ignores ramps (it is the floor, not a plan that respects them); caps and
-    budget are still checked against it.
+    the envelope is optimal as well, so no LP is needed; negative prices (which markets do
+    have) make it a real LP.
+``"service"`` (maximised)
+    ``sum w[i, t] * (x[i, t] - required[i, t])`` over the slots where the light is on: the
+    footfall-weighted light given above the requirement. With ``service_weight_kwh`` (``k``)
+    the objective is ``k * service - energy_kwh``: light above the standard is bought at the
+    stated rate, and the plan's extra kWh over ``min_energy`` say what it spends. Without it (the
+    legacy form) a tie-break subtracts ``SERVICE_TIEBREAK * max(weight) / e_ref`` per Wh
+    (``e_ref`` is the mean full-output energy of one light over one slot), so that a light-slot
+    at full output costs ``1e-5`` of the largest weight and only the budget and the caps hold
+    the levels down.
 
 Before any solve the exact *ramp-feasible lower envelope* is computed,
 ``L[i, t] = max_s (lb[i, s] - ramp * |t - s|)`` over the slots ``s`` of the same on-stretch,
@@ -193,7 +196,7 @@ def solve(
         raise InputValidationError(msg_)
     t0 = time.perf_counter()
     if objective == "min_energy":
-        _raise_if_infeasible(problem, ramps=False)
+        _raise_if_infeasible(problem)
         level = min_energy_levels(problem)
         return DimmingSolution(
             status="ok",

@@ -29,6 +29,7 @@ __all__ = [
     "Objective",
     "cabinet_power_w",
     "energy_wh",
+    "envelope_levels",
     "lower_bound_levels",
     "min_energy_levels",
     "objective_value",
@@ -115,6 +116,10 @@ class DimmingProblem:
         Largest level change between consecutive slots (> 0; >= 1 means no limit).
     price_eur_per_kwh
         ``(T,)`` time-of-use tariff for the ``cost`` objective, or ``None``.
+    service_weight_kwh
+        For the ``service`` objective: the kWh that one unit of weighted light above the
+        requirement (weight x level x slot) is worth; the objective is then that value minus
+        the energy drawn, so the plan says what it spends. ``None``: the legacy tie-break.
 
     Examples
     --------
@@ -146,6 +151,7 @@ class DimmingProblem:
     energy_budget_wh: float | None = None
     ramp: float = 1.0
     price_eur_per_kwh: FloatArray | None = None
+    service_weight_kwh: float | None = None
 
     def __post_init__(self) -> None:  # noqa: C901 - one check per field
         put = object.__setattr__
@@ -250,6 +256,12 @@ class DimmingProblem:
                 _bad("price_eur_per_kwh", "prices must be finite")
             put(self, "price_eur_per_kwh", price)
 
+        if self.service_weight_kwh is not None:
+            sw = float(self.service_weight_kwh)
+            if not (math.isfinite(sw) and sw >= 0):
+                _bad("service_weight_kwh", f"{sw} is not a finite weight >= 0 kWh")
+            put(self, "service_weight_kwh", sw)
+
     @property
     def n(self) -> int:
         """Number of lights."""
@@ -282,9 +294,14 @@ def lower_bound_levels(problem: DimmingProblem) -> FloatArray:
 
 
 def min_energy_levels(problem: DimmingProblem) -> FloatArray:
-    """Return the ``min_energy`` plan: every light at its requirement (and driver minimum).
+    """Return the ``min_energy`` plan: the ramp-feasible lower envelope of the requirement.
 
-    This is the energy floor other plans are compared to; it ignores ramps.
+    The envelope (:func:`ramp_envelope`) is the pointwise smallest plan that meets every
+    requirement and ramp limit; power rises with the level, so it also has the least energy of
+    all such plans (and the least cost under any non-negative tariff). Caps and a budget are
+    upper limits on power and energy: the envelope meets them if any plan does, so it is the
+    exact optimum whenever the problem is feasible (:func:`check_feasibility` says when not).
+    With no ramp limit it is ``max(required, min_level)`` slot by slot.
 
     Examples
     --------
@@ -294,7 +311,7 @@ def min_energy_levels(problem: DimmingProblem) -> FloatArray:
     >>> min_energy_levels(p).tolist()
     [[0.1]]
     """
-    return lower_bound_levels(problem)
+    return ramp_envelope(problem)
 
 
 def power_w(problem: DimmingProblem, level: npt.ArrayLike) -> FloatArray:
@@ -354,20 +371,39 @@ def ramp_envelope(problem: DimmingProblem) -> FloatArray:
     >>> ramp_envelope(p).round(2).tolist()
     [[0.0, 0.5, 0.75, 1.0, 0.75]]
     """
-    lb = lower_bound_levels(problem)
-    on = problem.on
-    r = problem.ramp
-    env = lb.copy()
-    if r >= 1.0:
-        return env
-    t_n = problem.n_slots
+    return envelope_levels(lower_bound_levels(problem), problem.on, problem.ramp)
+
+
+def envelope_levels(lb: npt.ArrayLike, on: npt.ArrayLike, ramp: float) -> FloatArray:
+    """The ramp-feasible lower envelope of a floor ``lb`` on plain arrays, shape ``(n, T)``.
+
+    ``L[i, t] = max_s (lb[i, s] - ramp * |t - s|)`` over the slots ``s`` of the on-stretch of
+    ``t`` (0 where ``on`` is False). Lights are independent, so one pass over the slots handles
+    all of them at once (what the year of nights runs on, :mod:`optimize.dimming_year`).
+
+    Examples
+    --------
+    >>> envelope_levels([[0.0, 1.0, 0.0, 0.0]], [[True] * 4], 0.3).round(2).tolist()
+    [[0.7, 1.0, 0.7, 0.4]]
+    """
+    lb_a = np.asarray(lb, dtype=np.float64)
+    on_b = np.broadcast_to(np.asarray(on, dtype=bool), lb_a.shape)
+    r = float(ramp)
+    if r >= 1.0 or lb_a.shape[1] < 2:
+        return np.where(on_b, lb_a, 0.0)
+    # slot-major copies, so that each step of the passes reads contiguous memory
+    env = np.ascontiguousarray(np.where(on_b, lb_a, 0.0).T)
+    link = np.ascontiguousarray(on_b[:, 1:] & on_b[:, :-1]).T.copy()  # (T-1, n): t-1 and t on
+    t_n = env.shape[0]
+    tmp = np.empty(env.shape[1])
     for t in range(1, t_n):  # forward: max over s <= t
-        link = on[:, t] & on[:, t - 1]
-        np.maximum(env[:, t], np.where(link, env[:, t - 1] - r, 0.0), out=env[:, t])
+        np.subtract(env[t - 1], r, out=tmp)
+        np.maximum(env[t], tmp, out=tmp, where=link[t - 1])
+        env[t] = np.where(link[t - 1], tmp, env[t])
     for t in range(t_n - 2, -1, -1):  # backward: max over s >= t
-        link = on[:, t] & on[:, t + 1]
-        np.maximum(env[:, t], np.where(link, env[:, t + 1] - r, 0.0), out=env[:, t])
-    return np.where(on, env, 0.0)
+        np.subtract(env[t + 1], r, out=tmp)
+        env[t] = np.where(link[t], np.maximum(env[t], tmp), env[t])
+    return np.asarray(env.T, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,6 +436,12 @@ def _linear_objective(problem: DimmingProblem, objective: str) -> tuple[FloatArr
     f = problem.driver_floor
     h = problem.slot_h[None, :]
     pw = problem.power_w[:, None]
+    if objective == "service" and problem.service_weight_kwh is not None:
+        k = problem.service_weight_kwh
+        w = _weight(problem)
+        c = np.where(on, k * w - pw * (1 - f) * h / 1000.0, 0.0)
+        c0 = -float(np.where(on, k * w * problem.required + pw * f * h / 1000.0, 0.0).sum())
+        return c, c0, 1
     if objective == "service":
         tb = _tiebreak_per_wh(problem)
         c = np.where(on, _weight(problem) - tb * pw * (1 - f) * h, 0.0)

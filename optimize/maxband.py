@@ -42,7 +42,14 @@ from optimize._highs import solve_quietly
 from optimize._pulp import add_variable, add_variable_dict
 from twin._errors import InputValidationError
 
-__all__ = ["Arterial", "MaxbandInfeasibleError", "maxband", "time_space_diagram"]
+__all__ = [
+    "Arterial",
+    "MaxbandInfeasibleError",
+    "arterial_stage",
+    "corridors",
+    "maxband",
+    "time_space_diagram",
+]
 
 
 class MaxbandInfeasibleError(InputValidationError):
@@ -363,8 +370,9 @@ def corridors(
     Returns
     -------
     list of Arterial
-        Named ``"<street> (<first>-<last>)"``, longest first; ``Arterial.plans`` are not kept:
-        re-time them with :func:`retime` for the offsets.
+        Named ``"<street> (<first>-<last>)"``, longest first. Their reds come from the plans
+        scaled to the common cycle; :func:`optimize.coordination.coordinated_plans` re-times
+        the plans at that cycle, solves MAXBAND on their exact reds and sets the offsets.
     """
     app = tw.registry["approach"]
     jx = tw.registry["junction"].geometry
@@ -404,7 +412,7 @@ def corridors(
         reds, starts = [], []
         for j in js_run:
             plan = plans[j]
-            k = _arterial_stage(tw, plan, name)
+            k = arterial_stage(tw, plan, name)
             green = plan.phases[k].green_s * cycle / plan.cycle_s
             reds.append(cycle - green)
             starts.append(plan.phase_starts()[k] * cycle / plan.cycle_s)
@@ -421,7 +429,7 @@ def corridors(
     return arts
 
 
-def _arterial_stage(tw: Any, plan: Any, street: str) -> int:
+def arterial_stage(tw: Any, plan: Any, street: str) -> int:
     """The stage of a plan that serves most of the approaches named ``street``."""
     app = tw.registry["approach"]
     named = app[(app["junction"] == plan.junction) & (app["name"] == street)]

@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -34,6 +34,10 @@ from twin.energy.power import drawn_power_w
 
 from . import dimming
 from . import dimming_lp as lp
+from .dimming_year import annual_summary, plan_year, write_year
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = ["adaptive_plan", "run_night", "summary_table", "trajectory_for"]
 
@@ -103,19 +107,20 @@ def _default_date(tz: str) -> dt.date:
 
 
 def adaptive_plan(
-    tw: Any,
+    tw: Twin,
     date: str | dt.date,
     *,
-    objective: str = "service",
+    objective: lp.Objective = "min_energy",
     prepared: tuple[lp.DimmingProblem, dict[str, Any]] | None = None,
     **forecast: Any,
 ) -> tuple[xr.Dataset, dict[str, Any]]:
-    """The adaptive plan within the 65% budget, or within the smallest feasible budget.
+    """The adaptive plan, or with an infeasible nightly budget the plan at the smallest one.
 
-    When EN 13201 makes the 65% budget infeasible on this night, the budget is relaxed to the
-    smallest one that is feasible, and the second value says so.
-
-    Only a budget conflict is relaxed; cabinet caps and unreachable requirements still raise.
+    When a nightly budget is given and EN 13201 makes it infeasible, the budget is relaxed to the
+    smallest feasible one and the second value says so. No nightly budget is set by default
+    (the contract counts a year), so by default nothing is relaxed. Only a budget conflict is
+    relaxed; cabinet caps and unreachable requirements
+    still raise.
     """
     if prepared is None:
         prepared = dimming.problem_for(tw, date, **forecast)
@@ -142,9 +147,20 @@ def adaptive_plan(
         return ds, relaxed
 
 
-def trajectory_for(tw: Any, plan: xr.Dataset) -> tuple[xr.Dataset, float, float]:
-    """The 2018-2030 trajectory of a twin's stock, with the dimming and switch-off of a plan."""
+def monthly_sample(year: int) -> list[dt.date]:
+    """The 15th of each month: the nights that sample a year in the nightly job."""
+    return [dt.date(year, month, 15) for month in range(1, 13)]
+
+
+def trajectory_for(tw: Twin, year_plan: xr.Dataset) -> tuple[xr.Dataset, float, float]:
+    """The 2018-2030 trajectory of a twin's stock, with the dimming and switch-off of a year.
+
+    ``year_plan`` is a :func:`optimize.dimming_year.plan_year` result: its factors are annual
+    figures (energy over the year's nights), never one night's.
+    """
     from twin import energy
+
+    from .dimming_year import yearly_factors
 
     reg = tw.registry
     road_class = reg["segment"]["highway"].reindex(reg["light"]["segment"]).fillna("residential")
@@ -156,9 +172,21 @@ def trajectory_for(tw: Any, plan: xr.Dataset) -> tuple[xr.Dataset, float, float]
             "technology": reg["light"]["technology"].to_numpy(),
         }
     )
-    dimf, offf = energy.factors_from_plan(plan)
+    dimf, offf = yearly_factors(year_plan)
     lon, lat = tw.centre
-    traj = energy.trajectory(lights, lat=lat, lon=lon, dimming_factor=dimf, switch_off_factor=offf)
+    c = tw.city.contract
+    traj = energy.trajectory(
+        lights,
+        lat=lat,
+        lon=lon,
+        years=c.years,
+        rollout=energy.Rollout(
+            energy.front_loaded_shares(final_share=c.led_share_end, start=c.start, end=c.end)
+        ),
+        dimming_factor=dimf,
+        switch_off_factor=offf,
+        target_pct=c.target_pct,
+    )
     return traj, dimf, offf
 
 
@@ -234,19 +262,26 @@ def run_night(
     date: str | dt.date | None = None,
     out: Path,
     switch_off: dimming.SwitchOff | None = None,
-    objective: str = "service",
-    demand_source: str = "simulated",
+    objective: lp.Objective = "min_energy",
+    demand_source: Literal["calendar", "simulated"] = "calendar",
     progress: bool = True,
     say: Any = print,
 ) -> dict[str, Any]:
-    """Run the main job and write its files; returns the report."""
+    """Run the main job and write its files; returns the report.
+
+    The demand is the calendar forecast (:func:`optimize.dimming.default_demand`, the one the
+    notebook and ``twin energy --year`` use) unless ``demand_source="simulated"`` (footfall
+    DES). The report states the night against the annual target: ``annual`` holds the year's
+    figures estimated from :func:`monthly_sample` (twelve nights, the 15th of each month), and
+    the trajectory is built from them; ``twin energy --year`` plans every night of the year.
+    """
     from twin import energy
     from twin.progress import progress_bar
     from twin.timeutil import validate_date
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    steps = ["twin", "footfall", "hps_full", "led_full", "part_night", "adaptive", "write", "plots"]
+    steps = ["twin", "demand", "hps_full", "led_full", "part_night", "adaptive", "write", "year"]
     bar = progress_bar(total=len(steps), desc="night plan", unit="step", disable=not progress)
 
     def step(name: str) -> None:
@@ -256,8 +291,10 @@ def run_night(
     tw = _load_or_fetch(city, osm, say=say)
     day = validate_date(date) if date is not None else _default_date(tw.city.timezone)
     bar.update()
-    step("footfall")
-    demand = simulated_demand(tw, day) if demand_source == "simulated" else None
+    step("demand")
+    demand = (
+        simulated_demand(tw, day) if demand_source == "simulated" else dimming.default_demand(tw)
+    )
     bar.update()
     plans: dict[str, xr.Dataset] = {}
     # one forecast for every policy
@@ -286,7 +323,16 @@ def run_night(
         "optimized_kwh": round(float(ds["energy_wh"].sum()) / 1000.0, 3),
         "saving_pct": round(float(a["saving_pct"]), 3),
         "compliance_pct": round(float(a["compliance_pct"]), 3),
-        "target_pct": float(a["target_pct"]),
+        "target_pct": float(tw.city.contract.target_pct),
+        "target_is_annual": True,
+        "floor_kwh": round(float(a["floor_kwh"]), 3),
+        "extra_kwh": round(float(a["extra_kwh"]), 3),
+        "clo": bool(a["clo"]),
+        "wattage": {
+            "real": int(a["wattage_real"]),
+            "inferred": int(a["wattage_inferred"]),
+            "default": int(a["wattage_default"]),
+        },
         "objective": objective,
         "solver": {
             "status": a["solver_status"],
@@ -313,21 +359,42 @@ def run_night(
             for name, p in plans.items()
         },
         "lights_power_defaulted": int(tw.meta.get("lights_power_defaulted", 0)),
-        "demand": "footfall DES + traffic profiles" if demand_source == "simulated" else "profiles",
+        "demand": "footfall DES + traffic profiles"
+        if demand_source == "simulated"
+        else "calendar forecast (road-class profiles, weekday/weekend/public holidays)",
         "attribution": tw.city.attribution,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    ds.to_netcdf(out / "dimming.nc", engine="h5netcdf")
-    bar.update()
-
-    step("plots")
+    write_year(ds, out / "dimming.nc")
     title = f"{tw.city.title}: night of {day.isoformat()}"
     _night_profile(plans, tw.city.timezone, out / "night_profile.png", title)
     _levels_map(tw, ds, out / "levels_0200.png")
-    traj, dimf, offf = trajectory_for(tw, ds)
+    bar.update()
+
+    step("year")
+    year = plan_year(
+        tw,
+        day.year,
+        demand=demand if demand_source == "calendar" else None,
+        switch_off=switch_off,
+        nights=monthly_sample(day.year),
+    )
+    summary = annual_summary(year)
+    tgt = float(tw.city.contract.target_pct)
+    report["annual"] = {
+        "year": day.year,
+        "nights_sampled": int(year.sizes["night"]),
+        "sample": "the 15th of each month (twice as many nights: twin energy --year)",
+        **{k: round(v, 3) for k, v in summary.items()},
+        "target_pct": tgt,
+        "on_track": bool(summary["saving_pct"] >= tgt),
+        "night_vs_year_pct": round(float(a["saving_pct"]) - summary["saving_pct"], 3),
+    }
+    traj, dimf, offf = trajectory_for(tw, year)
     fig = energy.plot_trajectory(
         traj,
-        title=f"{tw.city.title}: energy 2018-2030 against the 65% target",
+        title=f"{tw.city.title}: energy {traj['year'].values[0]}-{traj['year'].values[-1]} "
+        f"against the {tgt:g}% target (annual factors of {day.year})",
         attribution=f"Data: {tw.city.attribution}",
     )
     fig.savefig(out / "trajectory.png")
@@ -336,6 +403,7 @@ def run_night(
         "switch_off_factor": offf,
         "saving_pct_2030": round(float(traj["saving_pct"].sel(year=2030)), 2),
         "year_of_target": energy.year_of_target(traj),
+        "from": f"annual factors of {day.year} ({int(year.sizes['night'])} nights sampled)",
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     bar.update()

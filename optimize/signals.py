@@ -54,6 +54,7 @@ __all__ = [
     "solve_quietly",
     "optimise_splits",
     "preemption",
+    "bus_priorities",
     "bus_priority",
     "signal_delay",
 ]
@@ -263,6 +264,42 @@ def bus_priority(
     validate(ext, model, rules=r)
     validate(ear, model, rules=r)
     return BusPriority(plan.junction, group, k, extend, early, ext, ear)
+
+
+def bus_priorities(
+    plans: Mapping[str, SignalPlan],
+    models: Mapping[str, JunctionModel],
+    groups: Mapping[str, Mapping[str, Sequence[str]]],
+    *,
+    max_extension_s: float = 15.0,
+    rules: SafetyRules | None = None,
+) -> dict[str, list[BusPriority]]:
+    """:func:`bus_priority` on every bus approach of every planned junction.
+
+    Parameters
+    ----------
+    plans, models : mapping of junction id
+        Plans and the junction models they were made on.
+    groups : mapping
+        ``{junction: {group: lines}}``, the bus approaches
+        (:func:`twin.signals.buses.bus_groups`).
+
+    Returns
+    -------
+    dict of str to list of BusPriority
+        Per junction with a plan and a bus approach, one entry per bus approach.
+    """
+    out: dict[str, list[BusPriority]] = {}
+    for jid, by_group in groups.items():
+        if jid not in plans:
+            continue
+        for g in sorted(by_group):
+            out.setdefault(jid, []).append(
+                bus_priority(
+                    plans[jid], models[jid], g, max_extension_s=max_extension_s, rules=rules
+                )
+            )
+    return out
 
 
 def _stages_of(plan: SignalPlan, model: JunctionModel) -> list[tuple[str, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import highspy
@@ -151,8 +152,11 @@ def test_envelope_is_smallest_ramp_feasible_profile() -> None:
 def test_energy_and_min_energy_closed_forms() -> None:
     p = _problem()
     lvl = dl.min_energy_levels(p)
-    expected = np.where(p.on, np.maximum(p.required, p.min_level[:, None]), 0.0)  # type: ignore[index]
-    np.testing.assert_array_equal(lvl, expected)
+    # the minimum energy under ramps is the envelope; without ramps, the slot-wise floor
+    np.testing.assert_array_equal(lvl, dl.ramp_envelope(p))
+    floor = np.where(p.on, np.maximum(p.required, p.min_level[:, None]), 0.0)  # type: ignore[index]
+    np.testing.assert_array_equal(dl.min_energy_levels(dataclasses.replace(p, ramp=1.0)), floor)
+    assert (lvl >= floor).all()
     e = dl.energy_wh(p, lvl)
     i, t = np.argwhere(p.on)[7]
     assert e[i, t] == pytest.approx(p.power_w[i] * (0.1 + 0.9 * lvl[i, t]) * p.slot_h[t])
@@ -160,6 +164,11 @@ def test_energy_and_min_energy_closed_forms() -> None:
     sol = dl.solve(p, objective="min_energy")
     assert sol.method == "closed_form"
     assert sol.objective == pytest.approx(e.sum())
+    # and it is the LP's optimum: minimum cost at a flat price is minimum energy
+    flat = dataclasses.replace(p, price_eur_per_kwh=np.ones(p.n_slots))
+    lp_sol = dl.solve(flat, objective="cost", method="highs")
+    lp_e = dl.energy_wh(p, lp_sol.level).sum()
+    assert abs(lp_e - e.sum()) <= 1e-6 * e.sum()
     # the LP plans never use less than the envelope's energy, which is >= the floor
     fast = dl.solve(p, objective="service")
     assert dl.energy_wh(p, fast.level).sum() >= e.sum() - TOL

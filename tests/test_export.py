@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -511,15 +510,10 @@ def test_montpellier_exports_at_scale(
     validators: dict[str, Any],
     model_attributes: dict[str, Any],
 ) -> None:
-    t0 = time.perf_counter()
+    # correctness at scale; how long it takes is the build benchmark's business, not a test's
     n = to_geojson(montpellier, tmp_path / "mtp.geojson")
-    t_geojson = time.perf_counter() - t0
     assert n == len(montpellier.registry)
-    t0 = time.perf_counter()
     m = to_ngsi_ld(montpellier, tmp_path / "mtp.json")
-    t_ngsi = time.perf_counter() - t0
-    assert t_geojson < 10.0, t_geojson
-    assert t_ngsi < 30.0, t_ngsi
     entities = json.loads((tmp_path / "mtp.json").read_text(encoding="utf-8"))
     assert len(entities) == m
     assert len({e["id"] for e in entities}) == m

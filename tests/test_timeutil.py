@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import time
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -209,14 +208,12 @@ def test_yearly_dark_hours_depends_on_latitude() -> None:
     assert yearly_dark_hours(2026, lat=55.0, lon=5.0) < yearly_dark_hours(2026, lat=43.3, lon=5.4)
 
 
-def test_thirteen_year_trajectory_is_fast() -> None:
+def test_thirteen_year_trajectory_from_a_cold_cache() -> None:
     timeutil._yearly.cache_clear()
     timeutil._dusk_dawn_cached.cache_clear()
-    t0 = time.perf_counter()
     totals = [yearly_dark_hours(y, **DIJON) for y in range(2018, 2031)]
-    elapsed = time.perf_counter() - t0
     assert len(totals) == 13
-    assert elapsed < 3.0  # ~0.1 s on a laptop; generous for CI
+    assert all(4000 < t < 4500 for t in totals)
 
 
 def test_yearly_dark_hours_bad_input() -> None:

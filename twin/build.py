@@ -25,7 +25,7 @@ import shapely
 from .cache import CODE_VERSION, input_files, sha256_file
 from .cities import City
 from .crs import timezone_at
-from .derive import cabinets, features, fleet, junctions, lights, segments, sensors
+from .derive import cabinets, crossings, features, fleet, junctions, lights, segments, sensors
 from .derive._snap import SNAP_M
 from .derive.cabinets import CABINET_MAX
 from .derive.junctions import JUNCTION_DIAMETER_M
@@ -130,6 +130,7 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
             )
         with prog.step("features"):
             feats = features.features(src.features, seg)
+            feats["crossing"] = crossings.crossings(src.features, seg, light)
         with prog.step("sensors"):
             sensor = sensors.sensors(seg, approach, feats["poi"], light, rng=rng)
             depot, vehicle = fleet.fleet(src.graph, seg, city, rng=rng)
@@ -148,6 +149,7 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
                     "camera": feats["camera"],
                     "building": feats["building"],
                     "poi": feats["poi"],
+                    "crossing": feats["crossing"],
                     "sensor": sensor,
                     "depot": depot,
                     "vehicle": vehicle,

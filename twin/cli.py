@@ -711,7 +711,11 @@ def _night_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", required=True, type=_out_dir, help="folder for report.json, dimming.nc, plots"
     )
-    p.add_argument("--objective", default="service", help="service (default), cost or min_energy")
+    p.add_argument(
+        "--objective",
+        default="min_energy",
+        help="min_energy (default: EN 13201 as the floor, nothing above it) or cost (HP/HC tariff)",
+    )
     p.add_argument(
         "--switch-off",
         type=_window,
@@ -724,8 +728,9 @@ def _night_args(p: argparse.ArgumentParser) -> None:
 def _night_check(args: Args) -> None:
     from optimize.dimming import OBJECTIVES, SwitchOff
 
-    if args.objective not in OBJECTIVES:
-        msg = f"--objective: {args.objective!r} is not one of {', '.join(OBJECTIVES)}"
+    valid = [o for o in OBJECTIVES if o != "service"]  # service needs a weight: the Python API
+    if args.objective not in valid:
+        msg = f"--objective: {args.objective!r} is not one of {', '.join(valid)}"
         raise InputValidationError(msg)
     if args.switch_off is not None:
         start, end = args.switch_off
@@ -755,10 +760,18 @@ def cmd_plan_night(args: Args) -> int:
         f"{report['slots']} slots of {report['slot_minutes']} min"
     )
     print(summary_table(rows))
+    y = report["annual"]
     print(
-        f"target: {report['target_pct']:.0f}% saving against the HPS baseline; "
-        f"adaptive ({report['objective']}): {report['saving_pct']:.1f}%, "
-        f"compliance {report['compliance_pct']:.1f}%"
+        f"this night, adaptive ({report['objective']}): {report['saving_pct']:.1f}% saved against "
+        f"its HPS baseline, compliance {report['compliance_pct']:.1f}%; one night is a sample, "
+        f"the {report['target_pct']:.0f}% target counts a year"
+    )
+    print(
+        f"year {y['year']} (estimated from {y['nights_sampled']} nights): {y['saving_pct']:.1f}% "
+        f"(LED {y['saving_led_pct']:.1f}, dimming {y['saving_dimming_pct']:.1f}, "
+        f"CLO {y['saving_clo_pct']:.1f}, switch-off {y['saving_switch_off_pct']:.1f}) "
+        f"-> {'on track' if y['on_track'] else 'short of'} the target; "
+        "twin energy --year plans every night"
     )
     if report["budget_relaxed"]:
         r = report["budget_relaxed"]
@@ -785,51 +798,101 @@ def cmd_plan_night(args: Args) -> int:
 
 def _signals_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
-    p.add_argument("--corridor", default=None, help="one corridor by name (default: the longest)")
+    p.add_argument(
+        "--corridor", default=None, help="coordinate one corridor by name (default: all)"
+    )
     p.add_argument("--out", required=True, type=_out_dir, help="folder for plans, report and plots")
+    p.add_argument(
+        "--sumo",
+        action="store_true",
+        help="also write the plans, with their offsets, as SUMO files in OUT/sumo (network, "
+        "morning trips, programmes)",
+    )
+    p.add_argument(
+        "--bus-lines",
+        type=_existing(".csv", ".txt", what="a bus line list"),
+        default=None,
+        help="CSV of bus lines (columns line and way, or line and street) for bus priority; "
+        "default: the route=bus relations of the OSM extract",
+    )
 
 
-@command("optimize signals", arguments=_signals_args)
+def _delay_plot(tw: Any, webster: Any, plans: Any, path: Path) -> None:
+    """Per junction, the uniform delay of our plan against the fixed-time Webster plan's."""
+    import matplotlib.pyplot as plt
+
+    from optimize.coordination import junction_flows
+    from optimize.evaluation import uniform_delay
+
+    base, ours = [], []
+    for jid, plan in plans.items():
+        flows, lanes = junction_flows(webster, jid)
+        model = webster.models[jid]
+        base.append(uniform_delay(webster[jid], model, flows, lanes))
+        ours.append(uniform_delay(plan, model, flows, lanes))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(base, ours, s=10, alpha=0.7)
+    top = max([*base, *ours, 1.0])
+    ax.plot([0, top], [0, top], color="grey", lw=0.8)
+    ax.set_xlabel("fixed-time Webster plan: uniform delay (s/veh)")
+    ax.set_ylabel("our plan: uniform delay (s/veh)")
+    ax.set_title(f"{tw.city.name}: delay per junction (Webster 1958)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _signals_check(args: Args) -> None:
+    if args.bus_lines is not None:  # a bad line list is refused before the twin is loaded
+        from .signals.buses import read_line_list
+
+        read_line_list(args.bus_lines)
+
+
+@command("optimize signals", arguments=_signals_args, check=_signals_check)
 def cmd_optimize_signals(args: Args) -> int:
     """Signal plans: validated LP splits, MAXBAND green waves; JSON, NetCDF, plots."""
     import xarray as xr
 
-    from optimize.maxband import MaxbandInfeasibleError, corridors, maxband, time_space_diagram
-    from optimize.signals import optimise_splits
+    from optimize.coordination import coordinated_plans
+    from optimize.maxband import time_space_diagram
+    from optimize.signals import bus_priorities
 
-    from .scenarios.network import signal_plans
-    from .signals.junction import nearest_ids
+    from ._errors import DataMissingError
+    from .scenarios.network import export_twin, signal_plans
+    from .signals.buses import bus_groups, bus_routes
     from .signals.safety import plan_document
 
     tw = _load(args)
-    plans = signal_plans(tw)
-    arts = corridors(tw, plans)
-    if args.corridor:
-        names = {a.name: a for a in arts}
-        hits = [a for n, a in names.items() if n == args.corridor or n.startswith(args.corridor)]
-        if not hits:
-            from ._errors import UnknownAssetError
-
-            near = ", ".join(nearest_ids(args.corridor, names))
-            msg = f"--corridor: no corridor {args.corridor!r} in {tw.city.name} (nearest: {near})"
-            raise UnknownAssetError(msg)
-        arts = hits[:1]
+    webster = signal_plans(tw)
+    co = coordinated_plans(tw, webster, corridor=args.corridor)
+    try:
+        routes = bus_routes(tw, line_list=args.bus_lines)
+        buses = bus_groups(routes, webster.models)
+        prio = bus_priorities(co.plans, webster.models, buses)
+        bus_note = f"{len(routes)} bus routes, priority at {len(prio)} junctions"
+    except DataMissingError as exc:  # no relations and no line list: plans without priority
+        routes, buses, prio, bus_note = [], {}, {}, f"no bus priority ({exc})"
     with staged(args.out, folder=True) as out:
         docs, rows = [], []
-        for jid, plan in plans.items():
-            model = plans.models[jid]
-            flows = {
-                model.group_of_edge((r.u, r.v, r.key)): float(r.flow_pcu_h)  # type: ignore[arg-type]
-                for r in plans.flows[plans.flows["junction"] == jid].itertuples()
-            }
-            lp_plan, sol = optimise_splits(model, flows, cycle_s=plan.cycle_s, objective="delay")
-            docs.append(plan_document(lp_plan, model))
-            rows.append((jid, plan.cycle_s, sol.attrs["reserve_capacity"]))
+        for jid, plan in co.plans.items():
+            docs.append(plan_document(plan, webster.models[jid]))
+            sol = co.solutions[jid]
+            rows.append((jid, plan.cycle_s, plan.offset_s, sol.attrs["reserve_capacity"]))
         (out / "plans.json").write_text(json.dumps(docs, indent=1))
         ds = xr.Dataset(
             {
                 "cycle": ("junction", [r[1] for r in rows], {"units": "s", "long_name": "cycle"}),
-                "reserve_capacity": ("junction", [r[2] for r in rows], {"units": "1"}),
+                "offset": (
+                    "junction",
+                    [r[2] for r in rows],
+                    {"units": "s", "long_name": "start of the first stage's green"},
+                ),
+                "reserve_capacity": (
+                    "junction",
+                    [r[3] for r in rows],
+                    {"units": "1", "long_name": "reserve capacity multiplier"},
+                ),
             },
             coords={"junction": [r[0] for r in rows]},
             attrs={"city": tw.city.name},
@@ -837,26 +900,23 @@ def cmd_optimize_signals(args: Args) -> int:
         ds.to_netcdf(out / "plans.nc")
         report: dict[str, Any] = {
             "city": tw.city.name,
-            "plans": len(plans),
-            "skipped": plans.skipped,
+            "plans": len(co.plans),
+            "skipped": webster.skipped,
             "corridors": {},
         }
-        for art in arts[: 1 if args.corridor else 3]:
-            try:
-                band = maxband(art)
-            except MaxbandInfeasibleError as exc:
-                report["corridors"][art.name] = {
-                    "status": "infeasible",
-                    "binding": list(exc.binding),
-                }
-                print(f"{art.name}: infeasible; binding constraints {', '.join(exc.binding)}")
-                continue
-            stem = f"corridor_{len(report['corridors'])}"
+        for name, binding in co.infeasible.items():
+            report["corridors"][name] = {"status": "infeasible", "binding": list(binding)}
+            print(f"{name}: infeasible; binding constraints {', '.join(binding)}")
+        for name, why in co.left_out.items():
+            report["corridors"][name] = {"status": "left out", "reason": why}
+        for i, (name, band) in enumerate(co.bands.items()):
+            stem = f"corridor_{i}"
             band.to_netcdf(out / f"{stem}.nc")
             ax = time_space_diagram(band)
             ax.figure.savefig(out / f"{stem}_time_space.png")
-            report["corridors"][art.name] = {
+            report["corridors"][name] = {
                 "status": band.attrs["status"],
+                "file": f"{stem}.nc",
                 "band_out_s": band.attrs["band_out_s"],
                 "band_in_s": band.attrs["band_in_s"],
                 "cycle_s": band.attrs["cycle_s"],
@@ -869,48 +929,176 @@ def cmd_optimize_signals(args: Args) -> int:
                 ),
             }
             print(
-                f"{art.name}: bands {band.attrs['band_out_s']:.0f} s out, "
+                f"{name}: bands {band.attrs['band_out_s']:.0f} s out, "
                 f"{band.attrs['band_in_s']:.0f} s in (cycle {band.attrs['cycle_s']:.0f} s)"
             )
+        report["bus_priority"] = bus_note
+        bus_docs = [
+            {
+                "junction": jid,
+                "plan": co.plans[jid].plan_id,
+                "group": bp.group,
+                "lines": buses[jid][bp.group],
+                "stage": bp.stage,
+                "extend_s": bp.extend_s,
+                "early_s": bp.early_s,
+                "extended": bp.extended.to_dict(),
+                "early": bp.early.to_dict(),
+            }
+            for jid, items in prio.items()
+            for bp in items
+        ]
+        (out / "bus_priority.json").write_text(json.dumps(bus_docs, indent=1, ensure_ascii=False))
+        _delay_plot(tw, webster, co.plans, out / "delay.png")
         (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    print(f"{tw.city.name}: {plans.summary()}")
+        if args.sumo:  # SUMO itself is not run here: `sumo -c OUT/sumo/twin.sumocfg` does
+            export_twin(tw, out / "sumo", plans=co.plans, check=False)
+    print(f"{tw.city.name}: {webster.summary()}")
+    print(f"{tw.city.name}: {bus_note}")
     print(
-        f"written to {args.out}: plans.json, plans.nc, report.json, corridor_*.nc, time-space plots"
+        f"written to {args.out}: plans.json, plans.nc, bus_priority.json, report.json, "
+        "corridor_*.nc, time-space plots, delay.png" + (", sumo/" if args.sumo else "")
     )
     return 0
 
 
+def _year(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        _fail_arg(f"{text!r} is not a calendar year")
+    if not 1900 <= value <= 2100:
+        _fail_arg(f"{value} is not a calendar year in 1900-2100")
+    return value
+
+
 def _energy_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
-    p.add_argument("--out", required=True, type=_out_dir, help="folder for trajectory.png and .csv")
     p.add_argument(
-        "--date", type=_date, default=None, help="night whose adaptive plan sets the dimming"
+        "--out",
+        required=True,
+        type=_out_dir,
+        help="folder for annual.json, year.nc, year_levers.png, trajectory.png and .csv",
+    )
+    p.add_argument(
+        "--year",
+        type=_year,
+        default=None,
+        help="calendar year to plan night by night (default: this year)",
+    )
+    p.add_argument(
+        "--switch-off",
+        type=_window,
+        default=None,
+        metavar="HH:MM-HH:MM",
+        help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
     )
 
 
-@command("energy", arguments=_energy_args)
-def cmd_energy(args: Args) -> int:
-    """Draw the 12-year energy trajectory against the 65% target."""
-    import pandas as pd
+def _energy_check(args: Args) -> None:
+    from optimize.dimming import SwitchOff
 
-    from optimize.nightly import adaptive_plan, trajectory_for
+    if args.switch_off is not None:
+        start, end = args.switch_off
+        try:
+            args.switch_off = SwitchOff(start_hour=start, end_hour=end)
+        except TwinError as exc:
+            _arg_error("--switch-off", exc)
+
+
+@command("energy", arguments=_energy_args, check=_energy_check)
+def cmd_energy(args: Args) -> int:
+    """Plan every night of a year; annual kWh against the HPS baseline by lever; trajectory."""
+    import datetime as dt
+
+    from optimize.dimming_year import plan_year, plot_year, write_year
+    from optimize.nightly import trajectory_for
 
     from . import energy
+    from .progress import progress_bar
 
     tw = _load(args)
-    date = args.date or f"{pd.Timestamp.now().year}-12-15"
-    ds, _ = adaptive_plan(tw, date)
-    traj, _, _ = trajectory_for(tw, ds)
+    year = args.year or dt.datetime.now(dt.UTC).year
+    days = (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
+    bar = progress_bar(total=days, desc=f"{tw.name} {year}", unit="night")
+
+    def tick(done: int, total: int) -> None:
+        bar.update(1)
+
+    ds = plan_year(tw, year, switch_off=args.switch_off, progress=tick)
+    bar.close()
+    traj, dimf, offf = trajectory_for(tw, ds)
+    a = ds.attrs
+    c = tw.city.contract
+    annual = {
+        "city": tw.name,
+        "year": year,
+        "nights": int(a["nights"]),
+        "lights": int(ds.sizes["light"]),
+        "baseline_kwh": round(float(a["baseline_kwh"]), 1),
+        "led_full_kwh": round(float(a["led_full_kwh"]), 1),
+        "planned_kwh": round(float(a["planned_kwh"]), 1),
+        "saving_pct": round(float(a["saving_pct"]), 3),
+        "saving_without_clo_pct": round(float(a["saving_without_clo_pct"]), 3),
+        "levers_pct": {
+            k: round(float(a[f"saving_{k}_pct"]), 3)
+            for k in ("led", "dimming", "clo", "switch_off")
+        },
+        "target_pct": float(c.target_pct),
+        "contract": c.label,
+        "wattage": {k: int(a[f"wattage_{k}"]) for k in ("real", "inferred", "default")},
+        "maintenance": a["maintenance"],
+        "maintenance_defaulted": int(a["maintenance_defaulted"]),
+        "install_year_default": int(a["install_year_default"]),
+        "switch_off": a["switch_off"] or None,
+        "trajectory": {
+            "dimming_factor": dimf,
+            "switch_off_factor": offf,
+            "saving_pct_end": round(float(traj["saving_pct"].values[-1]), 2),
+            "end_year": int(traj["year"].values[-1]),
+            "year_of_target": energy.year_of_target(traj),
+            "from": f"annual factors of {year} (every night of the year)",
+        },
+        "compute_s": float(a["compute_s"]),
+        "attribution": tw.city.attribution,
+    }
     fig = energy.plot_trajectory(
         traj,
-        title=f"{tw.city.title}: 2018-2030 against the 65% target",
+        title=f"{tw.city.title}: {c.start.year}-{c.end.year} against the {c.target_pct:g}% target "
+        f"(annual factors of {year})",
         attribution=f"Data: {tw.city.attribution}",
     )
     with staged(args.out, folder=True) as out:
+        (out / "annual.json").write_text(json.dumps(annual, indent=2, ensure_ascii=False) + "\n")
+        write_year(ds, out / "year.nc")
+        plot_year(ds, title=f"{tw.city.title}: {year}, night by night").savefig(
+            out / "year_levers.png"
+        )
         fig.savefig(out / "trajectory.png")
         traj.to_dataframe().to_csv(out / "trajectory.csv")
-    print(traj[["baseline_wh", "planned_wh", "saving_pct"]].to_dataframe().round(1).to_string())
-    print(f"written to {args.out}: trajectory.png, trajectory.csv")
+    lv = annual["levers_pct"]
+    print(
+        f"{tw.city.title} {year}: {annual['nights']} nights, {annual['lights']:,} lights "
+        f"(wattage real {annual['wattage']['real']:,}, inferred {annual['wattage']['inferred']:,}, "
+        f"default {annual['wattage']['default']:,})"
+    )
+    print(f"{'baseline (HPS)':<26}{annual['baseline_kwh']:>14,.0f} kWh")
+    print(f"{'planned':<26}{annual['planned_kwh']:>14,.0f} kWh")
+    for k in ("led", "dimming", "clo", "switch_off"):
+        print(f"{'saving: ' + k:<26}{lv[k]:>13.2f} %")
+    print(
+        f"{'saving: total':<26}{annual['saving_pct']:>13.2f} %  "
+        f"(without CLO {annual['saving_without_clo_pct']:.2f} %; target {c.target_pct:g} % a year)"
+    )
+    t = annual["trajectory"]
+    print(
+        f"trajectory: {t['saving_pct_end']:.1f}% in {t['end_year']} "
+        f"(target first met: {t['year_of_target'] or 'not by ' + str(t['end_year'])})"
+    )
+    print(
+        f"written to {args.out}: annual.json, year.nc, year_levers.png, trajectory.png, "
+        "trajectory.csv"
+    )
     return 0
 
 

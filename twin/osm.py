@@ -72,7 +72,20 @@ FEATURE_TAGS: dict[str, bool | str | list[str]] = {
 }
 
 #: Way tags kept on graph edges, on top of osmnx's defaults.
-EXTRA_WAY_TAGS = ["lit", "surface", "sidewalk", "junction", "bridge", "tunnel", "width"]
+EXTRA_WAY_TAGS = [
+    "lit",
+    "surface",
+    "sidewalk",
+    "junction",
+    "bridge",
+    "tunnel",
+    "width",
+    "lanes:forward",
+    "lanes:backward",
+    "turn:lanes",
+    "turn:lanes:forward",
+    "turn:lanes:backward",
+]
 #: Node tags kept on graph nodes.
 EXTRA_NODE_TAGS = [
     "highway",

@@ -39,6 +39,7 @@ RELATIONS: dict[tuple[str, str], str] = {
     ("sensor", "approach"): "approach",
     ("vehicle", "depot"): "depot",
     ("poi", "segment"): "segment",
+    ("crossing", "segment"): "segment",
 }
 
 _ID_WIDTH = {"light": 6, "segment": 6, "poi": 5}

@@ -6,6 +6,7 @@ from . import approach as approach
 from . import building as building
 from . import cabinet as cabinet
 from . import camera as camera
+from . import crossing as crossing
 from . import depot as depot
 from . import junction as junction
 from . import light as light
@@ -23,6 +24,7 @@ __all__ = [
     "building",
     "cabinet",
     "camera",
+    "crossing",
     "depot",
     "junction",
     "light",

@@ -31,6 +31,7 @@ KINDS = (
     "vehicle",
     "building",
     "poi",
+    "crossing",
 )
 
 

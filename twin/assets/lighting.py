@@ -42,6 +42,7 @@ __all__ = [
     "M_PARAMETERS",
     "MAINTENANCE_MARGIN",
     "OFF",
+    "P_AVERAGE_CAP",
     "P_PARAMETERS",
     "P_USE_THRESHOLDS",
     "ROAD_CLASSES",
@@ -58,6 +59,7 @@ __all__ = [
     "design_classes",
     "design_table",
     "road_class_defaults",
+    "p_cap_fraction",
     "required_fraction",
     "select_c_class",
     "select_m_class",
@@ -137,6 +139,10 @@ _CLASSES: tuple[LightingClass, ...] = (
     LightingClass("P4", "P", 5.00, "lx", e_min_lx=1.0),
     LightingClass("P5", "P", 3.00, "lx", e_min_lx=0.6),
     LightingClass("P6", "P", 2.00, "lx", e_min_lx=0.4),
+    # EN 13201-2:2015 Table 3 ends with P7, "performance not determined": the bottom of the P
+    # series, reached only by dimming (never a design class here). The twin keeps orientation
+    # light there: the P6 minimum, 0.4 lx, as the average (our choice, stated in every plan).
+    LightingClass("P7", "P", 0.40, "lx", e_min_lx=float("nan")),
 )
 
 LIGHTING_CLASSES: Mapping[str, LightingClass] = MappingProxyType({c.name: c for c in _CLASSES})
@@ -151,6 +157,16 @@ additional vertical/semi-cylindrical requirements for facial recognition are not
 _SERIES_RANGE: Mapping[str, tuple[int, int]] = MappingProxyType(
     {"M": (1, 6), "C": (0, 5), "P": (1, 6)}
 )
+# how far adaptive dimming may go in each series: M6 and C5 are the bottom of theirs (EN 13201-2
+# has no lower class: a light designed for them is not dimmed by class, only a commune's
+# switch-off window turns it down); P goes on to P7
+_DIMMED_RANGE: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {"M": (1, 6), "C": (0, 5), "P": (1, 7)}
+)
+
+P_AVERAGE_CAP = 1.5
+"""EN 13201-2:2015 Table 3, note: a P class's maintained average may not exceed 1.5 times its
+value (to keep uniformity); :func:`p_cap_fraction` turns it into a largest output fraction."""
 
 # lookup arrays for the vectorised paths: code 0 is "off", then the classes in table order
 _CODES: tuple[str, ...] = (OFF, *LIGHTING_CLASSES)
@@ -229,7 +245,7 @@ def class_value(cls: str) -> float:
     >>> class_value("M7")
     Traceback (most recent call last):
     ...
-    twin._errors.InputValidationError: cls: unknown lighting class 'M7'; valid: off, M1, M2, M3, M4, M5, M6, C0, C1, C2, C3, C4, C5, P1, P2, P3, P4, P5, P6
+    twin._errors.InputValidationError: cls: unknown lighting class 'M7'; valid: off, M1, M2, M3, M4, M5, M6, C0, C1, C2, C3, C4, C5, P1, P2, P3, P4, P5, P6, P7
     """  # noqa: E501
     return float(_VALUE[_codes(cls, field="cls")])
 
@@ -753,7 +769,7 @@ def _shift_codes(codes: np.ndarray, shift: np.ndarray) -> np.ndarray:
     number = _NUMBER[codes] + shift
     out = np.zeros(codes.shape, dtype=int)
     for s, sid in (("M", 1), ("C", 2), ("P", 3)):
-        lo, hi = _SERIES_RANGE[s]
+        lo, hi = _DIMMED_RANGE[s]
         first = _CODE_INDEX.get_loc(f"{s}{lo}")
         m = series == sid
         out[m] = first + np.clip(number[m], lo, hi) - lo
@@ -1147,6 +1163,25 @@ def required_fraction(
     if frac.ndim == 0:
         return float(frac)
     return frac
+
+
+def p_cap_fraction(design: str | np.ndarray, required: str | np.ndarray) -> float | np.ndarray:
+    """Return the largest output fraction a P-class slot allows (``inf`` for M, C and off).
+
+    ``P_AVERAGE_CAP * L(required) / L(design)`` (EN 13201-2:2015 Table 3, note).
+
+    Examples
+    --------
+    >>> round(float(p_cap_fraction("P4", "P6")), 3), p_cap_fraction("M3", "M5")
+    (0.6, inf)
+    """
+    dc = _codes(design, field="design")
+    rc = _codes(required, field="required")
+    dc_b, rc_b = np.broadcast_arrays(dc, rc)
+    is_p = (_SERIES_CODE[rc_b] == _SERIES_ID["P"]) & (_SERIES_CODE[dc_b] == _SERIES_ID["P"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cap = np.where(is_p, P_AVERAGE_CAP * _VALUE[rc_b] / _VALUE[dc_b], np.inf)
+    return float(cap) if cap.ndim == 0 else cap
 
 
 # ------------------------------------------------------------------------------------------------

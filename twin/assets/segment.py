@@ -34,6 +34,12 @@ class Segment:
     """road class (OSM highway value, inferred for municipal data)."""
     lanes: int
     """total lanes (both directions)."""
+    lanes_forward: int
+    """lanes in the direction u to v of the segment's first edge (the way's direction for OSM)."""
+    lanes_backward: int
+    """lanes in the other direction (0 on a one-way street)."""
+    lanes_source: str
+    """where the lanes come from: osm, inferred or default."""
     speed_kph: float
     """free-flow speed (maxspeed or class default) [km/h]."""
     oneway: bool

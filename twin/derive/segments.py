@@ -12,8 +12,10 @@ lit by default (``lit_default`` in the road-class table). A segment is lit *by t
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any, Literal, cast
 
 import geopandas as gpd
 import networkx as nx
@@ -27,7 +29,18 @@ from twin.registry import make_ids
 
 from ._tags import first, lit_value, main_class, to_number
 
-__all__ = ["DRIVE_CLASSES", "NO_WALK_CLASSES", "is_lit", "lit_summary", "segments"]
+__all__ = [
+    "DRIVE_CLASSES",
+    "LANES_MAX",
+    "NO_WALK_CLASSES",
+    "edge_lanes",
+    "is_lit",
+    "lit_summary",
+    "segments",
+    "turn_pockets",
+]
+
+log = logging.getLogger(__name__)
 
 DRIVE_CLASSES = {
     "motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link",
@@ -35,6 +48,10 @@ DRIVE_CLASSES = {
     "residential", "living_street", "service", "road", "busway",
 }  # fmt: skip
 NO_WALK_CLASSES = {"motorway", "motorway_link", "trunk", "trunk_link"}
+
+
+def _oneway(d: Mapping[str, Any]) -> bool:
+    return bool(d.get("oneway", False)) and str(d.get("oneway")) != "False"
 
 
 def _shape(geom: shapely.LineString | None) -> bytes:
@@ -49,6 +66,119 @@ def _shape(geom: shapely.LineString | None) -> bytes:
     return min(xy.tobytes(), np.ascontiguousarray(xy[::-1]).tobytes())
 
 
+LANES_MAX = 8
+"""Most lanes one direction of a street may have; a tag above it (or 0) is a data error."""
+
+LaneSource = Literal["osm", "inferred", "default"]
+
+#: Practical capacity of one urban lane at a signalised or priority junction (veh/h): half the
+#: saturation flow of 1,800 pcu/h/lane (DESIGN section 4) at a green ratio of about 0.5.
+LANE_CAPACITY_VEH_H = 900.0
+
+#: Share of a day's traffic in the peak hour (Montpellier's counts: median PHJS/TJM 0.121).
+PEAK_HOUR_SHARE = 0.12
+
+
+def _lane_tag(d: Mapping[str, Any], key: str, where: str, issues: list[str]) -> float:
+    """A lane count tag as a number; NaN if absent; out-of-range values reported, then NaN."""
+    value = to_number(d.get(key))
+    if math.isnan(value):
+        return math.nan
+    if not 1 <= value <= LANES_MAX or value != int(value):
+        issues.append(f"{where}: {key}={d.get(key)!r} is not 1-{LANES_MAX} lanes")
+        return math.nan
+    return value
+
+
+def _turn_lanes(value: Any) -> str:
+    """The ``turn:lanes`` value of one direction (``left|through|through;right``) or ''."""
+    v = first(value)
+    return str(v) if isinstance(v, str) else ""
+
+
+def turn_pockets(turn: str) -> int:
+    """Lanes of a ``turn:lanes`` value that serve only turns (a left or right turn pocket).
+
+    >>> turn_pockets("left|through|through;right"), turn_pockets(""), turn_pockets("|")
+    (1, 0, 0)
+    """
+    if not turn:
+        return 0
+    return sum(
+        1
+        for lane in turn.split("|")
+        if lane and "through" not in lane and ("left" in lane or "right" in lane)
+    )
+
+
+def edge_lanes(
+    d: Mapping[str, Any], cls: str, *, oneway: bool, where: str, issues: list[str]
+) -> tuple[int, int, LaneSource, str]:
+    """Lanes of a street (both directions) and of one directed edge, with their provenance.
+
+    OpenStreetMap first (``lanes:forward``/``lanes:backward``, else ``lanes`` split evenly on a
+    two-way street, else the lanes of the edge's ``turn:lanes``): ``osm``. A municipal centreline
+    (an edge with a ``street_type``) has no lane tag: its lanes per direction are the road
+    class's default, one-way streets keeping the whole default, and where the street's busiest
+    counted direction (``aadt``, the largest daily count of one direction, TJM) has a peak hour
+    (:data:`PEAK_HOUR_SHARE` of it) above :data:`LANE_CAPACITY_VEH_H` per lane, each direction
+    gets the lanes it needs, up to three: ``inferred``. Otherwise the class default:
+    ``default``.
+
+    Returns
+    -------
+    (total, this direction, source, turn lanes)
+
+    Examples
+    --------
+    >>> issues = []
+    >>> edge_lanes({"lanes": "3"}, "primary", oneway=False, where="w1", issues=issues)
+    (3, 1, 'osm', '')
+    >>> edge_lanes({"lanes": "3", "lanes:backward": "2", "reversed": True}, "primary",
+    ...            oneway=False, where="w1", issues=issues)
+    (3, 2, 'osm', '')
+    >>> edge_lanes({"lanes": "0"}, "residential", oneway=False, where="w2", issues=issues)
+    (2, 1, 'default', '')
+    >>> issues
+    ["w2: lanes='0' is not 1-8 lanes"]
+    >>> edge_lanes({"street_type": "BD", "aadt": 12000.0}, "primary", oneway=False,
+    ...            where="m", issues=issues)  # 1,440 veh/h in the peak hour: two lanes
+    (4, 2, 'inferred', '')
+    """
+    defaults = lighting.ROAD_CLASSES
+    default_total = int(cast(float, defaults.at[cls, "lanes"]))
+    backward = bool(d.get("reversed", False)) and str(d.get("reversed")) != "False"
+    side = "backward" if backward else "forward"
+    if d.get("street_type") is not None:  # a municipal centreline: its lanes are not tags
+        d = {k: d.get(k) for k in ("street_type", "aadt")}
+    total = _lane_tag(d, "lanes", where, issues)
+    fwd = _lane_tag(d, "lanes:forward", where, issues)
+    bwd = _lane_tag(d, "lanes:backward", where, issues)
+    turn = _turn_lanes(d.get(f"turn:lanes:{side}") or (d.get("turn:lanes") if oneway else None))
+    this = bwd if backward else fwd
+    if not math.isnan(this):
+        other = fwd if backward else bwd
+        if math.isnan(total):
+            total = this + (0 if oneway else (other if not math.isnan(other) else this))
+        return int(total), int(this), "osm", turn
+    if not math.isnan(total):
+        per_dir = total if oneway else max(1.0, total // 2)
+        return int(total), int(per_dir), "osm", turn
+    if turn:
+        n = len(turn.split("|"))
+        if 1 <= n <= LANES_MAX:
+            return (n if oneway else 2 * n), n, "osm", turn
+    per_dir = default_total if oneway else max(1, default_total // 2)
+    aadt = to_number(d.get("aadt"))
+    if d.get("street_type") is not None and math.isfinite(aadt) and aadt > 0:
+        peak = PEAK_HOUR_SHARE * aadt
+        need = min(3, math.ceil(peak / LANE_CAPACITY_VEH_H))
+        if need > per_dir:
+            return (need if oneway else 2 * need), need, "inferred", turn
+        return (per_dir if oneway else 2 * per_dir), per_dir, "inferred", turn
+    return default_total, per_dir, "default", turn
+
+
 def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
     """Road segments (undirected edges); sets ``segment`` and cleaned attributes on every edge.
 
@@ -59,25 +189,28 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
     nodes = graph.nodes
     index: dict[tuple[Any, ...], int] = {}
     rows: list[dict[str, Any]] = []
+    issues: list[str] = []
     for u, v, _k, d in graph.edges(keys=True, data=True):
         cls = main_class(d.get("highway"))
         if cls not in defaults.index:
             cls = "unclassified" if cls in DRIVE_CLASSES else "path"
         length = float(d.get("length", 0.0))
         key = (min(u, v), max(u, v), str(d.get("osmid")), _shape(d.get("geometry")))
-        lanes = to_number(d.get("lanes"))
+        where = f"segment of way {first(d.get('osmid'))} ({u}->{v})"
+        lanes_i, lanes_dir, lanes_src, turn = edge_lanes(
+            d, cls, oneway=_oneway(d), where=where, issues=issues
+        )
         speed = d.get("speed_kph")
         speed = to_number(d.get("maxspeed")) if speed is None else float(speed)
-        oneway = bool(d.get("oneway", False)) and str(d.get("oneway")) != "False"
+        oneway = _oneway(d)
         # the defaults' columns are numeric; pandas-stubs type a cell as any scalar
-        if math.isnan(lanes) or lanes < 1:
-            lanes = float(cast(float, defaults.at[cls, "lanes"]))
         if math.isnan(speed) or not 0 < speed <= 200:  # tags like '999' or '0' are errors
             speed = float(cast(float, defaults.at[cls, "speed_kph"]))
-        lanes_i = int(lanes)
         d["highway"] = cls
         d["lanes"] = lanes_i
-        d["lanes_dir"] = lanes_i if oneway else max(1, lanes_i // 2)
+        d["lanes_dir"] = lanes_dir
+        d["lanes_source"] = lanes_src
+        d["turn_pockets"] = turn_pockets(turn)
         d["speed_kph"] = float(speed)
         d["length"] = length
         if key not in index:
@@ -95,6 +228,9 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
                     "name": first(d.get("name")),
                     "highway": cls,
                     "lanes": lanes_i,
+                    "lanes_forward": lanes_dir,
+                    "lanes_backward": 0 if oneway else lanes_i - lanes_dir,
+                    "lanes_source": lanes_src,
                     "speed_kph": float(speed),
                     "oneway": oneway,
                     "lit": lit_value(d.get("lit")),
@@ -106,6 +242,13 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
                 }
             )
         d["segment"] = index[key]
+    if issues:
+        log.warning(
+            "%d lane tag(s) out of range, class defaults used instead: %s",
+            len(issues),
+            "; ".join(issues[:10]),
+        )
+    graph.graph["lane_issues"] = issues
     seg = pd.DataFrame(rows)
     ids = make_ids("segment", len(seg))
     seg["id"] = ids

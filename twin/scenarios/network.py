@@ -47,7 +47,7 @@ from twin.scenarios.demand import (
 )
 from twin.scenarios.signals import EdgeKey, Phase, SignalPlan
 from twin.scenarios.traffic import Incident, TrafficScenario, Trip
-from twin.signals.junction import junction_models
+from twin.signals.junction import approaches_by_junction, junction_models
 from twin.signals.plans import stage_ratios, webster
 from twin.timeutil import validate_date
 
@@ -256,7 +256,7 @@ def signal_plans(
     for _, _, s in tw.drive.edges(data="segment"):
         n_dir[str(s)] = n_dir.get(str(s), 0) + 1
     graph = tw.graph
-    by_junction = {j: rows for j, rows in app.groupby("junction", sort=False)} if len(app) else {}
+    by_junction = approaches_by_junction(app)
     skipped: dict[str, str] = {}
     models = junction_models(tw, skipped=skipped, assume_crossings=assume_crossings)
     out.models = models
@@ -268,7 +268,7 @@ def signal_plans(
         lanes: dict[str, int] = {}
         keys: dict[str, EdgeKey] = {}
         bearings: dict[str, float] = {}
-        for r in rows.itertuples(index=False) if rows is not None else ():
+        for r in rows or ():
             key = (_node(r.u), _node(r.v), int(r.key))
             if not graph.has_edge(*key):
                 msg = f"approach {r.id!r} of {jid}: edge {key!r} is not in the twin's graph"
@@ -533,6 +533,7 @@ def export_twin(
     hours: tuple[float, float] = (7, 9),
     rng: np.random.Generator | int | None = 2018,
     check: bool = True,
+    plans: Mapping[str, SignalPlan] | None = None,
 ) -> int:
     """Back end of ``twin export sumo --city C --out DIR``.
 
@@ -556,6 +557,9 @@ def export_twin(
     check : bool
         Run SUMO (mesoscopic mode) on the written configuration to the end; a failure raises
         :class:`~twin._errors.CorruptInputError` with SUMO's message.
+    plans : mapping of junction id to SignalPlan, optional
+        The plans to export (e.g. optimised and coordinated ones, with their offsets); default
+        the Webster plans of :func:`signal_plans`.
 
     Returns
     -------
@@ -565,7 +569,7 @@ def export_twin(
     from twin.sumo import export_sumo, sumo_binary  # SUMO is only needed here
 
     day = REFERENCE_WEEKDAY if day is None else validate_date(day, field="day")
-    sc = scenario_from_twin(tw, day=day, hours=hours, rng=rng)
+    sc = scenario_from_twin(tw, day=day, hours=hours, rng=rng, plans=plans)
     graph = _sumo_graph(sc.graph, sc.plans)
     paths = export_sumo(
         graph,

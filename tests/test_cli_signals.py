@@ -1,0 +1,107 @@
+"""`twin optimize signals` on a real city: coordinated plans with offsets, bands, SUMO files."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from twin.cli import main
+
+
+@pytest.mark.slow
+def test_optimize_signals_one_corridor_with_sumo(montpellier, tmp_path: Path, capsys):
+    out = tmp_path / "signals"
+    code = main(
+        [
+            "optimize",
+            "signals",
+            "--city",
+            "montpellier",
+            "--corridor",
+            "Avenue de Toulouse",
+            "--out",
+            str(out),
+            "--sumo",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    (name, corridor), *_ = report["corridors"].items()
+    assert name.startswith("Avenue de Toulouse") and corridor["status"] == "Optimal"
+    assert corridor["band_out_s"] + corridor["band_in_s"] > 0
+    docs = {d["junction"]: d for d in json.loads((out / "plans.json").read_text())}
+    assert len(docs) == report["plans"] > 300
+    # the corridor's plans carry MAXBAND's offsets at its common cycle, here and in SUMO
+    ds = xr.open_dataset(out / "plans.nc")
+    net = ET.parse(out / "sumo" / "twin.net.xml").getroot()
+    sumo_offsets = {el.get("id"): float(el.get("offset")) for el in net.iter("tlLogic")}
+    for j, off in corridor["offsets_s"].items():
+        plan_off = round(off, 2) % corridor["cycle_s"]
+        assert float(ds["offset"].sel(junction=j)) == pytest.approx(plan_off, abs=0.01)
+        assert float(ds["cycle"].sel(junction=j)) == pytest.approx(corridor["cycle_s"])
+        assert sumo_offsets[j] == pytest.approx(plan_off, abs=0.01)
+    assert (out / "corridor_0_time_space.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_unknown_corridor_lists_the_nearest(montpellier, tmp_path: Path, capsys):
+    code = main(
+        [
+            "optimize",
+            "signals",
+            "--city",
+            "montpellier",
+            "--corridor",
+            "Avenue de Tolouse",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "no corridor 'Avenue de Tolouse'" in err
+    assert "nearest: Avenue de Toulouse (junction:" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_optimize_signals_bondy_bus_priority(bondy, tmp_path: Path, capsys):
+    out = tmp_path / "b"
+    assert main(["optimize", "signals", "--city", "bondy", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "bus routes, priority at 2 junctions" in text
+    docs = json.loads((out / "bus_priority.json").read_text())
+    assert {d["junction"] for d in docs} == {"junction:2", "junction:3"}
+    assert all(d["lines"] and d["extended"]["cycle_s"] for d in docs)
+    assert (out / "delay.png").stat().st_size > 10_000
+
+
+def test_bad_bus_line_list_refused_before_loading(tmp_path: Path, capsys):
+    bad = tmp_path / "lines.csv"
+    bad.write_text("line,way\n12,abc\n", encoding="utf-8")
+    args = ["optimize", "signals", "--city", "bondy", "--bus-lines", str(bad)]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "lines.csv, row 2: 'way' 'abc' is not an OSM way id" in err
+    assert "Traceback" not in err
+
+
+def test_infeasible_corridor_reported_with_binding_constraints(paris, tmp_path: Path, capsys):
+    """Paris-Trocadéro's one corridor (Rue de Longchamp) has no band at its speeds."""
+    out = tmp_path / "p"
+    assert main(["optimize", "signals", "--city", "paris-trocadero", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    (name, corridor), *_ = report["corridors"].items()
+    assert name.startswith("Rue de Longchamp") and corridor["status"] == "infeasible"
+    assert corridor["binding"] and all("[" in b for b in corridor["binding"])
+    assert f"{name}: infeasible; binding constraints {', '.join(corridor['binding'])}" in printed
+    # its junctions keep offsets 0; every plan is still written
+    docs = json.loads((out / "plans.json").read_text())
+    assert len(docs) == report["plans"] and all(d["offset_s"] == 0 for d in docs)
+    # no relations in a GraphML extract: plans without bus priority, and the report says why
+    assert "no bus priority" in report["bus_priority"]

@@ -1,0 +1,143 @@
+"""Evaluation of signal plans: DES delay per junction, stops, bands, emergency and bus waits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optimize.coordination import coordinated_plans, junction_flows
+from optimize.evaluation import (
+    achieved_band,
+    bus_waits,
+    des_comparison,
+    emergency_waits,
+    stop_rate,
+    uniform_delay,
+)
+from optimize.maxband import arterial_stage
+from optimize.signals import bus_priorities
+from twin.scenarios.network import REFERENCE_WEEKDAY, signal_plans
+from twin.signals.buses import bus_groups, bus_routes
+from twin.signals.junction import approaches_of, build_junction, crossroads_graph
+from twin.signals.plans import webster
+
+
+def test_stop_rate_by_hand():
+    g = crossroads_graph()
+    m = build_junction(g, "junction:0", nodes=[0], approaches=approaches_of(g, [0]))
+    flows = {"a:1": 600.0, "a:3": 500.0, "a:2": 300.0, "a:4": 200.0}
+    p = webster(m, flows)
+    # Akçelik: h = 0.9 (1 - g/C) / (1 - y), y the stage's critical ratio (1 lane, 1,800 pcu/h)
+    h = []
+    for k, ph in enumerate(p.phases):
+        y = max(flows[m.group_of_edge(a)] for a in ph.approaches) / 1800.0
+        h.append((0.9 * (1 - ph.green_s / p.cycle_s) / (1 - y), k))
+    q = [1100.0, 500.0]
+    expected = (q[0] * h[0][0] + q[1] * h[1][0]) / sum(q)
+    assert stop_rate(p, m, flows) == pytest.approx(expected, rel=1e-9)
+    # Webster's uniform delay C (1 - g/C)^2 / (2 (1 - y)), flow-weighted the same way
+    d = []
+    for ph in p.phases:
+        lam = ph.green_s / p.cycle_s
+        y = max(flows[m.group_of_edge(a)] for a in ph.approaches) / 1800.0
+        d.append(p.cycle_s * (1 - lam) ** 2 / (2 * (1 - y)))
+    assert uniform_delay(p, m, flows) == pytest.approx((q[0] * d[0] + q[1] * d[1]) / sum(q))
+
+
+@pytest.fixture(scope="module")
+def montpellier_coordinated(montpellier):  # type: ignore[no-untyped-def]
+    plans = signal_plans(montpellier, day=REFERENCE_WEEKDAY, hour=8)
+    return plans, coordinated_plans(montpellier, plans)
+
+
+def test_replayed_band_matches_maxband(montpellier, montpellier_coordinated):
+    plans, co = montpellier_coordinated
+    assert len(co.bands) >= 10
+    gains = []
+    for name, band in co.bands.items():
+        art = co.arterials[name]
+        street = name.rsplit(" (", 1)[0]
+        ours = [co.plans[j] for j in art.junctions]
+        stages = [arterial_stage(montpellier, p, street) for p in ours]
+        out, inb = achieved_band(
+            ours, stages, art, band["speed_out"].values, band["speed_in"].values
+        )
+        # the plans, replayed second by second, leave at least the band MAXBAND promised
+        assert out >= band.attrs["band_out_s"] - 1.0, name
+        assert inb >= band.attrs["band_in_s"] - 1.0, name
+        base = [plans[j] for j in art.junctions]
+        b0 = achieved_band(
+            base,
+            [arterial_stage(montpellier, p, street) for p in base],
+            art,
+            band["speed_out"].values,
+            band["speed_in"].values,
+        )
+        gains.append(out + inb - sum(b0))
+    assert np.mean(gains) > 5.0
+
+
+def test_emergency_preemption_cuts_the_wait(montpellier_coordinated):
+    plans, co = montpellier_coordinated
+    name = max(co.bands, key=lambda n: len(co.arterials[n].junctions))
+    js = co.arterials[name].junctions
+    models = [plans.models[j] for j in js]
+    street = name.rsplit(" (", 1)[0]
+    groups = [
+        next((g for g in m.vehicle_groups if m.group(g).name == street), m.vehicle_groups[0])
+        for m in models
+    ]
+    without, with_, refused = emergency_waits([co.plans[j] for j in js], models, groups)
+    assert len(without) == len(js)
+    assert np.all(with_ <= without + 1e-9)
+    assert with_.sum() < 0.5 * without.sum()
+    assert refused < len(js) * 5
+
+
+def test_bus_priority_cuts_bus_waits(bondy):
+    plans = signal_plans(bondy, day=REFERENCE_WEEKDAY, hour=8)
+    prio = bus_priorities(plans, plans.models, bus_groups(bus_routes(bondy), plans.models))
+    ds = bus_waits(plans, plans.models, prio)
+    assert ds.sizes["approach"] >= 4
+    assert (ds["with"] <= ds["without"] + 1e-9).all()
+    assert float(ds["with"].mean()) < float(ds["without"].mean())
+
+
+def test_des_comparison_same_plans_same_result(bondy):
+    plans = signal_plans(bondy, day=REFERENCE_WEEKDAY, hour=8)
+    flows = {j: junction_flows(plans, j) for j in plans}
+    ds = des_comparison(
+        bondy,
+        {"a": dict(plans), "b": dict(plans)},
+        models=plans.models,
+        flows=flows,
+        day=REFERENCE_WEEKDAY,
+    )
+    assert list(ds["junction"].values) == sorted(plans)
+    assert np.isfinite(ds["delay"].values).all() and (ds["volume"].values > 0).all()
+    np.testing.assert_array_equal(ds["delay"].sel(scenario="a"), ds["delay"].sel(scenario="b"))
+    assert ds["delay"].attrs["units"] == "s"
+    assert 0 < float(ds["mean_stops"].sel(scenario="a")) <= 1
+
+
+@pytest.mark.slow
+def test_corridor_delay_change_agrees_with_sumo(montpellier, montpellier_coordinated, tmp_path):
+    """Coordinating Avenue de Toulouse: the DES's change of travel time has SUMO's sign and a
+    size within 30% of SUMO's, at half the planning flows (both simulators undersaturated)."""
+    from optimize.evaluation import corridor_vs_sumo
+
+    plans, co = montpellier_coordinated
+    name = next(n for n in co.bands if n.startswith("Avenue de Toulouse"))
+    ds = corridor_vs_sumo(
+        montpellier,
+        {"webster": dict(plans), "ours": co.plans},
+        co.arterials[name],
+        flows_from=plans,
+        out_dir=tmp_path,
+        scale=0.5,
+    )
+    assert (ds["arrived"] == ds.attrs["trips"]).all()
+    change = ds["travel_time"].sel(scenario="ours") - ds["travel_time"].sel(scenario="webster")
+    des, sumo = float(change.sel(simulator="des")), float(change.sel(simulator="sumo"))
+    assert np.sign(des) == np.sign(sumo) != 0
+    assert abs(des - sumo) <= 0.3 * abs(sumo)

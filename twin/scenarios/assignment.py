@@ -1,0 +1,540 @@
+"""Static user-equilibrium traffic assignment: bi-conjugate Frank-Wolfe with BPR link costs.
+
+Wardrop's first principle (Wardrop 1952): at user equilibrium no driver can shorten a trip by
+changing route, so every used path between two zones costs the same and no unused path costs
+less. With separable, increasing link costs it is the minimum of Beckmann's convex objective
+``Z(x) = sum_a int_0^x_a t_a(s) ds`` (Beckmann, McGuire and Winsten 1956), found here by the
+bi-conjugate Frank-Wolfe method (Mitradjieva and Lindberg 2013, *Transportation Science* 47(2)):
+each iteration assigns the demand all-or-nothing on the current costs, then moves along a
+direction made conjugate (with respect to the Hessian ``diag(t'(x))``) to the last two, with an
+exact line search; plain Frank-Wolfe (LeBlanc, Morlok and Pierskalla 1975) and conjugate
+Frank-Wolfe are there too.
+
+Convergence is the *relative gap* ``(sum_a t_a x_a - sum_a t_a y_a) / sum_a t_a x_a`` with
+``y`` the all-or-nothing flows on the current costs (the share of travel time that shortest
+paths would save): 0 at equilibrium. A run that does not reach its target within
+``max_iter`` is marked ``converged=False`` with its gap and logged, never passed off as an
+equilibrium.
+
+Link costs (:data:`BPR`): ``t = t0 (1 + alpha (x / c)^beta)`` (Bureau of Public Roads 1964) per
+road class. ``alpha = S0 / Sc - 1`` with ``S0 / Sc`` the ratio of free speed to speed at
+capacity (FHWA, *Delay-Volume Relations for Travel Forecasting*, ch. 4): 0.15 on motorways and
+trunk roads (BPR 1964), 1.0 on urban streets, where the junctions halve the speed at capacity
+(Spiess 1990's second standard); ``beta = 4`` (BPR 1964). Capacity ``c`` is per lane in the
+direction of travel: 1,800 veh/h on motorways and trunk roads (the saturation flow, DESIGN
+section 4), :data:`~twin.derive.segments.LANE_CAPACITY_VEH_H` (900 veh/h, the saturation flow
+at a green ratio of 0.5) on main urban streets, 600 veh/h on minor streets that give way.
+
+Examples
+--------
+Two parallel roads, 1,000 veh/h: at equilibrium both cost the same.
+
+>>> import networkx as nx
+>>> g = nx.MultiDiGraph()
+>>> g.add_nodes_from([(0, {"x": 0.0, "y": 0.0}), (1, {"x": 1000.0, "y": 0.0})])
+>>> _ = g.add_edge(0, 1, length=1000.0, speed_kph=50.0, lanes_dir=1, highway="primary")
+>>> _ = g.add_edge(0, 1, length=1200.0, speed_kph=50.0, lanes_dir=1, highway="primary")
+>>> net = AssignmentNetwork.from_graph(g)
+>>> res = assign(net, np.array([[0.0, 1000.0], [0.0, 0.0]]), (0, 1), rgap_target=1e-8)
+>>> res.converged, bool(abs(res.time_s[0] - res.time_s[1]) < 1e-3)
+(True, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
+
+import networkx as nx
+import numpy as np
+import xarray as xr
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from twin._errors import InputValidationError
+
+if TYPE_CHECKING:
+    from twin.model import Twin
+    from twin.scenarios.gravity import DemandModel
+
+__all__ = [
+    "BPR",
+    "Algorithm",
+    "AssignmentNetwork",
+    "AssignmentResult",
+    "assign",
+    "assign_hours",
+    "bpr_time",
+]
+
+log = logging.getLogger(__name__)
+
+Algorithm = Literal["fw", "cfw", "bfw"]
+
+_MOTOR = {"motorway", "motorway_link", "trunk", "trunk_link"}
+_MAIN = {"primary", "primary_link", "secondary", "secondary_link", "tertiary", "tertiary_link"}
+
+#: BPR ``(alpha, beta, capacity per lane in veh/h)`` per road class (see the module docstring);
+#: classes not listed use ``BPR["other"]``.
+BPR: Mapping[str, tuple[float, float, float]] = {
+    **{c: (0.15, 4.0, 1800.0) for c in _MOTOR},
+    **{c: (1.0, 4.0, 900.0) for c in _MAIN},
+    "other": (1.0, 4.0, 600.0),
+}
+
+
+def bpr_time(
+    t0: np.ndarray, flow: np.ndarray, capacity: np.ndarray, alpha: np.ndarray, beta: np.ndarray
+) -> np.ndarray:
+    """BPR link time ``t0 (1 + alpha (flow / capacity)^beta)``.
+
+    >>> float(bpr_time(np.array([60.0]), np.array([900.0]), np.array([900.0]),
+    ...                np.array([1.0]), np.array([4.0]))[0])
+    120.0
+    """
+    out: np.ndarray = t0 * (1.0 + alpha * (flow / capacity) ** beta)
+    return out
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AssignmentNetwork:
+    """Links of a drive graph as the assignment reads them (arrays in the graph's edge order).
+
+    Parameters
+    ----------
+    nodes : tuple
+        Graph nodes.
+    u, v : numpy.ndarray
+        Node index at each end of each link.
+    t0_s : numpy.ndarray
+        Free-flow time (s).
+    capacity_veh_h : numpy.ndarray
+        Capacity (veh/h, all lanes of the direction).
+    alpha, beta : numpy.ndarray
+        BPR parameters.
+    edges : tuple
+        The graph's edge keys ``(u, v, key)``.
+    """
+
+    nodes: tuple[Hashable, ...]
+    u: np.ndarray
+    v: np.ndarray
+    t0_s: np.ndarray
+    capacity_veh_h: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    edges: tuple[tuple[Hashable, Hashable, int], ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.u)
+        for name in ("v", "t0_s", "capacity_veh_h", "alpha", "beta"):
+            arr = np.asarray(getattr(self, name))
+            if arr.shape != (n,):
+                msg = f"AssignmentNetwork.{name}: shape {arr.shape} is not ({n},) (one per link)"
+                raise InputValidationError(msg)
+        for name in ("t0_s", "capacity_veh_h", "beta"):
+            arr = np.asarray(getattr(self, name), dtype=float)
+            bad = np.flatnonzero(~(arr > 0))
+            if bad.size:
+                i = int(bad[0])
+                msg = (
+                    f"AssignmentNetwork.{name}: link {self.edges[i]!r} has {arr[i]!r} (> 0 needed)"
+                )
+                raise InputValidationError(msg)
+
+    @classmethod
+    def from_graph(cls, graph: nx.MultiDiGraph) -> AssignmentNetwork:
+        """Links of a drive graph, with BPR parameters per class (:data:`BPR`).
+
+        Reads ``length``, ``speed_kph``, ``lanes_dir`` (else ``lanes``) and ``highway`` of
+        each edge.
+        """
+        nodes = tuple(graph.nodes)
+        index = {n: i for i, n in enumerate(nodes)}
+        edges, u, v, t0, cap, alpha, beta = [], [], [], [], [], [], []
+        for a, b, k, d in graph.edges(keys=True, data=True):
+            hw = d.get("highway", "")
+            hw = str(hw[0] if isinstance(hw, list | tuple) and hw else hw)
+            al, be, per_lane = BPR.get(hw, BPR["other"])
+            lanes = d.get("lanes_dir", d.get("lanes", 1))
+            lanes = lanes[0] if isinstance(lanes, list | tuple) else lanes
+            try:
+                length, speed, n_lanes = (
+                    float(d.get("length", 0.0)),
+                    float(d.get("speed_kph", 0.0)),
+                    float(lanes or 1),
+                )
+            except (TypeError, ValueError):
+                msg = f"graph edge {(a, b, k)!r}: length, speed_kph or lanes is not a number"
+                raise InputValidationError(msg) from None
+            if not (length > 0 and speed > 0 and n_lanes >= 1):
+                msg = (
+                    f"graph edge {(a, b, k)!r}: length {length!r} m, speed {speed!r} km/h and "
+                    f"lanes {n_lanes!r} must be positive"
+                )
+                raise InputValidationError(msg)
+            edges.append((a, b, int(k)))
+            u.append(index[a])
+            v.append(index[b])
+            t0.append(length / (speed / 3.6))
+            cap.append(n_lanes * per_lane)
+            alpha.append(al)
+            beta.append(be)
+        return cls(
+            nodes=nodes,
+            u=np.asarray(u, dtype=np.int64),
+            v=np.asarray(v, dtype=np.int64),
+            t0_s=np.asarray(t0, dtype=float),
+            capacity_veh_h=np.asarray(cap, dtype=float),
+            alpha=np.asarray(alpha, dtype=float),
+            beta=np.asarray(beta, dtype=float),
+            edges=tuple(edges),
+        )
+
+    def time(self, flow: np.ndarray) -> np.ndarray:
+        """Link times (s) at ``flow`` (veh/h)."""
+        return bpr_time(self.t0_s, flow, self.capacity_veh_h, self.alpha, self.beta)
+
+    def derivative(self, flow: np.ndarray) -> np.ndarray:
+        """``d t / d flow`` of each link (s per veh/h)."""
+        b = self.beta
+        out: np.ndarray = (
+            self.t0_s * self.alpha * b * np.power(flow, b - 1) / self.capacity_veh_h**b
+        )
+        return out
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AssignmentResult:
+    """An assignment's link flows and times, and how far it is from equilibrium.
+
+    Attributes
+    ----------
+    flow_veh_h, time_s : numpy.ndarray
+        Link flow and time, in the network's link order.
+    rgap : float
+        Relative gap at the end.
+    iterations : int
+    converged : bool
+        Whether ``rgap <= rgap_target`` was reached within ``max_iter``.
+    gaps : numpy.ndarray
+        Relative gap after each iteration.
+    algorithm : str
+    unassigned_veh_h : float
+        Demand between zones with no path (left out, reported).
+    """
+
+    flow_veh_h: np.ndarray
+    time_s: np.ndarray
+    rgap: float
+    iterations: int
+    converged: bool
+    gaps: np.ndarray
+    algorithm: str
+    unassigned_veh_h: float
+
+
+class _Loader:
+    """All-or-nothing loading of a zone matrix on given link costs."""
+
+    def __init__(self, net: AssignmentNetwork, demand: np.ndarray, origins: np.ndarray) -> None:
+        self.net = net
+        self.n = len(net.nodes)
+        self.demand = demand  # (zone, zone) veh/h
+        self.origins = origins  # node index of each zone
+        pair = net.u * self.n + net.v
+        self.pair = pair
+        rows = np.flatnonzero(demand.sum(axis=1) > 0)
+        self.rows = rows
+        # node demand per origin zone with demand
+        nd = np.zeros((rows.size, self.n))
+        for r, z in enumerate(rows):
+            np.add.at(nd[r], origins, demand[z])
+        self.node_demand = nd
+        self.unassigned = 0.0
+
+    def load(self, cost: np.ndarray) -> np.ndarray:
+        """Link flows (veh/h) of the demand on its shortest paths at ``cost``."""
+        net, n = self.net, self.n
+        # the cheapest link of each node pair carries that pair's flow
+        order = np.lexsort((cost, self.pair))
+        pair_sorted = self.pair[order]
+        first = np.concatenate(([True], pair_sorted[1:] != pair_sorted[:-1]))
+        best = order[first]
+        mat = sparse.csr_matrix((cost[best], (net.u[best], net.v[best])), shape=(n, n))
+        src = self.origins[self.rows]
+        dist, pred = csgraph.dijkstra(mat, indices=src, return_predecessors=True)
+        f = self.node_demand.copy()
+        reach = np.isfinite(dist)
+        lost = f * ~reach
+        f[~reach] = 0.0
+        self.unassigned = float(lost.sum() - lost[np.arange(src.size), src].sum())
+        f[np.arange(src.size), src] = 0.0  # intra-node demand stays put
+        # push each node's flow to its predecessor, farthest nodes first
+        far = np.argsort(-np.where(reach, dist, -1.0), axis=1, kind="stable")
+        rows = np.arange(src.size)
+        acc_pairs: list[np.ndarray] = []
+        acc_flows: list[np.ndarray] = []
+        for j in range(n):
+            node = far[:, j]
+            p = pred[rows, node]
+            ok = p >= 0
+            if not ok.any():
+                continue
+            r, nd_, pp = rows[ok], node[ok], p[ok]
+            flow = f[r, nd_]
+            move = flow > 0
+            if move.any():
+                f[r[move], pp[move]] += flow[move]
+                acc_pairs.append(pp[move] * n + nd_[move])
+                acc_flows.append(flow[move])
+        out = np.zeros(len(net.u))
+        if acc_pairs:
+            pairs = np.concatenate(acc_pairs)
+            flows = np.concatenate(acc_flows)
+            pos = np.searchsorted(pair_sorted[first], pairs)
+            np.add.at(out, best[pos], flows)
+        return out
+
+
+def _line_search(net: AssignmentNetwork, x: np.ndarray, d: np.ndarray) -> float:
+    """Step in [0, 1] minimising Beckmann's objective along ``d`` (bisection on its slope)."""
+
+    def slope(lam: float) -> float:
+        return float(np.dot(net.time(np.maximum(x + lam * d, 0.0)), d))
+
+    if slope(1.0) <= 0:
+        return 1.0
+    if slope(0.0) >= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if slope(mid) > 0:
+            hi = mid
+        else:
+            lo = mid
+        if hi - lo < 1e-12:
+            break
+    return (lo + hi) / 2
+
+
+def assign(
+    net: AssignmentNetwork,
+    demand_veh_h: np.ndarray,
+    zone_nodes: Sequence[Hashable],
+    *,
+    rgap_target: float = 1e-4,
+    max_iter: int = 500,
+    algorithm: Algorithm = "bfw",
+) -> AssignmentResult:
+    """User-equilibrium link flows of a zone-to-zone demand.
+
+    Parameters
+    ----------
+    net : AssignmentNetwork
+    demand_veh_h : numpy.ndarray
+        ``(zone, zone)`` demand (veh/h); the diagonal (intra-zonal trips) is not assigned.
+    zone_nodes : sequence
+        The graph node where each zone's trips start and end.
+    rgap_target : float
+        Relative gap at which to stop.
+    max_iter : int
+        Iterations before giving up (the result is then marked ``converged=False``).
+    algorithm : {"bfw", "cfw", "fw"}
+        Bi-conjugate, conjugate or plain Frank-Wolfe.
+
+    Returns
+    -------
+    AssignmentResult
+    """
+    if algorithm not in ("fw", "cfw", "bfw"):
+        msg = f"algorithm: {algorithm!r} is not one of 'fw', 'cfw', 'bfw'"
+        raise InputValidationError(msg)
+    if not (0 < rgap_target < 1):
+        msg = f"rgap_target: {rgap_target!r} must be within (0, 1)"
+        raise InputValidationError(msg)
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        msg = f"max_iter: {max_iter!r} must be a positive whole number"
+        raise InputValidationError(msg)
+    dem = np.asarray(demand_veh_h, dtype=float)
+    nz = len(zone_nodes)
+    if dem.shape != (nz, nz):
+        msg = f"demand_veh_h: shape {dem.shape} is not ({nz}, {nz}) (one row per zone)"
+        raise InputValidationError(msg)
+    bad = np.argwhere(~(dem >= 0))
+    if bad.size:
+        o, d = (int(i) for i in bad[0])
+        value = float(dem[o, d])
+        msg = f"demand_veh_h: {value!r} veh/h from zone {o} to zone {d} is negative or NaN"
+        raise InputValidationError(msg)
+    index = {n: i for i, n in enumerate(net.nodes)}
+    missing = [z for z in zone_nodes if z not in index]
+    if missing:
+        msg = f"zone_nodes: {missing[0]!r} is not a node of the network ({len(missing)} missing)"
+        raise InputValidationError(msg)
+    dem = dem.copy()
+    np.fill_diagonal(dem, 0.0)
+    origins = np.array([index[z] for z in zone_nodes], dtype=np.int64)
+    loader = _Loader(net, dem, origins)
+
+    x = loader.load(net.t0_s)
+    gaps: list[float] = []
+    s_prev: np.ndarray | None = None  # previous conjugate point
+    s_prev2: np.ndarray | None = None
+    tau_prev = 0.0
+    rgap = math.inf
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
+        t = net.time(x)
+        y = loader.load(t)
+        tstt = float(np.dot(t, x))
+        sptt = float(np.dot(t, y))
+        rgap = (tstt - sptt) / tstt if tstt > 0 else 0.0
+        gaps.append(rgap)
+        if rgap <= rgap_target:
+            break
+        s = y
+        if algorithm != "fw" and s_prev is not None:
+            h = net.derivative(x)
+            dk = y - x
+            d1 = s_prev - x
+            if algorithm == "bfw" and s_prev2 is not None and 0 < tau_prev < 1:
+                d2 = tau_prev * s_prev + (1 - tau_prev) * s_prev2 - x
+                den_mu = float(np.dot(d2 * h, s_prev2 - s_prev))
+                mu = -float(np.dot(d2 * h, dk)) / den_mu if den_mu != 0 else 0.0
+                mu = max(0.0, mu)
+                den_nu = float(np.dot(d1 * h, d1))
+                nu = -float(np.dot(d1 * h, dk)) / den_nu if den_nu != 0 else 0.0
+                nu = max(0.0, nu + mu * tau_prev / (1 - tau_prev))
+                b0 = 1.0 / (1.0 + mu + nu)
+                s = b0 * y + nu * b0 * s_prev + mu * b0 * s_prev2
+            else:
+                num = float(np.dot(d1 * h, d1))
+                den = num - float(np.dot(d1 * h, dk))
+                a = num / den if den != 0 else 1.0
+                a = min(max(a, 0.0), 1.0) if np.isfinite(a) else 1.0
+                s = a * y + (1 - a) * s_prev
+            # a conjugate direction that does not descend falls back to Frank-Wolfe's
+            if float(np.dot(t, s - x)) >= 0:
+                s = y
+        d = s - x
+        tau = _line_search(net, x, d)
+        x = np.maximum(x + tau * d, 0.0)
+        s_prev2, s_prev, tau_prev = s_prev, s, tau
+    converged = rgap <= rgap_target
+    if not converged:
+        log.warning(
+            "assignment: relative gap %.2e after %d iterations, above the target %.0e: "
+            "not converged",
+            rgap,
+            it,
+            rgap_target,
+        )
+    return AssignmentResult(
+        flow_veh_h=x,
+        time_s=net.time(x),
+        rgap=float(rgap),
+        iterations=it,
+        converged=bool(converged),
+        gaps=np.asarray(gaps),
+        algorithm=algorithm,
+        unassigned_veh_h=loader.unassigned,
+    )
+
+
+def assign_hours(
+    tw: Twin,
+    *,
+    hours: Sequence[int] = (8, 17),
+    day_type: str = "weekday",
+    model: DemandModel | None = None,
+    rgap_target: float = 1e-4,
+    max_iter: int = 500,
+    algorithm: Algorithm = "bfw",
+) -> xr.Dataset:
+    """Equilibrium link flows of a twin's car demand in some local hours of a day type.
+
+    Parameters
+    ----------
+    tw : twin.model.Twin
+    hours : sequence of int
+        Local clock hours (0-23), each assigned on its own (a peak hour, not a period).
+    day_type : {"weekday", "saturday", "sunday"}
+    model : DemandModel, optional
+        Default :func:`~twin.scenarios.zones.build_demand` of ``tw``.
+    rgap_target, max_iter, algorithm
+        As :func:`assign`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``hour`` and ``edge`` (drive edges, labelled ``segment`` ids, with ``edge_u`` and
+        ``edge_v``): ``flow`` (veh/h), ``time`` (s), ``vc`` (flow / capacity); per hour
+        ``rgap``, ``iterations`` and ``converged``.
+    """
+    from twin.scenarios.network import drive_graph
+    from twin.scenarios.zones import build_demand
+
+    hs = [int(h) for h in hours]
+    bad = [h for h in hs if not 0 <= h <= 23]
+    if bad or not hs:
+        msg = f"hours: {list(hours)!r} must be local clock hours 0-23 (at least one)"
+        raise InputValidationError(msg)
+    model = build_demand(tw) if model is None else model
+    graph = drive_graph(tw)
+    net = AssignmentNetwork.from_graph(graph)
+    ok = np.flatnonzero(model.reachable)
+    zones = [model.zone_node[i] for i in ok]
+    flows, times, gaps, iters, conv = [], [], [], [], []
+    for h in hs:
+        od = model.od(h * 4, day_type=day_type)[np.ix_(ok, ok)]
+        res = assign(
+            net, od, zones, rgap_target=rgap_target, max_iter=max_iter, algorithm=algorithm
+        )
+        flows.append(res.flow_veh_h)
+        times.append(res.time_s)
+        gaps.append(res.rgap)
+        iters.append(res.iterations)
+        conv.append(res.converged)
+    labels = [
+        str(d.get("segment") or f"{u}->{v}#{k}") for u, v, k, d in graph.edges(keys=True, data=True)
+    ]
+    flow = np.array(flows)
+    ds = xr.Dataset(
+        coords={
+            "hour": ("hour", np.array(hs), {"long_name": "local clock hour"}),
+            "edge": ("edge", np.array(labels, dtype=str)),
+            "edge_u": ("edge", np.array([str(e[0]) for e in net.edges], dtype=str)),
+            "edge_v": ("edge", np.array([str(e[1]) for e in net.edges], dtype=str)),
+            "capacity": ("edge", net.capacity_veh_h, {"units": "veh/h", "long_name": "capacity"}),
+        }
+    )
+    ds["flow"] = (("hour", "edge"), flow, {"units": "veh/h", "long_name": "equilibrium flow"})
+    ds["time"] = (("hour", "edge"), np.array(times), {"units": "s", "long_name": "link time"})
+    ds["vc"] = (
+        ("hour", "edge"),
+        flow / net.capacity_veh_h[None, :],
+        {"units": "1", "long_name": "volume / capacity"},
+    )
+    ds["rgap"] = ("hour", np.array(gaps), {"units": "1", "long_name": "relative gap"})
+    ds["iterations"] = ("hour", np.array(iters), {"units": "1", "long_name": "iterations"})
+    ds["converged"] = (
+        "hour",
+        np.array(conv, dtype=bool),
+        {"units": "1", "long_name": "relative gap target reached"},
+    )
+    ds.attrs.update(
+        {
+            "city": tw.city.name,
+            "day_type": day_type,
+            "algorithm": algorithm,
+            "rgap_target": rgap_target,
+            "local_timezone": tw.city.timezone,
+            "attribution": tw.city.attribution,
+        }
+    )
+    return ds

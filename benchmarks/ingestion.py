@@ -54,22 +54,11 @@ def _messages(lights: list[str], n: int, prefix: str = "b") -> list[tuple[str, b
 
 
 def _publish(url: str, msgs: list[tuple[str, bytes]]) -> float:
-    from live.mqtt import connect
+    from live.mqtt import connect, publish_many
 
     c = connect(url, "bench-pub")
-    done = threading.Event()
-    left = [len(msgs)]
-
-    def on_publish(*a: object) -> None:
-        left[0] -= 1
-        if left[0] == 0:
-            done.set()
-
-    c.on_publish = on_publish
     t = time.perf_counter()
-    for topic, payload in msgs:
-        c.publish(topic, payload, qos=1)
-    done.wait(600)
+    publish_many(c, msgs, qos=1)
     dt_s = time.perf_counter() - t
     c.disconnect()
     c.loop_stop()

@@ -247,9 +247,10 @@ class Devices:
         self.applied[cid] += 1
         if kind == "cabinet":
             times = np.array([_parse(t).timestamp() for t in cmd["times"]])
+            k = max(int(np.searchsorted(times, self.clock().timestamp(), side="right")) - 1, 0)
             for light, levels in cmd["lights"].items():
                 self.schedules[light] = (times, np.asarray(levels, float))
-            self._follow_schedules()
+                self.level[self.light_index[light]] = levels[k]  # this cabinet's lights only
         else:
             self.junction_plan[asset] = str(cmd.get("plan"))
         if self.client is not None:
@@ -333,7 +334,6 @@ class Devices:
 
     def publish_telemetry(self) -> int:
         """Publish one round (QoS 1); returns the number of messages."""
-        msgs = self.telemetry()
-        for t, p in msgs:
-            self.client.publish(t, p, qos=1)
-        return len(msgs)
+        from live.mqtt import publish_many
+
+        return publish_many(self.client, self.telemetry(), qos=1)

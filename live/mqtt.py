@@ -16,6 +16,7 @@ import collections
 import contextlib
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -27,7 +28,7 @@ from paho.mqtt.properties import Properties
 from live.ingest import Ingestor
 from twin._errors import InputValidationError
 
-__all__ = ["IngestService", "broker_address", "connect", "session_properties"]
+__all__ = ["IngestService", "broker_address", "connect", "publish_many", "session_properties"]
 
 _Queued = tuple[bytes, bytes | bytearray, int, int]  # topic, payload, packet id, QoS
 
@@ -89,6 +90,32 @@ def connect(
         raise ConnectionError(msg)
     client.on_connect = on_connect
     return client
+
+
+def publish_many(
+    client: paho.Client,
+    messages: Iterable[tuple[str, bytes]],
+    *,
+    qos: int = 1,
+    window: int = 30_000,
+    timeout: float = 60.0,
+) -> int:
+    """Publish many messages with at most ``window`` unacknowledged at once; returns the count.
+
+    paho numbers QoS 1 messages with 16-bit ids: past 65,535 outstanding ones it reuses ids of
+    messages still in flight and loses track of them, so a large burst must be paced.
+    """
+    pending: collections.deque[paho.MQTTMessageInfo] = collections.deque()
+    n = 0
+    for topic_name, payload in messages:
+        pending.append(client.publish(topic_name, payload, qos=qos))
+        n += 1
+        if qos > 0 and len(pending) > window:
+            pending.popleft().wait_for_publish(timeout)
+    for info in pending:
+        if qos > 0:
+            info.wait_for_publish(timeout)
+    return n
 
 
 def _attempt(

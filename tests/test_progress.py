@@ -33,6 +33,7 @@ def test_a_bar_shows_when_both_allow_it_and_not_when_the_caller_declines():
 
 
 def test_close_bars_erases_open_bars_so_the_next_line_is_clean():
+    close_bars()  # bars another test in this process left open would share the screen's rows
     out = io.StringIO()
     with twin.set_options(progress=True):
         outer = progress_bar(total=8, desc="outer", file=out, mininterval=0)

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import numpy as np
@@ -39,6 +39,9 @@ from live.store import Store, from_us, to_us
 from live.telemetry import topic
 from optimize.plans import Plan, from_json
 from twin._errors import InputValidationError, TwinError, UnsafePlanError
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = [
     "Controller",
@@ -106,7 +109,7 @@ def gate(plan: Plan, *, models: Mapping[str, Any] | None = None, tol: float = 1e
         raise UnsafePlanError(msg)
 
 
-def dry_run(plan: Plan, tw: Any | None = None) -> dict[str, Any]:
+def dry_run(plan: Plan, tw: Twin | None = None) -> dict[str, Any]:
     """Expected energy (with the twin's light powers) and compliance of a plan, nothing sent."""
     out: dict[str, Any] = {
         "plan": plan.id,

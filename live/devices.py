@@ -31,13 +31,16 @@ import datetime as dt
 import threading
 import uuid
 import zoneinfo
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import numpy as np
 
 from live.mqtt import connect
 from live.telemetry import topic
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = ["Devices", "Fault"]
 
@@ -65,7 +68,7 @@ class Devices:
         The current time (tz-aware UTC); default the wall clock.
     """
 
-    def __init__(self, tw: Any, url: str, *, rng: Any = None, clock: Any = None) -> None:
+    def __init__(self, tw: Twin, url: str, *, rng: Any = None, clock: Any = None) -> None:
         from optimize.dimming import DRIVER_FLOOR
 
         self.city = tw.name

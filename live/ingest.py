@@ -28,13 +28,16 @@ import datetime as dt
 import time
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 
 from live.store import Store
 from live.telemetry import KINDS, REASONS, Reason, parse_topic
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = ["Ingestor", "State", "assets_of"]
 
@@ -53,7 +56,7 @@ STATE_TEXT: dict[str, tuple[str, ...]] = {
 }
 
 
-def assets_of(tw: Any) -> dict[str, list[str]]:
+def assets_of(tw: Twin) -> dict[str, list[str]]:
     """Asset ids per type from a twin's registry (the ingestion's unknown-asset check)."""
     out: dict[str, list[str]] = {}
     for kind in KINDS:

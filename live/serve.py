@@ -28,12 +28,15 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from live.ingest import Ingestor, assets_of
 from live.mqtt import IngestService
 from live.services import free_port, wait_port
 from live.store import open_store
+
+if TYPE_CHECKING:
+    from twin.model import Twin
 
 __all__ = ["embedded_broker", "serve"]
 
@@ -121,7 +124,7 @@ def _http(
 
 
 def serve(
-    tw: Any,
+    tw: Twin,
     *,
     host: str = "127.0.0.1",
     port: int = 8080,

@@ -87,3 +87,17 @@ def render(stream: str) -> list[str]:
             col += 1
     text = ["".join(line).rstrip() for line in lines]
     return [t for t in text if t]
+
+
+def test_an_error_after_a_nested_bar_starts_at_the_first_column():
+    # the command line's case: the fetch bar sits at position 1 under a bar already gone
+    close_bars()
+    out = io.StringIO()
+    with twin.set_options(progress=True):
+        keeper = progress_bar(total=3, desc="keeper", file=io.StringIO(), mininterval=0)
+        inner = progress_bar(total=5, desc="fetch dijon", file=out, mininterval=0)
+        inner.update(1)
+        keeper.close()
+    close_bars()
+    out.write("twin: error: something\n")
+    assert render(out.getvalue()) == ["twin: error: something"]

@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -61,7 +62,17 @@ def close_bars() -> None:
     The command line calls it before it prints an error, so that no bar is redrawn after (or
     around) the error line, and the terminal shows the error alone.
     """
+    streams: list[Any] = []
     for bar in sorted(_open, key=lambda b: -abs(int(getattr(b, "pos", 0) or 0))):
+        fp = getattr(bar, "fp", None)
+        if not bar.disable and fp is not None and all(fp is not f for f in streams):
+            streams.append(fp)
         bar.leave = False
         bar.close()
     _open.clear()
+    # a bar below another one (position 1 or more) erases its row with blanks and leaves the
+    # cursor after them; the next line must start at the first column
+    for fp in streams:
+        with contextlib.suppress(OSError, ValueError):
+            fp.write("\r")
+            fp.flush()

@@ -703,6 +703,28 @@ def cmd_export(args: Args) -> int:
     return 0
 
 
+def _switch_off_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--switch-off",
+        type=_window,
+        default=None,
+        metavar="HH:MM-HH:MM",
+        help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
+    )
+
+
+def _switch_off_check(args: Args) -> None:
+    """Turn ``--switch-off`` into a checked window (before any twin is loaded)."""
+    from optimize.dimming import SwitchOff
+
+    if args.switch_off is not None:
+        start, end = args.switch_off
+        try:
+            args.switch_off = SwitchOff(start_hour=start, end_hour=end)
+        except TwinError as exc:
+            _arg_error("--switch-off", exc)
+
+
 def _night_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
     p.add_argument(
@@ -719,28 +741,17 @@ def _night_args(p: argparse.ArgumentParser) -> None:
         default="min_energy",
         help="min_energy (default: EN 13201 as the floor, nothing above it) or cost (HP/HC tariff)",
     )
-    p.add_argument(
-        "--switch-off",
-        type=_window,
-        default=None,
-        metavar="HH:MM-HH:MM",
-        help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
-    )
+    _switch_off_args(p)
 
 
 def _night_check(args: Args) -> None:
-    from optimize.dimming import OBJECTIVES, SwitchOff
+    from optimize.dimming import OBJECTIVES
 
     valid = [o for o in OBJECTIVES if o != "service"]  # service needs a weight: the Python API
     if args.objective not in valid:
         msg = f"--objective: {args.objective!r} is not one of {', '.join(valid)}"
         raise InputValidationError(msg)
-    if args.switch_off is not None:
-        start, end = args.switch_off
-        try:
-            args.switch_off = SwitchOff(start_hour=start, end_hour=end)
-        except TwinError as exc:
-            _arg_error("--switch-off", exc)
+    _switch_off_check(args)
 
 
 @command("plan night", arguments=_night_args, check=_night_check, aliases=("demo",))
@@ -990,27 +1001,10 @@ def _energy_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="calendar year to plan night by night (default: this year)",
     )
-    p.add_argument(
-        "--switch-off",
-        type=_window,
-        default=None,
-        metavar="HH:MM-HH:MM",
-        help="commune switch-off window on residential P-class streets, e.g. 01:00-05:00",
-    )
+    _switch_off_args(p)
 
 
-def _energy_check(args: Args) -> None:
-    from optimize.dimming import SwitchOff
-
-    if args.switch_off is not None:
-        start, end = args.switch_off
-        try:
-            args.switch_off = SwitchOff(start_hour=start, end_hour=end)
-        except TwinError as exc:
-            _arg_error("--switch-off", exc)
-
-
-@command("energy", arguments=_energy_args, check=_energy_check)
+@command("energy", arguments=_energy_args, check=_switch_off_check)
 def cmd_energy(args: Args) -> int:
     """Plan every night of a year; annual kWh against the HPS baseline by lever; trajectory."""
     import datetime as dt

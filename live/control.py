@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from twin.model import Twin
 
 __all__ = [
+    "AckFollower",
     "Controller",
     "PlanNotFoundError",
     "PushResult",
@@ -228,13 +229,15 @@ class Controller:
     def commands(self, plan: Plan, push: str, now: dt.datetime) -> list[tuple[str, str, bytes]]:
         """``(command id, topic, payload)`` of each batch of a plan for one push."""
         expires = min(plan.valid_to, now + self.ttl)
-        common = {
+        common: dict[str, Any] = {
             "ts": _iso(now),
             "plan": plan.id,
             "push": push,
             "apply_at": _iso(max(plan.valid_from, now)),
             "expires": _iso(expires),
         }
+        if plan.meta.get("override"):
+            common["override"] = True  # the device reverts to what ran before at expiry
         out = []
         if plan.lighting is not None:
             lc = plan.lighting
@@ -301,40 +304,8 @@ class Controller:
         push = f"{plan.id}#{uuid.uuid4().hex[:8]}"
         cmds = self.commands(plan, push, now)
         targets = {cid: t.rsplit("/", 1)[1] for cid, t, _ in cmds}
-        client = connect(self.url, f"twin-control-{uuid.uuid4().hex[:8]}", on_message=self._on_ack)
-        done = threading.Event()
-        client.on_subscribe = lambda *a, **k: done.set()
-        client.subscribe(f"twin/{self.city}/ack/#", qos=1)
-        done.wait(10)
-        pending = {cid: (t, p) for cid, t, p in cmds}
-        attempts: dict[str, int] = dict.fromkeys(pending, 0)
         sent_us = to_us(now)
-        rounds = 0
-        try:
-            wait = self.timeout_s
-            for rounds in range(1, self.attempts + 1):  # noqa: B007 - reported below
-                for cid, (t, p) in pending.items():
-                    attempts[cid] += 1
-                    client.publish(t, p, qos=1)
-                deadline = time.monotonic() + wait
-                with self._arrived:
-                    while True:
-                        answered = [c for c in pending if c in self._acks]
-                        if progress is not None:
-                            progress(len(cmds) - len(pending) + len(answered), len(cmds))
-                        if len(answered) == len(pending) or time.monotonic() >= deadline:
-                            break
-                        self._arrived.wait(min(0.05, max(deadline - time.monotonic(), 0)))
-                    for c in answered:
-                        del pending[c]
-                if not pending:
-                    break
-                wait *= 2  # backoff
-        finally:
-            client.disconnect()
-            client.loop_stop()
-        with self._lock:
-            acks = {c: self._acks.get(c) for c in targets}
+        acks, attempts, rounds = self.exchange(cmds, progress=progress)
         failed_cmds = {
             c: (a["reason"] or "rejected") if a else "no acknowledgement"
             for c, a in acks.items()
@@ -376,6 +347,52 @@ class Controller:
         )
         self._audit(action, plan.id, status, result.summary())
         return result
+
+    def exchange(
+        self,
+        cmds: list[tuple[str, str, bytes]],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[dict[str, dict[str, Any] | None], dict[str, int], int]:
+        """Publish commands, wait for their acknowledgements, resend the unanswered.
+
+        Returns the acknowledgement of each command id (``None`` when none came), the number
+        of times each was sent, and the number of rounds.
+        """
+        client = connect(self.url, f"twin-control-{uuid.uuid4().hex[:8]}", on_message=self._on_ack)
+        done = threading.Event()
+        client.on_subscribe = lambda *a, **k: done.set()
+        client.subscribe(f"twin/{self.city}/ack/#", qos=1)
+        done.wait(10)
+        pending = {cid: (t, p) for cid, t, p in cmds}
+        attempts: dict[str, int] = dict.fromkeys(pending, 0)
+        rounds = 0
+        try:
+            wait = self.timeout_s
+            for rounds in range(1, self.attempts + 1):  # noqa: B007 - reported below
+                for cid, (t, p) in pending.items():
+                    attempts[cid] += 1
+                    client.publish(t, p, qos=1)
+                deadline = time.monotonic() + wait
+                with self._arrived:
+                    while True:
+                        answered = [c for c in pending if c in self._acks]
+                        if progress is not None:
+                            progress(len(cmds) - len(pending) + len(answered), len(cmds))
+                        if len(answered) == len(pending) or time.monotonic() >= deadline:
+                            break
+                        self._arrived.wait(min(0.05, max(deadline - time.monotonic(), 0)))
+                    for c in answered:
+                        del pending[c]
+                if not pending:
+                    break
+                wait *= 2  # backoff
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        with self._lock:
+            acks = {c: self._acks.get(c) for c, _, _ in cmds}
+        return acks, attempts, rounds
 
     # -- status, rollback, audit ------------------------------------------------------------------
     def status(self, plan_id: str) -> dict[str, Any]:
@@ -438,7 +455,8 @@ class Controller:
         for pid in reversed(before):
             if pid != plan_id:
                 p = self.load(pid)
-                if p.kind == this.kind and p.city == this.city:
+                # a rule's temporary override expires by itself: never the plan to go back to
+                if p.kind == this.kind and p.city == this.city and not p.meta.get("override"):
                     return p
         msg = f"plan: no {this.kind} plan of {this.city} was applied before {plan_id}"
         raise PlanNotFoundError(msg)
@@ -455,6 +473,187 @@ class Controller:
             "INSERT INTO audit (ts_us, who, action, plan_id, result, detail) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (to_us(_now()), self.who, action, plan_id, result, detail[:2000]),
+        )
+
+
+_RANK = {"unanswered": 0, "accepted": 1, "applied": 2, "rejected": 2}
+
+
+def settle(commands: Mapping[str, str]) -> PushStatus:
+    """A push's status from its commands' statuses (``accepted`` and ``applied`` count as done).
+
+    >>> settle({"a": "applied", "b": "accepted"}), settle({"a": "applied", "b": "unanswered"})
+    ('applied', 'partial')
+    >>> settle({"a": "rejected"})
+    'failed'
+    """
+    ok = sum(s in ("accepted", "applied") for s in commands.values())
+    return "applied" if ok == len(commands) else ("partial" if ok else "failed")
+
+
+class AckFollower:
+    """Keeps listening for acknowledgements, so that a plan's record tells the truth.
+
+    A push waits ``timeout_s`` (doubled at each of its ``attempts``) and then records what it
+    heard: a device that answers later (a slow gateway, a link back up) would otherwise leave
+    its command ``unanswered`` and the plan ``partial`` for ever. The follower, run by the
+    service (:func:`live.serve.serve`), subscribes to ``twin/<city>/ack/#`` and, every
+    ``period_s``, writes the acknowledgements of recorded commands: a command only moves
+    forward (``unanswered`` -> ``accepted`` -> ``applied`` or ``rejected``), and when that
+    changes the status of the plan's latest push (``partial`` -> ``applied`` when the late
+    acknowledgements complete it), the plan is updated and the change audited as ``late ack``.
+
+    An acknowledgement of a command not (yet) in the store, e.g. one that arrives while its
+    push is still writing, is held and tried again for ``hold_s``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        url: str,
+        *,
+        city: str,
+        who: str = "ack follower",
+        period_s: float = 0.2,
+        hold_s: float = 600.0,
+    ) -> None:
+        self.store = store
+        self.url = url
+        self.city = city
+        self.who = who
+        self.period_s = period_s
+        self.hold_s = hold_s
+        self.late = 0  # command rows moved forward
+        self._queue: list[tuple[str, str, str, float]] = []
+        self._held: dict[str, tuple[str, str, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._decoder = msgspec.json.Decoder()
+        self.client: Any = None
+
+    def _on_ack(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            ack = self._decoder.decode(msg.payload)
+            cmd, status = str(ack["command"]), str(ack["status"])
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return
+        if status in _RANK:
+            with self._lock:
+                self._queue.append((cmd, status, str(ack.get("reason", "")), time.monotonic()))
+
+    def start(self) -> AckFollower:
+        """Subscribe and start writing acknowledgements every ``period_s``."""
+        done = threading.Event()
+        self.client = connect(
+            self.url,
+            f"twin-acks-{self.city}-{uuid.uuid4().hex[:6]}",
+            on_message=self._on_ack,
+            on_subscribe=lambda *a, **k: done.set(),
+        )
+        self.client.subscribe(f"twin/{self.city}/ack/#", qos=1)
+        done.wait(10)
+        self._thread = threading.Thread(target=self._run, name="twin-acks", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Write what has arrived, then disconnect."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.client = None
+        self.sweep()
+
+    def __enter__(self) -> AckFollower:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self.sweep()
+
+    def sweep(self) -> int:
+        """Write the acknowledgements that arrived; returns the command rows moved forward."""
+        with self._lock:
+            queue, self._queue = self._queue, []
+        for cmd, status, reason, t in queue:
+            prev = self._held.get(cmd)
+            if prev is None or _RANK[status] > _RANK[prev[0]]:
+                self._held[cmd] = (status, reason, t)
+        if not self._held:
+            return 0
+        ids = list(self._held)
+        rows: dict[str, tuple[str, str]] = {}
+        for k in range(0, len(ids), 500):
+            chunk = ids[k : k + 500]
+            marks = ", ".join("?" * len(chunk))
+            for cid, plan_id, status in self.store.execute(
+                f"SELECT id, plan_id, status FROM commands WHERE id IN ({marks})",
+                chunk,
+            ):
+                rows[str(cid)] = (str(plan_id), str(status))
+        now_us, clock = to_us(_now()), time.monotonic()
+        updates = []
+        pushes: dict[str, str] = {}  # push -> plan
+        for cid in ids:
+            status, reason, t = self._held[cid]
+            if cid not in rows:
+                if clock - t > self.hold_s:
+                    del self._held[cid]  # never recorded here: not a command of this store
+                continue
+            del self._held[cid]
+            plan_id, current = rows[cid]
+            if _RANK[status] <= _RANK.get(current, 0):
+                continue
+            updates.append((status, reason if status == "rejected" else "", now_us, cid))
+            pushes[cid.rsplit("/", 1)[0]] = plan_id
+        if not updates:
+            return 0
+        self.store.write(
+            [("UPDATE commands SET status = ?, reason = ?, acked_us = ? WHERE id = ?", updates)]
+        )
+        self.late += len(updates)
+        for push, plan_id in pushes.items():
+            self._settle(plan_id, push, sum(u[3].startswith(push + "/") for u in updates))
+        return len(updates)
+
+    def _settle(self, plan_id: str, push: str, late: int) -> None:
+        rows = self.store.execute("SELECT status, detail FROM plans WHERE id = ?", (plan_id,))
+        if not rows or rows[0][1] != push:
+            return  # not a plan, or a later push of it has superseded this one
+        before = str(rows[0][0])
+        cmds = {
+            str(c): str(s)
+            for c, s in self.store.execute(
+                "SELECT id, status FROM commands WHERE plan_id = ?", (plan_id,)
+            )
+            if str(c).startswith(push + "/")
+        }
+        after = settle(cmds)
+        if after == before:
+            return
+        self.store.execute(
+            "UPDATE plans SET status = ? WHERE id = ? AND detail = ?", (after, plan_id, push)
+        )
+        done = sum(s in ("accepted", "applied") for s in cmds.values())
+        self.store.execute(
+            "INSERT INTO audit (ts_us, who, action, plan_id, result, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                to_us(_now()),
+                self.who,
+                "late ack",
+                plan_id,
+                after,
+                f"{before} -> {after}: {late} late acknowledgement(s) of push {push}; "
+                f"{done}/{len(cmds)} commands acknowledged",
+            ),
         )
 
 

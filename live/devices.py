@@ -27,6 +27,7 @@ asset neither reports nor answers), ``flashing_amber`` (a signal controller's fa
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import threading
 import uuid
@@ -44,7 +45,18 @@ if TYPE_CHECKING:
 
 __all__ = ["Devices", "Fault"]
 
-Fault = Literal["lamp_failure", "power_anomaly", "offline", "flashing_amber"]
+Fault = Literal["lamp_failure", "power_anomaly", "offline", "flashing_amber", "slow"]
+
+
+@dataclasses.dataclass
+class _Schedule:
+    """A light's commanded levels; an override (``expires`` finite) lies over what ran before."""
+
+    times: np.ndarray  # slot starts, POSIX s
+    levels: np.ndarray
+    expires: float = np.inf
+    under: _Schedule | None = None
+    level_before: float = 1.0
 
 
 def _iso(t: dt.datetime) -> str:
@@ -108,8 +120,12 @@ class Devices:
             }
         else:
             self.vehicles = {}
+        from live.signs import variable_message_signs
+
+        self.vms = dict.fromkeys(variable_message_signs(tw)["id"].astype(str), "")
         self.offline: set[str] = set()
-        self.schedules: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.slow: dict[str, float] = {}
+        self.schedules: dict[str, _Schedule] = {}
         self.answers: dict[str, dict[str, Any]] = {}
         self.applied: collections.Counter[str] = collections.Counter()
         self.commands_seen = 0
@@ -150,8 +166,20 @@ class Devices:
         self.stop()
 
     # -- faults ----------------------------------------------------------------------------------
-    def fault(self, kind: Fault, asset: str, *, factor: float = 1.5, on: bool = True) -> None:
-        """Inject (``on``) or clear a fault on one asset."""
+    def fault(
+        self,
+        kind: Fault,
+        asset: str,
+        *,
+        factor: float = 1.5,
+        delay_s: float = 5.0,
+        on: bool = True,
+    ) -> None:
+        """Inject (``on``) or clear a fault on one asset.
+
+        ``slow`` makes a device handle (and so acknowledge) each command ``delay_s`` late, as a
+        gateway on a congested or intermittent link does.
+        """
         with self._lock:
             if kind == "lamp_failure":
                 self.failed[self.light_index[asset]] = on
@@ -161,9 +189,14 @@ class Devices:
                 (self.offline.add if on else self.offline.discard)(asset)
             elif kind == "flashing_amber":
                 self.junction_mode[asset] = "flashing_amber" if on else "normal"
+            elif kind == "slow":
+                if on:
+                    self.slow[asset] = delay_s
+                else:
+                    self.slow.pop(asset, None)
             else:
                 msg = f"fault: {kind!r} is not one of lamp_failure, power_anomaly, offline, "
-                msg += "flashing_amber"
+                msg += "flashing_amber, slow"
                 raise ValueError(msg)
 
     # -- commands --------------------------------------------------------------------------------
@@ -191,8 +224,21 @@ class Devices:
             self.commands_seen += 1
             if asset in self.offline:
                 return  # an offline device hears nothing
+            delay = self.slow.get(asset)
+        if delay is not None:
+            t = threading.Timer(delay, self._handle, (kind, asset, msg.payload))
+            t.daemon = True
+            self._timers.append(t)
+            t.start()
+        else:
+            self._handle(kind, asset, msg.payload)
+
+    def _handle(self, kind: str, asset: str, payload: bytes) -> None:
+        with self._lock:
+            if self.client is None:
+                return  # stopped meanwhile
             try:
-                cmd = self._decoder.decode(msg.payload)
+                cmd = self._decoder.decode(payload)
                 cid = str(cmd["id"])
             except (msgspec.DecodeError, KeyError, TypeError):
                 self._ack(kind, asset, "?", "rejected", "malformed command")
@@ -224,6 +270,14 @@ class Devices:
                 if asset not in self.junction_mode:
                     self._ack(kind, asset, cid, "rejected", f"unknown junction {asset}")
                     return
+            elif kind == "vms":
+                if asset not in self.vms:
+                    self._ack(kind, asset, cid, "rejected", f"unknown sign {asset}")
+                    return
+                text = cmd.get("text")
+                if not isinstance(text, str) or not 0 < len(text) <= 120:
+                    self._ack(kind, asset, cid, "rejected", "text: 1 to 120 characters")
+                    return
             else:
                 self._ack(kind, asset, cid, "rejected", f"{kind} takes no commands")
                 return
@@ -251,9 +305,16 @@ class Devices:
         if kind == "cabinet":
             times = np.array([_parse(t).timestamp() for t in cmd["times"]])
             k = max(int(np.searchsorted(times, self.clock().timestamp(), side="right")) - 1, 0)
+            expires = _parse(cmd["expires"]).timestamp() if cmd.get("override") else np.inf
             for light, levels in cmd["lights"].items():
-                self.schedules[light] = (times, np.asarray(levels, float))
-                self.level[self.light_index[light]] = levels[k]  # this cabinet's lights only
+                i = self.light_index[light]
+                under = self.schedules.get(light) if cmd.get("override") else None
+                self.schedules[light] = _Schedule(
+                    times, np.asarray(levels, float), expires, under, float(self.level[i])
+                )
+                self.level[i] = levels[k]  # this cabinet's lights only
+        elif kind == "vms":
+            self.vms[asset] = str(cmd["text"])
         else:
             self.junction_plan[asset] = str(cmd.get("plan"))
         if self.client is not None:
@@ -261,9 +322,18 @@ class Devices:
 
     def _follow_schedules(self) -> None:
         now = self.clock().timestamp()
-        for light, (times, levels) in self.schedules.items():
-            k = int(np.searchsorted(times, now, side="right")) - 1
-            self.level[self.light_index[light]] = levels[max(k, 0)]
+        for light in list(self.schedules):
+            i = self.light_index[light]
+            sch: _Schedule | None = self.schedules[light]
+            while sch is not None and now >= sch.expires:  # an override ran out: back under it
+                self.level[i] = sch.level_before
+                sch = sch.under
+            if sch is None:
+                del self.schedules[light]
+                continue
+            self.schedules[light] = sch
+            k = int(np.searchsorted(sch.times, now, side="right")) - 1
+            self.level[i] = sch.levels[max(k, 0)]
 
     # -- telemetry -------------------------------------------------------------------------------
     def telemetry(self) -> list[tuple[str, bytes]]:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from live.control import Controller, PlanNotFoundError, dry_run, gate
+from live.control import AckFollower, Controller, PlanNotFoundError, dry_run, gate
 from live.devices import Devices
 from live.store import open_store
 from optimize import dimming
@@ -183,5 +183,54 @@ def test_expired_and_misaddressed_commands_are_rejected(bondy, nights, mosquitto
     r = ctl.push(plan, now=plan.valid_from)  # sent for the night, heard after it
     assert r.status == "failed" and set(r.failed.values()) == {"expired"}
     assert sum(devices.applied.values()) == 0
+    devices.stop()
+    store.close()
+
+
+def _wait_for(predicate, timeout_s=20.0):
+    """Poll until ``predicate()`` holds (a bound on waiting, not a speed assertion)."""
+    end = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_late_acknowledgements_complete_a_partial_plan(bondy, nights, mosquitto, tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    plan = nights["adaptive"]
+    devices = Devices(bondy, mosquitto.url, clock=_clock_at(plan)).start()
+    slow = sorted(plan.groups())[0]
+    devices.fault("slow", slow, delay_s=1.5)  # answers after the push gave up waiting
+    follower = AckFollower(store, mosquitto.url, city="bondy", period_s=0.1).start()
+    ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.3, attempts=1)
+    r = ctl.push(plan, now=devices.clock())
+    assert r.status == "partial" and set(r.failed) == set(plan.groups()[slow])
+    assert ctl.status(plan.id)["failed"] == {slow: "no acknowledgement"}
+    # the slow gateway answers: accepted, then applied (its time has come)
+    assert _wait_for(lambda: ctl.status(plan.id)["status"] == "applied")
+    assert _wait_for(lambda: ctl.status(plan.id)["commands"].get("unanswered", 0) == 0)
+    st = ctl.status(plan.id)
+    print(f"\nlate acks: push {r.status} ({r.acked}/{r.commands}), then {st['commands']}")
+    assert st["failed"] == {} and sum(st["commands"].values()) == r.commands
+    late = [a for a in st["audit"] if a["action"] == "late ack"]
+    assert [a["result"] for a in late] == ["applied"] and "partial -> applied" in late[0]["detail"]
+    row = store.execute("SELECT status, reason, acked_us FROM commands WHERE target = ?", (slow,))
+    assert row[0][0] in ("accepted", "applied") and row[0][1] == "" and row[0][2] is not None
+    # the late answers of a command already final, or of no command of ours, change nothing
+    before = store.execute("SELECT id, status FROM commands ORDER BY id")
+    from live.mqtt import connect
+
+    c = connect(mosquitto.url, "stray")
+    cid = store.execute("SELECT id FROM commands WHERE target = ?", (slow,))[0][0]
+    for cmd, status in ((cid, "accepted"), ("nobody#x/cabinet:1", "applied")):
+        body = {"id": "s", "ts": "2024-01-15T20:00:00Z", "asset": slow}
+        body |= {"command": cmd, "status": status}
+        c.publish(f"twin/bondy/ack/cabinet/{slow}", json.dumps(body), qos=1).wait_for_publish(5)
+    c.disconnect()
+    c.loop_stop()
+    time.sleep(0.5)
+    assert store.execute("SELECT id, status FROM commands ORDER BY id") == before
+    assert devices.applied[cid] == 1  # the slow device applied it once
+    follower.stop()
     devices.stop()
     store.close()

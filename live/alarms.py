@@ -17,6 +17,9 @@ compares the state with the twin and raises or clears:
     a signal controller has not reported for ``silent_after``;
 ``silent_sensor``
     a counter or road-weather station has not reported for ``silent_after``.
+
+``junction_fault`` is raised by a rule (``then.alarm``, :mod:`live.actions`) and cleared when
+the rule stops holding.
 """
 
 from __future__ import annotations
@@ -32,13 +35,16 @@ from live.store import Store, to_us
 
 __all__ = ["ALARM_KINDS", "AlarmKind", "Alarms", "evaluate"]
 
-AlarmKind = Literal["lamp_failure", "power_anomaly", "flashing_amber", "offline", "silent_sensor"]
+AlarmKind = Literal[
+    "lamp_failure", "power_anomaly", "flashing_amber", "offline", "silent_sensor", "junction_fault"
+]
 ALARM_KINDS: tuple[AlarmKind, ...] = (
     "lamp_failure",
     "power_anomaly",
     "flashing_amber",
     "offline",
     "silent_sensor",
+    "junction_fault",
 )
 
 

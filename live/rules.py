@@ -13,11 +13,13 @@ A rules file holds ``[[rule]]`` tables::
 ``when.all`` (every condition) or ``when.any`` (at least one) holds conditions on ONE asset
 type; a rule fires for each asset of that type where they hold, once when they start to hold
 (edge-triggered), and fires again only after they stopped holding. ``op`` is one of ``<``,
-``<=``, ``>``, ``>=``, ``==``, ``!=``. ``then`` is free data carried by the event (a plan to
-propose, an alarm, a message for a variable-message sign, a lighting change): the rules engine
-decides *when*; what acts on the event (the control room, a Node-RED flow subscribed to
-``twin/<city>/event/#``) decides *how*. ``live/rules/example.toml`` has the three examples of
-the issue.
+``<=``, ``>``, ``>=``, ``==``, ``!=``. ``then`` is the data the event carries: the rules engine
+decides *when*; :class:`live.actions.Actions` decides *how* for the keys that act (``propose``
+a plan, raise an ``alarm``, a ``vms`` message, a ``lighting`` override; checked on loading by
+:func:`live.actions.check_actions`), and anything subscribed to ``twin/<city>/event/#`` (the
+control room, a Node-RED flow) may act on the rest. After :meth:`Rules.evaluate`,
+:attr:`Rules.ended` lists the ``(rule, asset)`` where a rule stopped holding (an alarm it raised
+clears). ``live/rules/example.toml`` has the three examples of the issue.
 """
 
 from __future__ import annotations
@@ -158,10 +160,12 @@ class Rules:
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = list(rules)
         self._holding: dict[str, set[str]] = {r.name: set() for r in self.rules}
+        self.ended: list[tuple[Rule, str]] = []
 
     def evaluate(self, state: State) -> list[dict[str, Any]]:
         """Events of the rules that started to hold: ``{rule, asset, then}``."""
         events = []
+        self.ended = []
         for r in self.rules:
             if r.type not in state.ids:
                 continue
@@ -170,5 +174,6 @@ class Rules:
             now = {str(a) for a in state.ids[r.type][hold]}
             for asset in sorted(now - self._holding[r.name]):
                 events.append({"rule": r.name, "asset": asset, "then": dict(r.then)})
+            self.ended.extend((r, a) for a in sorted(self._holding[r.name] - now))
             self._holding[r.name] = now
         return events

@@ -8,9 +8,13 @@
 * the ingestion service (:class:`live.mqtt.IngestService`) into the history store;
 * optionally the equipment simulator (:class:`live.devices.Devices`), reporting every
   ``period_s`` seconds;
+* the acknowledgement follower (:class:`live.control.AckFollower`): acknowledgements that
+  arrive after a push gave up waiting still update the plan's record;
 * the alarms (:mod:`live.alarms`) and the TOML rules (:mod:`live.rules`, optional),
   evaluated against the state every ``period_s`` seconds; rule firings are published on
-  ``twin/<city>/event/<rule>``;
+  ``twin/<city>/event/<rule>`` and acted on (:mod:`live.actions`: proposals, alarms, sign
+  messages, lighting overrides through the safety gate) in a worker thread, so that a push
+  waiting for acknowledgements never holds up ingestion;
 * an HTTP endpoint: ``GET /health`` answers 200 once everything is ready, with the ingestion
   counters; ``GET /state/<asset_type>`` gives the latest state and ``GET /alarms`` the open
   alarms, as JSON.
@@ -154,6 +158,10 @@ def serve(
         svc = IngestService(ing, broker, qos=1)
         svc.start()
         stack.callback(svc.stop)
+        from live.control import AckFollower
+
+        follower = AckFollower(store, broker, city=tw.name).start()
+        stack.callback(follower.stop)
         sim = None
         if devices:
             from live.devices import Devices
@@ -179,14 +187,30 @@ def serve(
         next_check = time.monotonic() + period_s
         engine = None
         events_out = None
+        actions = None
+        worker = None
         if rules is not None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from live.actions import Actions, check_actions
             from live.mqtt import connect
             from live.rules import load_rules
 
             engine = load_rules(Path(rules))
+            check_actions(engine.rules)
+            actions = Actions(tw, store, broker)
+            worker = ThreadPoolExecutor(1, thread_name_prefix="twin-actions")
+            stack.callback(worker.shutdown)
             events_out = connect(broker, f"twin-rules-{tw.name}")
             stack.callback(events_out.loop_stop)
             stack.callback(events_out.disconnect)
+
+            def act(ev: dict[str, Any]) -> None:
+                assert actions is not None
+                for r in actions.handle(ev, ing.state):
+                    why = f": {r['reason']}" if r["result"] == "failed" else ""
+                    say(f"rule {r['rule']!r} on {r['asset']}: {r['action']} {r['result']}{why}")
+
         while end is None or time.monotonic() < end:
             if time.monotonic() >= next_check:
                 next_check += period_s
@@ -202,6 +226,11 @@ def serve(
                             f"twin/{tw.name}/event/{name}", json.dumps(ev).encode(), qos=1
                         )
                         say(f"rule {ev['rule']!r} fired on {ev['asset']}")
+                        if worker is not None:
+                            worker.submit(act, ev)
+                    if actions is not None and worker is not None:
+                        for rule, asset in engine.ended:
+                            worker.submit(actions.ended, rule, asset)
             if sim is not None and time.monotonic() >= next_round:
                 n = sim.publish_telemetry()
                 published += n

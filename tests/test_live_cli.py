@@ -89,3 +89,12 @@ def test_bad_rules_file_is_refused_before_work(tmp_path, capsys):
     assert main(["serve", "--city", "bondy", "--rules", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "--rules: rule 'x'.when" in err
+
+
+def test_rules_with_a_bad_action_are_refused_before_work(tmp_path, capsys):
+    bad = tmp_path / "r.toml"
+    when = "when.all = [{ type = 'sensor', field = 'count', op = '>', value = 1 }]"
+    bad.write_text(f"[[rule]]\nname = 'x'\n{when}\nthen = {{ vms = {{ near_m = 100 }} }}\n")
+    assert main(["serve", "--city", "bondy", "--rules", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "--rules: rule 'x'.then.vms.text: missing" in err

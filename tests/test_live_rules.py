@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import live
@@ -93,3 +94,192 @@ def test_node_red_example_flow_uses_our_topics():
     cmd = next(n for n in flow if n["type"] == "inject")
     body = json.loads(cmd["payload"])
     assert {"id", "ts", "asset", "plan", "apply_at", "expires", "times", "lights"} <= set(body)
+
+
+NIGHT = "2024-01-15"
+
+
+def _reading(asset, t, **fields):
+    body = {"id": f"x-{asset}-{t.timestamp()}", "ts": t.isoformat(), "asset": asset, **fields}
+    return (f"twin/bondy/telemetry/sensor/{asset}", json.dumps(body).encode())
+
+
+@pytest.fixture(scope="module")
+def adaptive(bondy):
+    from optimize import dimming
+    from optimize.nightly import adaptive_plan
+    from optimize.plans import from_dimming
+
+    return from_dimming(adaptive_plan(bondy, NIGHT, prepared=dimming.problem_for(bondy, NIGHT))[0])
+
+
+@pytest.fixture
+def loop(bondy, adaptive, mosquitto, tmp_path):
+    """Devices, ingestion, rules and actions on one clock inside the plan's night."""
+    import time
+
+    from live.actions import Actions, check_actions
+
+    t0 = adaptive.valid_from + dt.timedelta(hours=3)
+    offset = [dt.timedelta(0)]
+    start = time.monotonic()
+
+    def clock():
+        return t0 + offset[0] + dt.timedelta(seconds=time.monotonic() - start)
+
+    store = live.open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    devices = Devices(bondy, mosquitto.url, clock=clock, rng=3).start()
+    ing = Ingestor(store, city="bondy", assets=assets_of(bondy), clock=lambda: clock().timestamp())
+    rules = load_rules(HERE / "rules" / "example.toml")
+    check_actions(rules.rules)
+    actions = Actions(bondy, store, mosquitto.url, timeout_s=1.0, attempts=2, clock=clock)
+    yield {
+        "clock": clock, "offset": offset, "store": store, "devices": devices, "ing": ing,
+        "rules": rules, "actions": actions,
+    }  # fmt: skip
+    devices.stop()
+    store.close()
+
+
+def _audit(store):
+    return store.execute("SELECT who, action, plan_id, result, detail FROM audit ORDER BY n")
+
+
+def test_cold_wet_road_proposes_the_snow_plan_with_its_readings(loop):
+    ing, rules, actions, clock = loop["ing"], loop["rules"], loop["actions"], loop["clock"]
+    weather = [s for s, k in loop["devices"].sensors.items() if k == "weather"]
+    ing.ingest(
+        [_reading(s, clock(), road_temp_c=0.4, air_temp_c=-1.0, precip_mm_h=1.5) for s in weather]
+    )
+    events = [e for e in rules.evaluate(ing.state) if e["rule"] == "snow plan"]
+    assert [e["asset"] for e in events] == weather
+    results = [r for e in events for r in actions.handle(e, ing.state)]
+    assert [r["result"] for r in results] == ["ok"] * len(weather)
+    (p,) = actions.proposals()
+    assert p["kind"] == "snow" and p["rule"] == "snow plan" and p["status"] == "proposed"
+    assert [r["asset"] for r in p["readings"]] == weather
+    assert p["readings"][0]["road_temp_c"] == 0.4 and p["readings"][0]["precip_mm_h"] == 1.5
+    who, action, pid, result, _ = _audit(loop["store"])[-1]
+    assert (who, action, pid, result) == (
+        "rule:snow plan",
+        "propose",
+        f"proposal:{p['n']}",
+        "proposed",
+    )
+    actions.review(p["n"], "accepted", who="operator")
+    assert actions.proposals() == [] and actions.proposals(None)[0]["reviewed_by"] == "operator"
+    with pytest.raises(InputValidationError, match="no proposal"):
+        actions.review(p["n"], "dismissed", who="operator")
+
+
+def test_junction_fault_raises_an_alarm_and_messages_the_nearby_sign(loop):
+    ing, rules, actions, devices = loop["ing"], loop["rules"], loop["actions"], loop["devices"]
+    sign = next(iter(devices.vms))
+    near, far = "junction:2", "junction:6"  # 55 m and 1.1 km from Bondy's one sign
+    devices.fault("flashing_amber", near)
+    devices.fault("flashing_amber", far)
+    ing.ingest(devices.telemetry())
+    events = {e["asset"]: e for e in rules.evaluate(ing.state) if e["rule"] == "junction fault"}
+    assert set(events) == {near, far}
+    got = {r["action"]: r for r in actions.handle(events[near], ing.state)}
+    assert got["alarm"]["result"] == "ok" and got["alarm"]["raised"]
+    assert got["vms"]["result"] == "ok" and got["vms"]["signs"] == [sign]
+    assert devices.vms[sign] == "CARREFOUR EN PANNE - PRUDENCE"  # the sign shows it
+    cmd = loop["store"].execute("SELECT plan_id, target, status FROM commands")
+    assert cmd == [("rule:junction fault", sign, "applied")]
+    open_ = actions.alarms.open()
+    assert (open_["asset"] + "/" + open_["kind"]).tolist() == [f"{near}/junction_fault"]
+    # the far junction: the alarm still, but no sign to reach, and the action says why
+    got = {r["action"]: r for r in actions.handle(events[far], ing.state)}
+    assert got["alarm"]["result"] == "ok"
+    assert got["vms"]["result"] == "failed"
+    assert (
+        f"no variable-message sign within 500 m of {far} (nearest: {sign} at 1132 m)"
+        in got["vms"]["reason"]
+    )
+    audit = _audit(loop["store"])
+    assert ("rule:junction fault", "vms message", "applied") in {(a[0], a[1], a[3]) for a in audit}
+    assert audit[-1][:2] == ("rule:junction fault", "vms") and audit[-1][3] == "failed"
+    # the controller recovers: the rule stops holding, its alarm clears
+    devices.fault("flashing_amber", near, on=False)
+    loop["offset"][0] += dt.timedelta(minutes=1)
+    ing.ingest(devices.telemetry())
+    assert rules.evaluate(ing.state) == []
+    for rule, asset in rules.ended:
+        actions.ended(rule, asset)
+    assert [a for _, a in rules.ended] == [near]
+    assert actions.alarms.open()["asset"].tolist() == [far]
+
+
+def test_footfall_surge_pushes_a_gated_expiring_override_on_the_exit_routes(loop, adaptive):
+    from live.control import Controller
+
+    ing, rules, actions, devices = loop["ing"], loop["rules"], loop["actions"], loop["devices"]
+    store, clock = loop["store"], loop["clock"]
+    ctl = Controller(store, loop["devices"].url, city="bondy", who="operator", timeout_s=2.0)
+    assert ctl.push(adaptive, now=clock()).status == "applied"  # the night's plan in force
+    counter = next(s for s, k in devices.sensors.items() if k == "footfall")
+    ing.ingest([_reading(counter, clock(), count=650, interval_s=900.0)])
+    (event,) = [e for e in rules.evaluate(ing.state) if e["rule"] == "footfall surge"]
+    lights = actions.exit_route_lights(counter, 300.0)
+    assert 0 < len(lights) < len(devices.light_ids)
+    idx = [devices.light_index[a] for a in lights]
+    before = devices.level[idx].copy()
+    assert (before < 1.0).any()  # the adaptive plan dims some of them at this hour
+    (r,) = actions.handle(event, ing.state)
+    assert r["result"] == "ok" and r["status"] == "applied" and r["lights"] == len(lights)
+    np.testing.assert_allclose(devices.level[idx], 1.0)
+    st = ctl.status(r["plan"])
+    assert st["status"] == "applied" and st["audit"][0]["who"] == "rule:footfall surge"
+    body = actions._controller("x").load(r["plan"])
+    assert body.meta["override"] and body.meta["base"] == adaptive.id
+    assert body.valid_to - body.valid_from == dt.timedelta(minutes=30)
+    # at its expiry the devices go back to the night's plan
+    loop["offset"][0] += dt.timedelta(minutes=31)
+    devices.telemetry()
+    lc = adaptive.lighting
+    k = int(np.searchsorted(lc.times.astype("int64"), clock().timestamp(), "right")) - 1
+    rows = [list(lc.light).index(a) for a in lights]
+    np.testing.assert_allclose(devices.level[idx], np.round(lc.level[rows, k], 4))
+    # the override is no plan to roll back to: the next night's rollback goes to the plan before
+    from optimize.plans import lighting_plan
+
+    again = lighting_plan(adaptive.lighting, city="bondy", plan_id="night-after-surge")
+    assert ctl.push(again, now=clock()).status == "applied"
+    assert ctl.previous(again.id).id == adaptive.id
+
+
+def test_an_unsafe_override_is_refused_by_the_gate_and_says_why(loop):
+    ing, rules, actions, devices = loop["ing"], loop["rules"], loop["actions"], loop["devices"]
+    counter = next(s for s, k in devices.sensors.items() if k == "footfall")
+    ing.ingest([_reading(counter, loop["clock"](), count=650, interval_s=900.0)])
+    (event,) = [e for e in rules.evaluate(ing.state) if e["rule"] == "footfall surge"]
+    event["then"] = {"lighting": {"level": 0.5, "around_m": 300}}  # no plan in force: full output
+    (r,) = actions.handle(event, ing.state)
+    assert r["result"] == "failed" and "refused by the safety gate" in r["reason"]
+    assert sum(devices.applied.values()) == 0
+    results = {(a[0], a[1], a[3]) for a in _audit(loop["store"])}
+    assert {
+        ("rule:footfall surge", "push", "refused"),
+        ("rule:footfall surge", "lighting", "failed"),
+    } <= results
+
+
+@pytest.mark.parametrize(
+    ("then", "message"),
+    [
+        ("{ alarm = 'fire' }", r"then.alarm: 'fire' is not one of"),
+        ("{ vms = { near_m = 500 } }", r"then.vms.text: missing"),
+        ("{ lighting = { level = 2.0 } }", r"then.lighting.level: 2.0 is not a number in \[0, 1\]"),
+        ("{ lighting = { level = 1, until = 'x' } }", r"then.lighting.until: unknown option"),
+        ("{ propose = 3 }", r"then.propose: expected the kind"),
+    ],
+)
+def test_bad_actions_name_the_field(then, message):
+    from live.actions import check_actions
+
+    rules = load_rules(
+        f"[[rule]]\nname='x'\nwhen.all=[{{type='sensor',field='count',op='>',value=1}}]\nthen={then}\n"
+    )
+    with pytest.raises(InputValidationError, match=message):
+        check_actions(rules.rules)

@@ -1216,10 +1216,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 def _serve_check(args: Args) -> None:
     if args.rules is not None:
+        from live.actions import check_actions
         from live.rules import load_rules
 
         try:
-            load_rules(args.rules)
+            check_actions(load_rules(args.rules).rules)
         except InputValidationError as exc:
             _arg_error("--rules", exc)
 

@@ -9,9 +9,22 @@
 * signal controllers (mode, running plan, stage, detector counts), counters and road-weather
   stations, and fleet vehicles (GPS).
 
-Telemetry is driven by the twin: light power from the registry's ``power_w`` and the dimming
-power curve (:data:`optimize.dimming.DRIVER_FLOOR`), footfall and traffic counts from the
-demand profiles of :mod:`twin.scenarios.demand` at the local hour.
+Telemetry is driven by the twin:
+
+* a light reports the level it was commanded (its schedule at the current time) and the power
+  that level draws: the registry's ``power_w`` on the dimming power curve
+  (:data:`optimize.dimming.DRIVER_FLOOR`); a cabinet's meter integrates its lights' power;
+* footfall counters replay the footfall simulation of :mod:`twin.scenarios.footfall`
+  (:func:`~twin.scenarios.footfall.run_footfall`, with the ``events`` given, for each local day
+  the clock reaches): each slot's simulated count is spread over the slot as uniform arrival
+  times (given its count, a Poisson process of constant rate places its arrivals uniformly:
+  the same process), and a counter reports the arrivals of the last :data:`COUNT_WINDOW_S`.
+  Where the simulation cannot run (no walk network), the demand profile's hourly share does;
+* loop detectors report counts from the demand profile's car share at the local hour;
+* road-weather stations report :func:`road_weather`, a diurnal model driven by the date and
+  hour, with a fixed offset per station and noise; :meth:`Devices.weather` injects a cold
+  night and precipitation (``weather(offset_c=-8, precip_mm_h=1)`` brings a winter night's road
+  below 0 degC with snow, which the example snow rule catches).
 
 Commands: a command is acknowledged ``accepted`` (scheduled for ``apply_at``), then
 ``applied`` when its time comes; ``rejected`` with a reason when it has expired, names an asset
@@ -32,6 +45,7 @@ import datetime as dt
 import threading
 import uuid
 import zoneinfo
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -42,8 +56,45 @@ from live.telemetry import topic
 
 if TYPE_CHECKING:
     from twin.model import Twin
+    from twin.scenarios.events import Event
 
-__all__ = ["Devices", "Fault"]
+__all__ = ["COUNT_WINDOW_S", "Devices", "Fault", "road_weather"]
+
+COUNT_WINDOW_S = 300.0
+"""A footfall counter's report: pedestrians counted over this many seconds before ``ts``."""
+
+
+def road_weather(local: dt.datetime) -> tuple[float, float]:
+    """Plausible ``(road, air)`` temperatures, degC, at a local time (no noise, no offset).
+
+    A simple, documented model for the simulator, not a forecast, after the Dijon-Longvic
+    normals 1991-2020 (Meteo-France): daily mean about 2.5 degC in January and 21 degC in July,
+    daily range about 6.5 degC in January and 13 degC in July. With ``s`` the season
+    (0 in mid-January, 1 in mid-July, a cosine of the day of the year):
+
+    * air: ``11.8 - 9.3 cos(2 pi (doy - 15) / 365.25)``, plus a daily swing of
+      ``+-(3.2 + 3.2 s)`` peaking at 15:00;
+    * road surface: the air, plus the sun's gain ``(1 + 3 s)`` times the daylight bell
+      ``max(0, cos(2 pi (h - 13) / 24))``, less 0.5 degC lost to the sky at night (a road
+      freezes before the air does under a clear sky).
+
+    >>> import datetime as dt
+    >>> road, air = road_weather(dt.datetime(2024, 1, 15, 5, 0))
+    >>> round(road, 1), round(air, 1)
+    (-0.8, -0.3)
+    >>> road, air = road_weather(dt.datetime(2024, 7, 15, 14, 0))
+    >>> round(road, 1), round(air, 1)
+    (31.1, 27.3)
+    """
+    doy = local.timetuple().tm_yday
+    hour = local.hour + local.minute / 60.0
+    phase = np.cos(2 * np.pi * (doy - 15) / 365.25)
+    season = (1.0 - phase) / 2.0
+    air = 11.8 - 9.3 * phase + (3.2 + 3.2 * season) * np.cos(2 * np.pi * (hour - 15.0) / 24.0)
+    sun = max(0.0, float(np.cos(2 * np.pi * (hour - 13.0) / 24.0)))
+    road = air + (1.0 + 3.0 * season) * sun - 0.5 * (1.0 - sun)
+    return float(road), float(air)
+
 
 Fault = Literal["lamp_failure", "power_anomaly", "offline", "flashing_amber", "slow"]
 
@@ -78,11 +129,24 @@ class Devices:
     rng : Generator or int, optional
     clock : callable, optional
         The current time (tz-aware UTC); default the wall clock.
+    events : iterable of twin.scenarios.events.Event
+        Concerts and markets the footfall simulation includes (a crowd leaving a concert
+        passes the counters nearby).
     """
 
-    def __init__(self, tw: Twin, url: str, *, rng: Any = None, clock: Any = None) -> None:
+    def __init__(
+        self,
+        tw: Twin,
+        url: str,
+        *,
+        rng: Any = None,
+        clock: Any = None,
+        events: Iterable[Event] = (),
+    ) -> None:
         from optimize.dimming import DRIVER_FLOOR
 
+        self.tw = tw
+        self.events = tuple(events)
         self.city = tw.name
         self.url = url
         self.rng = np.random.default_rng(rng)
@@ -123,6 +187,14 @@ class Devices:
         from live.signs import variable_message_signs
 
         self.vms = dict.fromkeys(variable_message_signs(tw)["id"].astype(str), "")
+        self.seed = int(self.rng.integers(2**31))
+        self.station_offset_c = {
+            s: float(self.rng.normal(0.0, 0.5)) for s, k in self.sensors.items() if k == "weather"
+        }
+        self.weather_offset_c = 0.0
+        self.precip_mm_h = 0.0
+        self._arrivals: dict[dt.date, dict[str, np.ndarray] | None] = {}
+        self.footfall_note = ""
         self.offline: set[str] = set()
         self.slow: dict[str, float] = {}
         self.schedules: dict[str, _Schedule] = {}
@@ -198,6 +270,65 @@ class Devices:
                 msg = f"fault: {kind!r} is not one of lamp_failure, power_anomaly, offline, "
                 msg += "flashing_amber, slow"
                 raise ValueError(msg)
+
+    def weather(self, *, offset_c: float = 0.0, precip_mm_h: float = 0.0) -> None:
+        """Shift every station's temperatures by ``offset_c`` and set the precipitation."""
+        if not (np.isfinite(offset_c) and -40 <= offset_c <= 40):
+            msg = f"offset_c: {offset_c!r} is not a number of degC in [-40, 40]"
+            raise ValueError(msg)
+        if not (np.isfinite(precip_mm_h) and 0 <= precip_mm_h <= 200):
+            msg = f"precip_mm_h: {precip_mm_h!r} is not a rate in [0, 200] mm/h"
+            raise ValueError(msg)
+        with self._lock:
+            self.weather_offset_c, self.precip_mm_h = float(offset_c), float(precip_mm_h)
+
+    # -- footfall replay -------------------------------------------------------------------------
+    def _day_arrivals(self, day: dt.date) -> dict[str, np.ndarray] | None:
+        """Each footfall counter's arrival times (POSIX s) on a local day, from the simulation."""
+        if day in self._arrivals:
+            return self._arrivals[day]
+        from twin._errors import TwinError
+        from twin.scenarios.footfall import run_footfall
+
+        try:
+            ds = run_footfall(
+                self.tw,
+                day=day,
+                events=self.events,
+                rng=self.seed + day.toordinal(),
+                progress=False,
+            )
+        except (TwinError, KeyError, ValueError) as exc:
+            self.footfall_note = f"footfall simulation unavailable ({exc}); demand profile used"
+            self._arrivals[day] = None
+            return None
+        starts = ds["time"].values.astype("datetime64[s]").astype("int64").astype(float)
+        slot_s = 60.0 * float(ds.attrs["slot_minutes"])
+        rng = np.random.default_rng(self.seed + day.toordinal())
+        out = {}
+        for j, sensor in enumerate(ds["sensor"].values.astype(str)):
+            counts = ds["count"].values[j]
+            t = np.repeat(starts, counts) + rng.uniform(0.0, slot_s, int(counts.sum()))
+            out[sensor] = np.sort(t)
+        if len(self._arrivals) > 3:
+            self._arrivals.pop(min(self._arrivals))
+        self._arrivals[day] = out
+        return out
+
+    def _footfall(self, sensor: str, now: dt.datetime) -> int | None:
+        """Pedestrians the simulation passes by ``sensor`` in the window before ``now``."""
+        start = now - dt.timedelta(seconds=COUNT_WINDOW_S)
+        days = sorted({start.astimezone(self.tz).date(), now.astimezone(self.tz).date()})
+        total = 0
+        for day in days:
+            arrivals = self._day_arrivals(day)
+            if arrivals is None:
+                return None
+            t = arrivals.get(sensor)
+            if t is not None:
+                lo, hi = np.searchsorted(t, [start.timestamp(), now.timestamp()], side="right")
+                total += int(hi - lo)
+        return total
 
     # -- commands --------------------------------------------------------------------------------
     def _ack(self, kind: str, asset: str, command: str, status: str, reason: str = "") -> None:
@@ -394,13 +525,23 @@ class Devices:
                         "counts": {},
                     },
                 )
+            road, air = road_weather(local)
             for s, stype in self.sensors.items():
                 if stype == "weather":
-                    add("sensor", s, {"road_temp_c": 2.0, "air_temp_c": 1.0, "precip_mm_h": 0.0})
-                else:
+                    shift = self.station_offset_c[s] + self.weather_offset_c
+                    noise = self.rng.normal(0.0, 0.2, 2)
+                    body = {
+                        "road_temp_c": round(road + shift + float(noise[0]), 2),
+                        "air_temp_c": round(air + shift + float(noise[1]), 2),
+                        "precip_mm_h": round(self.precip_mm_h, 2),
+                    }
+                    add("sensor", s, body)
+                    continue
+                n = self._footfall(s, now) if stype == "footfall" else None
+                if n is None:
                     share = walk if stype == "footfall" else car
-                    lam = 3000.0 * share * 300.0 / 3600.0
-                    add("sensor", s, {"count": int(self.rng.poisson(lam)), "interval_s": 300.0})
+                    n = int(self.rng.poisson(3000.0 * share * COUNT_WINDOW_S / 3600.0))
+                add("sensor", s, {"count": n, "interval_s": COUNT_WINDOW_S})
             for v, (lon, lat) in self.vehicles.items():
                 add("vehicle", v, {"lon": lon, "lat": lat, "speed_m_s": 0.0})
             return out

@@ -119,6 +119,7 @@ def loop(bondy, adaptive, mosquitto, tmp_path):
     import time
 
     from live.actions import Actions, check_actions
+    from live.control import AckFollower
 
     t0 = adaptive.valid_from + dt.timedelta(hours=3)
     offset = [dt.timedelta(0)]
@@ -133,12 +134,24 @@ def loop(bondy, adaptive, mosquitto, tmp_path):
     rules = load_rules(HERE / "rules" / "example.toml")
     check_actions(rules.rules)
     actions = Actions(bondy, store, mosquitto.url, timeout_s=1.0, attempts=2, clock=clock)
+    follower = AckFollower(store, mosquitto.url, city="bondy", period_s=0.1).start()
     yield {
         "clock": clock, "offset": offset, "store": store, "devices": devices, "ing": ing,
         "rules": rules, "actions": actions,
     }  # fmt: skip
+    follower.stop()
     devices.stop()
     store.close()
+
+
+def _wait_for(predicate, timeout_s=20.0):
+    """Poll until ``predicate()`` holds (a bound on waiting, not a speed assertion)."""
+    import time
+
+    end = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.05)
+    return predicate()
 
 
 def _audit(store):
@@ -185,8 +198,11 @@ def test_junction_fault_raises_an_alarm_and_messages_the_nearby_sign(loop):
     assert got["alarm"]["result"] == "ok" and got["alarm"]["raised"]
     assert got["vms"]["result"] == "ok" and got["vms"]["signs"] == [sign]
     assert devices.vms[sign] == "CARREFOUR EN PANNE - PRUDENCE"  # the sign shows it
-    cmd = loop["store"].execute("SELECT plan_id, target, status FROM commands")
-    assert cmd == [("rule:junction fault", sign, "applied")]
+    # acknowledged (accepted, then applied: the service's follower records the second answer)
+    sql = "SELECT plan_id, target, status FROM commands"
+    assert _wait_for(
+        lambda: loop["store"].execute(sql) == [("rule:junction fault", sign, "applied")]
+    )
     open_ = actions.alarms.open()
     assert (open_["asset"] + "/" + open_["kind"]).tolist() == [f"{near}/junction_fault"]
     # the far junction: the alarm still, but no sign to reach, and the action says why
@@ -211,7 +227,7 @@ def test_junction_fault_raises_an_alarm_and_messages_the_nearby_sign(loop):
     assert actions.alarms.open()["asset"].tolist() == [far]
 
 
-def test_footfall_surge_pushes_a_gated_expiring_override_on_the_exit_routes(loop, adaptive):
+def test_footfall_surge_pushes_a_gated_expiring_override_on_the_exit_routes(loop, adaptive, bondy):
     from live.control import Controller
 
     ing, rules, actions, devices = loop["ing"], loop["rules"], loop["actions"], loop["devices"]
@@ -219,7 +235,7 @@ def test_footfall_surge_pushes_a_gated_expiring_override_on_the_exit_routes(loop
     ctl = Controller(store, loop["devices"].url, city="bondy", who="operator", timeout_s=2.0)
     assert ctl.push(adaptive, now=clock()).status == "applied"  # the night's plan in force
     counter = next(s for s, k in devices.sensors.items() if k == "footfall")
-    ing.ingest([_reading(counter, clock(), count=650, interval_s=900.0)])
+    ing.ingest([_reading(counter, clock(), count=650, interval_s=300.0)])
     (event,) = [e for e in rules.evaluate(ing.state) if e["rule"] == "footfall surge"]
     lights = actions.exit_route_lights(counter, 300.0)
     assert 0 < len(lights) < len(devices.light_ids)
@@ -228,7 +244,13 @@ def test_footfall_surge_pushes_a_gated_expiring_override_on_the_exit_routes(loop
     assert (before < 1.0).any()  # the adaptive plan dims some of them at this hour
     (r,) = actions.handle(event, ing.state)
     assert r["result"] == "ok" and r["status"] == "applied" and r["lights"] == len(lights)
-    np.testing.assert_allclose(devices.level[idx], 1.0)
+    assert _wait_for(lambda: bool((devices.level[idx] == 1.0).all()))
+    # light power follows the commanded level: full output draws the registry's power
+    reports = {
+        json.loads(p)["asset"]: json.loads(p) for t, p in devices.telemetry() if "/light/" in t
+    }
+    power = bondy.registry["light"].set_index("id")["power_w"]
+    np.testing.assert_allclose([reports[a]["power_w"] for a in lights], power[lights], atol=1e-3)
     st = ctl.status(r["plan"])
     assert st["status"] == "applied" and st["audit"][0]["who"] == "rule:footfall surge"
     body = actions._controller("x").load(r["plan"])
@@ -252,7 +274,7 @@ def test_footfall_surge_pushes_a_gated_expiring_override_on_the_exit_routes(loop
 def test_an_unsafe_override_is_refused_by_the_gate_and_says_why(loop):
     ing, rules, actions, devices = loop["ing"], loop["rules"], loop["actions"], loop["devices"]
     counter = next(s for s, k in devices.sensors.items() if k == "footfall")
-    ing.ingest([_reading(counter, loop["clock"](), count=650, interval_s=900.0)])
+    ing.ingest([_reading(counter, loop["clock"](), count=650, interval_s=300.0)])
     (event,) = [e for e in rules.evaluate(ing.state) if e["rule"] == "footfall surge"]
     event["then"] = {"lighting": {"level": 0.5, "around_m": 300}}  # no plan in force: full output
     (r,) = actions.handle(event, ing.state)
@@ -283,3 +305,90 @@ def test_bad_actions_name_the_field(then, message):
     )
     with pytest.raises(InputValidationError, match=message):
         check_actions(rules.rules)
+
+
+def _at(devices, clock, t):
+    clock[0] = t
+    return {json.loads(p)["asset"]: json.loads(p) for _, p in devices.telemetry()}
+
+
+def test_counters_replay_the_footfall_simulation(bondy):
+    from live.devices import COUNT_WINDOW_S
+    from twin.scenarios.footfall import run_footfall
+
+    day = dt.date(2024, 1, 15)
+    clock = [dt.datetime(2024, 1, 15, 17, tzinfo=dt.UTC)]
+    devices = Devices(bondy, "mqtt://unused:1", clock=lambda: clock[0], rng=5)
+    ds = run_footfall(bondy, day=day, rng=devices.seed + day.toordinal(), progress=False)
+    counters = ds["sensor"].values.astype(str).tolist()
+    slots = ds["time"].values[68:76]  # 17:00-19:00 UTC, the evening's way home
+    step = dt.timedelta(seconds=COUNT_WINDOW_S)
+    for k, start in enumerate(slots):
+        t0 = dt.datetime.fromisoformat(str(start)[:19]).replace(tzinfo=dt.UTC)
+        got = [_at(devices, clock, t0 + step * (i + 1)) for i in range(3)]  # three windows
+        for c in counters:
+            assert got[0][c]["interval_s"] == COUNT_WINDOW_S
+            assert sum(g[c]["count"] for g in got) == int(ds["count"].sel(sensor=c)[68 + k])
+    assert ds["count"].values[:, 68:76].sum() > 0 and devices.footfall_note == ""
+
+
+def test_a_concert_crowd_at_a_counter_fires_the_footfall_surge(bondy, tmp_path):
+    import zoneinfo
+
+    from twin.scenarios.events import Event
+
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    counter = "sensor:18"
+    seg = bondy.registry["sensor"].loc[counter, "segment"]
+    end = dt.datetime(2024, 1, 15, 22, tzinfo=paris)
+    concert = Event("concert", seg, end - dt.timedelta(hours=2), end, attendance=10_000.0)
+    clock = [end - dt.timedelta(hours=1)]
+    devices = Devices(bondy, "mqtt://unused:1", clock=lambda: clock[0], rng=2, events=[concert])
+    ing = Ingestor(
+        live.open_store(f"sqlite:///{tmp_path / 'h.db'}"),
+        city="bondy",
+        assets=assets_of(bondy),
+        clock=lambda: clock[0].timestamp(),
+    )
+    rules = load_rules(HERE / "rules" / "example.toml")
+    ing.ingest(devices.telemetry())  # during the concert: the streets are quiet
+    assert [e for e in rules.evaluate(ing.state) if e["rule"] == "footfall surge"] == []
+    quiet = ing.state.values["sensor"]["count"][ing.state.index["sensor"][counter]]
+    clock[0] = end + dt.timedelta(minutes=15)  # the audience leaves
+    ing.ingest(devices.telemetry())
+    crowd = ing.state.values["sensor"]["count"][ing.state.index["sensor"][counter]]
+    print(f"\ncounter {counter}: {quiet:.0f} in 5 min during the concert, {crowd:.0f} after it")
+    surge = [e["asset"] for e in rules.evaluate(ing.state) if e["rule"] == "footfall surge"]
+    assert counter in surge and crowd > 5 * max(quiet, 1)
+
+
+def test_road_weather_follows_the_day_and_a_cold_wet_night_fires_the_snow_rule(bondy, tmp_path):
+    clock = [dt.datetime(2024, 7, 15, 12, tzinfo=dt.UTC)]  # 14:00 in Paris, summer
+    devices = Devices(bondy, "mqtt://unused:1", clock=lambda: clock[0], rng=4)
+    station = next(s for s, k in devices.sensors.items() if k == "weather")
+    summer = _at(devices, clock, clock[0])[station]
+    winter_day = _at(devices, clock, dt.datetime(2024, 1, 15, 12, tzinfo=dt.UTC))[station]
+    winter_night = _at(devices, clock, dt.datetime(2024, 1, 15, 4, tzinfo=dt.UTC))[station]
+    temps = [x["road_temp_c"] for x in (summer, winter_day, winter_night)]
+    print(
+        "\nroad temperature, degC: July 14:00 {}, January 13:00 {}, January 05:00 {}".format(*temps)
+    )
+    assert 22 < summer["road_temp_c"] < 35 and summer["road_temp_c"] > summer["air_temp_c"]
+    assert winter_night["road_temp_c"] < winter_day["road_temp_c"] < summer["road_temp_c"]
+    assert winter_night["precip_mm_h"] == 0.0
+    ing = Ingestor(
+        live.open_store(f"sqlite:///{tmp_path / 'h.db'}"),
+        city="bondy",
+        assets=assets_of(bondy),
+        clock=lambda: clock[0].timestamp(),
+    )
+    rules = load_rules(HERE / "rules" / "example.toml")
+    clock[0] = dt.datetime(2024, 1, 15, 21, tzinfo=dt.UTC)
+    ing.ingest(devices.telemetry())
+    assert [e for e in rules.evaluate(ing.state) if e["rule"] == "snow plan"] == []  # dry
+    devices.weather(offset_c=-8.0, precip_mm_h=1.5)  # the injected cold, snowy night
+    clock[0] += dt.timedelta(minutes=5)
+    ing.ingest(devices.telemetry())
+    assert [e["asset"] for e in rules.evaluate(ing.state) if e["rule"] == "snow plan"] == [station]
+    with pytest.raises(ValueError, match="precip_mm_h: -1"):
+        devices.weather(precip_mm_h=-1)

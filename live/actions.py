@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from live.rules import Rule
     from twin.model import Twin
 
-__all__ = ["ACTIONS", "Actions", "check_actions"]
+__all__ = ["ACTIONS", "Actions", "check_actions", "ensure_proposals", "proposals", "review"]
 
 ACTIONS = ("propose", "alarm", "vms", "lighting")
 """The keys of a rule's ``then`` that act; any other key (``reason``, ...) is description."""
@@ -143,12 +143,7 @@ class Actions:
         self.attempts = attempts
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.alarms = Alarms(store)
-        serial = (
-            "INTEGER PRIMARY KEY AUTOINCREMENT"
-            if store.engine == "sqlite"
-            else "BIGSERIAL PRIMARY KEY"
-        )
-        store.execute(_PROPOSALS.format(serial=serial))
+        ensure_proposals(store)
         self._signs: Any = None
         self._walk: nx.Graph | None = None
 
@@ -230,45 +225,12 @@ class Actions:
         return {"proposal": n, "kind": kind, "status": what}
 
     def proposals(self, status: str | None = "proposed") -> list[dict[str, Any]]:
-        """The proposals (by default those awaiting review), oldest first."""
-        rows = self.store.execute(
-            "SELECT n, ts_us, kind, rule, status, readings, detail, reviewed_by FROM proposals "
-            "WHERE city = ? ORDER BY n",
-            (self.city,),
-        )
-        return [
-            {
-                "n": int(n),
-                "ts": _iso(from_us(int(t))),
-                "kind": k,
-                "rule": r,
-                "status": s,
-                "readings": json.loads(rd),
-                "detail": d,
-                "reviewed_by": by,
-            }
-            for n, t, k, r, s, rd, d, by in rows
-            if status is None or s == status
-        ]
+        """The city's proposals (by default those awaiting review), oldest first."""
+        return proposals(self.store, self.city, status=status)
 
     def review(self, n: int, decision: str, *, who: str) -> None:
         """The control room accepts or dismisses proposal ``n`` (audited)."""
-        if decision not in ("accepted", "dismissed"):
-            msg = f"decision: {decision!r} is not 'accepted' or 'dismissed'"
-            raise InputValidationError(msg)
-        rows = self.store.execute("SELECT status FROM proposals WHERE n = ?", (n,))
-        if not rows or rows[0][0] != "proposed":
-            msg = f"proposal: no proposal {n} awaiting review"
-            raise InputValidationError(msg)
-        self.store.execute(
-            "UPDATE proposals SET status = ?, reviewed_us = ?, reviewed_by = ? WHERE n = ?",
-            (decision, to_us(self.clock()), who, n),
-        )
-        self.store.execute(
-            "INSERT INTO audit (ts_us, who, action, plan_id, result, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (to_us(self.clock()), who, "review", f"proposal:{n}", decision, ""),
-        )
+        review(self.store, n, decision, who=who, now=self.clock())
 
     # -- alarm ---------------------------------------------------------------------------------
     def _alarm(
@@ -488,6 +450,61 @@ class Actions:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (to_us(self.clock()), f"rule:{rule}", action, plan_id, result, detail[:2000]),
         )
+
+
+def ensure_proposals(store: Store) -> None:
+    """Create the ``proposals`` table if the store has none (an addition to the store's schema)."""
+    serial = (
+        "INTEGER PRIMARY KEY AUTOINCREMENT" if store.engine == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    )
+    store.execute(_PROPOSALS.format(serial=serial))
+
+
+def proposals(store: Store, city: str, *, status: str | None = "proposed") -> list[dict[str, Any]]:
+    """A city's plan proposals (``status=None``: all of them), oldest first."""
+    ensure_proposals(store)
+    rows = store.execute(
+        "SELECT n, ts_us, kind, rule, status, readings, detail, reviewed_by FROM proposals "
+        "WHERE city = ? ORDER BY n",
+        (city,),
+    )
+    return [
+        {
+            "n": int(n),
+            "ts": _iso(from_us(int(t))),
+            "kind": k,
+            "rule": r,
+            "status": st,
+            "readings": json.loads(rd),
+            "detail": d,
+            "reviewed_by": by,
+        }
+        for n, t, k, r, st, rd, d, by in rows
+        if status is None or st == status
+    ]
+
+
+def review(
+    store: Store, n: int, decision: str, *, who: str, now: dt.datetime | None = None
+) -> None:
+    """Accept or dismiss proposal ``n`` awaiting review; audited under ``who``."""
+    if decision not in ("accepted", "dismissed"):
+        msg = f"decision: {decision!r} is not 'accepted' or 'dismissed'"
+        raise InputValidationError(msg)
+    ensure_proposals(store)
+    rows = store.execute("SELECT status FROM proposals WHERE n = ?", (n,))
+    if not rows or rows[0][0] != "proposed":
+        msg = f"proposal: no proposal {n} awaiting review"
+        raise InputValidationError(msg)
+    at = to_us(now or dt.datetime.now(dt.UTC))
+    store.execute(
+        "UPDATE proposals SET status = ?, reviewed_us = ?, reviewed_by = ? WHERE n = ?",
+        (decision, at, who, n),
+    )
+    store.execute(
+        "INSERT INTO audit (ts_us, who, action, plan_id, result, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        (at, who, "review", f"proposal:{n}", decision, ""),
+    )
 
 
 def _iso(t: dt.datetime) -> str:

@@ -98,3 +98,31 @@ def test_rules_with_a_bad_action_are_refused_before_work(tmp_path, capsys):
     assert main(["serve", "--city", "bondy", "--rules", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "--rules: rule 'x'.then.vms.text: missing" in err
+
+
+def test_plan_proposals_lists_and_reviews_what_the_rules_proposed(tmp_path, capsys):
+    import datetime as dt
+
+    import live
+    from live.actions import ensure_proposals
+
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    store = live.open_store(db)
+    ensure_proposals(store)
+    store.execute(
+        "INSERT INTO proposals (ts_us, city, kind, rule, status, readings, detail) "
+        "VALUES (?, 'bondy', 'snow', 'snow plan', 'proposed', ?, '')",
+        (int(dt.datetime(2024, 1, 15, 22, tzinfo=dt.UTC).timestamp() * 1e6),
+         json.dumps([{"asset": "sensor:21", "road_temp_c": 0.4}])),
+    )  # fmt: skip
+    store.close()
+    assert main(["plan", "proposals", "--city", "bondy", "--db", db]) == 0
+    (p,) = json.loads(capsys.readouterr().out)
+    assert p["kind"] == "snow" and p["readings"][0]["road_temp_c"] == 0.4
+    assert main(["plan", "proposals", "--city", "bondy", "--db", db, "--accept", str(p["n"])]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    argv = ["plan", "proposals", "--city", "bondy", "--db", db, "--dismiss", str(p["n"])]
+    assert main(argv) == 2
+    assert f"--dismiss: proposal: no proposal {p['n']} awaiting review" in capsys.readouterr().err
+    assert main(["plan", "proposals", "--city", "bondy", "--db", db, "--all"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "accepted"

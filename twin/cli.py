@@ -1246,7 +1246,7 @@ def cmd_serve(args: Args) -> int:
     return 0
 
 
-_FAULTS = ("lamp_failure", "power_anomaly", "offline", "flashing_amber")
+_FAULTS = ("lamp_failure", "power_anomaly", "offline", "flashing_amber", "slow")
 
 
 def _fault(text: str) -> tuple[str, str]:
@@ -1263,6 +1263,11 @@ def _devices_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--for", dest="duration", type=_positive, help="stop after this many seconds")
     p.add_argument(
         "--fault", type=_fault, action="append", default=[], help="inject KIND=ASSET (repeatable)"
+    )
+    p.add_argument(
+        "--cold-night",
+        action="store_true",
+        help="road-weather stations 8 degC colder, with 1 mm/h of precipitation (snow rule)",
     )
 
 
@@ -1283,6 +1288,8 @@ def cmd_devices(args: Args) -> int:
     with Devices(tw, args.broker) as sim:
         for kind, asset in args.fault:
             sim.fault(kind, asset)
+        if args.cold_night:
+            sim.weather(offset_c=-8.0, precip_mm_h=1.0)
         end = None if args.duration is None else time.monotonic() + args.duration
         while end is None or time.monotonic() < end:
             n = sim.publish_telemetry()
@@ -1385,6 +1392,34 @@ def cmd_plan_rollback(args: Args) -> int:
         result = ctl.rollback(args.id, models=models)
     print(result.summary())
     return 0 if result.status == "applied" else 3
+
+
+def _proposals_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--city", type=_city, default="dijon", help="city (names the default store)")
+    p.add_argument("--db", type=_db_url, help="history store (default sqlite:///twin-live-C.db)")
+    p.add_argument("--all", action="store_true", help="reviewed ones too")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--accept", type=_count, metavar="N", help="accept proposal N")
+    group.add_argument("--dismiss", type=_count, metavar="N", help="dismiss proposal N")
+
+
+@command("plan proposals", arguments=_proposals_args)
+def cmd_plan_proposals(args: Args) -> int:
+    """Plans proposed by the rules (e.g. snow), with their readings; accept or dismiss one."""
+    import getpass
+
+    from live.actions import proposals, review
+
+    with _store_for(args, args.city) as store:
+        n = args.accept or args.dismiss
+        if n is not None:
+            decision = "accepted" if args.accept else "dismissed"
+            try:
+                review(store, n, decision, who=getpass.getuser())
+            except InputValidationError as exc:
+                _arg_error("--accept" if args.accept else "--dismiss", exc)
+        print(json.dumps(proposals(store, args.city, status=None if args.all else "proposed")))
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------

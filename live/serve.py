@@ -198,7 +198,7 @@ def serve(
 
             engine = load_rules(Path(rules))
             check_actions(engine.rules)
-            actions = Actions(tw, store, broker)
+            acts = actions = Actions(tw, store, broker)
             worker = ThreadPoolExecutor(1, thread_name_prefix="twin-actions")
             stack.callback(worker.shutdown)
             events_out = connect(broker, f"twin-rules-{tw.name}")
@@ -206,8 +206,12 @@ def serve(
             stack.callback(events_out.disconnect)
 
             def act(ev: dict[str, Any]) -> None:
-                assert actions is not None
-                for r in actions.handle(ev, ing.state):
+                try:
+                    results = acts.handle(ev, ing.state)
+                except Exception as exc:  # noqa: BLE001 - the service goes on; say why
+                    say(f"rule {ev['rule']!r} on {ev['asset']}: action failed: {exc!r}")
+                    return
+                for r in results:
                     why = f": {r['reason']}" if r["result"] == "failed" else ""
                     say(f"rule {r['rule']!r} on {r['asset']}: {r['action']} {r['result']}{why}")
 

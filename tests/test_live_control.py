@@ -195,8 +195,9 @@ def _wait_for(predicate, timeout_s=20.0):
     return predicate()
 
 
-def test_late_acknowledgements_complete_a_partial_plan(bondy, nights, mosquitto, tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_late_acknowledgements_complete_a_partial_plan(bondy, nights, mosquitto, store_url):
+    store = open_store(store_url)
     plan = nights["adaptive"]
     devices = Devices(bondy, mosquitto.url, clock=_clock_at(plan)).start()
     slow = sorted(plan.groups())[0]

@@ -114,7 +114,7 @@ def adaptive(bondy):
 
 
 @pytest.fixture
-def loop(bondy, adaptive, mosquitto, tmp_path):
+def loop(bondy, adaptive, mosquitto, store_url):
     """Devices, ingestion, rules and actions on one clock inside the plan's night."""
     import time
 
@@ -128,7 +128,7 @@ def loop(bondy, adaptive, mosquitto, tmp_path):
     def clock():
         return t0 + offset[0] + dt.timedelta(seconds=time.monotonic() - start)
 
-    store = live.open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    store = live.open_store(store_url)
     devices = Devices(bondy, mosquitto.url, clock=clock, rng=3).start()
     ing = Ingestor(store, city="bondy", assets=assets_of(bondy), clock=lambda: clock().timestamp())
     rules = load_rules(HERE / "rules" / "example.toml")
@@ -158,6 +158,7 @@ def _audit(store):
     return store.execute("SELECT who, action, plan_id, result, detail FROM audit ORDER BY n")
 
 
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
 def test_cold_wet_road_proposes_the_snow_plan_with_its_readings(loop):
     ing, rules, actions, clock = loop["ing"], loop["rules"], loop["actions"], loop["clock"]
     weather = [s for s, k in loop["devices"].sensors.items() if k == "weather"]
@@ -185,6 +186,7 @@ def test_cold_wet_road_proposes_the_snow_plan_with_its_readings(loop):
         actions.review(p["n"], "dismissed", who="operator")
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_junction_fault_raises_an_alarm_and_messages_the_nearby_sign(loop):
     ing, rules, actions, devices = loop["ing"], loop["rules"], loop["actions"], loop["devices"]
     sign = next(iter(devices.vms))
@@ -227,6 +229,7 @@ def test_junction_fault_raises_an_alarm_and_messages_the_nearby_sign(loop):
     assert actions.alarms.open()["asset"].tolist() == [far]
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_footfall_surge_pushes_a_gated_expiring_override_on_the_exit_routes(loop, adaptive, bondy):
     from live.control import Controller
 
@@ -271,6 +274,7 @@ def test_footfall_surge_pushes_a_gated_expiring_override_on_the_exit_routes(loop
     assert ctl.previous(again.id).id == adaptive.id
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_an_unsafe_override_is_refused_by_the_gate_and_says_why(loop):
     ing, rules, actions, devices = loop["ing"], loop["rules"], loop["actions"], loop["devices"]
     counter = next(s for s, k in devices.sensors.items() if k == "footfall")

@@ -6,8 +6,9 @@ own (never the machine's services), and stops them at the end.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -40,3 +41,11 @@ def mosquitto() -> Iterator[object]:
 
     with Mosquitto() as broker:
         yield broker
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    """Poll until ``predicate()`` holds (a bound on waiting for the broker, not a speed check)."""
+    end = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.05)
+    return predicate()

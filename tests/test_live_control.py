@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from live_fixtures import wait_for
 
 from live.control import AckFollower, Controller, PlanNotFoundError, dry_run, gate
 from live.devices import Devices
@@ -187,14 +188,6 @@ def test_expired_and_misaddressed_commands_are_rejected(bondy, nights, mosquitto
     store.close()
 
 
-def _wait_for(predicate, timeout_s=20.0):
-    """Poll until ``predicate()`` holds (a bound on waiting, not a speed assertion)."""
-    end = time.monotonic() + timeout_s
-    while not predicate() and time.monotonic() < end:
-        time.sleep(0.05)
-    return predicate()
-
-
 @pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
 def test_late_acknowledgements_complete_a_partial_plan(bondy, nights, mosquitto, store_url):
     store = open_store(store_url)
@@ -208,8 +201,8 @@ def test_late_acknowledgements_complete_a_partial_plan(bondy, nights, mosquitto,
     assert r.status == "partial" and set(r.failed) == set(plan.groups()[slow])
     assert ctl.status(plan.id)["failed"] == {slow: "no acknowledgement"}
     # the slow gateway answers: accepted, then applied (its time has come)
-    assert _wait_for(lambda: ctl.status(plan.id)["status"] == "applied")
-    assert _wait_for(lambda: ctl.status(plan.id)["commands"].get("unanswered", 0) == 0)
+    assert wait_for(lambda: ctl.status(plan.id)["status"] == "applied")
+    assert wait_for(lambda: ctl.status(plan.id)["commands"].get("unanswered", 0) == 0)
     st = ctl.status(plan.id)
     print(f"\nlate acks: push {r.status} ({r.acked}/{r.commands}), then {st['commands']}")
     assert st["failed"] == {} and sum(st["commands"].values()) == r.commands

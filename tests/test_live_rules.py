@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from live_fixtures import wait_for
 
 import live
 from live.devices import Devices
@@ -18,17 +19,20 @@ from twin._errors import InputValidationError
 HERE = Path(live.__file__).parent
 
 
+def _ingestor(bondy, tmp_path, clock):
+    """An ingestion into a fresh SQLite store, on the test's clock (``clock[0]``)."""
+    store = live.open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    return Ingestor(
+        store, city="bondy", assets=assets_of(bondy), clock=lambda: clock[0].timestamp()
+    )
+
+
 def test_example_rules_fire_once_per_episode(bondy, tmp_path):
     rules = load_rules(HERE / "rules" / "example.toml")
     assert [r.name for r in rules.rules] == ["snow plan", "junction fault", "footfall surge"]
     clock = [dt.datetime(2024, 1, 15, 22, tzinfo=dt.UTC)]
     devices = Devices(bondy, "mqtt://unused:1", clock=lambda: clock[0], rng=1)
-    ing = Ingestor(
-        live.open_store(f"sqlite:///{tmp_path / 'h.db'}"),
-        city="bondy",
-        assets=assets_of(bondy),
-        clock=lambda: clock[0].timestamp(),
-    )
+    ing = _ingestor(bondy, tmp_path, clock)
     ing.ingest(devices.telemetry())
     assert rules.evaluate(ing.state) == []  # 2 degC and dry, no fault, no crowd
     junction = devices.junctions[0]
@@ -144,16 +148,6 @@ def loop(bondy, adaptive, mosquitto, store_url):
     store.close()
 
 
-def _wait_for(predicate, timeout_s=20.0):
-    """Poll until ``predicate()`` holds (a bound on waiting, not a speed assertion)."""
-    import time
-
-    end = time.monotonic() + timeout_s
-    while not predicate() and time.monotonic() < end:
-        time.sleep(0.05)
-    return predicate()
-
-
 def _audit(store):
     return store.execute("SELECT who, action, plan_id, result, detail FROM audit ORDER BY n")
 
@@ -202,7 +196,7 @@ def test_junction_fault_raises_an_alarm_and_messages_the_nearby_sign(loop):
     assert devices.vms[sign] == "CARREFOUR EN PANNE - PRUDENCE"  # the sign shows it
     # acknowledged (accepted, then applied: the service's follower records the second answer)
     sql = "SELECT plan_id, target, status FROM commands"
-    assert _wait_for(
+    assert wait_for(
         lambda: loop["store"].execute(sql) == [("rule:junction fault", sign, "applied")]
     )
     open_ = actions.alarms.open()
@@ -247,7 +241,7 @@ def test_footfall_surge_pushes_a_gated_expiring_override_on_the_exit_routes(loop
     assert (before < 1.0).any()  # the adaptive plan dims some of them at this hour
     (r,) = actions.handle(event, ing.state)
     assert r["result"] == "ok" and r["status"] == "applied" and r["lights"] == len(lights)
-    assert _wait_for(lambda: bool((devices.level[idx] == 1.0).all()))
+    assert wait_for(lambda: bool((devices.level[idx] == 1.0).all()))
     # light power follows the commanded level: full output draws the registry's power
     reports = {
         json.loads(p)["asset"]: json.loads(p) for t, p in devices.telemetry() if "/light/" in t
@@ -348,12 +342,7 @@ def test_a_concert_crowd_at_a_counter_fires_the_footfall_surge(bondy, tmp_path):
     concert = Event("concert", seg, end - dt.timedelta(hours=2), end, attendance=10_000.0)
     clock = [end - dt.timedelta(hours=1)]
     devices = Devices(bondy, "mqtt://unused:1", clock=lambda: clock[0], rng=2, events=[concert])
-    ing = Ingestor(
-        live.open_store(f"sqlite:///{tmp_path / 'h.db'}"),
-        city="bondy",
-        assets=assets_of(bondy),
-        clock=lambda: clock[0].timestamp(),
-    )
+    ing = _ingestor(bondy, tmp_path, clock)
     rules = load_rules(HERE / "rules" / "example.toml")
     ing.ingest(devices.telemetry())  # during the concert: the streets are quiet
     assert [e for e in rules.evaluate(ing.state) if e["rule"] == "footfall surge"] == []
@@ -380,12 +369,7 @@ def test_road_weather_follows_the_day_and_a_cold_wet_night_fires_the_snow_rule(b
     assert 22 < summer["road_temp_c"] < 35 and summer["road_temp_c"] > summer["air_temp_c"]
     assert winter_night["road_temp_c"] < winter_day["road_temp_c"] < summer["road_temp_c"]
     assert winter_night["precip_mm_h"] == 0.0
-    ing = Ingestor(
-        live.open_store(f"sqlite:///{tmp_path / 'h.db'}"),
-        city="bondy",
-        assets=assets_of(bondy),
-        clock=lambda: clock[0].timestamp(),
-    )
+    ing = _ingestor(bondy, tmp_path, clock)
     rules = load_rules(HERE / "rules" / "example.toml")
     clock[0] = dt.datetime(2024, 1, 15, 21, tzinfo=dt.UTC)
     ing.ingest(devices.telemetry())

@@ -30,11 +30,16 @@ Commands: a command is acknowledged ``accepted`` (scheduled for ``apply_at``), t
 ``applied`` when its time comes; ``rejected`` with a reason when it has expired, names an asset
 the device does not drive, or is malformed. A command id already seen is acknowledged again
 with its first answer and never applied twice (:attr:`Devices.applied` counts applications per
-command id).
+command id). Cabinet gateways take lights' schedules; a schedule marked ``override`` (a rule's
+temporary raise, :mod:`live.actions`) lies over the one in force until its ``expires``, then the
+lights go back to it. Signal controllers take programmes, and variable-message signs (the
+city's, :mod:`live.signs`) take a ``text`` of 1 to 120 characters (:attr:`Devices.vms`).
 
 Faults on request (:meth:`Devices.fault`): ``lamp_failure`` (a light reports the fault and
 draws nothing), ``power_anomaly`` (a cabinet's metered power off by a factor), ``offline`` (an
-asset neither reports nor answers), ``flashing_amber`` (a signal controller's fault mode).
+asset neither reports nor answers), ``flashing_amber`` (a signal controller's fault mode),
+``slow`` (a device handles, and so acknowledges, each command ``delay_s`` late: the late
+acknowledgements :class:`live.control.AckFollower` records).
 """
 
 from __future__ import annotations

@@ -120,10 +120,13 @@ def evaluate(
     sensor_types: dict[str, str] | None = None,
     threshold: float = 0.2,
     silent_after: dt.timedelta = dt.timedelta(minutes=15),
+    since: dt.datetime | None = None,
 ) -> dict[str, int]:
     """Raise and clear alarms from the state (see the module docstring); returns the counts.
 
-    ``lights`` is the twin's light table (``id``, ``cabinet``, ``power_w``).
+    ``lights`` is the twin's light table (``id``, ``cabinet``, ``power_w``). ``since`` is when
+    the service started listening: an asset never heard from is silent once ``silent_after``
+    has passed since then (without ``since``, such an asset is not judged).
     """
     from optimize.dimming import DRIVER_FLOOR
 
@@ -138,6 +141,16 @@ def evaluate(
 
     now_us = to_us(now)
     silent_us = int(silent_after.total_seconds() * 1e6)
+    # an asset never heard from is judged from ``since`` (when the service started listening);
+    # without it, it is not judged at all
+    never = np.iinfo(np.int64).min
+    start_us = to_us(since) if since is not None else None
+
+    def silent(heard: int) -> bool:
+        if heard == never:
+            return start_us is not None and now_us - start_us > silent_us
+        return now_us - heard > silent_us
+
     if "light" in state.ids:
         fault = state.text["light"]["fault"]
         seen = state.ts_us["light"] > np.iinfo(np.int64).min
@@ -170,13 +183,13 @@ def evaluate(
     if "junction" in state.ids:
         mode = state.text["junction"]["mode"]
         for jx, j in enumerate(state.ids["junction"]):
-            heard = state.ts_us["junction"][jx]
+            heard = int(state.ts_us["junction"][jx])
             flag(str(j), "flashing_amber", mode[jx] == "flashing_amber", "controller fault mode")
-            flag(str(j), "offline", bool(now_us - heard > silent_us), "no report")
+            flag(str(j), "offline", silent(heard), "no report")
     if "sensor" in state.ids:
         for sx, s in enumerate(state.ids["sensor"]):
             if sensor_types is not None and sensor_types.get(str(s)) == "loop":
                 continue  # loop detectors report through their controller
-            heard = state.ts_us["sensor"][sx]
-            flag(str(s), "silent_sensor", bool(now_us - heard > silent_us), "no report")
+            heard = int(state.ts_us["sensor"][sx])
+            flag(str(s), "silent_sensor", silent(heard), "no report")
     return {"raised": raised, "cleared": cleared}

@@ -185,6 +185,7 @@ def serve(
             else {}
         )
         next_check = time.monotonic() + period_s
+        started = dt.datetime.now(dt.UTC)
         engine = None
         events_out = None
         actions = None
@@ -219,7 +220,12 @@ def serve(
             if time.monotonic() >= next_check:
                 next_check += period_s
                 got = evaluate(
-                    alarms, ing.state, lights, now=dt.datetime.now(dt.UTC), sensor_types=types
+                    alarms,
+                    ing.state,
+                    lights,
+                    now=dt.datetime.now(dt.UTC),
+                    sensor_types=types,
+                    since=started,
                 )
                 if got["raised"] or got["cleared"]:
                     say(f"alarms: {got['raised']} raised, {got['cleared']} cleared")

@@ -68,3 +68,24 @@ def test_faults_raise_alarms_that_are_acked_and_cleared(bondy, tmp_path):
     lamp = log[log["kind"] == "lamp_failure"].iloc[0]
     assert lamp["raised"] < lamp["acked"] < lamp["cleared"] and lamp["acked_by"] == "operator"
     store.close()
+
+
+def test_a_controller_never_heard_from_is_out_of_contact_once_the_service_has_waited(
+    bondy, tmp_path
+):
+    t0 = dt.datetime(2024, 1, 15, 22, tzinfo=dt.UTC)
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ing = Ingestor(store, city="bondy", assets=assets_of(bondy), clock=lambda: t0.timestamp())
+    alarms = Alarms(store)
+    lights = bondy.registry["light"][["id", "cabinet", "power_w"]]
+    # nothing heard yet (the state's times are the int64 minimum): no overflow, no verdict
+    assert evaluate(alarms, ing.state, lights, now=t0) == {"raised": 0, "cleared": 0}
+    early = t0 + dt.timedelta(minutes=5)
+    assert evaluate(alarms, ing.state, lights, now=early, since=t0)["raised"] == 0
+    late = t0 + dt.timedelta(minutes=16)
+    got = evaluate(alarms, ing.state, lights, now=late, since=t0)
+    n_junction = len(bondy.registry["junction"])
+    n_sensor = len(bondy.registry["sensor"])
+    assert got["raised"] == n_junction + n_sensor
+    assert set(alarms.open()["kind"]) == {"offline", "silent_sensor"}
+    store.close()

@@ -126,3 +126,71 @@ def test_plan_proposals_lists_and_reviews_what_the_rules_proposed(tmp_path, caps
     assert f"--dismiss: proposal: no proposal {p['n']} awaiting review" in capsys.readouterr().err
     assert main(["plan", "proposals", "--city", "bondy", "--db", db, "--all"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["status"] == "accepted"
+
+
+def test_serve_follows_late_acks_and_acts_on_rules(bondy, night_dir, mosquitto, tmp_path, capsys):
+    """The service, as deployed: a late acknowledgement completes a plan; a rule proposes."""
+    import datetime as dt
+    import threading
+    import time
+    import urllib.request
+
+    from live_fixtures import wait_for
+
+    import live
+    from live.actions import proposals
+    from live.control import Controller
+    from live.devices import Devices
+    from live.mqtt import connect
+    from live.services import free_port
+    from optimize.plans import read
+
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    plan = read(night_dir)
+    t0 = plan.valid_from + dt.timedelta(hours=1)
+    start = time.monotonic()
+    clock = lambda: t0 + dt.timedelta(seconds=time.monotonic() - start)  # noqa: E731
+    dead = sorted(plan.groups())[0]
+    with live.open_store(db) as store, Devices(bondy, mosquitto.url, clock=clock) as devices:
+        devices.fault("offline", dead)  # its link is down during the push
+        ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.3, attempts=1)
+        r = ctl.push(plan, now=clock())
+    assert r.status == "partial"
+    (cid,) = [c for c, t, _ in ctl.commands(plan, r.push, clock()) if t.endswith(dead)]
+    port = free_port()
+    rules = str(live.__path__[0] + "/rules/example.toml")
+    argv = ["serve", "--city", "bondy", "--broker", mosquitto.url, "--db", db, "--rules", rules]
+    argv += ["--period", "0.5", "--for", "5", "--port", str(port)]
+    codes = []
+    server = threading.Thread(target=lambda: codes.append(main(argv)))
+    server.start()
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    assert wait_for(healthy)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    c = connect(mosquitto.url, "field")
+    ack = {"id": "late1", "ts": now, "asset": dead, "command": cid, "status": "applied"}
+    reading = {"id": "w1", "ts": now, "asset": "sensor:21", "road_temp_c": 0.3}
+    reading |= {"air_temp_c": -0.5, "precip_mm_h": 2.0}
+    for topic, body in (
+        (f"twin/bondy/ack/cabinet/{dead}", ack),
+        ("twin/bondy/telemetry/sensor/sensor:21", reading),
+    ):
+        c.publish(topic, json.dumps(body), qos=1).wait_for_publish(5)
+    c.disconnect()
+    c.loop_stop()
+    server.join(60)
+    assert codes == [0]
+    out = capsys.readouterr().out
+    assert "rule 'snow plan' on sensor:21: propose ok" in out
+    with live.open_store(db) as store:
+        st = Controller(store, "mqtt://unused", city="bondy").status(plan.id)
+        (p,) = proposals(store, "bondy")
+    assert st["status"] == "applied" and st["audit"][-1]["action"] == "late ack"
+    assert p["kind"] == "snow" and p["readings"][0]["road_temp_c"] == 0.3

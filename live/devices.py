@@ -476,6 +476,12 @@ class Devices:
         """One round of every online asset's telemetry, ``(topic, payload)``."""
         from twin.scenarios.demand import day_type_of, profile
 
+        if any(k == "footfall" for k in self.sensors.values()):
+            # simulate the day's footfall (seconds on a large city) before taking the lock, so
+            # that commands are not held up meanwhile
+            t = self.clock()
+            for moment in (t - dt.timedelta(seconds=COUNT_WINDOW_S), t):
+                self._day_arrivals(moment.astimezone(self.tz).date())
         with self._lock:
             now = self.clock()
             since = self._last_round or now

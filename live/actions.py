@@ -63,7 +63,7 @@ _PROPOSALS = """CREATE TABLE IF NOT EXISTS proposals (
     rule TEXT NOT NULL, status TEXT NOT NULL, readings TEXT NOT NULL, detail TEXT NOT NULL,
     reviewed_us BIGINT, reviewed_by TEXT)"""
 
-_OPTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], float | None, float | None]]] = {
+_OPTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], float, float]]] = {
     "vms": {
         "near_m": ((int, float), 0, 5000),
         "text": (str, 1, 120),
@@ -103,8 +103,8 @@ def check_actions(rules: Sequence[Rule]) -> None:
                         msg = f"{where}.{key}.{name}: unknown option (known: {known})"
                         raise InputValidationError(msg)
                     types, lo, hi = _OPTIONS[key][name]
-                    size = len(v) if isinstance(v, str) else v
-                    if not isinstance(v, types) or isinstance(v, bool) or not lo <= size <= hi:  # type: ignore[operator]
+                    ok = isinstance(v, types) and not isinstance(v, bool)
+                    if not ok or not lo <= (len(v) if isinstance(v, str) else v) <= hi:
                         msg = f"{where}.{key}.{name}: {v!r} is not "
                         msg += f"{'a text of' if types is str else 'a number in'} [{lo}, {hi}]"
                         raise InputValidationError(msg)

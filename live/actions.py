@@ -53,10 +53,23 @@ if TYPE_CHECKING:
     from live.rules import Rule
     from twin.model import Twin
 
-__all__ = ["ACTIONS", "Actions", "check_actions", "ensure_proposals", "proposals", "review"]
+__all__ = [
+    "ACTIONS",
+    "ActionFailedError",
+    "Actions",
+    "check_actions",
+    "ensure_proposals",
+    "proposals",
+    "review",
+]
 
 ACTIONS = ("propose", "alarm", "vms", "lighting")
 """The keys of a rule's ``then`` that act; any other key (``reason``, ...) is description."""
+
+
+class ActionFailedError(TwinError, RuntimeError):
+    """A rule's action could not be carried out (the message says why)."""
+
 
 _PROPOSALS = """CREATE TABLE IF NOT EXISTS proposals (
     n {serial}, ts_us BIGINT NOT NULL, city TEXT NOT NULL, kind TEXT NOT NULL,
@@ -269,7 +282,7 @@ class Actions:
         signs = self._signs
         if signs.empty:
             msg = f"no variable-message sign to reach: {signs.attrs['note']}"
-            raise InputValidationError(msg)
+            raise ActionFailedError(msg)
         d = signs.geometry.distance(self._position(asset))
         near = signs[d <= near_m]
         if near.empty:
@@ -278,7 +291,7 @@ class Actions:
                 f"no variable-message sign within {near_m:.0f} m of {asset} (nearest: "
                 f"{signs['id'].iloc[k]} at {d.iloc[k]:.0f} m)"
             )
-            raise InputValidationError(msg)
+            raise ActionFailedError(msg)
         now = self.clock()
         push = f"rule:{rule}#{uuid.uuid4().hex[:8]}"
         expires = now + dt.timedelta(minutes=float(opts.get("minutes", 60)))
@@ -331,7 +344,7 @@ class Actions:
         self._audit(rule, "vms message", push, result, detail)
         if not signs_ok:
             msg = f"no sign acknowledged the message ({failed})"
-            raise InputValidationError(msg)
+            raise ActionFailedError(msg)
         return {"push": push, "signs": signs_ok, "failed": failed}
 
     # -- lighting override ---------------------------------------------------------------------
@@ -393,7 +406,7 @@ class Actions:
         ids = self.exit_route_lights(asset, float(opts.get("around_m", 300)))
         if not ids:
             msg = f"no light on the walkable streets around {asset}"
-            raise InputValidationError(msg)
+            raise ActionFailedError(msg)
         now = self.clock().replace(microsecond=0)
         lights = self.tw.registry["light"].set_index("id")
         n = len(ids)
@@ -430,6 +443,10 @@ class Actions:
         )
         ctl = self._controller(rule, ttl=dt.timedelta(minutes=minutes))
         r = ctl.push(plan, now=self.clock())  # the gate refuses an unsafe override (audited)
+        if r.status == "failed":
+            reasons = sorted(set(r.failed.values()))
+            msg = f"override {plan.id}: no cabinet took it ({'; '.join(reasons)})"
+            raise ActionFailedError(msg)
         return {"plan": plan.id, "status": r.status, "lights": n, "failed": r.failed}
 
     # -- plumbing ------------------------------------------------------------------------------

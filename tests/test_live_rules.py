@@ -380,3 +380,22 @@ def test_road_weather_follows_the_day_and_a_cold_wet_night_fires_the_snow_rule(b
     assert [e["asset"] for e in rules.evaluate(ing.state) if e["rule"] == "snow plan"] == [station]
     with pytest.raises(ValueError, match="precip_mm_h: -1"):
         devices.weather(precip_mm_h=-1)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_an_override_no_cabinet_takes_fails_and_says_why(loop, bondy):
+    ing, rules, actions, devices = loop["ing"], loop["rules"], loop["actions"], loop["devices"]
+    counter = next(s for s, k in devices.sensors.items() if k == "footfall")
+    lights = actions.exit_route_lights(counter, 300.0)
+    cabinets = set(bondy.registry["light"].set_index("id").loc[lights, "cabinet"])
+    for cab in cabinets:
+        devices.fault("offline", cab)
+    ing.ingest([_reading(counter, loop["clock"](), count=650, interval_s=300.0)])
+    (event,) = [e for e in rules.evaluate(ing.state) if e["rule"] == "footfall surge"]
+    (r,) = actions.handle(event, ing.state)
+    assert r["result"] == "failed" and "no cabinet took it (no acknowledgement)" in r["reason"]
+    audit = {(a[0], a[1], a[3]) for a in _audit(loop["store"])}
+    assert {
+        ("rule:footfall surge", "push", "failed"),
+        ("rule:footfall surge", "lighting", "failed"),
+    } <= audit

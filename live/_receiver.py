@@ -40,10 +40,11 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -63,6 +64,7 @@ PROTOCOLS: dict[str, MQTTProtocolVersion] = {"5": paho.MQTTv5, "3.1.1": paho.MQT
 
 _HEADER = struct.Struct(">cI")
 _PUBACK = struct.Struct("!BBH").pack
+_U16 = struct.Struct("!H")
 _PUBACK_BYTE = 0x40
 #: A message passed on: topic, payload, packet id, QoS, connection number.
 Queued = tuple[bytes, bytes | bytearray, int, int, int]
@@ -87,6 +89,7 @@ def connect_client(
     on_message: Any = None,
     on_connect: Any = None,
     on_subscribe: Any = None,
+    client_class: Callable[..., paho.Client] = paho.Client,
 ) -> paho.Client:
     """A connected client with its network loop running; see :func:`live.mqtt.connect`.
 
@@ -102,7 +105,7 @@ def connect_client(
     for version, wait in tries:
         client, rc = _attempt(
             host, port, client_id, version, persistent, manual_ack, wait,
-            on_message, on_connect, on_subscribe,
+            on_message, on_connect, on_subscribe, client_class,
         )  # fmt: skip
         if rc is not None and not rc.is_failure:
             break
@@ -118,6 +121,94 @@ def connect_client(
     return client
 
 
+class _BufferedSocket:
+    """A socket that reads 256 KiB at a time and hands paho the bytes it asks for.
+
+    paho reads each packet with three or four ``recv`` calls (its type, its length, its body)
+    and goes through ``select`` before each packet: five system calls per message, which is
+    most of what a bare paho client spends. Served from one large read, a whole burst of
+    messages costs one call. ``pending`` tells paho's loop that bytes are waiting here (it asks
+    it of TLS sockets for the same reason), so that it does not wait in ``select`` for them.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._pos >= len(self._buf):
+            data: bytes = self._sock.recv(1 << 18)  # BlockingIOError if nothing came: paho's cue
+            if not data:  # the broker closed the connection
+                return data
+            self._buf, self._pos = data, 0
+        out: bytes = self._buf[self._pos : self._pos + size]
+        self._pos += len(out)
+        return out
+
+    def pending(self) -> int:
+        return len(self._buf) - self._pos
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _ReceivingClient(paho.Client):
+    """paho's client as the receive process uses it: lean reads and lean PUBLISH handling.
+
+    It reads through a :class:`_BufferedSocket`, and hands each PUBLISH of QoS 0 or 1 to
+    ``deliver(topic, payload, packet_id, qos)`` as bytes, skipping what paho builds per
+    message for a general application (an ``MQTTMessage``, its MQTT 5 properties decoded into
+    objects, a log line, the topic matched against per-topic callbacks). The service needs
+    none of it: it takes the topic and the payload as bytes, and this client asks for no topic
+    aliases (so every PUBLISH carries its topic). QoS 2 and every other packet go through
+    paho unchanged.
+    """
+
+    def __init__(self, *args: Any, deliver: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deliver = deliver
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        cmd = self._in_packet["command"]
+        qos = (cmd & 0x06) >> 1
+        if qos > 1:
+            return super()._handle_publish()
+        packet = self._in_packet["packet"]
+        (size,) = _U16.unpack_from(packet, 0)
+        pos = 2 + size
+        topic = bytes(packet[2:pos])
+        mid = 0
+        if qos:
+            (mid,) = _U16.unpack_from(packet, pos)
+            pos += 2
+        if self._protocol == paho.MQTTv5:  # skip the properties (a variable-length size first)
+            length, shift = 0, 0
+            while True:
+                byte = packet[pos]
+                pos += 1
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if byte < 0x80:
+                    break
+            pos += length
+        self._deliver(topic, bytes(packet[pos:]), mid, qos)
+        if qos and not self._manual_ack:
+            return self._send_puback(mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _create_socket(self) -> Any:
+        return _BufferedSocket(super()._create_socket())
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        sock: Any = self._sock
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and sock is not None and sock.pending():
+            rc = super().loop_read(1)  # every packet already read, without a select between
+            sock = self._sock
+        return rc
+
+
 def _attempt(
     host: str,
     port: int,
@@ -129,9 +220,10 @@ def _attempt(
     on_message: Any,
     on_connect: Any,
     on_subscribe: Any,
+    client_class: Callable[..., paho.Client] = paho.Client,
 ) -> tuple[paho.Client, Any]:
     v5 = protocol == paho.MQTTv5
-    client = paho.Client(
+    client = client_class(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=protocol,
@@ -221,9 +313,12 @@ class _Receiver:
         with self.lock:
             write_frame(self.out, kind, body)
 
-    def on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+    def deliver(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
         if self.passing:  # a message not passed on is not acknowledged: the broker resends it
-            self.queue.append((msg._topic, msg.payload, msg.mid, msg.qos, self.connection))
+            self.queue.append((topic, payload, mid, qos, self.connection))
+
+    def make_client(self, *args: Any, **kwargs: Any) -> paho.Client:
+        return _ReceivingClient(*args, deliver=self.deliver, **kwargs)
 
     def on_connect(self, c: paho.Client, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
         # on every (re)connection: subscribing again is harmless and covers a lost session
@@ -254,9 +349,9 @@ class _Receiver:
                 persistent=True,
                 manual_ack=cfg["qos"] > 0,
                 timeout=cfg.get("timeout", 15.0),
-                on_message=self.on_message,
                 on_connect=self.on_connect,
                 on_subscribe=lambda *a, **k: self.send(b"S", 0),
+                client_class=self.make_client,
             )
         except (ConnectionError, OSError) as exc:
             self.send(b"X", str(exc))

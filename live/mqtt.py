@@ -93,38 +93,19 @@ def broker_protocol(url: str) -> str | None:
     return given[-1]
 
 
-def connect(
-    url: str,
-    client_id: str,
-    *,
-    persistent: bool = False,
-    manual_ack: bool = False,
-    timeout: float = 10.0,
-    on_message: Any = None,
-    on_connect: Any = None,
-    on_subscribe: Any = None,
-) -> paho.Client:
+def connect(url: str, client_id: str, **options: Any) -> paho.Client:
     """A connected MQTT client with its network loop running (``loop_start``).
 
-    MQTT 5, or 3.1.1 with a broker that speaks only that (see the module docstring). With
+    MQTT 5, or 3.1.1 with a broker that speaks only that (see the module docstring). The
+    keyword options are those of :func:`live._receiver.connect_client`: ``persistent``,
+    ``manual_ack``, ``timeout`` (s), ``on_message``, ``on_connect``, ``on_subscribe``. With
     ``persistent``, the session survives disconnections (``clean_start=False``, one hour
     of session expiry), and the broker queues the client's QoS 1 messages meanwhile; give
     ``on_message`` then, so that the queued messages that arrive with the connection are not
     dropped before a callback is set.
     """
     host, port = broker_address(url)
-    return connect_client(
-        host,
-        port,
-        client_id,
-        protocol=broker_protocol(url),
-        persistent=persistent,
-        manual_ack=manual_ack,
-        timeout=timeout,
-        on_message=on_message,
-        on_connect=on_connect,
-        on_subscribe=on_subscribe,
-    )
+    return connect_client(host, port, client_id, protocol=broker_protocol(url), **options)
 
 
 def publish_many(

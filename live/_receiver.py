@@ -302,9 +302,7 @@ class _Receiver:
         self.cfg = cfg
         self.out = out
         self.lock = threading.Lock()
-        self.queue: collections.deque[tuple[bytes, bytes | bytearray, int, int, int]] = (
-            collections.deque()
-        )
+        self.queue: collections.deque[Queued] = collections.deque()
         self.connection = 0
         self.passing = True
         self.client: paho.Client | None = None

@@ -270,3 +270,27 @@ def test_bad_broker_url_names_the_field(url, message):
 
     with pytest.raises(InputValidationError, match="--broker: .*" + message.replace("[", r"\[")):
         connect(url, "x")
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_publish_properties_are_skipped_not_mistaken_for_payload(mosquitto, lights, tmp_path, qos):
+    """MQTT 5 PUBLISH properties (which the broker forwards) stand between topic and payload."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ing = Ingestor(store, city=CITY, assets={"light": lights})
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("gateway", "cabinet:0001"), ("firmware", "x" * 300)]
+    props.MessageExpiryInterval = 3600
+    props.ContentType = "application/json"
+    n = 200
+    with IngestService(ing, mosquitto.url, qos=qos, client_id=f"props-{qos}") as svc:
+        pub = Publisher(mosquitto.url)
+        for topic, payload in _payloads(lights, n):
+            pub.client.publish(topic, payload, qos=1, properties=props)
+        pub.wait_acked(n)
+        assert svc.wait_for(n, timeout=30)
+        pub.close()
+    assert ing.counters["accepted"] == n == store.count("telemetry") and ing.accounted()
+    store.close()

@@ -36,6 +36,7 @@ import contextlib
 import json
 import marshal
 import os
+import signal
 import struct
 import sys
 import threading
@@ -381,6 +382,9 @@ class _Receiver:
 def main(argv: list[str] | None = None) -> None:
     """Run the receive process: ``python _receiver.py CONFIG_JSON`` (see the module docstring)."""
     cfg = json.loads((argv or sys.argv)[1])
+    # Ctrl-C reaches the whole process group: the parent stops this process in order (store,
+    # acknowledge, then disconnect), and its death alone ends it otherwise (end of stdin)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = sys.stdout.buffer
     with contextlib.suppress(OSError):  # Linux: a larger pipe holds more between two reads
         import fcntl

@@ -104,6 +104,26 @@ def test_telemetry_flows_into_the_store(mosquitto, lights, tmp_path):
     store.close()
 
 
+def test_ctrl_c_leaves_the_receive_process_to_the_service(mosquitto, lights, tmp_path):
+    """SIGINT reaches the whole process group: the service, not the signal, stops the receiver."""
+    import os
+    import signal
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ing = Ingestor(store, city=CITY, assets={"light": lights})
+    n = 500
+    with IngestService(ing, mosquitto.url, qos=1) as svc:
+        assert svc._proc is not None
+        os.kill(svc._proc.pid, signal.SIGINT)
+        pub = Publisher(mosquitto.url)
+        pub.send(_payloads(lights, n))
+        pub.wait_acked(n)
+        assert svc.wait_for(n, timeout=30)
+        pub.close()
+    assert store.count("telemetry") == n and ing.accounted()
+    store.close()
+
+
 def test_broker_restart_mid_stream_loses_nothing(mosquitto, lights, tmp_path):
     """QoS 1, persistent sessions: the broker stops (its state saved) and comes back."""
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}")

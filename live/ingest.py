@@ -311,7 +311,7 @@ def _rejected_keys() -> Iterable[str]:
 
 
 def _is_range(text: str) -> bool:
-    return any(s in text for s in (">=", "<=", "> ", "< ", "length"))
+    return any(s in text for s in (">=", "<=", "> ", "< ", "length", "matching regex"))
 
 
 def _us(t: dt.datetime) -> int:

@@ -3,34 +3,64 @@
 :class:`IngestService` subscribes to ``twin/<city>/telemetry/#`` (MQTT 5; optionally as a
 shared subscription ``$share/<group>/...`` so that several worker processes split the stream)
 with a persistent session (``clean_start=False``, a fixed client id and a session expiry), so
-that the broker keeps what arrives while the service is away. Its network callback only queues
-the message; a worker thread takes what has arrived, validates and stores it in one batch, and
-only then acknowledges it (manual PUBACK at QoS 1). A message is therefore acknowledged only
-once it is durable: if the process dies first, the broker sends it again, and the store's key
-drops the copy.
+that the broker keeps what arrives while the service is away.
+
+It runs in two processes. A receive process (:mod:`live._receiver`) holds the MQTT connection
+and does nothing but read raw messages and pass them on through a pipe; this process takes
+what has arrived, validates and stores it in one batch, and only then sends the packet ids
+back to be acknowledged (manual PUBACK at QoS 1). A message is therefore acknowledged only
+once it is durable: if either process dies first, the broker sends it again, and the store's
+key drops the copy. Validation and storage used to run beside paho's network thread, in the
+same interpreter: every one of paho's several system calls per message gave the GIL away and
+waited to get it back from the worker, and at QoS 0 the socket was drained at two thirds of
+the rate of a bare client (``benchmarks/ingestion.py`` measures both).
+
+Broker URLs are ``mqtt://HOST[:PORT][?protocol=5|3.1.1]``. Without ``protocol`` a client tries
+MQTT 5 first and falls back to 3.1.1 (a 3.1.1 broker refuses an MQTT 5 CONNECT, or never
+answers it: that costs a second); the embedded broker of ``twin serve`` gives its URL with
+``?protocol=3.1.1`` so that every client speaks 3.1.1 to it at once.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import json
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
-from urllib.parse import urlparse
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlparse
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from live.ingest import Ingestor
+from live._receiver import (
+    PROTOCOLS,
+    Queued,
+    connect_client,
+    read_frame,
+    session_properties,
+    write_frame,
+)
 from twin._errors import InputValidationError
 
-__all__ = ["IngestService", "broker_address", "connect", "publish_many", "session_properties"]
+if TYPE_CHECKING:
+    from live.ingest import Ingestor
 
-_Queued = tuple[bytes, bytes | bytearray, int, int]  # topic, payload, packet id, QoS
+__all__ = [
+    "IngestService",
+    "broker_address",
+    "broker_protocol",
+    "connect",
+    "publish_many",
+    "session_properties",
+]
+
+_RECEIVER = Path(__file__).with_name("_receiver.py")
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -46,50 +76,36 @@ def broker_address(url: str) -> tuple[str, int]:
     return parsed.hostname, parsed.port or 1883
 
 
-def session_properties(expiry_s: int = 3600) -> Properties:
-    """CONNECT properties of a persistent session that outlives a disconnection by ``expiry_s``."""
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = expiry_s
-    return props
+def broker_protocol(url: str) -> str | None:
+    """The MQTT version a broker URL names (``?protocol=5`` or ``3.1.1``), else ``None``.
+
+    >>> broker_protocol("mqtt://127.0.0.1:1883?protocol=3.1.1")
+    '3.1.1'
+    >>> broker_protocol("mqtt://127.0.0.1:1883") is None
+    True
+    """
+    given = parse_qs(urlparse(url).query).get("protocol")
+    if not given:
+        return None
+    if given[-1] not in PROTOCOLS:
+        msg = f"--broker: {url!r}: protocol={given[-1]} is neither 5 nor 3.1.1"
+        raise InputValidationError(msg)
+    return given[-1]
 
 
-def connect(
-    url: str,
-    client_id: str,
-    *,
-    persistent: bool = False,
-    manual_ack: bool = False,
-    timeout: float = 10.0,
-    on_message: Any = None,
-    on_connect: Any = None,
-    on_subscribe: Any = None,
-) -> paho.Client:
-    """A connected MQTT 5 client with its network loop running (``loop_start``).
+def connect(url: str, client_id: str, **options: Any) -> paho.Client:
+    """A connected MQTT client with its network loop running (``loop_start``).
 
-    With ``persistent``, the session survives disconnections (``clean_start=False``, one hour
+    MQTT 5, or 3.1.1 with a broker that speaks only that (see the module docstring). The
+    keyword options are those of :func:`live._receiver.connect_client`: ``persistent``,
+    ``manual_ack``, ``timeout`` (s), ``on_message``, ``on_connect``, ``on_subscribe``. With
+    ``persistent``, the session survives disconnections (``clean_start=False``, one hour
     of session expiry), and the broker queues the client's QoS 1 messages meanwhile; give
     ``on_message`` then, so that the queued messages that arrive with the connection are not
     dropped before a callback is set.
     """
     host, port = broker_address(url)
-    # MQTT 5 first; a 3.1.1 broker (amqtt, the embedded one) refuses it or never answers a
-    # CONNECT with properties: then speak 3.1.1 (clean_session=False keeps the session)
-    for protocol, wait in ((paho.MQTTv5, min(timeout, 3.0)), (paho.MQTTv311, timeout)):
-        client, rc = _attempt(
-            host, port, client_id, protocol, persistent, manual_ack, wait,
-            on_message, on_connect, on_subscribe,
-        )  # fmt: skip
-        if rc is not None and not rc.is_failure:
-            break
-        client.loop_stop()
-        with contextlib.suppress(OSError):
-            client.disconnect()
-        if protocol == paho.MQTTv5 and (rc is None or str(rc) == "Unsupported protocol version"):
-            continue
-        msg = f"--broker: no MQTT broker answered at {url} ({rc or 'timeout'})"
-        raise ConnectionError(msg)
-    client.on_connect = on_connect
-    return client
+    return connect_client(host, port, client_id, protocol=broker_protocol(url), **options)
 
 
 def publish_many(
@@ -118,54 +134,6 @@ def publish_many(
     return n
 
 
-def _attempt(
-    host: str,
-    port: int,
-    client_id: str,
-    protocol: MQTTProtocolVersion,
-    persistent: bool,
-    manual_ack: bool,
-    timeout: float,
-    on_message: Any,
-    on_connect: Any,
-    on_subscribe: Any,
-) -> tuple[paho.Client, Any]:
-    v5 = protocol == paho.MQTTv5
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=protocol,
-        manual_ack=manual_ack,
-        clean_session=None if v5 else not persistent,
-    )
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    ready = threading.Event()
-    result: list[Any] = []
-
-    def connected(c: paho.Client, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
-        if on_connect is not None and not rc.is_failure:
-            on_connect(c, u, flags, rc, props)
-        result.append(rc)
-        ready.set()
-
-    client.on_connect = connected
-    if on_message is not None:
-        client.on_message = on_message
-    if on_subscribe is not None:
-        client.on_subscribe = on_subscribe
-    kwargs: dict[str, Any] = {}
-    if v5:
-        kwargs["clean_start"] = not persistent
-        kwargs["properties"] = session_properties() if persistent else None
-    client.connect(host, port, keepalive=30, **kwargs)
-    client.loop_start()
-    ready.wait(timeout)
-    if result and result[0].is_failure:
-        client.loop_stop()
-    return client, (result[0] if result else None)
-
-
 class IngestService:
     """Telemetry from a broker into an :class:`Ingestor` (see the module docstring).
 
@@ -173,15 +141,20 @@ class IngestService:
     ----------
     ingestor : Ingestor
     url : str
-        ``mqtt://host:port``.
+        ``mqtt://host:port`` (``?protocol=3.1.1`` for a broker that speaks only that).
     qos : 0 or 1
         Subscription QoS; at 1 a message is acknowledged after it is stored.
     client_id : str, optional
         Fixed id of the persistent session (default ``twin-ingest-<city>``).
     share : str, optional
-        Join the shared subscription group of that name (workers split the messages).
+        Join the shared subscription group of that name (workers split the messages). Needs
+        an MQTT 5 broker: :meth:`start` raises ``ConnectionError`` on a 3.1.1 one.
     batch : int
         Most messages validated and stored in one transaction.
+    linger_s : float
+        How long the worker waits for more messages when fewer than ``batch`` have arrived:
+        fewer, larger transactions (a PostgreSQL commit waits for its disk flush) for at most
+        that much more latency.
     """
 
     def __init__(
@@ -193,104 +166,193 @@ class IngestService:
         client_id: str | None = None,
         share: str | None = None,
         batch: int = 5000,
+        linger_s: float = 0.0,
     ) -> None:
+        if qos not in (0, 1):
+            msg = f"qos: {qos} is neither 0 nor 1"
+            raise InputValidationError(msg)
         self.ingestor = ingestor
         self.url = url
+        self.host, self.port = broker_address(url)
+        self.protocol = broker_protocol(url)
+        if share and self.protocol == "3.1.1":
+            msg = _share_error(url)
+            raise InputValidationError(msg)
         self.qos = qos
         self.client_id = client_id or f"twin-ingest-{ingestor.city}"
         pattern = f"twin/{ingestor.city}/telemetry/#"
+        self.share = share
         self.pattern = f"$share/{share}/{pattern}" if share else pattern
         self.batch = batch
-        self.poll_s = 0.01
-        self._queue: collections.deque[_Queued] = collections.deque()
-        self._wake = threading.Event()
+        self.linger_s = linger_s
+        self.poll_s = 0.005
+        self._queue: collections.deque[Queued] = collections.deque()
         self._stop = threading.Event()
-        self._ready = threading.Event()
+        self._ended = threading.Event()
+        self._subscribed = threading.Event()
         self._worker: threading.Thread | None = None
-        self.client: paho.Client | None = None
+        self._reader: threading.Thread | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._send_lock = threading.Lock()
+        self._fatal: str | None = None
         self.error: BaseException | None = None
         self.batches = 0
         #: ``session_present`` of each connection: ``False`` after the first means the broker
         #: lost the session (and what it had queued)
         self.sessions: list[bool] = []
 
-    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        # nothing else on the network thread; a tuple of bytes and ints, not the message object:
-        # the cyclic GC skips such tuples, where thousands of queued messages cost it dearly
-        self._queue.append((msg._topic, msg.payload, msg.mid, msg.qos))
+    # -- the receive process -----------------------------------------------------------------
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        cfg = {
+            "host": self.host,
+            "port": self.port,
+            "client_id": self.client_id,
+            "protocol": self.protocol,
+            "pattern": self.pattern,
+            "qos": self.qos,
+            "share": bool(self.share),
+            "timeout": 15.0,
+        }
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        return subprocess.Popen(  # noqa: S603 - our own script
+            [sys.executable, str(_RECEIVER), json.dumps(cfg)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            bufsize=1 << 20,
+        )
 
-    def _on_connect(self, c: paho.Client, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
-        # on every (re)connection: the broker keeps the subscription of a persistent session;
-        # subscribing again is harmless and covers a session the broker lost
-        if not getattr(rc, "is_failure", False):
-            self.sessions.append(bool(getattr(flags, "session_present", False)))
-            c.subscribe(self.pattern, qos=self.qos)
+    def _read(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        assert proc.stdout is not None
+        q = self._queue
+        while (frame := read_frame(proc.stdout)) is not None:
+            kind, body = frame
+            if kind == b"M":
+                q.extend(body)
+            elif kind == b"C":
+                self.sessions.append(bool(body[0]))
+            elif kind == b"S":
+                self._subscribed.set()
+            elif kind == b"E":
+                break
+            elif kind == b"X":
+                self._fatal = str(body)
+                break
+        self._ended.set()
+        self._subscribed.set()
 
+    def _tell(self, kind: bytes, body: Any) -> bool:
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            return False
+        with self._send_lock:
+            try:
+                write_frame(proc.stdin, kind, body)
+            except (BrokenPipeError, ValueError):  # the receiver is gone
+                return False
+        return True
+
+    def _receiver_error(self, what: str) -> ConnectionError:
+        detail = self._fatal or ""
+        if not detail and self._stderr is not None:
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-800:].decode("utf-8", "replace").strip()
+            detail = tail.splitlines()[-1] if tail else "no message"
+        if "shared subscriptions need MQTT 5" in detail:
+            detail = _share_error(self.url)
+        return ConnectionError(f"{what}: {detail}")
+
+    # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> IngestService:
-        """Start the worker, connect and subscribe (the worker drains from the first message)."""
+        """Start the receive process and the worker; return once subscribed.
+
+        Raises ``ConnectionError`` when no broker answers at the URL, or when a shared
+        subscription is asked of a broker that speaks only MQTT 3.1.1.
+        """
+        self._proc = self._spawn()
+        self._reader = threading.Thread(target=self._read, name="twin-ingest-read", daemon=True)
+        self._reader.start()
         self._worker = threading.Thread(target=self._run, name="twin-ingest", daemon=True)
         self._worker.start()
-        subscribed = threading.Event()
-        self._subscribed = subscribed
-        client = connect(
-            self.url,
-            self.client_id,
-            persistent=True,
-            manual_ack=self.qos > 0,
-            timeout=15,
-            on_message=self._on_message,
-            on_connect=self._on_connect,
-            on_subscribe=lambda *a, **k: subscribed.set(),
-        )
-        subscribed.wait(10)
-        # paho types the delays as int; it sleeps on floats (a broker restart is back in ~0.1 s)
-        client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
-        self.client = client
-        self._ready.set()
+        if not self._subscribed.wait(30) or self._ended.is_set():
+            error = self._receiver_error(
+                f"--broker: the ingestion could not subscribe at {self.url}"
+            )
+            self.stop(drain=False)
+            raise error
         return self
 
     def _run(self) -> None:
         q = self._queue
-        while not (self._stop.is_set() and not q):
+        while True:
             if not q:
-                self._wake.wait(self.poll_s)  # polled: waking the worker per message costs more
+                if self._ended.is_set():
+                    return
+                self._ended.wait(self.poll_s)  # polled: waking the worker per frame costs more
                 continue
-            msgs: list[_Queued] = []
+            if self.linger_s and len(q) < self.batch and not self._ended.is_set():
+                self._ended.wait(self.linger_s)
+            msgs: list[Queued] = []
             while q and len(msgs) < self.batch:
                 msgs.append(q.popleft())
             try:
-                self.ingestor.ingest([(t.decode("utf-8", "replace"), p) for t, p, _, _ in msgs])
+                self.ingestor.ingest([(t.decode("utf-8", "replace"), p) for t, p, *_ in msgs])
             except BaseException as exc:  # the store failed: leave unacknowledged, stop
                 self.error = exc
                 return
             self.batches += 1
             if self.qos > 0:
-                self._ready.wait()
-                client = self.client
-                assert client is not None
-                for _, _, mid, qos in msgs:
-                    if qos > 0:
-                        client.ack(mid, qos)
+                self._tell(b"A", [(mid, qos, conn) for _, _, mid, qos, conn in msgs if qos])
 
     def stop(self, *, drain: bool = True) -> None:
-        """Stop: with ``drain``, store what has arrived first; then disconnect."""
-        if not drain:
+        """Stop: with ``drain``, store (and acknowledge) what has arrived first; then disconnect.
+
+        Messages that arrive while stopping are neither stored nor acknowledged: at QoS 1 the
+        broker keeps them for the next session.
+        """
+        proc = self._proc
+        if proc is None:
+            return
+        if drain and self._tell(b"D", 0) and self._reader is not None:
+            self._reader.join(timeout=30)
+        else:
             self._queue.clear()
-        self._stop.set()
-        self._wake.set()
+        self._ended.set()
         if self._worker is not None:
             self._worker.join(timeout=60)
-        if self.client is not None:
-            self.client.disconnect()
-            self.client.loop_stop()
-            self.client = None
+        self._tell(b"Q", 0)
+        with contextlib.suppress(OSError, ValueError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+        self._proc = None
 
     def wait_for(self, n: int, *, timeout: float = 60.0) -> bool:
-        """Wait until ``n`` messages were received by the ingestor; ``False`` on timeout."""
+        """Wait until ``n`` messages were received by the ingestor; ``False`` on timeout.
+
+        Raises the store's error if storing failed, and ``ConnectionError`` if the receive
+        process ended.
+        """
         end = time.monotonic() + timeout
         while self.ingestor.counters["received"] < n:
             if self.error is not None:
                 raise self.error
+            if self._ended.is_set() and not self._queue and self._proc is not None:
+                what = "the MQTT receive process ended"
+                raise self._receiver_error(what)
             if time.monotonic() > end:
                 return False
             time.sleep(0.01)
@@ -301,3 +363,11 @@ class IngestService:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _share_error(url: str) -> str:
+    return (
+        f"--broker: {url}: shared subscriptions ($share/...) need an MQTT 5 broker, and this "
+        "one speaks MQTT 3.1.1 only (as the embedded amqtt broker of `twin serve` does): "
+        "give a Mosquitto broker with --broker mqtt://HOST:PORT, or run one worker"
+    )

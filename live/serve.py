@@ -2,9 +2,12 @@
 
 :func:`serve` starts, in one process:
 
-* a broker, unless one is given: amqtt, an MQTT broker written in Python (MQTT 3.1.1; the
-  clients fall back to 3.1.1 with it), so that one command works on a machine without
-  Mosquitto. Deployments use Mosquitto (``--broker mqtt://host:1883``);
+* a broker, unless one is given: amqtt, an MQTT broker written in Python, so that one command
+  works on a machine without Mosquitto. It speaks MQTT 3.1.1 only, and says so in its URL
+  (``mqtt://127.0.0.1:PORT?protocol=3.1.1``): every client connects with 3.1.1 at once rather
+  than trying MQTT 5 first. MQTT 5 shared subscriptions (several ingestion workers) need
+  Mosquitto: asked of the embedded broker, they fail at once with a message that says so.
+  Deployments use Mosquitto (``--broker mqtt://host:1883``);
 * the ingestion service (:class:`live.mqtt.IngestService`) into the history store;
 * optionally the equipment simulator (:class:`live.devices.Devices`), reporting every
   ``period_s`` seconds;
@@ -25,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import json
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,7 +52,7 @@ __all__ = ["embedded_broker", "serve"]
 
 @contextlib.contextmanager
 def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
-    """Run an amqtt broker in a background thread; yields its URL."""
+    """Run an amqtt broker in a background thread; yields its URL (with ``?protocol=3.1.1``)."""
     from amqtt.broker import Broker
 
     port = port or free_port()
@@ -55,11 +60,11 @@ def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterato
     logging.getLogger("amqtt").setLevel(logging.CRITICAL)
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(lambda _loop, _context: None)
+    # amqtt 0.12's own form (its older keys sys_interval, auth and topic-check are deprecated):
+    # anonymous clients, no $SYS topics, no topic filter plugin
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-        "sys_interval": 0,
-        "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
-        "topic-check": {"enabled": False},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
     }
     holder: dict[str, Any] = {}
 
@@ -77,7 +82,7 @@ def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterato
     thread.start()
     wait_port(port, host=host)
     try:
-        yield f"mqtt://{host}:{port}"
+        yield f"mqtt://{host}:{port}?protocol=3.1.1"
     finally:
         if "broker" in holder:
             fut = asyncio.run_coroutine_threadsafe(holder["broker"].shutdown(), loop)
@@ -85,6 +90,13 @@ def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterato
                 fut.result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+        # amqtt leaves the stream writers of closed connections to the garbage collector, which
+        # warns of each: collect them now, quietly, rather than at some later unrelated moment
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            if not thread.is_alive():
+                loop.close()
+            gc.collect()
 
 
 def _http(

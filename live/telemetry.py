@@ -45,8 +45,9 @@ __all__ = [
 
 Reason = Literal["topic", "json", "schema", "range", "unknown_asset", "asset_mismatch", "future"]
 #: Why a message is dead-lettered: a topic outside the scheme, not JSON, a field missing or of
-#: the wrong type (or an unknown field), a number or string out of range, an asset the twin does
-#: not hold, a payload ``asset`` that is not the topic's, a time stamp in the future.
+#: the wrong type (or an unknown field), a number or string out of range (an id too long, or
+#: holding a NUL character), an asset the twin does not hold, a payload ``asset`` that is not
+#: the topic's, a time stamp in the future.
 REASONS: Final[tuple[Reason, ...]] = (
     "topic",
     "json",
@@ -57,7 +58,9 @@ REASONS: Final[tuple[Reason, ...]] = (
     "future",
 )
 
-Id = Annotated[str, Meta(min_length=1, max_length=64)]
+#: An id: 1-64 characters, no NUL (PostgreSQL's text cannot hold one: a NUL in a stored id
+#: failed the whole batch's transaction, and the broker resent the same batch for ever).
+Id = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[^\\x00]*$")]
 UtcTime = Annotated[dt.datetime, Meta(tz=True)]
 Level = Annotated[float, Meta(ge=0.0, le=1.0, description="fraction of full output")]
 PowerW = Annotated[float, Meta(ge=0.0, le=1.0e6, description="W")]

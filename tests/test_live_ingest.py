@@ -92,6 +92,30 @@ def test_duplicates_and_out_of_order(store, assets):
 
 
 @STORES
+def test_large_batches_with_awkward_strings_and_a_restart(store, assets):
+    """Batches of thousands (PostgreSQL's COPY path) keep every byte, and the store's key."""
+    lights = assets["light"]
+    odd = ["tab\tid", "new\nline", "back\\slash", "quo'te\"", "\\N", "caf\u00e9 \U0001f4a1"]
+    batch = [_light(lights[k % len(lights)], k, T0 + dt.timedelta(seconds=k)) for k in range(3000)]
+    for k, name in enumerate(odd):  # ids that COPY's text format must escape
+        topic, body = _light(lights[k], 0, T0)
+        batch.append((topic, body.replace(b'"m0"', json.dumps(name).encode())))
+    ing = Ingestor(store, city="bondy", assets=assets, clock=CLOCK)
+    assert ing.ingest(batch)["accepted"] == len(batch)
+    assert store.count("telemetry") == len(batch)
+    got = {
+        r[0] for r in store.execute("SELECT msg_id FROM telemetry WHERE msg_id NOT LIKE ?", ["m%"])
+    }
+    assert got == set(odd)
+    # restarted with no memory of ids: the old ones are duplicates by the store's key alone
+    blind = Ingestor(store, city="bondy", assets=assets, clock=CLOCK, dedup_window=dt.timedelta(0))
+    more = [_light(lights[0], k, T0 + dt.timedelta(seconds=k)) for k in range(3000, 3100)]
+    got = blind.ingest(batch[:2000] + more)
+    assert (got["accepted"], got["duplicate"]) == (100, 2000) and blind.accounted()
+    assert store.count("telemetry") == len(batch) + 100
+
+
+@STORES
 def test_every_rejection_is_dead_lettered_with_its_reason(store, assets):
     ing = Ingestor(store, city="bondy", assets=assets, clock=CLOCK)
     a = assets["light"][0]

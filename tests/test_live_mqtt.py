@@ -104,6 +104,26 @@ def test_telemetry_flows_into_the_store(mosquitto, lights, tmp_path):
     store.close()
 
 
+def test_ctrl_c_leaves_the_receive_process_to_the_service(mosquitto, lights, tmp_path):
+    """SIGINT reaches the whole process group: the service, not the signal, stops the receiver."""
+    import os
+    import signal
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ing = Ingestor(store, city=CITY, assets={"light": lights})
+    n = 500
+    with IngestService(ing, mosquitto.url, qos=1) as svc:
+        assert svc._proc is not None
+        os.kill(svc._proc.pid, signal.SIGINT)
+        pub = Publisher(mosquitto.url)
+        pub.send(_payloads(lights, n))
+        pub.wait_acked(n)
+        assert svc.wait_for(n, timeout=30)
+        pub.close()
+    assert store.count("telemetry") == n and ing.accounted()
+    store.close()
+
+
 def test_broker_restart_mid_stream_loses_nothing(mosquitto, lights, tmp_path):
     """QoS 1, persistent sessions: the broker stops (its state saved) and comes back."""
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
@@ -177,4 +197,120 @@ def test_ingestion_killed_and_restarted_keeps_the_history_whole(mosquitto, light
     )
     assert killed_at < n and stored == n == distinct
     assert ing.accounted()
+    store.close()
+
+
+def test_shared_subscription_splits_the_stream_between_workers(mosquitto, lights, tmp_path):
+    """MQTT 5 ``$share``: two workers into one store; each message stored once, none lost."""
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ings = [Ingestor(store, city=CITY, assets={"light": lights}) for _ in range(2)]
+    svcs = [
+        IngestService(ing, mosquitto.url, qos=1, client_id=f"w{k}", share="g").start()
+        for k, ing in enumerate(ings)
+    ]
+    n = 4000
+    pub = Publisher(mosquitto.url)
+    pub.send(_payloads(lights, n, bad_every=8))
+    pub.wait_acked(n)
+    end = time.monotonic() + 60
+    while sum(i.counters["received"] for i in ings) < n and time.monotonic() < end:
+        time.sleep(0.02)
+    for svc in svcs:
+        svc.stop()
+    pub.close()
+    got = [i.counters["received"] for i in ings]
+    accepted = sum(i.counters["accepted"] for i in ings)
+    rejected = sum(i.rejected() for i in ings)
+    stored = store.count("telemetry")
+    print(f"\nshared: sent {n}, per worker {got}, accepted {accepted}, rejected {rejected}, lost "
+          f"{n - accepted - rejected}; stored {stored}")  # fmt: skip
+    assert sum(got) == n and min(got) > 0, got  # split, and no message given to both
+    assert all(i.accounted() for i in ings)
+    assert rejected == n // 8 == store.count("dead_letter")
+    assert stored == accepted == n - n // 8
+    store.close()
+
+
+# amqtt (the embedded broker, in this process) leaves the sockets of closed connections to the
+# garbage collector, which warns about them whenever it runs: amqtt's housekeeping, not ours
+AMQTT_LEAKS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@AMQTT_LEAKS
+def test_embedded_broker_speaks_3_1_1_at_once_and_carries_telemetry(lights, tmp_path):
+    import paho.mqtt.client as paho
+
+    from live.serve import embedded_broker
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ing = Ingestor(store, city=CITY, assets={"light": lights})
+    with embedded_broker() as url:
+        assert url.endswith("?protocol=3.1.1")
+        client = connect(url, "probe")
+        assert client.protocol == paho.MQTTv311  # no MQTT 5 attempt first
+        client.disconnect()
+        client.loop_stop()
+        n = 300
+        with IngestService(ing, url, qos=1) as svc:
+            pub = Publisher(url)
+            pub.send(_payloads(lights, n))
+            pub.wait_acked(n)
+            assert svc.wait_for(n, timeout=30)
+            pub.close()
+    assert ing.accounted() and store.count("telemetry") == ing.counters["accepted"] == n
+    store.close()
+
+
+@AMQTT_LEAKS
+def test_shared_subscription_on_the_embedded_broker_says_why_it_cannot(lights, tmp_path):
+    from live.serve import embedded_broker
+    from twin._errors import InputValidationError
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ing = Ingestor(store, city=CITY, assets={"light": lights})
+    with embedded_broker() as url:
+        with pytest.raises(InputValidationError, match=r"shared subscriptions .* need an MQTT 5"):
+            IngestService(ing, url, share="g")
+        # the same broker without the hint in its URL: found out when connecting, not a hang
+        bare = url.split("?")[0]
+        with pytest.raises(ConnectionError, match=r"shared subscriptions .* need an MQTT 5"):
+            IngestService(ing, bare, share="g").start()
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mqtt://127.0.0.1:1883?protocol=4", "protocol=4 is neither 5 nor 3.1.1"),
+        ("http://127.0.0.1:1883", "is not mqtt://HOST[:PORT]"),
+    ],
+)
+def test_bad_broker_url_names_the_field(url, message):
+    from twin._errors import InputValidationError
+
+    with pytest.raises(InputValidationError, match="--broker: .*" + message.replace("[", r"\[")):
+        connect(url, "x")
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_publish_properties_are_skipped_not_mistaken_for_payload(mosquitto, lights, tmp_path, qos):
+    """MQTT 5 PUBLISH properties (which the broker forwards) stand between topic and payload."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ing = Ingestor(store, city=CITY, assets={"light": lights})
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("gateway", "cabinet:0001"), ("firmware", "x" * 300)]
+    props.MessageExpiryInterval = 3600
+    props.ContentType = "application/json"
+    n = 200
+    with IngestService(ing, mosquitto.url, qos=qos, client_id=f"props-{qos}") as svc:
+        pub = Publisher(mosquitto.url)
+        for topic, payload in _payloads(lights, n):
+            pub.client.publish(topic, payload, qos=1, properties=props)
+        pub.wait_acked(n)
+        assert svc.wait_for(n, timeout=30)
+        pub.close()
+    assert ing.counters["accepted"] == n == store.count("telemetry") and ing.accounted()
     store.close()

@@ -228,3 +228,56 @@ def test_late_acknowledgements_complete_a_partial_plan(bondy, nights, mosquitto,
     follower.stop()
     devices.stop()
     store.close()
+
+
+def test_late_acknowledgements_published_while_the_broker_restarts_are_recorded(
+    bondy, nights, mosquitto, tmp_path
+):
+    """The follower's persistent session (QoS 1, stable client id) outlives a broker restart.
+
+    Half the cabinets answer after the push gave up waiting: one group while the broker is down
+    (their gateways hold the acknowledgements and send them once back), one group after it is
+    back. The broker keeps the follower's subscription and queue across its restart, so every
+    acknowledgement reaches the store.
+    """
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    plan = nights["adaptive"]
+    devices = Devices(bondy, mosquitto.url, clock=_clock_at(plan)).start()
+    cabs = sorted(plan.groups())
+    during, after = cabs[0::4], cabs[1::4]
+    for cab in during:
+        devices.fault("slow", cab, delay_s=1.5)
+    for cab in after:
+        devices.fault("slow", cab, delay_s=6.0)
+    follower = AckFollower(store, mosquitto.url, city="bondy", period_s=0.1).start()
+    ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.3, attempts=1)
+    r = ctl.push(plan, now=devices.clock())
+    assert r.status == "partial" and r.acked == len(cabs) - len(during) - len(after)
+    cids = {c.rsplit("/", 1)[1]: c for c, _, _ in ctl.commands(plan, r.push, devices.clock())}
+    mosquitto.stop()  # its state saved: the follower's session, subscription and queue
+    # the first slow group answers while there is no broker: their client holds the answers
+    assert wait_for(
+        lambda: all(devices.answers.get(cids[c], {}).get("status") == "applied" for c in during)
+    )
+    mosquitto.start()
+    assert wait_for(lambda: ctl.status(plan.id)["status"] == "applied", 60)
+    assert wait_for(lambda: ctl.status(plan.id)["commands"] == {"applied": len(cabs)}, 30)
+    follower.stop()
+    st = ctl.status(plan.id)
+    # every command's record is the device's last answer; every answer was heard
+    sent = 2 * len(cabs)  # each device answered 'accepted', then 'applied' (due at once)
+    heard = follower.heard
+    print(
+        f"\nbroker restart, late acks: commands {len(cabs)}, acknowledged in the push {r.acked}, "
+        f"late {len(during)} during the outage and {len(after)} after it; acknowledgements "
+        f"sent {sent}, heard {sum(heard.values())} ({dict(heard)}), "
+        f"lost {max(sent - sum(heard.values()), 0)}; sessions {follower.sessions}"
+    )
+    assert follower.sessions == [False, True], "the broker lost the follower's session"
+    assert heard["accepted"] >= len(cabs) and heard["applied"] >= len(cabs)
+    assert st["failed"] == {} and st["commands"] == {"applied": len(cabs)}
+    late = [a for a in st["audit"] if a["action"] == "late ack"]
+    assert late and late[-1]["result"] == "applied"
+    assert all(devices.applied[c] == 1 for c in cids.values())
+    devices.stop()
+    store.close()

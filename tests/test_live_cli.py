@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -31,6 +32,11 @@ def night_dir(bondy, tmp_path_factory):
         (["plan", "status", "x", "--db", "mysql://h"], "neither sqlite:///PATH nor postgresql"),
         (["serve", "--city", "bondy", "--port", "70000"], "70000 is not a TCP port"),
         (["devices", "--city", "bondy", "--broker", "mqtt://h", "--fault", "fire=x"], "fire=x"),
+        (["serve", "--city", "bondy", "--fault", "fire=x", "--devices"], "KIND one of"),
+        (["serve", "--city", "bondy", "--cold-night"], "--cold-night: needs --devices"),
+        (["serve", "--city", "bondy", "--precip", "1"], "--precip: needs --devices"),
+        (["serve", "--devices", "--weather-offset", "-50"], "-50 is not a temperature offset"),
+        (["devices", "--broker", "mqtt://h", "--precip", "-1"], "-1 is not a precipitation rate"),
     ],
 )
 def test_bad_arguments_are_one_line_before_any_work(argv, message, capsys):
@@ -194,3 +200,78 @@ def test_serve_follows_late_acks_and_acts_on_rules(bondy, night_dir, mosquitto, 
         (p,) = proposals(store, "bondy")
     assert st["status"] == "applied" and st["audit"][-1]["action"] == "late ack"
     assert p["kind"] == "snow" and p["readings"][0]["road_temp_c"] == 0.3
+
+
+@pytest.mark.parametrize("command", ["serve", "devices"])
+def test_a_fault_on_an_asset_it_cannot_apply_to_is_refused(bondy, command, capsys):
+    cabinet = str(bondy.registry["cabinet"]["id"].iloc[0])
+    argv = [command, "--city", "bondy", "--broker", "mqtt://127.0.0.1:1", "--devices"]
+    argv = [a for a in argv if command == "serve" or a != "--devices"]
+    assert main([*argv, "--fault", f"lamp_failure={cabinet}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--fault: lamp_failure={cabinet}: {cabinet} is not a light of bondy" in err
+    assert main([*argv, "--fault", "offline=light:nowhere"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--fault: offline=light:nowhere: light:nowhere is not a light or cabinet or" in err
+
+
+def test_serve_injects_weather_and_faults_into_its_simulator(bondy, mosquitto, tmp_path, capsys):
+    """One command, nothing hand-published: the simulated stations report a cold wet road (at
+    any date and hour: 35 degC colder), the example snow rule fires on their readings and
+    proposes the snow plan; the simulated lamp failure raises its alarm."""
+    import re
+
+    import live
+    from live.actions import proposals
+    from live.services import free_port
+
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    rules = str(live.__path__[0] + "/rules/example.toml")
+    sensors = bondy.registry["sensor"]
+    weather = set(sensors.loc[sensors["sensor_type"] == "weather", "id"].astype(str))
+    light = str(bondy.registry["light"]["id"].iloc[0])
+    argv = ["serve", "--city", "bondy", "--broker", mosquitto.url, "--db", db, "--devices"]
+    argv += [
+        "--rules",
+        rules,
+        "--weather-offset",
+        "-35",
+        "--precip",
+        "2.5",
+        "--fault",
+        f"lamp_failure={light}",
+    ]
+    argv += ["--period", "0.5", "--for", "6", "--port", str(free_port())]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "simulated weather: -35 degC, 2.5 mm/h" in out
+    assert f"simulated fault: lamp_failure on {light}" in out
+    fired = set(re.findall(r"rule 'snow plan' on (\S+): propose ok", out))
+    assert fired and fired <= weather, out[-2000:]
+    with live.open_store(db) as store:
+        (p,) = proposals(store, "bondy")
+        rows = store.execute("SELECT asset, msg_id, ts_us, body FROM telemetry")
+        alarms = store.execute("SELECT asset, kind FROM alarms WHERE cleared_us IS NULL")
+    assert p["kind"] == "snow" and p["rule"] == "snow plan" and p["status"] == "proposed"
+    # each reading the rule acted on is a message the simulator published, stored as received
+    stored = {(a, int(t)): json.loads(b) | {"msg_id": m} for a, m, t, b in rows}
+    assert {r["asset"] for r in p["readings"]} == fired
+    for r in p["readings"]:
+        assert r["precip_mm_h"] == 2.5 and r["road_temp_c"] < 1.0
+        ts = dt.datetime.fromisoformat(r["ts"].replace("Z", "+00:00"))
+        msg = stored[(r["asset"], round(ts.timestamp() * 1e6))]
+        assert re.fullmatch(r"[0-9a-f]{8}-\d+", msg["msg_id"])  # the simulator's message ids
+        assert msg["road_temp_c"] == r["road_temp_c"] and msg["precip_mm_h"] == 2.5
+    assert (light, "lamp_failure") in {(str(a), str(k)) for a, k in alarms}
+
+
+def test_serve_refuses_faults_and_weather_without_the_simulator(bondy, tmp_path):
+    from live.serve import serve
+    from twin._errors import InputValidationError
+
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    with pytest.raises(InputValidationError, match="they need devices=True"):
+        serve(bondy, db=db, weather=(-8.0, 1.0))
+    with pytest.raises(InputValidationError, match="'fire' is not one of lamp_failure"):
+        serve(bondy, db=db, devices=True, faults=[("fire", "light:000001")])
+    assert not (tmp_path / "h.db").exists()  # refused before any work

@@ -228,3 +228,87 @@ def test_late_acknowledgements_complete_a_partial_plan(bondy, nights, mosquitto,
     follower.stop()
     devices.stop()
     store.close()
+
+
+def test_late_acknowledgements_published_while_the_broker_restarts_are_recorded(
+    bondy, nights, mosquitto, tmp_path
+):
+    """The follower's persistent session (QoS 1, stable client id) outlives a broker restart.
+
+    Half the cabinets answer after the push gave up waiting: one group while the broker is down
+    (their gateways hold the acknowledgements and send them once back), one group after it is
+    back. The broker keeps the follower's subscription and queue across its restart, so every
+    acknowledgement reaches the store.
+    """
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    plan = nights["adaptive"]
+    devices = Devices(bondy, mosquitto.url, clock=_clock_at(plan)).start()
+    cabs = sorted(plan.groups())
+    during, after = cabs[0::4], cabs[1::4]
+    for cab in during:
+        devices.fault("slow", cab, delay_s=1.5)
+    for cab in after:
+        devices.fault("slow", cab, delay_s=6.0)
+    follower = AckFollower(store, mosquitto.url, city="bondy", period_s=0.1).start()
+    ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.5, attempts=1)
+    r = ctl.push(plan, now=devices.clock())
+    groups = plan.groups()
+    assert r.status == "partial" and r.acked <= len(cabs) - len(during) - len(after)
+    assert set(r.failed) >= {a for c in during + after for a in groups[c]}
+    cids = {c.rsplit("/", 1)[1]: c for c, _, _ in ctl.commands(plan, r.push, devices.clock())}
+    mosquitto.stop()  # its state saved: the follower's session, subscription and queue
+    # the first slow group answers while there is no broker: their client holds the answers
+    assert wait_for(
+        lambda: all(devices.answers.get(cids[c], {}).get("status") == "applied" for c in during)
+    )
+    mosquitto.start()
+    assert wait_for(lambda: ctl.status(plan.id)["status"] == "applied", 60)
+    assert wait_for(lambda: ctl.status(plan.id)["commands"] == {"applied": len(cabs)}, 30)
+    follower.stop()
+    st = ctl.status(plan.id)
+    # every command's record is the device's last answer; every answer was heard
+    sent = 2 * len(cabs)  # each device answered 'accepted', then 'applied' (due at once)
+    heard = follower.heard
+    print(
+        f"\nbroker restart, late acks: commands {len(cabs)}, acknowledged in the push {r.acked}, "
+        f"late {len(during)} (answered while the broker was down) and {len(after)} (6 s late); "
+        "acknowledgements "
+        f"sent {sent}, heard {sum(heard.values())} ({dict(heard)}), "
+        f"lost {max(sent - sum(heard.values()), 0)}; sessions {follower.sessions}"
+    )
+    assert follower.sessions == [False, True], "the broker lost the follower's session"
+    assert heard["accepted"] >= len(cabs) and heard["applied"] >= len(cabs)
+    assert st["failed"] == {} and st["commands"] == {"applied": len(cabs)}
+    late = [a for a in st["audit"] if a["action"] == "late ack"]
+    assert late and late[-1]["result"] == "applied"
+    assert all(devices.applied[c] == 1 for c in cids.values())
+    devices.stop()
+    store.close()
+
+
+def test_acknowledgements_that_come_while_the_follower_is_away_wait_for_it(
+    bondy, nights, mosquitto, tmp_path
+):
+    """The stable client id: a service restarted finds its session, and what came meanwhile."""
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    plan = nights["adaptive"]
+    devices = Devices(bondy, mosquitto.url, clock=_clock_at(plan)).start()
+    slow = sorted(plan.groups())[::2]
+    for cab in slow:
+        devices.fault("slow", cab, delay_s=1.5)
+    AckFollower(store, mosquitto.url, city="bondy").start().stop()  # the service ran before
+    ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=0.5, attempts=1)
+    r = ctl.push(plan, now=devices.clock())
+    assert r.status == "partial"
+    cids = {c.rsplit("/", 1)[1]: c for c, _, _ in ctl.commands(plan, r.push, devices.clock())}
+    # the slow devices answer while no follower runs: the broker queues for its session
+    assert wait_for(
+        lambda: all(devices.answers.get(cids[c], {}).get("status") == "applied" for c in slow)
+    )
+    follower = AckFollower(store, mosquitto.url, city="bondy", period_s=0.1).start()
+    assert wait_for(lambda: ctl.status(plan.id)["commands"] == {"applied": len(cids)})
+    follower.stop()
+    assert follower.sessions == [True] and follower.heard["applied"] >= len(slow)
+    assert ctl.status(plan.id)["status"] == "applied"
+    devices.stop()
+    store.close()

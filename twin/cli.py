@@ -1202,6 +1202,78 @@ def _plan_path(text: str) -> Path:
     return path
 
 
+_FAULTS = ("lamp_failure", "power_anomaly", "offline", "flashing_amber", "slow")
+
+
+def _fault(text: str) -> tuple[str, str]:
+    kind, _, asset = text.partition("=")
+    if kind not in _FAULTS or not asset:
+        _fail_arg(f"{text!r}: expected KIND=ASSET with KIND one of {', '.join(_FAULTS)}")
+    return kind, asset
+
+
+def _offset_c(text: str) -> float:
+    value = _number(text)
+    if not -40.0 <= value <= 40.0:
+        _fail_arg(f"{value:g} is not a temperature offset in [-40, 40] degC")
+    return value
+
+
+def _precip(text: str) -> float:
+    value = _number(text)
+    if not 0.0 <= value <= 200.0:
+        _fail_arg(f"{value:g} is not a precipitation rate in [0, 200] mm/h")
+    return value
+
+
+#: ``--cold-night``: a winter night's road below 0 degC, with snow (the example snow rule)
+_COLD_NIGHT = (-8.0, 1.0)
+
+
+def _simulator_args(p: argparse.ArgumentParser) -> None:
+    """Faults and weather injected into the equipment simulator (`devices`, `serve --devices`)."""
+    p.add_argument(
+        "--fault", type=_fault, action="append", default=[], help="inject KIND=ASSET (repeatable)"
+    )
+    p.add_argument(
+        "--cold-night",
+        action="store_true",
+        help="road-weather stations 8 degC colder, with 1 mm/h of precipitation (snow rule)",
+    )
+    p.add_argument(
+        "--weather-offset",
+        type=_offset_c,
+        metavar="DEGC",
+        help="shift every road-weather station by this many degC (overrides --cold-night's -8)",
+    )
+    p.add_argument(
+        "--precip",
+        type=_precip,
+        metavar="MM_H",
+        help="precipitation the stations report, mm/h (overrides --cold-night's 1)",
+    )
+
+
+def _weather(args: Args) -> tuple[float, float] | None:
+    """``(offset_c, precip_mm_h)`` asked of the simulator, or ``None`` for its own weather."""
+    if not args.cold_night and args.weather_offset is None and args.precip is None:
+        return None
+    offset, precip = _COLD_NIGHT if args.cold_night else (0.0, 0.0)
+    return (
+        offset if args.weather_offset is None else args.weather_offset,
+        precip if args.precip is None else args.precip,
+    )
+
+
+def _check_faults(tw: Twin, args: Args) -> None:
+    from live.serve import check_faults
+
+    try:
+        check_faults(tw, args.fault)
+    except InputValidationError as exc:
+        _arg_error("--fault", InputValidationError(str(exc).removeprefix("fault: ")))
+
+
 def _serve_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address of the HTTP endpoint and broker")
@@ -1212,9 +1284,24 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--period", type=_positive, default=10.0, help="simulator report period, s")
     p.add_argument("--for", dest="duration", type=_positive, help="stop after this many seconds")
     p.add_argument("--rules", type=_existing(".toml", what="rules"), help="when-then rules (TOML)")
+    _simulator_args(p)
 
 
 def _serve_check(args: Args) -> None:
+    if not args.devices:
+        asked = [
+            o
+            for o, v in (
+                ("--fault", args.fault),
+                ("--cold-night", args.cold_night),
+                ("--weather-offset", args.weather_offset is not None),
+                ("--precip", args.precip is not None),
+            )
+            if v
+        ]
+        if asked:
+            msg = "needs --devices: it is injected into the equipment simulator"
+            _arg_error(asked[0], InputValidationError(msg))
     if args.rules is not None:
         from live.actions import check_actions
         from live.rules import load_rules
@@ -1231,6 +1318,7 @@ def cmd_serve(args: Args) -> int:
     from live.serve import serve
 
     tw = _load(args)
+    _check_faults(tw, args)
     counters = serve(
         tw,
         host=args.host,
@@ -1241,19 +1329,11 @@ def cmd_serve(args: Args) -> int:
         period_s=args.period,
         duration_s=args.duration,
         rules=None if args.rules is None else str(args.rules),
+        faults=args.fault,
+        weather=_weather(args),
     )
     print(json.dumps(counters))
     return 0
-
-
-_FAULTS = ("lamp_failure", "power_anomaly", "offline", "flashing_amber", "slow")
-
-
-def _fault(text: str) -> tuple[str, str]:
-    kind, _, asset = text.partition("=")
-    if kind not in _FAULTS or not asset:
-        _fail_arg(f"{text!r}: expected KIND=ASSET with KIND one of {', '.join(_FAULTS)}")
-    return kind, asset
 
 
 def _devices_args(p: argparse.ArgumentParser) -> None:
@@ -1261,14 +1341,7 @@ def _devices_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", type=_broker_url, required=True, help="MQTT broker URL")
     p.add_argument("--period", type=_positive, default=10.0, help="report period, s")
     p.add_argument("--for", dest="duration", type=_positive, help="stop after this many seconds")
-    p.add_argument(
-        "--fault", type=_fault, action="append", default=[], help="inject KIND=ASSET (repeatable)"
-    )
-    p.add_argument(
-        "--cold-night",
-        action="store_true",
-        help="road-weather stations 8 degC colder, with 1 mm/h of precipitation (snow rule)",
-    )
+    _simulator_args(p)
 
 
 @command("devices", arguments=_devices_args)
@@ -1279,17 +1352,13 @@ def cmd_devices(args: Args) -> int:
     from live.devices import Devices
 
     tw = _load(args)
-    known = set(tw.registry["light"]["id"]) | set(tw.registry["cabinet"]["id"])
-    if "junction" in tw.registry.kinds:
-        known |= set(tw.registry["junction"]["id"])
-    for _kind, asset in args.fault:
-        if asset not in known:
-            _arg_error("--fault", InputValidationError(f"{asset} is not an asset of {tw.name}"))
+    _check_faults(tw, args)
     with Devices(tw, args.broker) as sim:
         for kind, asset in args.fault:
             sim.fault(kind, asset)
-        if args.cold_night:
-            sim.weather(offset_c=-8.0, precip_mm_h=1.0)
+        weather = _weather(args)
+        if weather is not None:
+            sim.weather(offset_c=weather[0], precip_mm_h=weather[1])
         end = None if args.duration is None else time.monotonic() + args.duration
         while end is None or time.monotonic() < end:
             n = sim.publish_telemetry()

@@ -784,7 +784,8 @@ def cmd_plan_night(args: Args) -> int:
         f"year {y['year']} for this stock (estimated from {y['nights_sampled']} nights): "
         f"{y['saving_pct']:.1f}% "
         f"(LED {y['saving_led_pct']:.1f}, dimming {y['saving_dimming_pct']:.1f}, "
-        f"CLO {y['saving_clo_pct']:.1f}, switch-off {y['saving_switch_off_pct']:.1f}) "
+        f"CLO {y['saving_clo_pct']:.1f}, switch-off {y['saving_switch_off_pct']:.1f}, "
+        f"caps {y['saving_caps_pct']:.1f}) "
         f"-> {'at or above' if y['on_track'] else 'short of'} the target; "
         "twin energy --year plans every night"
     )
@@ -1009,7 +1010,7 @@ def cmd_energy(args: Args) -> int:
     """Plan every night of a year; annual kWh against the HPS baseline by lever; trajectory."""
     import datetime as dt
 
-    from optimize.dimming_year import plan_year, plot_year, write_year
+    from optimize.dimming_year import LEVERS, plan_year, plot_year, write_year
     from optimize.nightly import trajectory_for
 
     from . import energy
@@ -1038,9 +1039,16 @@ def cmd_energy(args: Args) -> int:
         "planned_kwh": round(float(a["planned_kwh"]), 1),
         "saving_pct": round(float(a["saving_pct"]), 3),
         "saving_without_clo_pct": round(float(a["saving_without_clo_pct"]), 3),
-        "levers_pct": {
-            k: round(float(a[f"saving_{k}_pct"]), 3)
-            for k in ("led", "dimming", "clo", "switch_off")
+        "levers_pct": {k: round(float(a[f"saving_{k}_pct"]), 3) for k in LEVERS},
+        "caps": {
+            "sizing": a["cap_sizing"],
+            "cabinets": int(a["cabinets"]),
+            "from_inventory": int(a["cap_source_inventory"]),
+            "binding_cabinets": int(a["cap_binding_cabinets"]),
+            "binding_nights": int(a["cap_binding_nights"]),
+            "path": a["cap_path"],
+            "light_hours_below_en13201_pct": round(float(a.get("below_floor_pct", 0.0)), 3),
+            "light_deficit_pct": round(float(a.get("deficit_pct", 0.0)), 4),
         },
         "target_pct": float(c.target_pct),
         "contract": c.label,
@@ -1082,8 +1090,15 @@ def cmd_energy(args: Args) -> int:
     )
     print(f"{'baseline (HPS)':<26}{annual['baseline_kwh']:>14,.0f} kWh")
     print(f"{'planned':<26}{annual['planned_kwh']:>14,.0f} kWh")
-    for k in ("led", "dimming", "clo", "switch_off"):
+    for k in LEVERS:
         print(f"{'saving: ' + k:<26}{lv[k]:>13.2f} %")
+    cp = annual["caps"]
+    print(
+        f"cabinet caps ({cp['sizing']}): {cp['binding_cabinets']} of {cp['cabinets']} cabinets "
+        f"bind on {cp['binding_nights']} nights; {cp['light_hours_below_en13201_pct']:.2f} % of "
+        f"lit light-hours below EN 13201 (deficit {cp['light_deficit_pct']:.3f} % of full "
+        f"output); path: {cp['path']}"
+    )
     print(
         f"{'saving: total':<26}{annual['saving_pct']:>13.2f} %  "
         f"(without CLO {annual['saving_without_clo_pct']:.2f} %; target {c.target_pct:g} % a year)"

@@ -62,6 +62,7 @@ from twin.timeutil import Night, night_slots, validate_date, yearly_dark_hours
 
 from . import dimming_lp as lp
 from .dimming_caps import capped_levels
+from .dimming_problem import envelope_levels
 from .dimming_tariff import DEFAULT_TARIFF, Tariff
 
 if TYPE_CHECKING:
@@ -498,6 +499,15 @@ def problem_for(
     en13201_required = required
     if capped.binding.size:
         required = np.where(off, required, np.minimum(required, capped.level))
+    # EN 13201-2 Table 3 note: a P slot's average may not exceed 1.5 x its class, as an upper
+    # bound on output (x the CLO factor: the luminaire delivers 1/factor of its class at 100 %).
+    # Where a ramp down from a higher slot cannot reach it in time, the ramp keeps the level
+    # (the ramp-feasible envelope) and the slot is flagged ``over_p_cap``
+    p_cap = np.asarray(lighting.p_cap_fraction(design[:, None], required_class), dtype=float)
+    envelope = envelope_levels(
+        np.where(off, 0.0, np.maximum(required, min_level[:, None])), ~off, ramp
+    )
+    max_level = np.where(off, 1.0, np.clip(np.maximum(p_cap * factor[:, None], envelope), 0.0, 1.0))
     baseline_wh = float((L["baseline_power_w"][:, None] * slot_h[None, :]).sum())
     budget = None
     if budget_pct is not None:
@@ -530,6 +540,7 @@ def problem_for(
         ramp=ramp,
         price_eur_per_kwh=price,
         service_weight_kwh=service_weight_kwh,
+        max_level=max_level,
     )
     extra = {
         "night": night,

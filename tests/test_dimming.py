@@ -533,7 +533,8 @@ def test_cli_plan_night_montpellier(montpellier, tmp_path, capsys):
     assert report["optimized_kwh"] == pytest.approx(opt, abs=1e-3)
     assert report["saving_pct"] == pytest.approx(100.0 * (1 - opt / baseline), abs=1e-3)
     assert report["compliance_pct"] == pytest.approx(100.0 * np.mean(level >= req - 1e-9), abs=1e-3)
-    assert report["compliance_pct"] == 100.0
+    # below 100 % only in the cabinets whose cap binds at dusk (tests/test_lighting_caps.py)
+    assert 90.0 < report["compliance_pct"] < 100.0
     assert report["solver"]["status"] == ds.attrs["solver_status"] == "ok"
     assert report["solver"]["objective"] == pytest.approx(ds.attrs["solver_objective"])
     assert report["solver"]["build_s"] == pytest.approx(ds.attrs["solver_build_s"])

@@ -248,6 +248,11 @@ def light_table(tw: Twin, *, cap_sizing: str = "clo_start") -> dict[str, np.ndar
         "maintenance_factor": mf,
         "install_year": _optional(lights, "install_year", start_year),
         "maintenance_defaulted": ~mf_given,
+        "install_year_defaulted": ~(
+            lights["install_year"].notna().to_numpy()
+            if "install_year" in lights.columns
+            else np.zeros(len(lights), dtype=bool)
+        ),
         # lights within 25 m of a pedestrian crossing light its conflict area
         "serves_crossing": serving,
         # wattage provenance: real (the source's own HPS/MH wattage), inferred (an LED wattage

@@ -1056,6 +1056,16 @@ def cmd_energy(args: Args) -> int:
         "maintenance": a["maintenance"],
         "maintenance_defaulted": int(a["maintenance_defaulted"]),
         "install_year_default": int(a["install_year_default"]),
+        "maintenance_factor_from": {
+            "real": int(a["maintenance_real"]),
+            "inferred": 0,
+            "default": int(a["maintenance_defaulted"]),
+        },
+        "install_year_from": {
+            "real": int(a["install_year_real"]),
+            "inferred": 0,
+            "default": int(a["install_year_defaulted"]),
+        },
         "switch_off": a["switch_off"] or None,
         "trajectory": {
             "dimming_factor": dimf,
@@ -1087,6 +1097,13 @@ def cmd_energy(args: Args) -> int:
         f"{tw.city.title} {year}: {annual['nights']} nights, {annual['lights']:,} lights "
         f"(wattage real {annual['wattage']['real']:,}, inferred {annual['wattage']['inferred']:,}, "
         f"default {annual['wattage']['default']:,})"
+    )
+    mfs, iys = annual["maintenance_factor_from"], annual["install_year_from"]
+    print(
+        f"maintenance factor: {mfs['real']:,} from the inventory, {mfs['default']:,} the "
+        f"catalogue default ({annual['maintenance']}); install year: {iys['real']:,} from the "
+        f"inventory, {iys['default']:,} the contract's first year "
+        f"({annual['install_year_default']})"
     )
     print(f"{'baseline (HPS)':<26}{annual['baseline_kwh']:>14,.0f} kWh")
     print(f"{'planned':<26}{annual['planned_kwh']:>14,.0f} kWh")

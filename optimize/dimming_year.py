@@ -113,6 +113,7 @@ def plan_year(
     nights: Sequence[dt.date] | None = None,
     progress: Callable[[int, int], None] | None = None,
     cap_sizing: str = "clo_start",
+    install_year: int | None = None,
 ) -> xr.Dataset:
     """Plan every night of ``year`` at minimum energy under EN 13201; the annual levers.
 
@@ -139,6 +140,9 @@ def plan_year(
     cap_sizing
         How cabinets without a contracted kVA in the inventory are capped
         (:func:`twin.assets.cabinet.contracted_caps`).
+    install_year
+        Install year of the lights whose inventory gives none (default: the first year of the
+        city's contract); the CLO ageing of the trajectory plans each LED cohort with it.
 
     Returns
     -------
@@ -157,6 +161,10 @@ def plan_year(
         raise InputValidationError(msg)
     t_start = time.perf_counter()
     L = dimming.light_table(tw, cap_sizing=cap_sizing)
+    if install_year is not None:
+        L["install_year"] = np.where(
+            L["install_year_defaulted"], float(install_year), L["install_year"]
+        )
     n = len(L["light"])
     if n == 0:
         msg = f"{tw.name}: the twin has no light points to plan"
@@ -320,7 +328,9 @@ def plan_year(
             "nights": int(n_nights),
             "complete_year": int(nights is None),
             "maintenance": maintenance.label,
-            "install_year_default": int(tw.city.contract.start.year),
+            "install_year_default": int(
+                tw.city.contract.start.year if install_year is None else install_year
+            ),
             "maintenance_defaulted": int(np.sum(L["maintenance_defaulted"])),
             "maintenance_real": int(n - np.sum(L["maintenance_defaulted"])),
             "install_year_defaulted": int(np.sum(L["install_year_defaulted"])),

@@ -1003,6 +1003,39 @@ def _energy_args(p: argparse.ArgumentParser) -> None:
         help="calendar year to plan night by night (default: this year)",
     )
     _switch_off_args(p)
+    p.add_argument(
+        "--resize",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=(
+            "plan a stock of N lights resampled from the city's real ones (e.g. 34000 for a "
+            "Dijon-sized stock; twin.energy.stock says how it is built)"
+        ),
+    )
+    p.add_argument(
+        "--as-city",
+        default=None,
+        metavar="C",
+        help="with --resize: the city whose sun and contract the stock takes (e.g. dijon)",
+    )
+    p.add_argument(
+        "--led-share",
+        type=float,
+        default=None,
+        help="with --resize: share of LED lights, the rest HPS (default: the contract's end)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"--resize: {text!r} is not a number of lights >= 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 @command("energy", arguments=_energy_args, check=_switch_off_check)
@@ -1011,12 +1044,29 @@ def cmd_energy(args: Args) -> int:
     import datetime as dt
 
     from optimize.dimming_year import LEVERS, plan_year, plot_year, write_year
-    from optimize.nightly import trajectory_for
+    from optimize.nightly import ageing_factors, trajectory_for
 
     from . import energy
     from .progress import progress_bar
 
     tw = _load(args)
+    if args.resize is not None:
+        from .cities import get_city
+        from .energy.stock import resized_twin
+
+        target = get_city(args.as_city) if args.as_city else tw.city
+        share = target.contract.led_share_end if args.led_share is None else args.led_share
+        tw = resized_twin(tw, n_lights=args.resize, led_share=share, city=target)
+        r = tw.meta["resized"]
+        print(
+            f"stock: {r['n_lights']:,} lights resampled from {r['source']}'s "
+            f"{r['source_lights']:,} ({r['resampled']:,} drawn again), {r['hps']:,} kept HPS "
+            f"(LED share {r['led_share']:.0%}), {r['cabinets']} cabinets; sun and contract "
+            f"of {r['city']}"
+        )
+    elif args.as_city is not None or args.led_share is not None:
+        msg = "--as-city and --led-share need --resize"
+        raise InputValidationError(msg)
     year = args.year or dt.datetime.now(dt.UTC).year
     days = (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
     bar = progress_bar(total=days, desc=f"{tw.name} {year}", unit="night")
@@ -1026,9 +1076,15 @@ def cmd_energy(args: Args) -> int:
 
     ds = plan_year(tw, year, switch_off=args.switch_off, progress=tick)
     bar.close()
-    traj, dimf, offf = trajectory_for(tw, ds)
-    a = ds.attrs
     c = tw.city.contract
+    n_ages = c.end.year - c.start.year + 1
+    bar = progress_bar(total=n_ages, desc=f"{tw.name} CLO ageing", unit="age")
+    by_age = ageing_factors(
+        tw, reference_year=year, switch_off=args.switch_off, progress=lambda d, t: bar.update(1)
+    )
+    bar.close()
+    traj, dimf, offf = trajectory_for(tw, ds, by_age=by_age)
+    a = ds.attrs
     annual = {
         "city": tw.name,
         "year": year,
@@ -1073,9 +1129,18 @@ def cmd_energy(args: Args) -> int:
             "saving_pct_end": round(float(traj["saving_pct"].values[-1]), 2),
             "end_year": int(traj["year"].values[-1]),
             "year_of_target": energy.year_of_target(traj),
-            "from": f"annual factors of {year} (every night of the year)",
+            "dimming_factor_by_year": {
+                int(y): round(float(v), 5)
+                for y, v in zip(traj["year"].values, traj["dimming_factor"].values, strict=True)
+            },
+            "dimming_factor_by_age": {int(k): round(float(v), 5) for k, v in by_age.items()},
+            "from": (
+                f"switch-off of {year} (every night of the year); dimming per year from the CLO "
+                "ageing of each LED cohort (12 nights per age, cohorts from the renewal shares)"
+            ),
         },
         "compute_s": float(a["compute_s"]),
+        "resized": tw.meta.get("resized"),
         "attribution": tw.city.attribution,
     }
     fig = energy.plot_trajectory(

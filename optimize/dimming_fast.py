@@ -108,7 +108,8 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
                 cab[lp_lights, None].astype(np.float64),
                 on[lp_lights].astype(np.float64),
                 lower[lp_lights],
-                upper[lp_lights],
+                # the bound enters the key only where it is not the default 1
+                upper[lp_lights] if (upper < 1.0).any() else np.empty((lp_lights.size, 0)),
                 gain[lp_lights] / pw[lp_lights, None],
             ],
             axis=1,

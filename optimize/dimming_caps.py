@@ -4,7 +4,7 @@ With the EN 13201 requirement as a floor and no cap in the way, the minimum-ener
 ramp-feasible lower envelope of each light (:func:`optimize.dimming_problem.envelope_levels`),
 light by light. The envelope is the pointwise smallest feasible plan, so where it draws more
 than a cabinet's contracted power no plan meets both: the cap is physical (the supply's breaker
-trips above the subscribed kVA), the floor has to give. Those cabinets are solved jointly, one
+trips above the subscribed kVA), the floor has to give. Those cabinets are solved jointly; as a
 linear programme per night over every binding cabinet (block diagonal):
 
 ``x[g, t] + s[g, t] >= floor[g, t]``
@@ -27,6 +27,13 @@ cabinet's lights rather than put on a few), then the energy. Two exact reduction
 2. *aggregation*: lights of a cabinet with the same floor, on/off pattern, driver minimum and
    boundary levels over the window have columns that differ only by their power, so one level
    per group is exact (every coupling row is a sum of power).
+
+That LP is the reference (``method="lp"``). The default path (``method="fill"``) is vectorised
+over every binding cabinet and slot of the night at once and costs a few tenths of a second on
+Montpellier where the LP costs seconds: water-filling of each binding slot (ramp excess first,
+then the same shortfall below the floor for every light of the cabinet), then the ramp-feasible
+upper envelope (:func:`_fill`). It meets the caps and the ramps exactly; its deficit is that of
+the LP or a little more (within 5 % on the tests' instances, checked against the LP).
 
 Lights of non-binding cabinets keep their envelope, so the year of nights stays light by light
 except where a cap binds: :attr:`CappedLevels.path` says which path ran.
@@ -94,6 +101,7 @@ def capped_levels(
     min_level: npt.ArrayLike,
     cabinet_ids: npt.ArrayLike | None = None,
     time: npt.ArrayLike | None = None,
+    method: str = "fill",
 ) -> CappedLevels:
     """The minimum-energy plan under EN 13201 floors, ramps and cabinet caps (module docstring).
 
@@ -119,6 +127,9 @@ def capped_levels(
         ``(n,)`` lowest level of each driver.
     cabinet_ids, time
         Names of the cabinets and slots, for the error when a cap is below the smallest draw.
+    method
+        ``"fill"`` (default, vectorised: :func:`_fill`) or ``"lp"`` (the joint LP above, the
+        reference it is checked against).
 
     Returns
     -------
@@ -137,7 +148,7 @@ def capped_levels(
     ...     cabinet_index=[0, 0], cap_w=[150.0], slot_h=[0.25], driver_floor=0.0,
     ...     min_level=[0.1, 0.1])
     >>> c.level.round(3).tolist(), c.path
-    ([[0.75], [0.75]], 'per-light + joint LP on 1 cabinets')
+    ([[0.75], [0.75]], 'per-light + water-filling on 1 cabinets')
     """
     p = np.asarray(power_w, dtype=np.float64)
     fl = np.asarray(floor, dtype=np.float64)
@@ -180,12 +191,97 @@ def capped_levels(
         msg = f"cabinet_cap_w: below the draw of every light at its driver minimum: {report}"
         raise InfeasiblePlanError(msg, report)
     binding = np.flatnonzero(over.any(axis=1)).astype(np.intp)
-    level = env.copy()
-    _solve_binding(level, env, fl, on_b, p, lo, cab, caps, over, binding, hours, ramp, f)
+    if method == "lp":
+        level = env.copy()
+        _solve_binding(level, env, fl, on_b, p, lo, cab, caps, over, binding, hours, ramp, f)
+        path = f"per-light + joint LP on {binding.size} cabinets"
+    elif method == "fill":
+        level = _fill(env, fl, on_b, p, lo, cab, caps, over, binding, ramp, f)
+        path = f"per-light + water-filling on {binding.size} cabinets"
+    else:
+        msg = f"method: {method!r} is not 'fill' or 'lp'"
+        raise InputValidationError(msg)
     short = np.where(on_b, np.maximum(fl - level, 0.0), 0.0)
     short[short < 1e-7] = 0.0
-    path = f"per-light + joint LP on {binding.size} cabinets"
     return CappedLevels(level, env, short, binding, path)
+
+
+def _fill(
+    env: FloatArray,
+    fl: FloatArray,
+    on: npt.NDArray[np.bool_],
+    p: FloatArray,
+    lo: FloatArray,
+    cab: npt.NDArray[np.intp],
+    caps: FloatArray,
+    over: npt.NDArray[np.bool_],
+    binding: npt.NDArray[np.intp],
+    ramp: float,
+    f: float,
+) -> FloatArray:
+    """Water-filling of each binding cabinet-slot, then the ramp-feasible upper envelope.
+
+    In a slot where the cabinet's envelope breaks its cap, every light is lowered to
+    ``max(min_level, min(envelope, floor - z))`` with the one ``z >= 0`` (found by bisection)
+    that meets the cap: light the ramps held above the floor goes first (no deficit), then every
+    light gives the same shortfall ``z`` below its floor, which is the smallest largest
+    shortfall and the smallest total deficit of the slot. Lowering a slot may break a ramp with
+    its neighbours: the pointwise largest ramp-feasible plan below the cut levels,
+    ``min_s (x[s] + ramp * |t - s|)``, lowers them as little as that needs, and lowers power
+    only, so the caps still hold. Only the lights of binding cabinets change.
+    """
+    level = env.copy()
+    lights = np.flatnonzero(np.isin(cab, binding))
+    pos = np.searchsorted(binding, cab[lights])
+    sub_env, sub_fl, sub_on = env[lights], fl[lights], on[lights]
+    sub_lo = lo[lights][:, None]
+    sub_p = p[lights][:, None]
+    # the cap room of each binding cabinet-slot for the part of power that varies with level
+    room = (caps[binding] - f * _sum_rows(np.where(sub_on, sub_p, 0.0), pos, binding.size)) / (
+        1.0 - f
+    )
+    cut = over[binding][pos]  # (k, T) lights in a binding cabinet-slot
+
+    def levels(z: FloatArray) -> FloatArray:
+        return np.maximum(sub_lo, np.minimum(sub_env, sub_fl - z[pos]))
+
+    k = lights.size
+    members = sp.csr_matrix((np.ones(k), (pos, np.arange(k))), shape=(binding.size, k))
+    sub_pw = np.where(sub_on, sub_p, 0.0)
+
+    def load(z: FloatArray) -> FloatArray:
+        return np.asarray(members @ (sub_pw * levels(z)), dtype=np.float64)
+
+    z_lo = np.zeros(room.shape)
+    z_hi = np.ones(room.shape)
+    for _ in range(40):  # bisection on every binding cabinet-slot at once (z to 1e-12)
+        mid = 0.5 * (z_lo + z_hi)
+        ok = load(mid) <= room
+        z_hi = np.where(ok, mid, z_hi)
+        z_lo = np.where(ok, z_lo, mid)
+    x = np.where(cut & sub_on, levels(z_hi), sub_env)
+    level[lights] = _upper_envelope(x, sub_on, ramp)
+    return level
+
+
+def _sum_rows(values: FloatArray, pos: npt.NDArray[np.intp], m: int) -> FloatArray:
+    """Row sums by group (``pos``): a sparse product, far quicker than ``np.add.at``."""
+    k = pos.size
+    members = sp.csr_matrix((np.ones(k), (pos, np.arange(k))), shape=(m, k))
+    return np.asarray(members @ values, dtype=np.float64)
+
+
+def _upper_envelope(x: FloatArray, on: npt.NDArray[np.bool_], ramp: float) -> FloatArray:
+    """``min_s (x[s] + ramp * |t - s|)`` over each on-stretch: the largest ramp-feasible plan."""
+    if ramp >= 1.0 or x.shape[1] < 2:
+        return x
+    u = x.copy()
+    link = on[:, 1:] & on[:, :-1]
+    for t in range(1, u.shape[1]):
+        u[:, t] = np.where(link[:, t - 1], np.minimum(u[:, t], u[:, t - 1] + ramp), u[:, t])
+    for t in range(u.shape[1] - 2, -1, -1):
+        u[:, t] = np.where(link[:, t], np.minimum(u[:, t], u[:, t + 1] + ramp), u[:, t])
+    return np.where(on, u, 0.0)
 
 
 def _cabinet_draw(
@@ -197,9 +293,7 @@ def _cabinet_draw(
     f: float,
 ) -> FloatArray:
     draw = np.where(on, p[:, None] * (f + (1.0 - f) * level), 0.0)
-    out = np.zeros((m, level.shape[1]))
-    np.add.at(out, cab, draw)
-    return out
+    return _sum_rows(draw, cab, m)
 
 
 def _solve_binding(  # noqa: PLR0913 - the arrays of one night

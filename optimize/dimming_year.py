@@ -354,7 +354,7 @@ def plan_year(
             "cap_binding_nights": int((per_night["cap_cabinets"] > 0).sum()),
             "cap_path": "per-light"
             if not bound.any()
-            else f"per-light + joint LP on the binding cabinets ({int(bound.sum())} in the year)",
+            else f"per-light + water-filling on the {int(bound.sum())} binding cabinets",
             "target_pct": float(tw.city.contract.target_pct),
             "compute_s": round(time.perf_counter() - t_start, 3),
             "attribution": tw.city.attribution,

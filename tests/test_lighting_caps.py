@@ -135,7 +135,7 @@ def test_joint_lp_of_binding_cabinets_is_the_full_optimum(seed):
     ramp = 0.2
     got = capped_levels(
         power, floor, on, ramp=ramp, cabinet_index=cab, cap_w=caps, slot_h=slot_h,
-        driver_floor=DRIVER_FLOOR, min_level=lo,
+        driver_floor=DRIVER_FLOOR, min_level=lo, method="lp",
     )  # fmt: skip
     assert got.binding.tolist() == [0, 1]
     assert got.path == "per-light + joint LP on 2 cabinets"
@@ -164,6 +164,33 @@ def test_joint_lp_of_binding_cabinets_is_the_full_optimum(seed):
     assert got.shortfall.max() > 0.0
 
 
+@pytest.mark.parametrize("seed", [1, 2, 4])
+def test_water_filling_is_feasible_and_close_to_the_lp(seed):
+    """The default path: caps and ramps held, deficit within a few % of the LP's optimum."""
+    power, floor, on, cab, caps, slot_h, lo = _instance(seed)
+    kw = {
+        "ramp": 0.2, "cabinet_index": cab, "cap_w": caps, "slot_h": slot_h,
+        "driver_floor": DRIVER_FLOOR, "min_level": lo,
+    }  # fmt: skip
+    fill = capped_levels(power, floor, on, **kw)
+    best = capped_levels(power, floor, on, method="lp", **kw)
+    assert fill.path == "per-light + water-filling on 2 cabinets"
+    draw = np.where(on, power[:, None] * (DRIVER_FLOOR + (1 - DRIVER_FLOOR) * fill.level), 0)
+    by_cab = np.zeros((caps.size, floor.shape[1]))
+    np.add.at(by_cab, cab, draw)
+    assert (by_cab <= caps[:, None] * (1 + 1e-7)).all()
+    both = on[:, 1:] & on[:, :-1]
+    assert np.abs(np.diff(fill.level, axis=1))[both].max() <= 0.2 + 1e-9
+    assert (fill.level[on] >= np.repeat(lo[:, None], floor.shape[1], 1)[on] - 1e-12).all()
+    np.testing.assert_array_equal(fill.level[cab == 2], fill.envelope[cab == 2])
+
+    def deficit(c):
+        return float((slot_h * power[:, None] * c.shortfall).sum())
+
+    assert deficit(best) <= deficit(fill) + 1e-9  # the LP is the optimum
+    assert deficit(fill) <= 1.05 * deficit(best)
+
+
 def test_no_binding_cap_is_the_envelope_and_a_cap_below_the_drivers_fails():
     power, floor, on, cab, caps, slot_h, lo = _instance(3)
     kw = {"cabinet_index": cab, "slot_h": slot_h, "driver_floor": DRIVER_FLOOR, "min_level": lo}
@@ -182,7 +209,7 @@ def test_montpellier_caps_bind_and_cost_compliance_only_there(montpellier):
     capped = dimming_year.plan_year(montpellier, 2030, nights=[WINTER])
     free = dimming_year.plan_year(montpellier, 2030, nights=[WINTER], cap_sizing="full_output")
     a, b = capped.attrs, free.attrs
-    assert a["cap_binding_cabinets"] > 0 and a["cap_path"].startswith("per-light + joint LP")
+    assert a["cap_binding_cabinets"] > 0 and a["cap_path"].startswith("per-light + water-filling")
     assert b["cap_binding_cabinets"] == 0 and b["cap_path"] == "per-light"
     assert a["cap_source_rule"] == a["cabinets"] == len(montpellier.registry["cabinet"])
     # uncapped, the two are the same plan; the caps only take energy away (below EN 13201)

@@ -48,7 +48,8 @@ class Cabinet:
     installed_power_w: float
     """sum of the feeder's lights at full output [W]."""
     contracted_power_w: float
-    """contracted power cap: installed + 10%, rounded up to 3 kVA (cos phi ~ 1) [W]."""
+    """the build's sizing: installed + 10%, rounded up to 3 kVA (cos phi ~ 1) [W]; the plans cap
+    each cabinet with :func:`contracted_caps` (kVA x power factor) instead."""
     geometry: BaseGeometry
     """position, in the twin's CRS."""
 

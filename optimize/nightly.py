@@ -204,7 +204,8 @@ def cohort_factors(shares: Mapping[int, float], by_age: Mapping[int, float]) -> 
 
     Examples
     --------
-    >>> cohort_factors({2018: 0.5, 2019: 1.0}, {0: 0.6, 1: 0.7})
+    >>> f = cohort_factors({2018: 0.5, 2019: 1.0}, {0: 0.6, 1: 0.7})
+    >>> {y: round(v, 6) for y, v in f.items()}
     {2018: 0.6, 2019: 0.65}
     """
     years = sorted(shares)

@@ -50,6 +50,7 @@ import xarray as xr
 
 from twin._errors import InputValidationError, TwinError
 from twin.assets import lighting
+from twin.assets.cabinet import contracted_caps
 from twin.assets.maintenance import (
     DEFAULT_MAINTENANCE,
     LumenMaintenance,
@@ -60,6 +61,8 @@ from twin.energy.power import DRIVER_FLOOR, drawn_power_w
 from twin.timeutil import Night, night_slots, validate_date, yearly_dark_hours
 
 from . import dimming_lp as lp
+from .dimming_caps import capped_levels
+from .dimming_problem import envelope_levels
 from .dimming_tariff import DEFAULT_TARIFF, Tariff
 
 if TYPE_CHECKING:
@@ -166,12 +169,17 @@ def _optional(frame: Any, name: str, default: float) -> npt.NDArray[np.float64]:
     return np.full(len(frame), float(default))
 
 
-def light_table(tw: Twin) -> dict[str, np.ndarray]:
+def light_table(tw: Twin, *, cap_sizing: str = "clo_start") -> dict[str, np.ndarray]:
     """The light points of a twin as the arrays the plans read (one row per light).
 
     ``maintenance_factor`` and ``install_year`` come from the registry where an inventory gave
     them, otherwise :data:`twin.assets.maintenance.DEFAULT_MAINTENANCE`'s MF and the first year
     of the city's contract (``maintenance_defaulted`` counts those lights).
+
+    ``cabinet_cap_w`` is each cabinet's real-power cap, ``contracted_kva x power_factor``
+    (:func:`twin.assets.cabinet.contracted_caps`): the cabinet's own ``contracted_kva`` and
+    ``power_factor`` where the registry has them, otherwise the ``cap_sizing`` rule
+    (``"clo_start"``: the tariff step covering the new LED stock at its CLO start level).
     """
     reg = tw.registry
     lights = reg["light"]
@@ -207,6 +215,18 @@ def light_table(tw: Twin) -> dict[str, np.ndarray]:
         if "technology" in lights.columns
         else np.full(len(lights), "LED")
     )
+    mf = _optional(lights, "maintenance_factor", DEFAULT_MAINTENANCE.maintenance_factor)
+    power = lights["power_w"].to_numpy(float)
+    cab_index = np.array([cab_pos[c] for c in lights["cabinet"]], dtype=np.intp)
+    start = np.where(tech == "LED", DRIVER_FLOOR + (1.0 - DRIVER_FLOOR) * mf, 1.0) * power
+    m = len(cab_ids)
+    caps = contracted_caps(
+        np.bincount(cab_index, weights=power, minlength=m),
+        np.bincount(cab_index, weights=start, minlength=m),
+        contracted_kva=_optional(cab, "contracted_kva", np.nan),
+        power_factor=_optional(cab, "power_factor", np.nan),
+        sizing=cap_sizing,
+    )
     return {
         "light": lights.index.to_numpy(dtype=object),
         "segment": seg_id,
@@ -219,14 +239,20 @@ def light_table(tw: Twin) -> dict[str, np.ndarray]:
         # HPS and metal-halide lamps on magnetic ballasts are not dimmed
         "dimmable": tech == "LED",
         "cabinet": lights["cabinet"].to_numpy(dtype=object),
-        "cabinet_index": np.array([cab_pos[c] for c in lights["cabinet"]], dtype=np.intp),
+        "cabinet_index": cab_index,
         "cabinet_ids": cab_ids,
-        "cabinet_cap_w": cab["contracted_power_w"].to_numpy(float),
-        "maintenance_factor": _optional(
-            lights, "maintenance_factor", DEFAULT_MAINTENANCE.maintenance_factor
-        ),
+        "cabinet_cap_w": caps["cap_w"],
+        "cabinet_kva": caps["contracted_kva"],
+        "cabinet_power_factor": caps["power_factor"],
+        "cabinet_cap_source": caps["cap_source"],
+        "maintenance_factor": mf,
         "install_year": _optional(lights, "install_year", start_year),
         "maintenance_defaulted": ~mf_given,
+        "install_year_defaulted": ~(
+            lights["install_year"].notna().to_numpy()
+            if "install_year" in lights.columns
+            else np.zeros(len(lights), dtype=bool)
+        ),
         # lights within 25 m of a pedestrian crossing light its conflict area
         "serves_crossing": serving,
         # wattage provenance: real (the source's own HPS/MH wattage), inferred (an LED wattage
@@ -457,6 +483,36 @@ def problem_for(
     )
     required = np.minimum(1.0, ratio * factor[:, None])
     slot_h = night.duration_s / 3600.0
+    ramp = ramp_per_hour * slot_minutes_of(night) / 60.0
+    min_level = np.where(L["dimmable"], L["min_level"], 1.0)
+    # the caps are physical: where the EN 13201 floor draws more than a cabinet's contract, the
+    # floor gives way to the capped minimum-energy plan (optimize.dimming_caps), and compliance
+    # is reported against the EN 13201 requirement itself
+    capped = capped_levels(
+        L["power_w"],
+        np.where(off, 0.0, np.maximum(required, min_level[:, None])),
+        ~off,
+        ramp=ramp,
+        cabinet_index=L["cabinet_index"],
+        cap_w=L["cabinet_cap_w"],
+        slot_h=slot_h,
+        driver_floor=DRIVER_FLOOR,
+        min_level=min_level,
+        cabinet_ids=L["cabinet_ids"],
+        time=night.start,
+    )
+    en13201_required = required
+    if capped.binding.size:
+        required = np.where(off, required, np.minimum(required, capped.level))
+    # EN 13201-2 Table 3 note: a P slot's average may not exceed 1.5 x its class, as an upper
+    # bound on output (x the CLO factor: the luminaire delivers 1/factor of its class at 100 %).
+    # Where a ramp down from a higher slot cannot reach it in time, the ramp keeps the level
+    # (the ramp-feasible envelope) and the slot is flagged ``over_p_cap``
+    p_cap = np.asarray(lighting.p_cap_fraction(design[:, None], required_class), dtype=float)
+    envelope = envelope_levels(
+        np.where(off, 0.0, np.maximum(required, min_level[:, None])), ~off, ramp
+    )
+    max_level = np.where(off, 1.0, np.clip(np.maximum(p_cap * factor[:, None], envelope), 0.0, 1.0))
     baseline_wh = float((L["baseline_power_w"][:, None] * slot_h[None, :]).sum())
     budget = None
     if budget_pct is not None:
@@ -481,14 +537,15 @@ def problem_for(
         cabinet_index=L["cabinet_index"],
         cabinet=L["cabinet_ids"],
         driver_floor=DRIVER_FLOOR,
-        min_level=np.where(L["dimmable"], L["min_level"], 1.0),
+        min_level=min_level,
         forced_off=off,
         weight=weight / max(float(weight.max()), 1e-12),
         cabinet_cap_w=np.broadcast_to(L["cabinet_cap_w"][:, None], (m, t_n)),
         energy_budget_wh=budget,
-        ramp=ramp_per_hour * slot_minutes_of(night) / 60.0,
+        ramp=ramp,
         price_eur_per_kwh=price,
         service_weight_kwh=service_weight_kwh,
+        max_level=max_level,
     )
     extra = {
         "night": night,
@@ -503,6 +560,9 @@ def problem_for(
         "budget_pct": float("nan") if budget_pct is None else float(budget_pct),
         "demand": forecast.demand,
         "tariff": tariff.label,
+        "en13201_required": en13201_required,
+        "cap_path": capped.path,
+        "cap_binding": capped.binding,
     }
     return problem, extra
 
@@ -671,8 +731,8 @@ def _dataset(
 ) -> xr.Dataset:
     night: Night = extra["night"]
     L = extra["lights"]
-    required = np.asarray(problem.required)
-    ok = level >= required - 1e-9
+    required = np.asarray(extra.get("en13201_required", problem.required))
+    ok = (level >= required - 1e-9) | np.asarray(problem.forced_off)
     # EN 13201-2 Table 3 note: a P slot's average may not exceed 1.5 x its class (x CLO factor)
     design = np.asarray(L["design_class"])
     cap = (
@@ -809,6 +869,8 @@ def _dataset(
             "solver_build_s": float(solver["build_s"]),
             "solver_solve_s": float(solver["solve_s"]),
             "solver_objective": float(solver["objective"]),
+            "cap_path": str(extra.get("cap_path", "")),
+            "cap_binding_cabinets": int(np.size(extra.get("cap_binding", ()))),
             "attribution": tw.city.attribution,
         }
     )

@@ -96,6 +96,7 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
     c_light, _, sense = _linear_objective(problem, objective)
     gain = sense * c_light  # the LP maximises gain . x
 
+    upper = np.asarray(problem.max_level, dtype=np.float64)
     if reduce:
         lower = ramp_envelope(problem)
         # lights that gain nothing from light above the envelope stay on it
@@ -107,6 +108,8 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
                 cab[lp_lights, None].astype(np.float64),
                 on[lp_lights].astype(np.float64),
                 lower[lp_lights],
+                # the bound enters the key only where it is not the default 1
+                upper[lp_lights] if (upper < 1.0).any() else np.empty((lp_lights.size, 0)),
                 gain[lp_lights] / pw[lp_lights, None],
             ],
             axis=1,
@@ -127,11 +130,12 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
     np.add.at(g_gain, inverse, gain[lp_lights])
     g_on = on[rep]
     g_lower = lower[rep]
+    g_upper = np.maximum(upper[rep], g_lower)
     g_cab = cab[rep]
     base_level = np.where(fixed[:, None], lower, 0.0)
 
-    # one column per group and slot where it is on, unless the envelope pins it at full output
-    col_mask = g_on & (g_lower < 1.0) if reduce else g_on
+    # one column per group and slot where it is on, unless the envelope pins it at its maximum
+    col_mask = g_on & (g_lower < g_upper) if reduce else g_on
     group_level = np.where(g_on & ~col_mask, g_lower, 0.0)
     col_g, col_t = np.nonzero(col_mask)
     n_col = col_g.size
@@ -145,8 +149,10 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
     ramp_lo = np.array([], dtype=np.int64)
     if r < 1.0 and t_n > 1:
         link = col_mask[:, 1:] & col_mask[:, :-1]
-        if reduce:  # the bounds [envelope, 1] already keep this step within the ramp
-            link &= ((1.0 - g_lower[:, :-1]) > r) | ((1.0 - g_lower[:, 1:]) > r)
+        if reduce:  # the bounds [envelope, max_level] already keep this step within the ramp
+            link &= ((g_upper[:, 1:] - g_lower[:, :-1]) > r) | (
+                (g_upper[:, :-1] - g_lower[:, 1:]) > r
+            )
         rg, rt = np.nonzero(link)
         ramp_hi, ramp_lo = col_of[rg, rt + 1], col_of[rg, rt]
 
@@ -217,7 +223,7 @@ def _build_array_lp(problem: DimmingProblem, objective: str, reduce: bool) -> _A
     return _ArrayLp(
         cost=np.concatenate([-g_gain[col_g, col_t], np.zeros(n_extra)]),
         col_lower=np.concatenate([g_lower[col_g, col_t], np.zeros(n_extra)]),
-        col_upper=np.concatenate([np.ones(n_col), np.full(n_extra, np.inf)]),
+        col_upper=np.concatenate([g_upper[col_g, col_t], np.full(n_extra, np.inf)]),
         matrix=matrix,
         row_lower=np.concatenate(row_lo),
         row_upper=np.concatenate(row_hi),

@@ -120,6 +120,11 @@ class DimmingProblem:
         For the ``service`` objective: the kWh that one unit of weighted light above the
         requirement (weight x level x slot) is worth; the objective is then that value minus
         the energy drawn, so the plan says what it spends. ``None``: the legacy tie-break.
+    max_level
+        ``(n, T)`` highest level per light and slot, in ``[0, 1]`` (default 1): the EN 13201-2
+        rule that a P class's average may not exceed 1.5 times the class value
+        (:func:`twin.assets.lighting.p_cap_fraction`), as an upper bound on output. It must
+        leave room for the ramp-feasible lower envelope of the requirement.
 
     Examples
     --------
@@ -152,6 +157,7 @@ class DimmingProblem:
     ramp: float = 1.0
     price_eur_per_kwh: FloatArray | None = None
     service_weight_kwh: float | None = None
+    max_level: FloatArray | float | None = None
 
     def __post_init__(self) -> None:  # noqa: C901 - one check per field
         put = object.__setattr__
@@ -261,6 +267,23 @@ class DimmingProblem:
             if not (math.isfinite(sw) and sw >= 0):
                 _bad("service_weight_kwh", f"{sw} is not a finite weight >= 0 kWh")
             put(self, "service_weight_kwh", sw)
+
+        upper = _float_array(
+            "max_level", 1.0 if self.max_level is None else self.max_level, (n, t_n)
+        )
+        if not ((upper >= 0).all() and (upper <= 1).all()):
+            _bad("max_level", "levels must be in [0, 1]")
+        put(self, "max_level", upper)
+        if self.max_level is not None:
+            env = ramp_envelope(self)
+            below = off.__invert__() & (upper < env - 1e-9)
+            if below.any():
+                i, t = (int(v[0]) for v in np.nonzero(below))
+                _bad(
+                    "max_level",
+                    f"light '{light[i]}', slot {t}: {upper[i, t]:.4g} is below the level the "
+                    f"requirement and the ramps need there ({env[i, t]:.4g})",
+                )
 
     @property
     def n(self) -> int:

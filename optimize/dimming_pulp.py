@@ -76,7 +76,9 @@ def build_model(
     ml = np.asarray(problem.min_level)
     keys = [(int(i), int(t)) for i, t in zip(*np.nonzero(on), strict=True)]
     low = {k: float(ml[k[0]]) for k in keys}
-    x = _pulp.add_variable_dict(model, "level", keys, low=low, up=1.0)
+    mx = np.asarray(problem.max_level)
+    up = {k: max(float(mx[k]), low[k]) for k in keys}
+    x = _pulp.add_variable_dict(model, "level", keys, low=low, up=up)
     model.level_vars = x
 
     model += pulp.LpAffineExpression([(x[k], float(c[k])) for k in keys], constant=c0)

@@ -17,15 +17,20 @@ from the energy left by the previous ones (so they add up to the total exactly):
     the same plan with each light's requirement scaled by its constant-light-output factor
     ``MF / LLMF(age)`` (:mod:`twin.assets.maintenance`);
 ``switch_off``
-    the commune switch-off windows, if any.
+    the commune switch-off windows, if any;
+``caps``
+    what the cabinet caps take where they bind: energy saved below the EN 13201 floor, reported
+    with its cost in compliance (``below_floor_lh``, ``deficit_wh``).
 
-The plans are exact and solved light by light: with the requirement as a floor, the minimum
-energy under ramp limits is the ramp-feasible lower envelope of each light
+The plans are exact and solved light by light where they can be: with the requirement as a
+floor, the minimum energy under ramp limits is the ramp-feasible lower envelope of each light
 (:func:`optimize.dimming_problem.envelope_levels`), independent of the other lights whenever
-the cabinet caps are met by it; and since the envelope is the pointwise smallest feasible plan,
-a cap it breaks is broken by every plan, so the night is reported infeasible
-(:class:`~optimize.dimming_lp.InfeasiblePlanError`) rather than solved otherwise. Lights whose
-technology is not LED (HPS or metal-halide on magnetic ballasts) are not dimmed.
+the cabinet caps are met by it. The caps are contracted kVA times a power factor
+(:func:`twin.assets.cabinet.contracted_caps`); since the envelope is the pointwise smallest
+plan above the floor, a cap it breaks is broken by every compliant plan, and those cabinets are
+solved jointly with the floor given way to the cap (:mod:`optimize.dimming_caps`); the
+``cap_path`` attribute says which path ran. Lights whose technology is not LED (HPS or
+metal-halide on magnetic ballasts) are not dimmed.
 
 The result is one ``xr.Dataset`` on dims ``night`` and ``light`` (per light and night, the
 planned energy in Wh as float32), with per-night totals of each lever, written compressed and
@@ -52,7 +57,7 @@ from twin.energy.power import DRIVER_FLOOR, drawn_fraction
 from twin.timeutil import validate_date
 
 from . import dimming
-from .dimming_feasibility import InfeasibilityReport, InfeasiblePlanError
+from .dimming_caps import capped_levels
 from .dimming_problem import envelope_levels
 
 if TYPE_CHECKING:
@@ -70,7 +75,7 @@ __all__ = [
     "yearly_factors",
 ]
 
-LEVERS: tuple[str, ...] = ("led", "dimming", "clo", "switch_off")
+LEVERS: tuple[str, ...] = ("led", "dimming", "clo", "switch_off", "caps")
 """The levers of the annual saving, in the order they are credited."""
 
 FloatArray = npt.NDArray[np.float64]
@@ -107,6 +112,8 @@ def plan_year(
     slot_minutes: int = 15,
     nights: Sequence[dt.date] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cap_sizing: str = "clo_start",
+    install_year: int | None = None,
 ) -> xr.Dataset:
     """Plan every night of ``year`` at minimum energy under EN 13201; the annual levers.
 
@@ -130,6 +137,12 @@ def plan_year(
         Only these evenings (a sample, for tests and checks); default every evening of the year.
     progress
         ``f(done, total)`` called after each night.
+    cap_sizing
+        How cabinets without a contracted kVA in the inventory are capped
+        (:func:`twin.assets.cabinet.contracted_caps`).
+    install_year
+        Install year of the lights whose inventory gives none (default: the first year of the
+        city's contract); the CLO ageing of the trajectory plans each LED cohort with it.
 
     Returns
     -------
@@ -147,7 +160,11 @@ def plan_year(
         msg = f"year: {year!r} is not a calendar year in 1900-2100"
         raise InputValidationError(msg)
     t_start = time.perf_counter()
-    L = dimming.light_table(tw)
+    L = dimming.light_table(tw, cap_sizing=cap_sizing)
+    if install_year is not None:
+        L["install_year"] = np.where(
+            L["install_year_defaulted"], float(install_year), L["install_year"]
+        )
     n = len(L["light"])
     if n == 0:
         msg = f"{tw.name}: the twin has no light points to plan"
@@ -169,18 +186,16 @@ def plan_year(
     min_level = np.asarray(L["min_level"], dtype=np.float64)
     caps = np.asarray(L["cabinet_cap_w"], dtype=np.float64)
     cab = np.asarray(L["cabinet_index"])
-    m = caps.size
-    import scipy.sparse as sp
-
-    members = sp.csr_matrix((np.ones(n), (cab, np.arange(n))), shape=(m, n))
-
     n_nights = len(days)
     energy = np.zeros((n_nights, n), dtype=np.float32)
     per_night = {
         k: np.zeros(n_nights)
         for k in ("dark_h", "baseline_wh", "led_full_wh", "dimmed_wh", "clo_wh", "planned_wh")
     }
-    per_night["lit_full_wh"] = np.zeros(n_nights)
+    for name in ("lit_full_wh", "uncapped_wh", "cap_cabinets", "below_floor_lh", "deficit_wh"):
+        per_night[name] = np.zeros(n_nights)
+    per_night["lit_lh"] = np.zeros(n_nights)
+    bound = np.zeros(caps.size, dtype=bool)
     kinds: list[str] = []
     for k, day in enumerate(days):
         fc = dimming.forecast_night(tw, day, demand=demand, slot_minutes=slot_minutes, lights=G)
@@ -208,10 +223,34 @@ def plan_year(
         )
         x0 = envelope_levels(floor0, on_all, ramp)
         x1 = envelope_levels(floor1, on_all, ramp)
-        x2 = envelope_levels(floor1, ~off, ramp)
+        capped = capped_levels(
+            power,
+            floor1,
+            ~off,
+            ramp=ramp,
+            cabinet_index=cab,
+            cap_w=caps,
+            slot_h=slot_h,
+            driver_floor=DRIVER_FLOOR,
+            min_level=np.where(dimmable, min_level, 1.0),
+            cabinet_ids=L["cabinet_ids"],
+            time=night.start,
+        )
+        x2 = capped.level
         full = power[:, None] * slot_h[None, :]
         e2 = drawn_fraction(x2, driver_floor=DRIVER_FLOOR, on=~off) * full
-        _check_caps(power, x2, ~off, members, caps, night, L)
+        if capped.binding.size:
+            bound[capped.binding] = True
+            per_night["cap_cabinets"][k] = capped.binding.size
+            per_night["uncapped_wh"][k] = float(
+                (drawn_fraction(capped.envelope, driver_floor=DRIVER_FLOOR, on=~off) * full).sum()
+            )
+            short = capped.shortfall > 0
+            per_night["below_floor_lh"][k] = float((short * slot_h[None, :]).sum())
+            per_night["deficit_wh"][k] = float((capped.shortfall * full).sum())
+        else:
+            per_night["uncapped_wh"][k] = float(e2.sum())
+        per_night["lit_lh"][k] = float((~off * slot_h[None, :]).sum())
         per_night["dark_h"][k] = float(slot_h.sum())
         per_night["baseline_wh"][k] = float(base_power.sum() * slot_h.sum())
         per_night["led_full_wh"][k] = float(full.sum())
@@ -242,9 +281,31 @@ def plan_year(
                 per_night["dimmed_wh"], "night", "Wh", "EN 13201 floor, class at 100 % (no CLO)"
             ),
             "clo_wh": var(per_night["clo_wh"], "night", "Wh", "EN 13201 floor with CLO"),
-            "planned_wh": var(
-                per_night["planned_wh"], "night", "Wh", "EN 13201 floor with CLO and switch-off"
+            "uncapped_wh": var(
+                per_night["uncapped_wh"], "night", "Wh", "EN 13201 floor with CLO and switch-off"
             ),
+            "planned_wh": var(
+                per_night["planned_wh"],
+                "night",
+                "Wh",
+                "EN 13201 floor with CLO and switch-off, under the cabinet caps",
+            ),
+            "cap_cabinets": var(
+                per_night["cap_cabinets"].astype(np.int32),
+                "night",
+                "1",
+                "cabinets whose cap binds (solved jointly)",
+            ),
+            "below_floor_lh": var(
+                per_night["below_floor_lh"], "night", "h", "light-hours below EN 13201 (caps)"
+            ),
+            "deficit_wh": var(
+                per_night["deficit_wh"],
+                "night",
+                "Wh",
+                "light below the EN 13201 floor, as full-output energy (caps)",
+            ),
+            "lit_lh": var(per_night["lit_lh"], "night", "h", "light-hours lit"),
             "lit_full_wh": var(
                 per_night["lit_full_wh"], "night", "Wh", "LED full output outside switch-off"
             ),
@@ -267,8 +328,13 @@ def plan_year(
             "nights": int(n_nights),
             "complete_year": int(nights is None),
             "maintenance": maintenance.label,
-            "install_year_default": int(tw.city.contract.start.year),
+            "install_year_default": int(
+                tw.city.contract.start.year if install_year is None else install_year
+            ),
             "maintenance_defaulted": int(np.sum(L["maintenance_defaulted"])),
+            "maintenance_real": int(n - np.sum(L["maintenance_defaulted"])),
+            "install_year_defaulted": int(np.sum(L["install_year_defaulted"])),
+            "install_year_real": int(n - np.sum(L["install_year_defaulted"])),
             "wattage_real": int((L["wattage_source"] == "real").sum()),
             "wattage_inferred": int((L["wattage_source"] == "inferred").sum()),
             "wattage_default": int((L["wattage_source"] == "default").sum()),
@@ -280,6 +346,15 @@ def plan_year(
             ),
             "demand": type(demand).__name__,
             "ramp_per_hour": float(ramp_per_hour),
+            "cap_sizing": cap_sizing,
+            "cap_source_inventory": int((L["cabinet_cap_source"] == "inventory").sum()),
+            "cap_source_rule": int((L["cabinet_cap_source"] == "rule").sum()),
+            "cabinets": int(caps.size),
+            "cap_binding_cabinets": int(bound.sum()),
+            "cap_binding_nights": int((per_night["cap_cabinets"] > 0).sum()),
+            "cap_path": "per-light"
+            if not bound.any()
+            else f"per-light + water-filling on the {int(bound.sum())} binding cabinets",
             "target_pct": float(tw.city.contract.target_pct),
             "compute_s": round(time.perf_counter() - t_start, 3),
             "attribution": tw.city.attribution,
@@ -295,36 +370,6 @@ def _unswitched(G: dict[str, np.ndarray], fc: dimming.NightForecast) -> np.ndarr
     return cls
 
 
-def _check_caps(
-    power: FloatArray,
-    level: FloatArray,
-    on: npt.NDArray[np.bool_],
-    members: Any,
-    caps: FloatArray,
-    night: Any,
-    L: dict[str, np.ndarray],
-) -> None:
-    """The envelope is the smallest feasible plan: a cap it breaks cannot be met by any plan."""
-    if not np.isfinite(caps).any():
-        return
-    draw = power[:, None] * drawn_fraction(level, driver_floor=DRIVER_FLOOR, on=on)
-    by_cab = np.asarray(members @ draw)
-    over = by_cab > caps[:, None] * (1 + 1e-9)
-    if over.any():
-        ci, ct = np.nonzero(over)
-        report = InfeasibilityReport(
-            cap_cabinet=np.asarray(L["cabinet_ids"])[ci],
-            cap_time=night.start[ct],
-            cap_cabinet_pos=ci.astype(np.intp),
-            cap_slot=ct.astype(np.intp),
-            cap_min_power_w=by_cab[ci, ct],
-            cap_w=caps[ci],
-            cap_increase_w=by_cab[ci, ct] - caps[ci],
-        )
-        msg = f"night of {night.evening.isoformat()}: no plan meets the caps: {report}"
-        raise InfeasiblePlanError(msg, report)
-
-
 def annual_summary(ds: xr.Dataset) -> dict[str, float]:
     """The annual table of a :func:`plan_year` result: kWh and % of the baseline per lever.
 
@@ -337,6 +382,10 @@ def annual_summary(ds: xr.Dataset) -> dict[str, float]:
         k: float(ds[k].sum()) / 1000.0
         for k in ("baseline_wh", "led_full_wh", "dimmed_wh", "clo_wh", "planned_wh")
     }
+    # years written before the caps could bind have no uncapped_wh: nothing was capped
+    tot["uncapped_wh"] = (
+        float(ds["uncapped_wh"].sum()) / 1000.0 if "uncapped_wh" in ds else tot["planned_wh"]
+    )
     base = tot["baseline_wh"]
     if base <= 0:
         msg = "baseline_wh: the year has no baseline energy"
@@ -345,7 +394,8 @@ def annual_summary(ds: xr.Dataset) -> dict[str, float]:
         "led": tot["baseline_wh"] - tot["led_full_wh"],
         "dimming": tot["led_full_wh"] - tot["dimmed_wh"],
         "clo": tot["dimmed_wh"] - tot["clo_wh"],
-        "switch_off": tot["clo_wh"] - tot["planned_wh"],
+        "switch_off": tot["clo_wh"] - tot["uncapped_wh"],
+        "caps": tot["uncapped_wh"] - tot["planned_wh"],
     }
     out = {
         "baseline_kwh": base,
@@ -358,6 +408,11 @@ def annual_summary(ds: xr.Dataset) -> dict[str, float]:
         out[f"saving_{lever}_pct"] = 100.0 * saved / base
     out["saving_pct"] = 100.0 * (base - tot["planned_wh"]) / base
     out["saving_without_clo_pct"] = out["saving_pct"] - out["saving_clo_pct"]
+    if "below_floor_lh" in ds:
+        lit = float(ds["lit_lh"].sum())
+        out["below_floor_pct"] = 100.0 * float(ds["below_floor_lh"].sum()) / max(lit, 1e-12)
+        full = float(ds["led_full_wh"].sum())
+        out["deficit_pct"] = 100.0 * float(ds["deficit_wh"].sum()) / max(full, 1e-12)
     return out
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
@@ -40,7 +41,14 @@ if TYPE_CHECKING:
     from twin.model import Twin
     from twin.scenarios.demand import Demand
 
-__all__ = ["adaptive_plan", "run_night", "summary_table", "trajectory_for"]
+__all__ = [
+    "adaptive_plan",
+    "ageing_factors",
+    "cohort_factors",
+    "run_night",
+    "summary_table",
+    "trajectory_for",
+]
 
 
 class NoDataOfflineError(TwinError, ConnectionError):
@@ -155,11 +163,78 @@ def monthly_sample(year: int) -> list[dt.date]:
     return [dt.date(year, month, 15) for month in range(1, 13)]
 
 
-def trajectory_for(tw: Twin, year_plan: xr.Dataset) -> tuple[xr.Dataset, float, float]:
+def ageing_factors(
+    tw: Twin,
+    *,
+    reference_year: int,
+    switch_off: dimming.SwitchOff | Sequence[dimming.SwitchOff] | None = None,
+    nights: Sequence[dt.date] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[int, float]:
+    """The annual dimming factor of the stock by age: ``{age in years: factor}``.
+
+    For each age ``a`` from 0 to the contract's length, the year ``reference_year`` is planned
+    (:func:`optimize.dimming_year.plan_year`, on ``nights``: default the 15th of each month)
+    with every light whose inventory gives no install year installed in
+    ``reference_year - a``: its CLO factor ``MF / LLMF(a x burning hours)`` rises with the lumen
+    depreciation, and so does the energy (:func:`optimize.dimming_year.yearly_factors`).
+    """
+    from .dimming_year import yearly_factors
+
+    c = tw.city.contract
+    ages = range(c.end.year - c.start.year + 1)
+    days = monthly_sample(reference_year) if nights is None else list(nights)
+    out: dict[int, float] = {}
+    for a in ages:
+        year = plan_year(
+            tw, reference_year, switch_off=switch_off, nights=days, install_year=reference_year - a
+        )
+        out[a] = yearly_factors(year)[0]
+        if progress is not None:
+            progress(a + 1, len(ages))
+    return out
+
+
+def cohort_factors(shares: Mapping[int, float], by_age: Mapping[int, float]) -> dict[int, float]:
+    """Each year's dimming factor of an LED stock renewed in cohorts, from factors by age.
+
+    The cohort of year ``k`` is the growth of the LED share that year (``shares[k] -
+    shares[k - 1]``); in year ``y`` it is ``y - k`` years old. The year's factor is the
+    cohorts' factors weighted by their share of the LED stock.
+
+    Examples
+    --------
+    >>> f = cohort_factors({2018: 0.5, 2019: 1.0}, {0: 0.6, 1: 0.7})
+    >>> {y: round(v, 6) for y, v in f.items()}
+    {2018: 0.6, 2019: 0.65}
+    """
+    years = sorted(shares)
+    grow = {
+        y: max(0.0, shares[y] - (shares[years[i - 1]] if i else 0.0)) for i, y in enumerate(years)
+    }
+    out: dict[int, float] = {}
+    for y in years:
+        w = {k: g for k, g in grow.items() if k <= y and g > 0}
+        total = sum(w.values())
+        oldest = max(by_age)
+        out[y] = (
+            sum(g * by_age[min(y - k, oldest)] for k, g in w.items()) / total
+            if total > 0
+            else by_age[0]
+        )
+    return out
+
+
+def trajectory_for(
+    tw: Twin, year_plan: xr.Dataset, *, by_age: Mapping[int, float] | None = None
+) -> tuple[xr.Dataset, float, float]:
     """The 2018-2030 trajectory of a twin's stock, with the dimming and switch-off of a year.
 
     ``year_plan`` is a :func:`optimize.dimming_year.plan_year` result: its factors are annual
-    figures (energy over the year's nights), never one night's.
+    figures (energy over the year's nights), never one night's. With ``by_age``
+    (:func:`ageing_factors`), each year's dimming factor follows the CLO ageing of its LED
+    cohorts (:func:`cohort_factors`); the returned dimming factor is then the one of the plan's
+    year.
     """
     from twin import energy
 
@@ -178,15 +253,19 @@ def trajectory_for(tw: Twin, year_plan: xr.Dataset) -> tuple[xr.Dataset, float, 
     dimf, offf = yearly_factors(year_plan)
     lon, lat = tw.centre
     c = tw.city.contract
+    shares = energy.front_loaded_shares(final_share=c.led_share_end, start=c.start, end=c.end)
+    factor: float | dict[int, float] = dimf
+    if by_age is not None:
+        factor = cohort_factors(shares, by_age)
+        year = int(year_plan.attrs.get("year", c.end.year))
+        dimf = factor.get(year, dimf)
     traj = energy.trajectory(
         lights,
         lat=lat,
         lon=lon,
         years=c.years,
-        rollout=energy.Rollout(
-            energy.front_loaded_shares(final_share=c.led_share_end, start=c.start, end=c.end)
-        ),
-        dimming_factor=dimf,
+        rollout=energy.Rollout(shares),
+        dimming_factor=factor,
         switch_off_factor=offf,
         target_pct=c.target_pct,
     )

@@ -106,7 +106,7 @@ def night_dataset(
             "floor": (("light", "time"), floor, {**units, "long_name": "min_energy plan level"}),
             "required_level": (
                 ("light", "time"),
-                np.asarray(problem.required),
+                np.asarray(extra.get("en13201_required", problem.required)),
                 {**units, "long_name": "EN 13201 requirement as a fraction of full output"},
             ),
             "lighting_class": (("light", "time"), extra["required_class"], units),

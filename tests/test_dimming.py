@@ -189,13 +189,21 @@ def test_energy_from_power_curve(mtp_winter, paris_plans):
     np.testing.assert_array_equal(hps["power_w"], hps["baseline_power_w"])
 
 
-def test_adaptive_complies_everywhere(mtp_winter, paris_plans):
-    _, plans, _ = mtp_winter
+def test_adaptive_complies_everywhere_but_under_binding_caps(montpellier, mtp_winter, paris_plans):
+    """EN 13201 is met wherever the cabinet's contracted kVA allows it, and only there not."""
+    prepared, plans, _ = mtp_winter
     named = {"montpellier": plans["adaptive"]}
     named.update({f"paris/{d}/{o}": v for (d, o), v in paris_plans.items()})
+    binding = set(np.asarray(prepared[1]["lights"]["cabinet_ids"])[prepared[1]["cap_binding"]])
+    assert binding  # Montpellier's December dusk outgrows the retrofit subscriptions
+    assert plans["adaptive"].attrs["cap_binding_cabinets"] == len(binding)
     for name, ds in named.items():
-        assert ds.attrs["compliance_pct"] == 100.0, name
-        assert (ds["level"] >= ds["required_level"] - 1e-9).all(), name
+        short = (ds["level"] < ds["required_level"] - 1e-9).to_numpy()
+        in_binding = np.isin(ds["cabinet"].to_numpy(), sorted(binding))
+        if name != "montpellier":
+            assert ds.attrs["compliance_pct"] == 100.0, name
+        assert not short[~in_binding].any(), name
+        assert ds.attrs["compliance_pct"] == pytest.approx(100.0 * (1 - short.mean())), name
         on = ds["lighting_class"] != lighting.OFF
         assert (ds["level"].where(on, 1.0) <= 1.0 + 1e-9).all(), name
 
@@ -211,7 +219,8 @@ def test_adaptive_respects_ramps_and_cabinet_caps(montpellier, paris, mtp_winter
         both_on = on[:, 1:] & on[:, :-1]
         step = np.abs(np.diff(level, axis=1))
         assert step[both_on].max(initial=0.0) <= ramp + 1e-6, tw.name
-        caps = tw.registry["cabinet"]["contracted_power_w"]
+        table = dimming.light_table(tw)
+        caps = pd.Series(table["cabinet_cap_w"], index=table["cabinet_ids"])
         by_cab = pd.DataFrame(_power_w(ds)).groupby(ds["cabinet"].to_numpy()).sum()
         cap = caps.reindex(by_cab.index).to_numpy()[:, None]
         assert np.isfinite(cap).all()
@@ -506,7 +515,7 @@ def test_cli_plan_night_montpellier(montpellier, tmp_path, capsys):
     }
     year = report["annual"]
     assert year["nights_sampled"] == 12
-    levers = sum(year[f"saving_{k}_pct"] for k in ("led", "dimming", "clo", "switch_off"))
+    levers = sum(year[f"saving_{k}_pct"] for k in ("led", "dimming", "clo", "switch_off", "caps"))
     assert levers == pytest.approx(year["saving_pct"], abs=1e-6)
     assert year["on_track"] == (year["saving_pct"] >= 65.0)
 
@@ -524,7 +533,8 @@ def test_cli_plan_night_montpellier(montpellier, tmp_path, capsys):
     assert report["optimized_kwh"] == pytest.approx(opt, abs=1e-3)
     assert report["saving_pct"] == pytest.approx(100.0 * (1 - opt / baseline), abs=1e-3)
     assert report["compliance_pct"] == pytest.approx(100.0 * np.mean(level >= req - 1e-9), abs=1e-3)
-    assert report["compliance_pct"] == 100.0
+    # below 100 % only in the cabinets whose cap binds at dusk (tests/test_lighting_caps.py)
+    assert 90.0 < report["compliance_pct"] < 100.0
     assert report["solver"]["status"] == ds.attrs["solver_status"] == "ok"
     assert report["solver"]["objective"] == pytest.approx(ds.attrs["solver_objective"])
     assert report["solver"]["build_s"] == pytest.approx(ds.attrs["solver_build_s"])

@@ -499,3 +499,39 @@ def test_lamp_table_agrees_with_the_road_class_defaults():
     assert set(table.index) == set(HPS_LAMP_W)
     for highway, lamp in table["hps_lamp_w"].items():
         assert HPS_LAMP_W[highway] == lamp, highway
+
+
+# ---------------------------------------------------------------------------------------------
+# a stock of another city's size (the Dijon-sized table)
+# ---------------------------------------------------------------------------------------------
+def test_resized_twin_keeps_the_real_mix_at_the_asked_size(bondy):
+    from optimize import dimming_year
+    from twin.cities import get_city
+    from twin.energy.stock import resized_twin
+
+    dijon = get_city("dijon")
+    src = bondy.registry["light"]
+    n = 3 * len(src) + 7
+    tw = resized_twin(bondy, n_lights=n, led_share=0.9, city=dijon, rng=5)
+    again = resized_twin(bondy, n_lights=n, led_share=0.9, city=dijon, rng=5)
+    lights = tw.registry["light"]
+    assert len(lights) == n and tw.meta["resized"]["resampled"] == n - len(src)
+    pd.testing.assert_frame_equal(lights, again.registry["light"])  # seeded
+    # every real light kept once; the copies repeat the real mix of classes and streets
+    assert set(lights["ref"]) == set(src.index)
+    assert set(lights["design_class"]) <= set(src["design_class"])
+    hps = lights["technology"] == "HPS"
+    assert int(hps.sum()) == round(0.1 * n)
+    np.testing.assert_array_equal(lights.loc[hps, "power_w"], lights.loc[hps, "baseline_power_w"])
+    assert tw.centre == pytest.approx(tuple(dijon.centre)) and tw.city.contract == dijon.contract
+    cab = tw.registry["cabinet"]
+    assert cab["n_lights"].sum() == n and cab["n_lights"].max() <= 60
+    year = dimming_year.plan_year(tw, 2030, nights=[dt.date(2030, 12, 15)])
+    e = year["energy_wh"].isel(night=0).to_numpy()
+    full = year["power_w"].to_numpy() * float(year["dark_h"][0])
+    np.testing.assert_allclose(e[hps.to_numpy()], full[hps.to_numpy()], rtol=1e-5)  # not dimmed
+    assert (e[~hps.to_numpy()] < full[~hps.to_numpy()]).all()
+    with pytest.raises(InputValidationError, match="led_share"):
+        resized_twin(bondy, n_lights=10, led_share=1.5)
+    with pytest.raises(InputValidationError, match="n_lights"):
+        resized_twin(bondy, n_lights=0, led_share=0.9)

@@ -430,3 +430,55 @@ def test_cli_import_list_remove_montpellier_cp1252(data_root, tmp_path):
         "twin inventory remove: error: inventory remove: no inventory stored for the data of "
         "montpellier"
     ]
+
+
+def test_maintenance_factor_and_install_year_read_checked_and_planned(paris, tmp_path):
+    """French columns found unmapped; bad values rejected naming the field; the plans use them."""
+    import datetime as dt
+
+    from optimize import dimming
+
+    lights = paris.registry["light"].iloc[:40]
+    xy = shapely.get_coordinates(lights.geometry.values)
+    lon, lat = to_wgs84(xy[:, 0], xy[:, 1])
+    next_year = dt.datetime.now(dt.UTC).year + 1
+    good = [("0,8", "2019"), ("0.9", "03/05/2021"), ("", "2020-06-30"), ("0.85", "")]
+    bad = [("1.2", "2019"), ("0", "2019"), ("0.8", str(next_year)), ("0.8", "vers 2010")]
+    values = [good[i % len(good)] for i in range(36)] + bad
+    path = tmp_path / "inventaire.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter=";")
+        w.writerow(["ID", "LON", "LAT", "Facteur de maintenance", "Année de pose"])
+        for i, (mf, year) in enumerate(values):
+            w.writerow([f"L{i}", f"{lon[i]:.7f}", f"{lat[i]:.7f}", mf, year])
+    parsed = parse_inventory(path, area=_area(paris), to_crs=paris.crs)
+    assert parsed.columns["maintenance_factor"] == "Facteur de maintenance"
+    assert parsed.columns["install_year"] == "Année de pose"
+    assert [(r.row, r.field) for r in parsed.rejected] == [
+        (38, "maintenance_factor"),
+        (39, "maintenance_factor"),
+        (40, "install_year"),
+        (41, "install_year"),
+    ]
+    assert "in the future" in parsed.rejected[2].reason
+    ok = parsed.lights
+    assert ok["maintenance_factor"].head(4).tolist()[:2] == [0.8, 0.9]
+    assert np.isnan(ok["maintenance_factor"].iloc[2])
+    assert ok["install_year"].head(3).tolist() == [2019.0, 2021.0, 2020.0]
+    assert np.isnan(ok["install_year"].iloc[3])
+    with twin.set_options(cache=tmp_path / "cache"):
+        tw = twin.load("paris-trocadero", progress=False)
+        report = import_inventory(tw, path)
+        assert report.maintenance_given == 27 and report.install_year_given == 27
+        assert "maintenance factor given for 27" in report.summary()
+        reg = tw.registry["light"].set_index("ref")
+        assert reg.loc["L0", "maintenance_factor"] == 0.8
+        assert reg.loc["L1", "install_year"] == 2021.0
+        table = dimming.light_table(tw)
+        assert int(table["maintenance_defaulted"].sum()) == 36 - 27
+        assert int(table["install_year_defaulted"].sum()) == 36 - 27
+        # the CLO factor follows each light's own MF and age: MF 0.8 of 2019 < MF 0.9 of 2021
+        lon_c, lat_c = tw.centre
+        clo = dimming.clo_factor(table, 2026, lat=lat_c, lon=lon_c)
+        pos = {r: i for i, r in enumerate(tw.registry["light"]["ref"])}
+        assert clo[pos["L0"]] < clo[pos["L1"]] < 1.0

@@ -96,6 +96,30 @@ def test_trajectory_from_the_year_not_a_night(bondy, bondy_sample):
     assert traj["year"].values.tolist() == list(bondy.city.contract.years)
 
 
+def test_trajectory_ages_each_led_cohort(bondy, bondy_sample):
+    """CLO ageing per year: the dimming factor grows with the lumen depreciation of each cohort."""
+    from optimize.nightly import ageing_factors, cohort_factors, trajectory_for
+    from twin.energy import front_loaded_shares
+
+    by_age = ageing_factors(bondy, reference_year=2030, nights=NIGHTS)
+    ages = sorted(by_age)
+    assert ages == list(range(len(bondy.city.contract.years)))
+    values = np.array([by_age[a] for a in ages])
+    assert (np.diff(values) > 0).all()  # older lights, higher CLO drive, more energy
+    # an age-0 stock is a stock installed in the planned year: the same plan as plan_year's
+    young = dimming_year.plan_year(bondy, 2030, nights=NIGHTS, install_year=2030)
+    assert by_age[0] == pytest.approx(dimming_year.yearly_factors(young)[0])
+    traj, dimf, _ = trajectory_for(bondy, bondy_sample, by_age=by_age)
+    c = bondy.city.contract
+    shares = front_loaded_shares(final_share=c.led_share_end, start=c.start, end=c.end)
+    expect = cohort_factors(shares, by_age)
+    np.testing.assert_allclose(traj["dimming_factor"].values, [expect[y] for y in c.years])
+    assert (np.diff(traj["dimming_factor"].values) > 0).all()  # the stock ages year on year
+    assert dimf == pytest.approx(expect[2026])
+    flat, _, _ = trajectory_for(bondy, bondy_sample)
+    assert float(traj["saving_pct"].sel(year=2030)) < float(flat["saving_pct"].sel(year=2030))
+
+
 def test_bad_year_names_the_field(bondy):
     with pytest.raises(InputValidationError, match="year"):
         dimming_year.plan_year(bondy, 1850)
@@ -241,6 +265,12 @@ def test_cli_energy_year_bondy(bondy, tmp_path, capsys):
     annual = json.loads((out / "annual.json").read_text())
     assert annual["nights"] == 365
     assert sum(annual["levers_pct"].values()) == pytest.approx(annual["saving_pct"], abs=1e-2)
+    assert set(annual["levers_pct"]) == set(dimming_year.LEVERS)
+    assert annual["caps"]["cabinets"] == len(bondy.registry["cabinet"])
+    assert annual["maintenance_factor_from"]["default"] == annual["lights"]
+    by_year = annual["trajectory"]["dimming_factor_by_year"]
+    assert list(by_year) == [str(y) for y in bondy.city.contract.years]
+    assert len(annual["trajectory"]["dimming_factor_by_age"]) == len(by_year)
     assert (
         annual["wattage"]["default"] + annual["wattage"]["real"] + annual["wattage"]["inferred"]
         == annual["lights"]

@@ -784,7 +784,8 @@ def cmd_plan_night(args: Args) -> int:
         f"year {y['year']} for this stock (estimated from {y['nights_sampled']} nights): "
         f"{y['saving_pct']:.1f}% "
         f"(LED {y['saving_led_pct']:.1f}, dimming {y['saving_dimming_pct']:.1f}, "
-        f"CLO {y['saving_clo_pct']:.1f}, switch-off {y['saving_switch_off_pct']:.1f}) "
+        f"CLO {y['saving_clo_pct']:.1f}, switch-off {y['saving_switch_off_pct']:.1f}, "
+        f"caps {y['saving_caps_pct']:.1f}) "
         f"-> {'at or above' if y['on_track'] else 'short of'} the target; "
         "twin energy --year plans every night"
     )
@@ -1002,6 +1003,39 @@ def _energy_args(p: argparse.ArgumentParser) -> None:
         help="calendar year to plan night by night (default: this year)",
     )
     _switch_off_args(p)
+    p.add_argument(
+        "--resize",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=(
+            "plan a stock of N lights resampled from the city's real ones (e.g. 34000 for a "
+            "Dijon-sized stock; twin.energy.stock says how it is built)"
+        ),
+    )
+    p.add_argument(
+        "--as-city",
+        default=None,
+        metavar="C",
+        help="with --resize: the city whose sun and contract the stock takes (e.g. dijon)",
+    )
+    p.add_argument(
+        "--led-share",
+        type=float,
+        default=None,
+        help="with --resize: share of LED lights, the rest HPS (default: the contract's end)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"--resize: {text!r} is not a number of lights >= 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 @command("energy", arguments=_energy_args, check=_switch_off_check)
@@ -1009,13 +1043,30 @@ def cmd_energy(args: Args) -> int:
     """Plan every night of a year; annual kWh against the HPS baseline by lever; trajectory."""
     import datetime as dt
 
-    from optimize.dimming_year import plan_year, plot_year, write_year
-    from optimize.nightly import trajectory_for
+    from optimize.dimming_year import LEVERS, plan_year, plot_year, write_year
+    from optimize.nightly import ageing_factors, trajectory_for
 
     from . import energy
     from .progress import progress_bar
 
     tw = _load(args)
+    if args.resize is not None:
+        from .cities import get_city
+        from .energy.stock import resized_twin
+
+        target = get_city(args.as_city) if args.as_city else tw.city
+        share = target.contract.led_share_end if args.led_share is None else args.led_share
+        tw = resized_twin(tw, n_lights=args.resize, led_share=share, city=target)
+        r = tw.meta["resized"]
+        print(
+            f"stock: {r['n_lights']:,} lights resampled from {r['source']}'s "
+            f"{r['source_lights']:,} ({r['resampled']:,} drawn again), {r['hps']:,} kept HPS "
+            f"(LED share {r['led_share']:.0%}), {r['cabinets']} cabinets; sun and contract "
+            f"of {r['city']}"
+        )
+    elif args.as_city is not None or args.led_share is not None:
+        msg = "--as-city and --led-share need --resize"
+        raise InputValidationError(msg)
     year = args.year or dt.datetime.now(dt.UTC).year
     days = (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
     bar = progress_bar(total=days, desc=f"{tw.name} {year}", unit="night")
@@ -1025,9 +1076,15 @@ def cmd_energy(args: Args) -> int:
 
     ds = plan_year(tw, year, switch_off=args.switch_off, progress=tick)
     bar.close()
-    traj, dimf, offf = trajectory_for(tw, ds)
-    a = ds.attrs
     c = tw.city.contract
+    n_ages = c.end.year - c.start.year + 1
+    bar = progress_bar(total=n_ages, desc=f"{tw.name} CLO ageing", unit="age")
+    by_age = ageing_factors(
+        tw, reference_year=year, switch_off=args.switch_off, progress=lambda d, t: bar.update(1)
+    )
+    bar.close()
+    traj, dimf, offf = trajectory_for(tw, ds, by_age=by_age)
+    a = ds.attrs
     annual = {
         "city": tw.name,
         "year": year,
@@ -1038,9 +1095,16 @@ def cmd_energy(args: Args) -> int:
         "planned_kwh": round(float(a["planned_kwh"]), 1),
         "saving_pct": round(float(a["saving_pct"]), 3),
         "saving_without_clo_pct": round(float(a["saving_without_clo_pct"]), 3),
-        "levers_pct": {
-            k: round(float(a[f"saving_{k}_pct"]), 3)
-            for k in ("led", "dimming", "clo", "switch_off")
+        "levers_pct": {k: round(float(a[f"saving_{k}_pct"]), 3) for k in LEVERS},
+        "caps": {
+            "sizing": a["cap_sizing"],
+            "cabinets": int(a["cabinets"]),
+            "from_inventory": int(a["cap_source_inventory"]),
+            "binding_cabinets": int(a["cap_binding_cabinets"]),
+            "binding_nights": int(a["cap_binding_nights"]),
+            "path": a["cap_path"],
+            "light_hours_below_en13201_pct": round(float(a.get("below_floor_pct", 0.0)), 3),
+            "light_deficit_pct": round(float(a.get("deficit_pct", 0.0)), 4),
         },
         "target_pct": float(c.target_pct),
         "contract": c.label,
@@ -1048,6 +1112,16 @@ def cmd_energy(args: Args) -> int:
         "maintenance": a["maintenance"],
         "maintenance_defaulted": int(a["maintenance_defaulted"]),
         "install_year_default": int(a["install_year_default"]),
+        "maintenance_factor_from": {
+            "real": int(a["maintenance_real"]),
+            "inferred": 0,
+            "default": int(a["maintenance_defaulted"]),
+        },
+        "install_year_from": {
+            "real": int(a["install_year_real"]),
+            "inferred": 0,
+            "default": int(a["install_year_defaulted"]),
+        },
         "switch_off": a["switch_off"] or None,
         "trajectory": {
             "dimming_factor": dimf,
@@ -1055,9 +1129,18 @@ def cmd_energy(args: Args) -> int:
             "saving_pct_end": round(float(traj["saving_pct"].values[-1]), 2),
             "end_year": int(traj["year"].values[-1]),
             "year_of_target": energy.year_of_target(traj),
-            "from": f"annual factors of {year} (every night of the year)",
+            "dimming_factor_by_year": {
+                int(y): round(float(v), 5)
+                for y, v in zip(traj["year"].values, traj["dimming_factor"].values, strict=True)
+            },
+            "dimming_factor_by_age": {int(k): round(float(v), 5) for k, v in by_age.items()},
+            "from": (
+                f"switch-off of {year} (every night of the year); dimming per year from the CLO "
+                "ageing of each LED cohort (12 nights per age, cohorts from the renewal shares)"
+            ),
         },
         "compute_s": float(a["compute_s"]),
+        "resized": tw.meta.get("resized"),
         "attribution": tw.city.attribution,
     }
     fig = energy.plot_trajectory(
@@ -1080,10 +1163,24 @@ def cmd_energy(args: Args) -> int:
         f"(wattage real {annual['wattage']['real']:,}, inferred {annual['wattage']['inferred']:,}, "
         f"default {annual['wattage']['default']:,})"
     )
+    mfs, iys = annual["maintenance_factor_from"], annual["install_year_from"]
+    print(
+        f"maintenance factor: {mfs['real']:,} from the inventory, {mfs['default']:,} the "
+        f"catalogue default ({annual['maintenance']}); install year: {iys['real']:,} from the "
+        f"inventory, {iys['default']:,} the contract's first year "
+        f"({annual['install_year_default']})"
+    )
     print(f"{'baseline (HPS)':<26}{annual['baseline_kwh']:>14,.0f} kWh")
     print(f"{'planned':<26}{annual['planned_kwh']:>14,.0f} kWh")
-    for k in ("led", "dimming", "clo", "switch_off"):
+    for k in LEVERS:
         print(f"{'saving: ' + k:<26}{lv[k]:>13.2f} %")
+    cp = annual["caps"]
+    print(
+        f"cabinet caps ({cp['sizing']}): {cp['binding_cabinets']} of {cp['cabinets']} cabinets "
+        f"bind on {cp['binding_nights']} nights; {cp['light_hours_below_en13201_pct']:.2f} % of "
+        f"lit light-hours below EN 13201 (deficit {cp['light_deficit_pct']:.3f} % of full "
+        f"output); path: {cp['path']}"
+    )
     print(
         f"{'saving: total':<26}{annual['saving_pct']:>13.2f} %  "
         f"(without CLO {annual['saving_without_clo_pct']:.2f} %; target {c.target_pct:g} % a year)"

@@ -17,6 +17,13 @@ named like ours, in French or English, with or without accents and case, are fou
                 empty -> LED
 ``luminaire``   luminaire type (free text)
 ``flux_lm``     luminous flux, lm (optional, > 0)
+``maintenance_factor``
+                design maintenance factor (CIE 154:2003), in (0, 1] (``0,85`` or ``0.85``);
+                empty -> the catalogue default (:data:`twin.assets.maintenance.DEFAULT_MAINTENANCE`)
+``install_year``
+                year the luminaire was installed: a year (``2019``) or a date (``2019-05-03``,
+                ``03/05/2019``), not in the future and not before 1900; empty -> the first year
+                of the city's contract
 ==============  =====================================================================
 
 Text files (CSV, GeoJSON) are read as UTF-8 when they are valid UTF-8 (a byte-order mark is
@@ -39,6 +46,7 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import datetime as dt
 import io
 import os
 import re
@@ -109,7 +117,21 @@ TECHNOLOGY_ALIASES = {
     "BALLON FLUORESCENT": "MERCURY", "VAPEUR DE MERCURE": "MERCURY", "MERCURE": "MERCURY",
     "MERCURY VAPOUR": "MERCURY", "MERCURY VAPOR": "MERCURY",
 }  # fmt: skip
-OUR_FIELDS = ("ref", "lon", "lat", "x", "y", "power_w", "technology", "luminaire", "flux_lm")
+OUR_FIELDS = (
+    "ref",
+    "lon",
+    "lat",
+    "x",
+    "y",
+    "power_w",
+    "technology",
+    "luminaire",
+    "flux_lm",
+    "maintenance_factor",
+    "install_year",
+)
+#: Fields an inventory may give per light (NaN where it does not).
+OPTIONAL_FIELDS = ("maintenance_factor", "install_year")
 #: Column names found without a mapping (normalised: lower case, no accents, ``_`` between words).
 COLUMN_ALIASES = {
     "ref": ("ref", "id", "identifiant", "numero", "num", "no", "n"),
@@ -128,6 +150,32 @@ COLUMN_ALIASES = {
         "type_lanterne",
     ),
     "flux_lm": ("flux_lm", "flux", "flux_lumineux", "flux_lumineux_lm"),
+    "maintenance_factor": (
+        "maintenance_factor",
+        "mf",
+        "fm",
+        "facteur_maintenance",
+        "facteur_de_maintenance",
+        "coefficient_de_maintenance",
+        "coef_maintenance",
+    ),
+    "install_year": (
+        "install_year",
+        "installation_year",
+        "year_installed",
+        "annee_pose",
+        "annee_de_pose",
+        "annee_installation",
+        "annee_d_installation",
+        "date_pose",
+        "date_de_pose",
+        "date_installation",
+        "date_d_installation",
+        "mise_en_service",
+        "date_mise_en_service",
+        "date_de_mise_en_service",
+        "annee_mise_en_service",
+    ),
 }
 #: Suffixes read as tables of text, and as geodata.
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
@@ -188,6 +236,8 @@ class ImportReport:
     accepted: int
     rejected: list[Rejection]
     power_defaulted: int = 0
+    maintenance_given: int = 0
+    install_year_given: int = 0
     unmatched: int = 0
     replaced: int = 0
     encoding: str = ""
@@ -205,6 +255,9 @@ class ImportReport:
             f"  encoding {self.encoding}; columns: {cols or 'none of ours'}",
             f"  {self.power_defaulted} without wattage (road-class default used), "
             f"{self.unmatched} further than 60 m from any road segment",
+            f"  maintenance factor given for {self.maintenance_given} "
+            f"(others: the catalogue default), install year for {self.install_year_given} "
+            "(others: the contract's first year)",
         ]
         if self.replaced:
             lines.append(f"  replaced {self.replaced} light points")
@@ -608,6 +661,7 @@ def parse_inventory(
         inside, inside_swapped = placed, placed_swapped & ~in_range(a, b)
 
     rejected: list[Rejection] = list(raw.rejected)
+    this_year = dt.datetime.now(dt.UTC).year
     keep: list[dict[str, Any]] = []
     seen: set[str] = set()
     swapped = 0
@@ -643,6 +697,10 @@ def parse_inventory(
             flux = _checked_number(rec, get, "flux_lm", "lm")
             if flux is not None and flux <= 0:
                 raise _Bad(field="flux_lm", reason=f"{flux:g} lm must be > 0")
+            mf = _checked_number(rec, get, "maintenance_factor", "1")
+            if mf is not None and not (0 < mf <= 1):
+                raise _Bad(field="maintenance_factor", reason=f"{mf:g} is not in (0, 1]")
+            year = _install_year(rec, get, this_year)
             tech_raw = _text(rec.get(get.get("technology", ""), "")).strip()
             tech = technology_code(tech_raw) if tech_raw else "LED"
             if tech is None:
@@ -666,6 +724,8 @@ def parse_inventory(
                 "technology": tech,
                 "luminaire": lum.lower() or None,
                 "flux_lm": np.nan if flux is None else flux,
+                "maintenance_factor": np.nan if mf is None else mf,
+                "install_year": np.nan if year is None else float(year),
                 "x": x[i],
                 "y": y[i],
             }
@@ -681,7 +741,7 @@ def parse_inventory(
                 else "(check the file's coordinate order)"
             )
         )
-    cols = ["row", "ref", "power_w", "technology", "luminaire", "flux_lm"]
+    cols = ["row", "ref", "power_w", "technology", "luminaire", "flux_lm", *OPTIONAL_FIELDS]
     table = pd.DataFrame(keep, columns=[*cols, "x", "y"])
     points = shapely.points(table["x"].to_numpy(float), table["y"].to_numpy(float))
     out = gpd.GeoDataFrame(table[cols], geometry=points, crs=to_crs)
@@ -706,6 +766,31 @@ def _checked_number(
         return _number(value)
     except ValueError:
         raise _Bad(field=field, reason=f"not a number of {unit}: {value!r}") from None
+
+
+_DATE = re.compile(r"^(\d{4})-\d{1,2}(-\d{1,2})?([ T].*)?$|^\d{1,2}[/.-]\d{1,2}[/.-](\d{4})$")
+
+
+def _install_year(rec: Mapping[str, Any], columns: Mapping[str, str], this_year: int) -> int | None:
+    """The install year of a row: a year, or the year of an ISO or French (d/m/Y) date."""
+    if "install_year" not in columns:
+        return None
+    raw = rec.get(columns["install_year"])
+    text = _text(raw).strip()
+    if text == "":
+        return None
+    found = _DATE.match(text)
+    try:
+        year = int(found.group(1) or found.group(4)) if found else int(float(text))
+    except ValueError:
+        raise _Bad(field="install_year", reason=f"not a year or a date: {raw!r}") from None
+    if found is None and float(text) != int(float(text)):
+        raise _Bad(field="install_year", reason=f"not a year or a date: {raw!r}")
+    if year > this_year:
+        raise _Bad(field="install_year", reason=f"{year} is in the future")
+    if year < 1900:
+        raise _Bad(field="install_year", reason=f"{year} is before 1900")
+    return year
 
 
 def _values(raw: _Raw, i: int) -> dict[str, str]:
@@ -835,6 +920,8 @@ def import_inventory(
     report.replaced = replaced
     report.power_defaulted = int(lights["power_defaulted"].sum())
     report.unmatched = int(lights["segment"].isna().sum())
+    report.maintenance_given = int(lights["maintenance_factor"].notna().sum())
+    report.install_year_given = int(lights["install_year"].notna().sum())
     tw.meta["lights_by_source"] = lights["source"].value_counts().to_dict()
     tw.meta["lights_power_defaulted"] = report.power_defaulted
     if save:

@@ -96,7 +96,8 @@ def _conform(kind: str, frame: pd.DataFrame, crs: str | None) -> gpd.GeoDataFram
             if attr.default == "":
                 msg = f"{kind}: column {attr.name!r} is required by the schema"
                 raise InputValidationError(msg)
-            df[attr.name] = attr.default
+            # a float default may be "nan" (not given), which pandas does not parse as text
+            df[attr.name] = float(attr.default) if attr.dtype == "float64" else attr.default
     df = df[schema.names]
     for attr in schema.attributes:
         col = df[attr.name]

@@ -46,5 +46,9 @@ class Light:
     """lowest dim level the driver accepts (fraction of full output) [1]."""
     design_class: str | None
     """EN 13201 class the luminaire was designed for (its segment's class)."""
+    maintenance_factor: float
+    """design maintenance factor (CIE 154:2003) from the inventory; NaN: the catalogue default."""
+    install_year: float
+    """year the luminaire was installed, from the inventory; NaN: the contract's first year."""
     geometry: BaseGeometry
     """position, in the twin's CRS."""

@@ -110,6 +110,13 @@ def inventory_lights(inv: gpd.GeoDataFrame, seg: gpd.GeoDataFrame) -> pd.DataFra
             "power_w": inv["power_w"].to_numpy(float),
             "technology": inv["technology"].to_numpy(),
             "flux_lm": inv["flux_lm"].to_numpy(float),
+            # read by the importer where the file has them (NaN: the documented defaults)
+            **{
+                k: (inv[k] if k in inv.columns else pd.Series(np.nan, index=inv.index)).to_numpy(
+                    float
+                )
+                for k in ("maintenance_factor", "install_year")
+            },
             "geometry": pts,
         }
     )

@@ -1116,6 +1116,26 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--me-weight", type=_positive, default=1.0, help="pull of the estimation to the prior OD"
     )
+    p.add_argument(
+        "--period",
+        type=_count_period,
+        default=None,
+        help="use only the counts made within FIRST:LAST (ISO dates, e.g. 2008-01-01:2013-12-31)",
+    )
+
+
+def _count_period(text: str) -> tuple[Any, Any]:
+    """``FIRST:LAST`` as two ``datetime.date``."""
+    import datetime
+
+    first, sep, last = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return datetime.date.fromisoformat(first), datetime.date.fromisoformat(last)
+    except ValueError:
+        msg = f"--period: {text!r} is not FIRST:LAST in ISO dates (2008-01-01:2013-12-31)"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 @command("calibrate", arguments=_calibrate_args)
@@ -1132,6 +1152,7 @@ def cmd_calibrate(args: Args) -> int:
         holdout=args.holdout,
         matrix_estimation=args.matrix_estimation,
         me_weight=args.me_weight,
+        period=args.period,
     )
     print(res.summary())
     tables = {"parameters": res.table}
@@ -1162,7 +1183,12 @@ def cmd_calibrate(args: Args) -> int:
             "params": res.params,
             "matrix_estimation": {k: float(v) for k, v in res.matrix_stats.items()},
         }
+        report["counts_left_out"] = {
+            str(k): int(v) for k, v in res.issues.groupby("reason")["count"].nunique().items()
+        }
         (out / "calibration.json").write_text(json.dumps(report, indent=2))
+        res.issues.to_csv(out / "counts_left_out.csv", index=False)
+        written.append("counts_left_out.csv")
         if res.od_factor is not None:
             import numpy as np
 

@@ -50,8 +50,10 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import re
+import zlib
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +74,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DMRB_SHARE",
+    "HOLDOUT_BUCKETS",
+    "count_issues",
+    "held_out",
     "CalibrationResult",
     "Assignment",
     "calibrate",
@@ -80,6 +85,7 @@ __all__ = [
     "geh",
     "match_counts",
     "street_keys",
+    "tag_m31_checks",
 ]
 
 log = logging.getLogger(__name__)
@@ -320,6 +326,155 @@ def _site_edges(
 
 
 # ------------------------------------------------------------------------------------------------
+# bad input and the hold-out rule
+# ------------------------------------------------------------------------------------------------
+_SITE_COLUMNS = ("site", "REF", "OBJECTID")
+_START_COLUMNS = ("start", "DDEBUT,D", "DDEBUT")
+_END_COLUMNS = ("end", "DFIN,D", "DFIN")
+_DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%y", "%d/%m/%Y")
+COUNT_DAYS_MAX = 366
+"""Longest a count may last (days): a longer one has a wrong date."""
+
+
+def _first_column(counts: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    return next((c for c in names if c in counts.columns), None)
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates of a column in the first format that reads most of it (NaT where none does)."""
+    best = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    for fmt in _DATE_FORMATS:
+        got = pd.to_datetime(values, format=fmt, errors="coerce")
+        if got.notna().sum() > best.notna().sum():
+            best = got
+    return best
+
+
+def count_issues(
+    counts: pd.DataFrame,
+    matches: pd.DataFrame | None = None,
+    *,
+    period: tuple[dt.date, dt.date] | None = None,
+) -> pd.DataFrame:
+    """Every count the calibration cannot use, with its site id, the field and the reason.
+
+    Checked: ``daily``, ``am_peak`` and ``pm_peak`` are numbers >= 0; a peak hour is not above
+    the daily count; the start and end dates (columns ``start``/``end``, or Montpellier's
+    ``DDEBUT``/``DFIN``) read as dates, the end is not before the start and the count lasts at
+    most :data:`COUNT_DAYS_MAX` days; with ``period``, the count lies within it; with
+    ``matches`` (:func:`match_counts`), the count's street is found in the drive graph.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        A twin's ``counts_table``.
+    matches : pandas.DataFrame, optional
+        :func:`match_counts` of the same counts.
+    period : (datetime.date, datetime.date), optional
+        First and last day of the counts to use.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per problem: ``count`` (the row label), ``site`` (the site reference),
+        ``field``, ``value``, ``reason``.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"REF": ["a", "b"], "daily": [100.0, -3.0], "am_peak": [150.0, 9.0],
+    ...                   "pm_peak": [9.0, float("nan")]})
+    >>> count_issues(c)[["site", "field", "reason"]].values.tolist()
+    [['a', 'am_peak', 'peak hour above the daily count'], ['b', 'daily', 'negative or NaN count'], ['b', 'pm_peak', 'negative or NaN count']]
+    """  # noqa: E501
+    if period is not None and not period[0] <= period[1]:
+        msg = f"period: {period[0]} is after {period[1]}"
+        raise InputValidationError(msg)
+    site_col = _first_column(counts, _SITE_COLUMNS)
+    sites = counts[site_col].astype(str) if site_col else pd.Series(counts.index.astype(str))
+    sites.index = counts.index
+    rows: list[dict[str, Any]] = []
+
+    def report(mask: np.ndarray, field: str, values: pd.Series, reason: str) -> None:
+        for i in np.flatnonzero(mask):
+            label = counts.index[i]
+            rows.append(
+                {
+                    "count": label,
+                    "site": sites.iloc[i],
+                    "field": field,
+                    "value": values.iloc[i],
+                    "reason": reason,
+                }
+            )
+
+    numbers = {}
+    for col in ("daily", "am_peak", "pm_peak"):
+        if col not in counts.columns:
+            msg = f"counts_table: column {col!r} is missing"
+            raise InputValidationError(msg)
+        numbers[col] = pd.to_numeric(counts[col], errors="coerce")
+    for col in ("daily", "am_peak", "pm_peak"):
+        report(~(numbers[col] >= 0).to_numpy(), col, counts[col], "negative or NaN count")
+    daily = numbers["daily"]
+    for col in ("am_peak", "pm_peak"):
+        above = (numbers[col] > daily).to_numpy() & (daily >= 0).to_numpy()
+        report(above, col, counts[col], "peak hour above the daily count")
+    start_col = _first_column(counts, _START_COLUMNS)
+    end_col = _first_column(counts, _END_COLUMNS)
+    if start_col and end_col:
+        start, end = _dates(counts[start_col]), _dates(counts[end_col])
+        report(start.isna().to_numpy(), start_col, counts[start_col], "not a date")
+        report(end.isna().to_numpy(), end_col, counts[end_col], "not a date")
+        both = (start.notna() & end.notna()).to_numpy()
+        days = (end - start).dt.days.to_numpy()
+        report(both & (days < 0), end_col, counts[end_col], "end before the start")
+        report(
+            both & (days > COUNT_DAYS_MAX),
+            end_col,
+            counts[end_col],
+            f"count lasts more than {COUNT_DAYS_MAX} days",
+        )
+        if period is not None:
+            lo, hi = pd.Timestamp(period[0]), pd.Timestamp(period[1])
+            outside = both & ((start < lo) | (end > hi)).to_numpy()
+            report(outside, start_col, counts[start_col], f"outside the period {lo:%Y-%m-%d} "
+                   f"to {hi:%Y-%m-%d}")  # fmt: skip
+    elif period is not None:
+        msg = "period: the counts have no start and end dates to select by"
+        raise InputValidationError(msg)
+    if matches is not None:
+        no_street = (matches["street"].isna() | (matches["edges"].map(len) == 0)).reindex(
+            counts.index, fill_value=True
+        )
+        report(no_street.to_numpy(), "name", counts["name"], "no matching street in the graph")
+    out = pd.DataFrame(rows, columns=["count", "site", "field", "value", "reason"])
+    for r in out.itertuples():
+        log.debug("count %s (site %s): %s=%r: %s", r.count, r.site, r.field, r.value, r.reason)
+    return out
+
+
+HOLDOUT_BUCKETS = (0, 1, 2)
+"""Hold-out rule: a street is held out when the CRC-32 of its name, modulo 10, is one of these
+(about 30% of the streets, the same ones on every run and every machine)."""
+
+
+def held_out(
+    streets: pd.Series | list[str], buckets: tuple[int, ...] = HOLDOUT_BUCKETS
+) -> np.ndarray:
+    """Whether each street is held out of the fit, by the fixed rule :data:`HOLDOUT_BUCKETS`.
+
+    >>> held_out(["Avenue de Toulouse", "Rue Foch", "Cours Gambetta"]).tolist()
+    [True, False, True]
+    """
+    bad = [b for b in buckets if not (isinstance(b, int) and 0 <= b <= 9)]
+    if bad:
+        msg = f"buckets: {bad!r} are not digits 0-9"
+        raise InputValidationError(msg)
+    keys = [zlib.crc32(str(s).encode("utf-8")) % 10 for s in streets]
+    return np.isin(np.asarray(keys, dtype=int), np.asarray(buckets, dtype=int))
+
+
+# ------------------------------------------------------------------------------------------------
 # all-or-nothing assignment
 # ------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -439,6 +594,8 @@ class CalibrationResult:
         With matrix estimation: the TAG M3.1 checks of :func:`estimate_matrix`, and the GEH
         shares ``share_geh_below_5_prior`` (the calibrated parameters without class factors),
         ``share_geh_below_5_fitted`` and ``share_geh_below_5_holdout`` after estimation.
+    issues : pandas.DataFrame
+        The counts left out, one row per problem (:func:`count_issues`).
     """
 
     table: pd.DataFrame
@@ -452,6 +609,7 @@ class CalibrationResult:
     od_factor: np.ndarray | None = None
     table_me: pd.DataFrame | None = None
     matrix_stats: dict[str, float] = dataclasses.field(default_factory=dict)
+    issues: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     @property
     def matched_share(self) -> float:
@@ -479,7 +637,16 @@ class CalibrationResult:
                 f"> 0.95), trip ends slope {s['trip_end_slope']:.3f} R2 "
                 f"{s['trip_end_r2']:.3f} (0.99-1.01, > 0.98), mean trip time "
                 f"{s['mean_time_change_pct']:+.1f}% (within 5%), trips "
-                f"{s['total_change_pct']:+.1f}%"
+                f"{s['total_change_pct']:+.1f}%; TAG M3.1 "
+                + ("pass" if s.get("tag_pass") else "FAIL (" + ", ".join(
+                    k.removeprefix("tag_").removesuffix("_pass")
+                    for k, v in s.items() if k.startswith("tag_") and k != "tag_pass" and not v
+                ) + ")")
+            )  # fmt: skip
+        if len(self.issues):
+            by = self.issues.groupby("reason")["count"].nunique()
+            text += f"\ncounts left out ({self.issues['count'].nunique()}): " + ", ".join(
+                f"{n} {reason}" for reason, n in by.items()
             )
         return text
 
@@ -604,7 +771,30 @@ def estimate_matrix(
         "cells_changed": float((np.abs(factor - 1.0) > 0.01).sum()),
         "solver_status": float(res.status),
     }
+    stats |= tag_m31_checks(stats)
     return factor, stats
+
+
+def tag_m31_checks(stats: Mapping[str, float]) -> dict[str, float]:
+    """Pass (1.0) or fail (0.0) of each TAG M3.1 (Table 5) limit on a matrix estimation.
+
+    Cell values: slope within 0.98-1.02 and R^2 above 0.95; trip ends: slope within 0.99-1.01
+    and R^2 above 0.98; the mean trip time (length) changes by less than 5%.
+
+    >>> tag_m31_checks({"cell_slope": 1.0, "cell_r2": 0.99, "trip_end_slope": 1.05,
+    ...                 "trip_end_r2": 0.99, "mean_time_change_pct": 2.0})["tag_pass"]
+    0.0
+    """
+    checks = {
+        "tag_cell_slope_pass": 0.98 <= stats["cell_slope"] <= 1.02,
+        "tag_cell_r2_pass": stats["cell_r2"] > 0.95,
+        "tag_trip_end_slope_pass": 0.99 <= stats["trip_end_slope"] <= 1.01,
+        "tag_trip_end_r2_pass": stats["trip_end_r2"] > 0.98,
+        "tag_mean_time_pass": abs(stats["mean_time_change_pct"]) < 5.0,
+    }
+    out = {k: float(v) for k, v in checks.items()}
+    out["tag_pass"] = float(all(checks.values()))
+    return out
 
 
 def calibrate(
@@ -618,6 +808,7 @@ def calibrate(
     matrix_estimation: bool = False,
     me_weight: float = 1.0,
     me_max_factor: float = 10.0,
+    period: tuple[dt.date, dt.date] | None = None,
 ) -> CalibrationResult:
     """Match the counts, assign the gravity OD and fit global parameters to the peak-hour counts.
 
@@ -626,19 +817,26 @@ def calibrate(
     tw : twin.model.Twin
         A twin with ``counts_table`` (Montpellier).
     rng : numpy.random.Generator or int, optional
-        Seeds the hold-out split and the starting points.
+        Seeds the starting points.
     model : DemandModel, optional
         Default :func:`~twin.scenarios.demand.build_demand` of ``tw``.
     starts : int
         Nelder-Mead runs (the first from the defaults, the others from seeded perturbations).
     holdout : float
-        Share of streets left out of the fit.
+        Share of streets left out of the fit, rounded to tenths: by the fixed rule of
+        :func:`held_out` (buckets ``0 .. 10 holdout - 1``), the same streets on every run.
     maxiter : int
         Iterations per run.
     matrix_estimation : bool
         Then adjust the OD cells to the fitted sites' counts (:func:`estimate_matrix`).
     me_weight, me_max_factor : float
         ``weight`` and ``max_factor`` of :func:`estimate_matrix`.
+    period : (datetime.date, datetime.date), optional
+        Use only the counts made within these days.
+
+    Counts with a problem (:func:`count_issues`: no matching street, a negative or NaN count,
+    a peak above the daily count, a wrong date or one outside ``period``) are left out of the
+    fit and listed in :attr:`CalibrationResult.issues`.
     """
     if not 0 <= holdout < 1:
         msg = f"holdout: {holdout!r} must be within [0, 1)"
@@ -646,19 +844,25 @@ def calibrate(
     rng = np.random.default_rng(rng)
     model = model or build_demand(tw)
     matches = match_counts(tw)
+    assert tw.counts_table is not None  # match_counts raised otherwise
+    issues = count_issues(tw.counts_table, matches, period=period)
     ok = matches["street"].notna() & (matches["edges"].map(len) > 0)
-    ok &= matches[["observed_am", "observed_pm"]].ge(0).all(axis=1)
-    sites = matches[ok].copy()
     matched, unmatched = int(ok.sum()), int((~ok).sum())
-    log.info("calibration: %d of %d counts matched", matched, len(matches))
+    ok &= ~matches.index.isin(issues["count"])
+    sites = matches[ok].copy()
+    log.info(
+        "calibration: %d of %d counts matched, %d used (%d problems reported)",
+        matched,
+        len(matches),
+        len(sites),
+        len(issues),
+    )
 
     assign = Assignment.build(model, tw.drive)
     edge_pos = {e: i for i, e in enumerate(assign.edges)}
     avg = _site_model(sites, edge_pos, len(assign.edges))
     group_idx = sites["group"].map(GROUPS.index).to_numpy(int)
-    streets = sites["street"].unique()
-    held = set(rng.choice(streets, size=int(round(holdout * len(streets))), replace=False))
-    is_held = sites["street"].isin(held).to_numpy()
+    is_held = held_out(sites["street"].astype(str), tuple(range(round(10 * holdout))))
     obs_am = sites["observed_am"].to_numpy(float)
     obs_pm = sites["observed_pm"].to_numpy(float)
     week = (
@@ -795,6 +999,7 @@ def calibrate(
         od_factor=od_factor,
         table_me=table_me,
         matrix_stats=stats,
+        issues=issues,
     )
 
 

@@ -193,3 +193,20 @@ def test_peak_hours_of_bondy(bondy, tmp_path) -> None:  # type: ignore[no-untype
 
     with pytest.raises(InputValidationError, match="hours"):
         assign_hours(bondy, hours=(25,))
+
+
+def test_not_converging_on_a_real_network_is_marked(bondy, caplog) -> None:  # type: ignore[no-untyped-def]
+    # Bondy's 17:00 weekday demand six times over (so that streets congest), two iterations
+    # for a gap of 1e-6: not an equilibrium
+    from twin.scenarios.assignment import assign_hours
+    from twin.scenarios.zones import build_demand
+
+    model = build_demand(bondy)
+    model = model.with_params(trip_rate=6.0 * model.params.trip_rate)
+    with caplog.at_level(logging.WARNING):
+        ds = assign_hours(bondy, hours=(17,), model=model, rgap_target=1e-6, max_iter=2)
+    gap = float(ds["rgap"].sel(hour=17))
+    assert not bool(ds["converged"].sel(hour=17))
+    assert int(ds["iterations"].sel(hour=17)) == 2 and gap > 1e-6
+    assert f"relative gap {gap:.2e} after 2 iterations" in caplog.text
+    assert "not converged" in caplog.text

@@ -1117,6 +1117,11 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
         "--me-weight", type=_positive, default=1.0, help="pull of the estimation to the prior OD"
     )
     p.add_argument(
+        "--gateways-from-counts",
+        action="store_true",
+        help="share the external traffic among the gateways by their entry roads' counts",
+    )
+    p.add_argument(
         "--period",
         type=_count_period,
         default=None,
@@ -1153,6 +1158,7 @@ def cmd_calibrate(args: Args) -> int:
         matrix_estimation=args.matrix_estimation,
         me_weight=args.me_weight,
         period=args.period,
+        gateways_from_counts=args.gateways_from_counts,
     )
     print(res.summary())
     tables = {"parameters": res.table}
@@ -1189,6 +1195,9 @@ def cmd_calibrate(args: Args) -> int:
         (out / "calibration.json").write_text(json.dumps(report, indent=2))
         res.issues.to_csv(out / "counts_left_out.csv", index=False)
         written.append("counts_left_out.csv")
+        if len(res.gateways):
+            res.gateways.to_csv(out / "gateways.csv", index=False)
+            written.append("gateways.csv")
         if res.od_factor is not None:
             import numpy as np
 

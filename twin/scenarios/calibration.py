@@ -77,6 +77,7 @@ __all__ = [
     "HOLDOUT_BUCKETS",
     "count_issues",
     "held_out",
+    "size_gateways",
     "CalibrationResult",
     "Assignment",
     "calibrate",
@@ -474,6 +475,95 @@ def held_out(
     return np.isin(np.asarray(keys, dtype=int), np.asarray(buckets, dtype=int))
 
 
+ME_TAG_STEPS = 10
+"""Tries of the matrix estimation, each with four times the pull to the prior, to keep within
+TAG M3.1's limits."""
+
+GATEWAY_COUNT_M = 1500.0
+"""A count sizes a gateway when its site is on the gateway's entry road within this distance."""
+
+
+def size_gateways(
+    model: DemandModel,
+    sites: pd.DataFrame,
+    graph: nx.MultiDiGraph,
+    segment_names: Mapping[Any, Any],
+) -> tuple[DemandModel, pd.DataFrame]:
+    """Weigh the gateways by the daily counts of their entry roads (through and external traffic).
+
+    A gateway's weight is the daily count (both directions) of the nearest counted site on its
+    entry road within :data:`GATEWAY_COUNT_M`; a gateway with no such count keeps its lane
+    weight times the median count per lane of the counted ones. The total external traffic stays
+    ``external_share`` of the internal trips (calibrated); the counts set how it is shared.
+
+    Parameters
+    ----------
+    model : DemandModel
+    sites : pandas.DataFrame
+        Usable counts, as :func:`match_counts` gives them.
+    graph : networkx.MultiDiGraph
+        The drive graph the sites' edges belong to (edges carry their ``segment`` id).
+    segment_names : mapping
+        Segment id -> street name (the names :func:`match_counts` matched).
+
+    Returns
+    -------
+    (DemandModel, pandas.DataFrame)
+        The model with the new gateway weights, and one row per gateway: ``zone``, ``lanes``
+        (the former weight), ``count`` (the count used, or None), ``observed_daily``,
+        ``distance_m``, ``weight`` and ``source`` (``count`` or ``lanes``).
+    """
+    gates = [i for i, z in enumerate(model.zone_ids) if z.startswith("gateway:")]
+    rows: list[dict[str, Any]] = []
+    if not gates:
+        return model, pd.DataFrame(rows)
+    # each street's counted sites: count label, daily count, coordinates of the site's nodes
+    by_street: dict[str, list[tuple[Any, float, np.ndarray]]] = {}
+    for idx, r in sites.iterrows():
+        xy = np.array([[graph.nodes[n]["x"], graph.nodes[n]["y"]] for e in r["edges"]
+                       for n in e[:2]]).reshape(-1, 2)  # fmt: skip
+        by_street.setdefault(str(r["street"]), []).append((idx, float(r["observed_daily"]), xy))
+    for i in gates:
+        node = model.zone_node[i]
+        names: set[str] = set()
+        if node is not None and node in graph:
+            ends = [*graph.in_edges(node, data="segment"), *graph.out_edges(node, data="segment")]
+            names = {str(segment_names[s]) for _, _, s in ends if segment_names.get(s)}
+        gxy = model.zone_xy[i]
+        best: tuple[Any, float, float] | None = None
+        for nm in names:
+            for idx, daily, xy in by_street.get(nm, []):
+                dist = float(np.hypot(*(xy - gxy).T).min()) if len(xy) else np.inf
+                if dist <= GATEWAY_COUNT_M and (best is None or dist < best[2]):
+                    best = (idx, daily, dist)
+        rows.append(
+            {
+                "zone": model.zone_ids[i],
+                "lanes": float(model.external[i]),
+                "count": best[0] if best else None,
+                "observed_daily": best[1] if best else np.nan,
+                "distance_m": best[2] if best else np.nan,
+            }
+        )
+    table = pd.DataFrame(rows)
+    counted = table["count"].notna() & (table["observed_daily"] > 0)
+    per_lane = (
+        float((table.loc[counted, "observed_daily"] / table.loc[counted, "lanes"]).median())
+        if counted.any()
+        else 1.0
+    )
+    table["weight"] = np.where(counted, table["observed_daily"], table["lanes"] * per_lane)
+    table["source"] = np.where(counted, "count", "lanes")
+    external = model.external.copy()
+    external[gates] = table["weight"].to_numpy(float)
+    log.info(
+        "gateways: %d of %d sized from counts of their entry roads",
+        int(counted.sum()),
+        len(gates),
+    )
+    return dataclasses.replace(model, external=external), table
+
+
 # ------------------------------------------------------------------------------------------------
 # all-or-nothing assignment
 # ------------------------------------------------------------------------------------------------
@@ -596,6 +686,8 @@ class CalibrationResult:
         ``share_geh_below_5_fitted`` and ``share_geh_below_5_holdout`` after estimation.
     issues : pandas.DataFrame
         The counts left out, one row per problem (:func:`count_issues`).
+    gateways : pandas.DataFrame
+        With ``gateways_from_counts``: each gateway's weight and its source (:func:`size_gateways`).
     """
 
     table: pd.DataFrame
@@ -610,6 +702,7 @@ class CalibrationResult:
     table_me: pd.DataFrame | None = None
     matrix_stats: dict[str, float] = dataclasses.field(default_factory=dict)
     issues: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    gateways: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     @property
     def matched_share(self) -> float:
@@ -630,7 +723,8 @@ class CalibrationResult:
         s = self.matrix_stats
         if s:
             text += (
-                f"\nmatrix estimation: GEH < 5 {100 * s['share_geh_below_5_prior']:.1f}% -> "
+                f"\nmatrix estimation (weight {s.get('weight', float('nan')):g}): GEH < 5 "
+                f"{100 * s['share_geh_below_5_prior']:.1f}% -> "
                 f"{100 * s['share_geh_below_5_fitted']:.1f}% on fitted streets, "
                 f"{100 * s['share_geh_below_5_holdout']:.1f}% on held-out streets; "
                 f"cells slope {s['cell_slope']:.3f} R2 {s['cell_r2']:.3f} (TAG: 0.98-1.02, "
@@ -809,6 +903,8 @@ def calibrate(
     me_weight: float = 1.0,
     me_max_factor: float = 10.0,
     period: tuple[dt.date, dt.date] | None = None,
+    gateways_from_counts: bool = False,
+    me_within_tag: bool = True,
 ) -> CalibrationResult:
     """Match the counts, assign the gravity OD and fit global parameters to the peak-hour counts.
 
@@ -831,8 +927,15 @@ def calibrate(
         Then adjust the OD cells to the fitted sites' counts (:func:`estimate_matrix`).
     me_weight, me_max_factor : float
         ``weight`` and ``max_factor`` of :func:`estimate_matrix`.
+    me_within_tag : bool
+        Raise the weight fourfold (at most :data:`ME_TAG_STEPS` tries) until the estimated
+        matrix keeps within TAG M3.1's limits (:func:`tag_m31_checks`); the weight used is in
+        ``matrix_stats["weight"]``.
     period : (datetime.date, datetime.date), optional
         Use only the counts made within these days.
+    gateways_from_counts : bool
+        Share the external traffic among the gateways by the counts of their entry roads
+        (:func:`size_gateways`) rather than by their lanes.
 
     Counts with a problem (:func:`count_issues`: no matching street, a negative or NaN count,
     a peak above the daily count, a wrong date or one outside ``period``) are left out of the
@@ -857,6 +960,11 @@ def calibrate(
         len(sites),
         len(issues),
     )
+
+    gateways = pd.DataFrame()
+    if gateways_from_counts:
+        names = tw.registry["segment"]["name"].to_dict()
+        model, gateways = size_gateways(model, sites, tw.drive, names)
 
     assign = Assignment.build(model, tw.drive)
     edge_pos = {e: i for i, e in enumerate(assign.edges)}
@@ -972,15 +1080,24 @@ def calibrate(
             external_share=params["external_share"],
         )
         fit = ~is_held
-        od_factor, stats = estimate_matrix(
-            prior,
-            assign,
-            avg[np.flatnonzero(fit)],
-            obs_am[fit],
-            obs_pm[fit],
-            weight=me_weight,
-            max_factor=me_max_factor,
-        )
+        # the pull to the prior grows fourfold until the estimate keeps within TAG M3.1's limits
+        weight = me_weight
+        for step in range(ME_TAG_STEPS if me_within_tag else 1):
+            od_factor, stats = estimate_matrix(
+                prior,
+                assign,
+                avg[np.flatnonzero(fit)],
+                obs_am[fit],
+                obs_pm[fit],
+                weight=weight,
+                max_factor=me_max_factor,
+            )
+            log.info("matrix estimation: weight %g, TAG M3.1 %s", weight,
+                     "pass" if stats["tag_pass"] else "fail")  # fmt: skip
+            if stats["tag_pass"] or step == ME_TAG_STEPS - 1 or not me_within_tag:
+                break
+            weight *= 4.0
+        stats["weight"] = weight
         prior_table = table_of(*site_flows(prior))
         table_me = table_of(*site_flows(dataclasses.replace(prior, od_factor=od_factor)))
         below = table_me["geh"] < 5
@@ -1000,6 +1117,7 @@ def calibrate(
         table_me=table_me,
         matrix_stats=stats,
         issues=issues,
+        gateways=gateways,
     )
 
 

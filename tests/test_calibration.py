@@ -204,6 +204,7 @@ def test_montpellier_calibration(montpellier: Twin) -> None:
     assert no_street["site"].str.len().gt(0).all()
     assert (issues["reason"] == "peak hour above the daily count").any()
     assert "counts left out" in r.summary()
+    assert "repeated counts" in r.summary()
     assert t.loc[t["holdout"], "street"].map(lambda n: C.held_out([n])[0]).all()
     np.testing.assert_allclose(t["geh"], C.geh(t["modelled"].to_numpy(), t["observed"].to_numpy()))
     assert r.share_geh_below_5 == pytest.approx(float((t["geh"] < 5).mean()))
@@ -293,3 +294,10 @@ def test_tag_checks_pass_and_fail() -> None:
     assert bad["tag_pass"] == 0.0
     assert bad["tag_cell_r2_pass"] == 0.0 and bad["tag_mean_time_pass"] == 0.0
     assert bad["tag_cell_slope_pass"] == 1.0
+
+
+def test_montpellier_counts_disagree_with_their_repeats(montpellier_counts: pd.DataFrame) -> None:
+    # repeated counts of one street and direction: the first against the later ones
+    a = C.repeat_agreement(montpellier_counts)
+    assert a["sites"] > 500 and a["repeats"] > 1000
+    assert 0.5 < a["share_geh_below_5"] < 0.7

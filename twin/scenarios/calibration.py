@@ -77,6 +77,7 @@ __all__ = [
     "HOLDOUT_BUCKETS",
     "count_issues",
     "held_out",
+    "repeat_agreement",
     "size_gateways",
     "CalibrationResult",
     "Assignment",
@@ -385,7 +386,7 @@ def count_issues(
     >>> c = pd.DataFrame({"REF": ["a", "b"], "daily": [100.0, -3.0], "am_peak": [150.0, 9.0],
     ...                   "pm_peak": [9.0, float("nan")]})
     >>> count_issues(c)[["site", "field", "reason"]].values.tolist()
-    [['a', 'am_peak', 'peak hour above the daily count'], ['b', 'daily', 'negative or NaN count'], ['b', 'pm_peak', 'negative or NaN count']]
+    [['b', 'daily', 'negative or NaN count'], ['b', 'pm_peak', 'negative or NaN count'], ['a', 'am_peak', 'peak hour above the daily count']]
     """  # noqa: E501
     if period is not None and not period[0] <= period[1]:
         msg = f"period: {period[0]} is after {period[1]}"
@@ -452,6 +453,55 @@ def count_issues(
     for r in out.itertuples():
         log.debug("count %s (site %s): %s=%r: %s", r.count, r.site, r.field, r.value, r.reason)
     return out
+
+
+def repeat_agreement(counts: pd.DataFrame) -> dict[str, float]:
+    """How well the counts agree with themselves: repeated counts of one street and direction.
+
+    Each later count of a street (normalised name) and direction is compared with the first
+    one, peak hour by peak hour, by GEH; counts with a problem (:func:`count_issues`) and
+    unnamed roads are left out. The share with GEH < 5 bounds what a model can reach on these
+    counts: a model that matched one count of a site exactly would match its repeats no better.
+
+    Returns
+    -------
+    dict
+        ``sites`` (streets and directions counted twice or more), ``repeats``,
+        ``share_geh_below_5`` (of the repeats' peak hours) and ``share_geh_below_5_same_year``.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"name": ["Rue A"] * 3, "direction": ["x-y"] * 3, "daily": [900] * 3,
+    ...                   "am_peak": [100, 104, 200], "pm_peak": [90, 91, 92], "ANNEE": [1, 1, 2]})
+    >>> repeat_agreement(c)["share_geh_below_5"]
+    0.75
+    """
+    bad = count_issues(counts)["count"]
+    c = counts[~counts.index.isin(bad)]
+    names = c["name"].map(lambda n: street_keys(n)[1])
+    named = ~names.isin(_UNNAMED | {"VOIE NON DENOMMEE"})
+    key = names + "|" + c["direction"].fillna("").astype(str).str.upper().str.strip()
+    c, key = c[named], key[named]
+    year = c["ANNEE"] if "ANNEE" in c.columns else pd.Series(0, index=c.index)
+    gehs, same = [], []
+    for _, idx in key.groupby(key).groups.items():
+        if len(idx) < 2:
+            continue
+        d = c.loc[idx].assign(_year=year.loc[idx]).sort_values("_year", kind="stable")
+        first = d.iloc[0]
+        for col in ("am_peak", "pm_peak"):
+            later = d[col].iloc[1:].to_numpy(float)
+            gehs.append(geh(later, np.full(later.size, float(first[col]))))
+            same.append((d["_year"].iloc[1:] == first["_year"]).to_numpy())
+    g = np.concatenate(gehs) if gehs else np.zeros(0)
+    sy = np.concatenate(same) if same else np.zeros(0, dtype=bool)
+    n_sites = int((key.value_counts() >= 2).sum())
+    return {
+        "sites": float(n_sites),
+        "repeats": float(g.size // 2),
+        "share_geh_below_5": float((g < 5).mean()) if g.size else float("nan"),
+        "share_geh_below_5_same_year": float((g[sy] < 5).mean()) if sy.any() else float("nan"),
+    }
 
 
 HOLDOUT_BUCKETS = (0, 1, 2)
@@ -688,6 +738,9 @@ class CalibrationResult:
         The counts left out, one row per problem (:func:`count_issues`).
     gateways : pandas.DataFrame
         With ``gateways_from_counts``: each gateway's weight and its source (:func:`size_gateways`).
+    count_agreement : dict
+        How far repeated counts of one street and direction agree (:func:`repeat_agreement`):
+        a bound on the share of GEH < 5 any model can reach on these counts.
     """
 
     table: pd.DataFrame
@@ -703,6 +756,7 @@ class CalibrationResult:
     matrix_stats: dict[str, float] = dataclasses.field(default_factory=dict)
     issues: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     gateways: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    count_agreement: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def matched_share(self) -> float:
@@ -737,6 +791,14 @@ class CalibrationResult:
                     for k, v in s.items() if k.startswith("tag_") and k != "tag_pass" and not v
                 ) + ")")
             )  # fmt: skip
+        a = self.count_agreement
+        if a:
+            text += (
+                f"\nthe counts against themselves: {a['repeats']:.0f} repeated counts of "
+                f"{a['sites']:.0f} streets and directions have GEH < 5 against the first count "
+                f"in {100 * a['share_geh_below_5']:.1f}% of peak hours "
+                f"({100 * a['share_geh_below_5_same_year']:.1f}% within the same year)"
+            )
         if len(self.issues):
             by = self.issues.groupby("reason")["count"].nunique()
             text += f"\ncounts left out ({self.issues['count'].nunique()}): " + ", ".join(
@@ -1118,6 +1180,7 @@ def calibrate(
         matrix_stats=stats,
         issues=issues,
         gateways=gateways,
+        count_agreement=repeat_agreement(tw.counts_table),
     )
 
 

@@ -205,6 +205,8 @@ def test_montpellier_calibration(montpellier: Twin) -> None:
     assert (issues["reason"] == "peak hour above the daily count").any()
     assert "counts left out" in r.summary()
     assert "repeated counts" in r.summary()
+    assert "302,500" in r.provenance["population"]  # the city definition's figure
+    assert "no points of interest" in r.provenance["activity"]
     assert t.loc[t["holdout"], "street"].map(lambda n: C.held_out([n])[0]).all()
     np.testing.assert_allclose(t["geh"], C.geh(t["modelled"].to_numpy(), t["observed"].to_numpy()))
     assert r.share_geh_below_5 == pytest.approx(float((t["geh"] < 5).mean()))

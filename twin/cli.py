@@ -1190,6 +1190,7 @@ def cmd_calibrate(args: Args) -> int:
             "matrix_estimation": {k: float(v) for k, v in res.matrix_stats.items()},
         }
         report["count_agreement"] = res.count_agreement
+        report["provenance"] = res.provenance
         report["counts_left_out"] = {
             str(k): int(v) for k, v in res.issues.groupby("reason")["count"].nunique().items()
         }

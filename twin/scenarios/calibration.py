@@ -606,12 +606,19 @@ def size_gateways(
     table["source"] = np.where(counted, "count", "lanes")
     external = model.external.copy()
     external[gates] = table["weight"].to_numpy(float)
+    provenance = {
+        **model.provenance,
+        "external": (
+            f"{len(gates)} gateways, {int(counted.sum())} weighted by the daily count of their "
+            "entry road, the others by their lanes times the median count per lane"
+        ),
+    }
     log.info(
         "gateways: %d of %d sized from counts of their entry roads",
         int(counted.sum()),
         len(gates),
     )
-    return dataclasses.replace(model, external=external), table
+    return dataclasses.replace(model, external=external, provenance=provenance), table
 
 
 # ------------------------------------------------------------------------------------------------
@@ -741,6 +748,8 @@ class CalibrationResult:
     count_agreement : dict
         How far repeated counts of one street and direction agree (:func:`repeat_agreement`):
         a bound on the share of GEH < 5 any model can reach on these counts.
+    provenance : dict
+        Where the demand model's zones, population, activity and external traffic came from.
     """
 
     table: pd.DataFrame
@@ -757,6 +766,7 @@ class CalibrationResult:
     issues: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     gateways: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     count_agreement: dict[str, float] = dataclasses.field(default_factory=dict)
+    provenance: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def matched_share(self) -> float:
@@ -791,6 +801,8 @@ class CalibrationResult:
                     for k, v in s.items() if k.startswith("tag_") and k != "tag_pass" and not v
                 ) + ")")
             )  # fmt: skip
+        for what, source in self.provenance.items():
+            text += f"\n{what}: {source}"
         a = self.count_agreement
         if a:
             text += (
@@ -1181,6 +1193,7 @@ def calibrate(
         issues=issues,
         gateways=gateways,
         count_agreement=repeat_agreement(tw.counts_table),
+        provenance=dict(model.provenance),
     )
 
 

@@ -398,13 +398,13 @@ def count_issues(
 
     def report(mask: np.ndarray, field: str, values: pd.Series, reason: str) -> None:
         for i in np.flatnonzero(mask):
-            label = counts.index[i]
+            label = counts.index[int(i)]
             rows.append(
                 {
                     "count": label,
-                    "site": sites.iloc[i],
+                    "site": sites.iloc[int(i)],
                     "field": field,
-                    "value": values.iloc[i],
+                    "value": values.iloc[int(i)],
                     "reason": reason,
                 }
             )

@@ -10,6 +10,10 @@ direction made conjugate (with respect to the Hessian ``diag(t'(x))``) to the la
 exact line search; plain Frank-Wolfe (LeBlanc, Morlok and Pierskalla 1975) and conjugate
 Frank-Wolfe are there too.
 
+All-or-nothing loading grows one shortest-path tree per origin (Dijkstra with a binary heap,
+compiled with numba on first use and cached) and loads it leaves first in the same pass, so an
+iteration on Montpellier's 13,809 links and 246 zones takes about 0.15 s of CPU.
+
 Convergence is the *relative gap* ``(sum_a t_a x_a - sum_a t_a y_a) / sum_a t_a x_a`` with
 ``y`` the all-or-nothing flows on the current costs (the share of travel time that shortest
 paths would save): 0 at equilibrium. A run that does not reach its target within

@@ -1003,8 +1003,9 @@ def calibrate(
         ``weight`` and ``max_factor`` of :func:`estimate_matrix`.
     me_within_tag : bool
         Raise the weight fourfold (at most :data:`ME_TAG_STEPS` tries) until the estimated
-        matrix keeps within TAG M3.1's limits (:func:`tag_m31_checks`); the weight used is in
-        ``matrix_stats["weight"]``.
+        matrix keeps within TAG M3.1's limits (:func:`tag_m31_checks`), then narrow it down
+        (two halvings of its log-interval) to the smallest weight found to pass; the weight
+        used is in ``matrix_stats["weight"]``.
     period : (datetime.date, datetime.date), optional
         Use only the counts made within these days.
     gateways_from_counts : bool
@@ -1154,23 +1155,40 @@ def calibrate(
             external_share=params["external_share"],
         )
         fit = ~is_held
-        # the pull to the prior grows fourfold until the estimate keeps within TAG M3.1's limits
-        weight = me_weight
-        for step in range(ME_TAG_STEPS if me_within_tag else 1):
-            od_factor, stats = estimate_matrix(
+
+        # the pull to the prior grows fourfold until the estimate keeps within TAG M3.1's limits,
+        # then the smallest passing weight is narrowed down by halving its log-interval twice
+        def estimate(w: float) -> tuple[np.ndarray, dict[str, float]]:
+            f, st = estimate_matrix(
                 prior,
                 assign,
                 avg[np.flatnonzero(fit)],
                 obs_am[fit],
                 obs_pm[fit],
-                weight=weight,
+                weight=w,
                 max_factor=me_max_factor,
             )
-            log.info("matrix estimation: weight %g, TAG M3.1 %s", weight,
-                     "pass" if stats["tag_pass"] else "fail")  # fmt: skip
-            if stats["tag_pass"] or step == ME_TAG_STEPS - 1 or not me_within_tag:
-                break
+            log.info("matrix estimation: weight %g, TAG M3.1 %s", w,
+                     "pass" if st["tag_pass"] else "fail")  # fmt: skip
+            return f, st
+
+        weight = me_weight
+        od_factor, stats = estimate(weight)
+        step = 1
+        while me_within_tag and not stats["tag_pass"] and step < ME_TAG_STEPS:
             weight *= 4.0
+            od_factor, stats = estimate(weight)
+            step += 1
+        if me_within_tag and stats["tag_pass"] and step > 1:
+            w_fail, w_pass = weight / 4.0, weight
+            for _ in range(2):
+                mid = float(np.sqrt(w_fail * w_pass))
+                f_mid, s_mid = estimate(mid)
+                if s_mid["tag_pass"]:
+                    w_pass, od_factor, stats = mid, f_mid, s_mid
+                else:
+                    w_fail = mid
+            weight = w_pass
         stats["weight"] = weight
         prior_table = table_of(*site_flows(prior))
         table_me = table_of(*site_flows(dataclasses.replace(prior, od_factor=od_factor)))

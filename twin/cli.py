@@ -1103,10 +1103,13 @@ def cmd_energy(args: Args) -> int:
 def _calibrate_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
     p.add_argument("--out", required=True, type=_out_dir, help="folder for the tables and plots")
-    p.add_argument("--rng", type=_seed, default=0, help="seed of the hold-out split and starts")
+    p.add_argument("--rng", type=_seed, default=0, help="seed of the Nelder-Mead starts")
     p.add_argument("--starts", type=_count, default=2, help="Nelder-Mead starts (default 2)")
     p.add_argument(
-        "--holdout", type=_share, default=0.3, help="share of streets held out (default 0.3)"
+        "--holdout",
+        type=_share,
+        default=0.3,
+        help="share of streets held out, in tenths, by a fixed rule on their names (default 0.3)",
     )
     p.add_argument(
         "--matrix-estimation",
@@ -1114,7 +1117,11 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
         help="then adjust the OD cells to the fitted counts (reported with TAG M3.1 checks)",
     )
     p.add_argument(
-        "--me-weight", type=_positive, default=1.0, help="pull of the estimation to the prior OD"
+        "--me-weight",
+        type=_positive,
+        default=1024.0,
+        help="first pull of the estimation to the prior OD; it grows until TAG M3.1's limits "
+        "hold (default 1024: weaker pulls break them on Montpellier and take long to solve)",
     )
     p.add_argument(
         "--gateways-from-counts",

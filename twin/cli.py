@@ -1124,6 +1124,12 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
         "hold (default 1024: weaker pulls break them on Montpellier and take long to solve)",
     )
     p.add_argument(
+        "--cell-m",
+        type=_positive,
+        default=500.0,
+        help="side of the demand model's zone cells in metres (default 500; 250 fits better)",
+    )
+    p.add_argument(
         "--gateways-from-counts",
         action="store_true",
         help="share the external traffic among the gateways by their entry roads' counts",
@@ -1155,10 +1161,12 @@ def cmd_calibrate(args: Args) -> int:
     """Fit the demand model to the city's traffic counts and report GEH per site."""
     from .plot import plot_counts_fit
     from .scenarios import calibration
+    from .scenarios.zones import build_demand
 
     tw = _load(args)
     res = calibration.calibrate(
         tw,
+        model=build_demand(tw, cell_m=args.cell_m),
         rng=args.rng,
         starts=args.starts,
         holdout=args.holdout,

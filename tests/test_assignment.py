@@ -39,6 +39,13 @@ def grid(n: int = 6, spacing: float = 200.0) -> nx.MultiDiGraph:
     return g
 
 
+def beckmann(net: AssignmentNetwork, x: np.ndarray) -> float:
+    """Beckmann's objective: the sum over links of the integral of the BPR time, 0 to x."""
+    b = net.beta
+    integral = net.t0_s * (x + net.alpha * x ** (b + 1) / ((b + 1) * net.capacity_veh_h**b))
+    return float(integral.sum())
+
+
 def test_two_routes_equilibrium_worked_by_root_finding() -> None:
     # 1,500 veh/h over two roads of 1,000 m and 1,300 m at 10 m/s: 100 s and 130 s free;
     # primary: alpha 1, beta 4, 900 veh/h per lane. Wardrop: t1(x) = t2(1500 - x).
@@ -92,7 +99,11 @@ def test_every_algorithm_reaches_the_same_equilibrium(algorithm: str) -> None:
     ref = assign(net, od, corners, rgap_target=1e-5, max_iter=5000, algorithm="bfw")
     res = assign(net, od, corners, rgap_target=1e-4, max_iter=5000, algorithm=algorithm)  # type: ignore[arg-type]
     assert res.converged and ref.converged
-    np.testing.assert_allclose(res.flow_veh_h, ref.flow_veh_h, atol=0.03 * od.max())
+    # flows on lightly loaded links are hardly pinned down at a gap of 1e-4 (their cost barely
+    # depends on them, so equal-cost routes over a grid share them in many ways); the link
+    # times and Beckmann's objective are
+    np.testing.assert_allclose(res.time_s, ref.time_s, rtol=0.01)
+    assert beckmann(net, res.flow_veh_h) == pytest.approx(beckmann(net, ref.flow_veh_h), rel=1e-4)
     assert res.gaps[-1] == res.rgap <= 1e-4
 
 
@@ -182,3 +193,20 @@ def test_peak_hours_of_bondy(bondy, tmp_path) -> None:  # type: ignore[no-untype
 
     with pytest.raises(InputValidationError, match="hours"):
         assign_hours(bondy, hours=(25,))
+
+
+def test_not_converging_on_a_real_network_is_marked(bondy, caplog) -> None:  # type: ignore[no-untyped-def]
+    # Bondy's 17:00 weekday demand six times over (so that streets congest), two iterations
+    # for a gap of 1e-6: not an equilibrium
+    from twin.scenarios.assignment import assign_hours
+    from twin.scenarios.zones import build_demand
+
+    model = build_demand(bondy)
+    model = model.with_params(trip_rate=6.0 * model.params.trip_rate)
+    with caplog.at_level(logging.WARNING):
+        ds = assign_hours(bondy, hours=(17,), model=model, rgap_target=1e-6, max_iter=2)
+    gap = float(ds["rgap"].sel(hour=17))
+    assert not bool(ds["converged"].sel(hour=17))
+    assert int(ds["iterations"].sel(hour=17)) == 2 and gap > 1e-6
+    assert f"relative gap {gap:.2e} after 2 iterations" in caplog.text
+    assert "not converged" in caplog.text

@@ -114,3 +114,25 @@ def test_bondy_lanes_come_from_its_tags(bondy) -> None:  # type: ignore[no-untyp
     assert len(osm) > 0
     assert set(seg["lanes_source"]) <= {"osm", "default"}
     assert (seg.loc[seg["drive"], "lanes_forward"].between(1, LANES_MAX)).all()
+
+
+@pytest.mark.parametrize("bad", ["0", "9"])
+def test_a_bad_lane_count_on_a_real_way_is_reported(bondy, bad: str) -> None:  # type: ignore[no-untyped-def]
+    # one two-way Bondy street with a lanes tag, cut from the real graph, its tag spoiled
+    g = bondy.graph
+    u, v, k, d = next(
+        (u, v, k, d)
+        for u, v, k, d in g.edges(keys=True, data=True)
+        if d.get("lanes_source") == "osm" and g.has_edge(v, u) and d.get("highway") == "tertiary"
+    )
+    cut = g.subgraph([u, v]).copy()
+    for a, b, key in list(cut.edges(keys=True)):
+        data = cut.edges[a, b, key]
+        data["lanes"] = bad
+        for tag in ("lanes:forward", "lanes:backward", "lanes_dir", "lanes_source"):
+            data.pop(tag, None)
+    seg = segments(cut)
+    way = d.get("osmid")
+    issues = cut.graph["lane_issues"]
+    assert issues and all(f"way {way}" in i and f"lanes={bad!r}" in i for i in issues)
+    assert (seg["lanes_source"] == "default").all()

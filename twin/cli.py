@@ -1200,10 +1200,13 @@ def cmd_energy(args: Args) -> int:
 def _calibrate_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
     p.add_argument("--out", required=True, type=_out_dir, help="folder for the tables and plots")
-    p.add_argument("--rng", type=_seed, default=0, help="seed of the hold-out split and starts")
+    p.add_argument("--rng", type=_seed, default=0, help="seed of the Nelder-Mead starts")
     p.add_argument("--starts", type=_count, default=2, help="Nelder-Mead starts (default 2)")
     p.add_argument(
-        "--holdout", type=_share, default=0.3, help="share of streets held out (default 0.3)"
+        "--holdout",
+        type=_share,
+        default=0.3,
+        help="share of streets held out, in tenths, by a fixed rule on their names (default 0.3)",
     )
     p.add_argument(
         "--matrix-estimation",
@@ -1211,8 +1214,43 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
         help="then adjust the OD cells to the fitted counts (reported with TAG M3.1 checks)",
     )
     p.add_argument(
-        "--me-weight", type=_positive, default=1.0, help="pull of the estimation to the prior OD"
+        "--me-weight",
+        type=_positive,
+        default=1024.0,
+        help="first pull of the estimation to the prior OD; it grows until TAG M3.1's limits "
+        "hold (default 1024: weaker pulls break them on Montpellier and take long to solve)",
     )
+    p.add_argument(
+        "--cell-m",
+        type=_positive,
+        default=500.0,
+        help="side of the demand model's zone cells in metres (default 500; 250 fits better)",
+    )
+    p.add_argument(
+        "--gateways-from-counts",
+        action="store_true",
+        help="share the external traffic among the gateways by their entry roads' counts",
+    )
+    p.add_argument(
+        "--period",
+        type=_count_period,
+        default=None,
+        help="use only the counts made within FIRST:LAST (ISO dates, e.g. 2008-01-01:2013-12-31)",
+    )
+
+
+def _count_period(text: str) -> tuple[Any, Any]:
+    """``FIRST:LAST`` as two ``datetime.date``."""
+    import datetime
+
+    first, sep, last = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return datetime.date.fromisoformat(first), datetime.date.fromisoformat(last)
+    except ValueError:
+        msg = f"--period: {text!r} is not FIRST:LAST in ISO dates (2008-01-01:2013-12-31)"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 @command("calibrate", arguments=_calibrate_args)
@@ -1220,15 +1258,19 @@ def cmd_calibrate(args: Args) -> int:
     """Fit the demand model to the city's traffic counts and report GEH per site."""
     from .plot import plot_counts_fit
     from .scenarios import calibration
+    from .scenarios.zones import build_demand
 
     tw = _load(args)
     res = calibration.calibrate(
         tw,
+        model=build_demand(tw, cell_m=args.cell_m),
         rng=args.rng,
         starts=args.starts,
         holdout=args.holdout,
         matrix_estimation=args.matrix_estimation,
         me_weight=args.me_weight,
+        period=args.period,
+        gateways_from_counts=args.gateways_from_counts,
     )
     print(res.summary())
     tables = {"parameters": res.table}
@@ -1259,7 +1301,17 @@ def cmd_calibrate(args: Args) -> int:
             "params": res.params,
             "matrix_estimation": {k: float(v) for k, v in res.matrix_stats.items()},
         }
+        report["count_agreement"] = res.count_agreement
+        report["provenance"] = res.provenance
+        report["counts_left_out"] = {
+            str(k): int(v) for k, v in res.issues.groupby("reason")["count"].nunique().items()
+        }
         (out / "calibration.json").write_text(json.dumps(report, indent=2))
+        res.issues.to_csv(out / "counts_left_out.csv", index=False)
+        written.append("counts_left_out.csv")
+        if len(res.gateways):
+            res.gateways.to_csv(out / "gateways.csv", index=False)
+            written.append("gateways.csv")
         if res.od_factor is not None:
             import numpy as np
 

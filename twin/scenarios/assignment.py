@@ -10,6 +10,10 @@ direction made conjugate (with respect to the Hessian ``diag(t'(x))``) to the la
 exact line search; plain Frank-Wolfe (LeBlanc, Morlok and Pierskalla 1975) and conjugate
 Frank-Wolfe are there too.
 
+All-or-nothing loading grows one shortest-path tree per origin (Dijkstra with a binary heap,
+compiled with numba on first use and cached) and loads it leaves first in the same pass, so an
+iteration on Montpellier's 13,809 links and 246 zones takes about 0.15 s of CPU.
+
 Convergence is the *relative gap* ``(sum_a t_a x_a - sum_a t_a y_a) / sum_a t_a x_a`` with
 ``y`` the all-or-nothing flows on the current costs (the share of travel time that shortest
 paths would save): 0 at equilibrium. A run that does not reach its target within
@@ -46,13 +50,11 @@ import dataclasses
 import logging
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 import numpy as np
 import xarray as xr
-from scipy import sparse
-from scipy.sparse import csgraph
 
 from twin._errors import InputValidationError
 
@@ -237,74 +239,174 @@ class AssignmentResult:
     unassigned_veh_h: float
 
 
+def _aon_trees(
+    indptr: np.ndarray,
+    head: np.ndarray,
+    tail: np.ndarray,
+    link: np.ndarray,
+    cost: np.ndarray,
+    origins: np.ndarray,
+    dests: np.ndarray,
+    demand: np.ndarray,
+    n_links: int,
+) -> tuple[np.ndarray, float]:  # pragma: no cover - compiled by numba, run through _Loader
+    """All-or-nothing link flows: one shortest-path tree per origin, loaded leaves first.
+
+    Dijkstra with a binary heap (lazy deletion) from each origin over the forward star
+    ``indptr``/``head`` (arcs sorted by tail, ``link`` their link index); the demand of each
+    destination node is then pushed to the root in the reverse of the order nodes were settled,
+    so each tree arc carries the demand of every node below it. A search stops once every
+    destination node of its origin is settled.
+    """
+    n = indptr.size - 1
+    m = head.size
+    flow = np.zeros(n_links)
+    lost = 0.0
+    dist = np.empty(n)
+    pred = np.empty(n, np.int64)
+    done = np.empty(n, np.bool_)
+    order = np.empty(n, np.int64)
+    node_dem = np.empty(n)
+    hkey = np.empty(m + 1)
+    hval = np.empty(m + 1, np.int64)
+    for r in range(origins.size):
+        s = origins[r]
+        dist[:] = np.inf
+        pred[:] = -1
+        done[:] = False
+        node_dem[:] = 0.0
+        for j in range(dests.size):
+            node_dem[dests[j]] += demand[r, j]
+        node_dem[s] = 0.0  # trips within one node stay put
+        left = 0  # destination nodes not yet settled: the search stops when none is left
+        for v in range(n):
+            if node_dem[v] > 0:
+                left += 1
+        dist[s] = 0.0
+        size = 1
+        hkey[0] = 0.0
+        hval[0] = s
+        cnt = 0
+        while size > 0:
+            d = hkey[0]
+            u = hval[0]
+            size -= 1
+            if size > 0:  # sift the last item down from the root
+                k, kv = hkey[size], hval[size]
+                i = 0
+                while True:
+                    c = 2 * i + 1
+                    if c >= size:
+                        break
+                    if c + 1 < size and hkey[c + 1] < hkey[c]:
+                        c += 1
+                    if hkey[c] >= k:
+                        break
+                    hkey[i] = hkey[c]
+                    hval[i] = hval[c]
+                    i = c
+                hkey[i] = k
+                hval[i] = kv
+            if done[u] or d > dist[u]:
+                continue
+            done[u] = True
+            order[cnt] = u
+            cnt += 1
+            if node_dem[u] > 0:
+                left -= 1
+                if left == 0:
+                    break
+            for a in range(indptr[u], indptr[u + 1]):
+                w = head[a]
+                nd = d + cost[a]
+                if nd < dist[w]:
+                    dist[w] = nd
+                    pred[w] = a
+                    i = size  # sift up
+                    size += 1
+                    while i > 0:
+                        p = (i - 1) // 2
+                        if hkey[p] <= nd:
+                            break
+                        hkey[i] = hkey[p]
+                        hval[i] = hval[p]
+                        i = p
+                    hkey[i] = nd
+                    hval[i] = w
+        for v in range(n):
+            if not done[v] and node_dem[v] > 0:
+                lost += node_dem[v]
+        for k in range(cnt - 1, 0, -1):
+            v = order[k]
+            f = node_dem[v]
+            if f > 0:
+                a = pred[v]
+                flow[link[a]] += f
+                node_dem[tail[a]] += f
+    return flow, lost
+
+
+_aon_compiled: Any = None
+
+
+def _aon(*args: Any) -> tuple[np.ndarray, float]:
+    """:func:`_aon_trees` compiled by numba on first use (cached on disk)."""
+    global _aon_compiled
+    if _aon_compiled is None:
+        import numba
+
+        _aon_compiled = numba.njit(cache=True, nogil=True)(_aon_trees)
+    flow, lost = _aon_compiled(*args)
+    return np.asarray(flow, dtype=float), float(lost)
+
+
 class _Loader:
     """All-or-nothing loading of a zone matrix on given link costs."""
 
     def __init__(self, net: AssignmentNetwork, demand: np.ndarray, origins: np.ndarray) -> None:
         self.net = net
         self.n = len(net.nodes)
-        self.demand = demand  # (zone, zone) veh/h
-        self.origins = origins  # node index of each zone
-        pair = net.u * self.n + net.v
-        self.pair = pair
         rows = np.flatnonzero(demand.sum(axis=1) > 0)
         self.rows = rows
-        # node demand per origin zone with demand
-        nd = np.zeros((rows.size, self.n))
-        for r, z in enumerate(rows):
-            np.add.at(nd[r], origins, demand[z])
-        self.node_demand = nd
+        self.origins = np.ascontiguousarray(origins[rows], dtype=np.int64)
+        self.dests = np.ascontiguousarray(origins, dtype=np.int64)
+        self.demand = np.ascontiguousarray(demand[rows], dtype=float)  # (origin, zone) veh/h
+        # forward star: arcs sorted by tail
+        arc = np.argsort(net.u, kind="stable")
+        self.arc = arc
+        self.indptr = np.searchsorted(net.u[arc], np.arange(self.n + 1)).astype(np.int64)
+        self.head = np.ascontiguousarray(net.v[arc], dtype=np.int64)
+        self.tail = np.ascontiguousarray(net.u[arc], dtype=np.int64)
+        self.link = np.ascontiguousarray(arc, dtype=np.int64)
         self.unassigned = 0.0
 
     def load(self, cost: np.ndarray) -> np.ndarray:
         """Link flows (veh/h) of the demand on its shortest paths at ``cost``."""
-        net, n = self.net, self.n
-        # the cheapest link of each node pair carries that pair's flow
-        order = np.lexsort((cost, self.pair))
-        pair_sorted = self.pair[order]
-        first = np.concatenate(([True], pair_sorted[1:] != pair_sorted[:-1]))
-        best = order[first]
-        mat = sparse.csr_matrix((cost[best], (net.u[best], net.v[best])), shape=(n, n))
-        src = self.origins[self.rows]
-        dist, pred = csgraph.dijkstra(mat, indices=src, return_predecessors=True)
-        f = self.node_demand.copy()
-        reach = np.isfinite(dist)
-        lost = f * ~reach
-        f[~reach] = 0.0
-        self.unassigned = float(lost.sum() - lost[np.arange(src.size), src].sum())
-        f[np.arange(src.size), src] = 0.0  # intra-node demand stays put
-        # push each node's flow to its predecessor, farthest nodes first
-        far = np.argsort(-np.where(reach, dist, -1.0), axis=1, kind="stable")
-        rows = np.arange(src.size)
-        acc_pairs: list[np.ndarray] = []
-        acc_flows: list[np.ndarray] = []
-        for j in range(n):
-            node = far[:, j]
-            p = pred[rows, node]
-            ok = p >= 0
-            if not ok.any():
-                continue
-            r, nd_, pp = rows[ok], node[ok], p[ok]
-            flow = f[r, nd_]
-            move = flow > 0
-            if move.any():
-                f[r[move], pp[move]] += flow[move]
-                acc_pairs.append(pp[move] * n + nd_[move])
-                acc_flows.append(flow[move])
-        out = np.zeros(len(net.u))
-        if acc_pairs:
-            pairs = np.concatenate(acc_pairs)
-            flows = np.concatenate(acc_flows)
-            pos = np.searchsorted(pair_sorted[first], pairs)
-            np.add.at(out, best[pos], flows)
-        return out
+        flow, lost = _aon(
+            self.indptr,
+            self.head,
+            self.tail,
+            self.link,
+            np.ascontiguousarray(np.asarray(cost, dtype=float)[self.arc]),
+            self.origins,
+            self.dests,
+            self.demand,
+            len(self.net.u),
+        )
+        self.unassigned = lost
+        return flow
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Inner product without BLAS (whose threads spin and stall on a busy machine)."""
+    return float(np.multiply(a, b).sum())
 
 
 def _line_search(net: AssignmentNetwork, x: np.ndarray, d: np.ndarray) -> float:
     """Step in [0, 1] minimising Beckmann's objective along ``d`` (bisection on its slope)."""
 
     def slope(lam: float) -> float:
-        return float(np.dot(net.time(np.maximum(x + lam * d, 0.0)), d))
+        return _dot(net.time(np.maximum(x + lam * d, 0.0)), d)
 
     if slope(1.0) <= 0:
         return 1.0
@@ -391,8 +493,8 @@ def assign(
     for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
         t = net.time(x)
         y = loader.load(t)
-        tstt = float(np.dot(t, x))
-        sptt = float(np.dot(t, y))
+        tstt = _dot(t, x)
+        sptt = _dot(t, y)
         rgap = (tstt - sptt) / tstt if tstt > 0 else 0.0
         gaps.append(rgap)
         if rgap <= rgap_target:
@@ -404,22 +506,22 @@ def assign(
             d1 = s_prev - x
             if algorithm == "bfw" and s_prev2 is not None and 0 < tau_prev < 1:
                 d2 = tau_prev * s_prev + (1 - tau_prev) * s_prev2 - x
-                den_mu = float(np.dot(d2 * h, s_prev2 - s_prev))
-                mu = -float(np.dot(d2 * h, dk)) / den_mu if den_mu != 0 else 0.0
+                den_mu = _dot(d2 * h, s_prev2 - s_prev)
+                mu = -_dot(d2 * h, dk) / den_mu if den_mu != 0 else 0.0
                 mu = max(0.0, mu)
-                den_nu = float(np.dot(d1 * h, d1))
-                nu = -float(np.dot(d1 * h, dk)) / den_nu if den_nu != 0 else 0.0
+                den_nu = _dot(d1 * h, d1)
+                nu = -_dot(d1 * h, dk) / den_nu if den_nu != 0 else 0.0
                 nu = max(0.0, nu + mu * tau_prev / (1 - tau_prev))
                 b0 = 1.0 / (1.0 + mu + nu)
                 s = b0 * y + nu * b0 * s_prev + mu * b0 * s_prev2
             else:
-                num = float(np.dot(d1 * h, d1))
-                den = num - float(np.dot(d1 * h, dk))
+                num = _dot(d1 * h, d1)
+                den = num - _dot(d1 * h, dk)
                 a = num / den if den != 0 else 1.0
                 a = min(max(a, 0.0), 1.0) if np.isfinite(a) else 1.0
                 s = a * y + (1 - a) * s_prev
             # a conjugate direction that does not descend falls back to Frank-Wolfe's
-            if float(np.dot(t, s - x)) >= 0:
+            if _dot(t, s - x) >= 0:
                 s = y
         d = s - x
         tau = _line_search(net, x, d)

@@ -50,8 +50,10 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import re
+import zlib
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +74,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DMRB_SHARE",
+    "HOLDOUT_BUCKETS",
+    "count_issues",
+    "held_out",
+    "repeat_agreement",
+    "size_gateways",
     "CalibrationResult",
     "Assignment",
     "calibrate",
@@ -80,6 +87,7 @@ __all__ = [
     "geh",
     "match_counts",
     "street_keys",
+    "tag_m31_checks",
 ]
 
 log = logging.getLogger(__name__)
@@ -320,6 +328,300 @@ def _site_edges(
 
 
 # ------------------------------------------------------------------------------------------------
+# bad input and the hold-out rule
+# ------------------------------------------------------------------------------------------------
+_SITE_COLUMNS = ("site", "REF", "OBJECTID")
+_START_COLUMNS = ("start", "DDEBUT,D", "DDEBUT")
+_END_COLUMNS = ("end", "DFIN,D", "DFIN")
+_DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%y", "%d/%m/%Y")
+COUNT_DAYS_MAX = 366
+"""Longest a count may last (days): a longer one has a wrong date."""
+
+
+def _first_column(counts: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    return next((c for c in names if c in counts.columns), None)
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates of a column in the first format that reads most of it (NaT where none does)."""
+    best = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    for fmt in _DATE_FORMATS:
+        got = pd.to_datetime(values, format=fmt, errors="coerce")
+        if got.notna().sum() > best.notna().sum():
+            best = got
+    return best
+
+
+def count_issues(
+    counts: pd.DataFrame,
+    matches: pd.DataFrame | None = None,
+    *,
+    period: tuple[dt.date, dt.date] | None = None,
+) -> pd.DataFrame:
+    """Every count the calibration cannot use, with its site id, the field and the reason.
+
+    Checked: ``daily``, ``am_peak`` and ``pm_peak`` are numbers >= 0; a peak hour is not above
+    the daily count; the start and end dates (columns ``start``/``end``, or Montpellier's
+    ``DDEBUT``/``DFIN``) read as dates, the end is not before the start and the count lasts at
+    most :data:`COUNT_DAYS_MAX` days; with ``period``, the count lies within it; with
+    ``matches`` (:func:`match_counts`), the count's street is found in the drive graph.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        A twin's ``counts_table``.
+    matches : pandas.DataFrame, optional
+        :func:`match_counts` of the same counts.
+    period : (datetime.date, datetime.date), optional
+        First and last day of the counts to use.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per problem: ``count`` (the row label), ``site`` (the site reference),
+        ``field``, ``value``, ``reason``.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"REF": ["a", "b"], "daily": [100.0, -3.0], "am_peak": [150.0, 9.0],
+    ...                   "pm_peak": [9.0, float("nan")]})
+    >>> count_issues(c)[["site", "field", "reason"]].values.tolist()
+    [['b', 'daily', 'negative or NaN count'], ['b', 'pm_peak', 'negative or NaN count'], ['a', 'am_peak', 'peak hour above the daily count']]
+    """  # noqa: E501
+    if period is not None and not period[0] <= period[1]:
+        msg = f"period: {period[0]} is after {period[1]}"
+        raise InputValidationError(msg)
+    site_col = _first_column(counts, _SITE_COLUMNS)
+    sites = counts[site_col].astype(str) if site_col else pd.Series(counts.index.astype(str))
+    sites.index = counts.index
+    rows: list[dict[str, Any]] = []
+
+    def report(mask: np.ndarray, field: str, values: pd.Series, reason: str) -> None:
+        for i in np.flatnonzero(mask):
+            label = counts.index[int(i)]
+            rows.append(
+                {
+                    "count": label,
+                    "site": sites.iloc[int(i)],
+                    "field": field,
+                    "value": values.iloc[int(i)],
+                    "reason": reason,
+                }
+            )
+
+    numbers = {}
+    for col in ("daily", "am_peak", "pm_peak"):
+        if col not in counts.columns:
+            msg = f"counts_table: column {col!r} is missing"
+            raise InputValidationError(msg)
+        numbers[col] = pd.to_numeric(counts[col], errors="coerce")
+    for col in ("daily", "am_peak", "pm_peak"):
+        report(~(numbers[col] >= 0).to_numpy(), col, counts[col], "negative or NaN count")
+    daily = numbers["daily"]
+    for col in ("am_peak", "pm_peak"):
+        above = (numbers[col] > daily).to_numpy() & (daily >= 0).to_numpy()
+        report(above, col, counts[col], "peak hour above the daily count")
+    start_col = _first_column(counts, _START_COLUMNS)
+    end_col = _first_column(counts, _END_COLUMNS)
+    if start_col and end_col:
+        start, end = _dates(counts[start_col]), _dates(counts[end_col])
+        report(start.isna().to_numpy(), start_col, counts[start_col], "not a date")
+        report(end.isna().to_numpy(), end_col, counts[end_col], "not a date")
+        both = (start.notna() & end.notna()).to_numpy()
+        days = (end - start).dt.days.to_numpy()
+        report(both & (days < 0), end_col, counts[end_col], "end before the start")
+        report(
+            both & (days > COUNT_DAYS_MAX),
+            end_col,
+            counts[end_col],
+            f"count lasts more than {COUNT_DAYS_MAX} days",
+        )
+        if period is not None:
+            lo, hi = pd.Timestamp(period[0]), pd.Timestamp(period[1])
+            outside = both & ((start < lo) | (end > hi)).to_numpy()
+            report(outside, start_col, counts[start_col], f"outside the period {lo:%Y-%m-%d} "
+                   f"to {hi:%Y-%m-%d}")  # fmt: skip
+    elif period is not None:
+        msg = "period: the counts have no start and end dates to select by"
+        raise InputValidationError(msg)
+    if matches is not None:
+        no_street = (matches["street"].isna() | (matches["edges"].map(len) == 0)).reindex(
+            counts.index, fill_value=True
+        )
+        report(no_street.to_numpy(), "name", counts["name"], "no matching street in the graph")
+    out = pd.DataFrame(rows, columns=["count", "site", "field", "value", "reason"])
+    for r in out.itertuples():
+        log.debug("count %s (site %s): %s=%r: %s", r.count, r.site, r.field, r.value, r.reason)
+    return out
+
+
+def repeat_agreement(counts: pd.DataFrame) -> dict[str, float]:
+    """How well the counts agree with themselves: repeated counts of one street and direction.
+
+    Each later count of a street (normalised name) and direction is compared with the first
+    one, peak hour by peak hour, by GEH; counts with a problem (:func:`count_issues`) and
+    unnamed roads are left out. The share with GEH < 5 bounds what a model can reach on these
+    counts: a model that matched one count of a site exactly would match its repeats no better.
+
+    Returns
+    -------
+    dict
+        ``sites`` (streets and directions counted twice or more), ``repeats``,
+        ``share_geh_below_5`` (of the repeats' peak hours) and ``share_geh_below_5_same_year``.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"name": ["Rue A"] * 3, "direction": ["x-y"] * 3, "daily": [900] * 3,
+    ...                   "am_peak": [100, 104, 200], "pm_peak": [90, 91, 92], "ANNEE": [1, 1, 2]})
+    >>> repeat_agreement(c)["share_geh_below_5"]
+    0.75
+    """
+    bad = count_issues(counts)["count"]
+    c = counts[~counts.index.isin(bad)]
+    names = c["name"].map(lambda n: street_keys(n)[1])
+    named = ~names.isin(_UNNAMED | {"VOIE NON DENOMMEE"})
+    key = names + "|" + c["direction"].fillna("").astype(str).str.upper().str.strip()
+    c, key = c[named], key[named]
+    year = c["ANNEE"] if "ANNEE" in c.columns else pd.Series(0, index=c.index)
+    gehs, same = [], []
+    for _, idx in key.groupby(key).groups.items():
+        if len(idx) < 2:
+            continue
+        d = c.loc[idx].assign(_year=year.loc[idx]).sort_values("_year", kind="stable")
+        first = d.iloc[0]
+        for col in ("am_peak", "pm_peak"):
+            later = d[col].iloc[1:].to_numpy(float)
+            gehs.append(geh(later, np.full(later.size, float(first[col]))))
+            same.append((d["_year"].iloc[1:] == first["_year"]).to_numpy())
+    g = np.concatenate(gehs) if gehs else np.zeros(0)
+    sy = np.concatenate(same) if same else np.zeros(0, dtype=bool)
+    n_sites = int((key.value_counts() >= 2).sum())
+    return {
+        "sites": float(n_sites),
+        "repeats": float(g.size // 2),
+        "share_geh_below_5": float((g < 5).mean()) if g.size else float("nan"),
+        "share_geh_below_5_same_year": float((g[sy] < 5).mean()) if sy.any() else float("nan"),
+    }
+
+
+HOLDOUT_BUCKETS = (0, 1, 2)
+"""Hold-out rule: a street is held out when the CRC-32 of its name, modulo 10, is one of these
+(about 30% of the streets, the same ones on every run and every machine)."""
+
+
+def held_out(
+    streets: pd.Series | list[str], buckets: tuple[int, ...] = HOLDOUT_BUCKETS
+) -> np.ndarray:
+    """Whether each street is held out of the fit, by the fixed rule :data:`HOLDOUT_BUCKETS`.
+
+    >>> held_out(["Avenue de Toulouse", "Rue Foch", "Cours Gambetta"]).tolist()
+    [True, False, True]
+    """
+    bad = [b for b in buckets if not (isinstance(b, int) and 0 <= b <= 9)]
+    if bad:
+        msg = f"buckets: {bad!r} are not digits 0-9"
+        raise InputValidationError(msg)
+    keys = [zlib.crc32(str(s).encode("utf-8")) % 10 for s in streets]
+    return np.isin(np.asarray(keys, dtype=int), np.asarray(buckets, dtype=int))
+
+
+ME_TAG_STEPS = 10
+"""Tries of the matrix estimation, each with four times the pull to the prior, to keep within
+TAG M3.1's limits."""
+
+GATEWAY_COUNT_M = 1500.0
+"""A count sizes a gateway when its site is on the gateway's entry road within this distance."""
+
+
+def size_gateways(
+    model: DemandModel,
+    sites: pd.DataFrame,
+    graph: nx.MultiDiGraph,
+    segment_names: Mapping[Any, Any],
+) -> tuple[DemandModel, pd.DataFrame]:
+    """Weigh the gateways by the daily counts of their entry roads (through and external traffic).
+
+    A gateway's weight is the daily count (both directions) of the nearest counted site on its
+    entry road within :data:`GATEWAY_COUNT_M`; a gateway with no such count keeps its lane
+    weight times the median count per lane of the counted ones. The total external traffic stays
+    ``external_share`` of the internal trips (calibrated); the counts set how it is shared.
+
+    Parameters
+    ----------
+    model : DemandModel
+    sites : pandas.DataFrame
+        Usable counts, as :func:`match_counts` gives them.
+    graph : networkx.MultiDiGraph
+        The drive graph the sites' edges belong to (edges carry their ``segment`` id).
+    segment_names : mapping
+        Segment id -> street name (the names :func:`match_counts` matched).
+
+    Returns
+    -------
+    (DemandModel, pandas.DataFrame)
+        The model with the new gateway weights, and one row per gateway: ``zone``, ``lanes``
+        (the former weight), ``count`` (the count used, or None), ``observed_daily``,
+        ``distance_m``, ``weight`` and ``source`` (``count`` or ``lanes``).
+    """
+    gates = [i for i, z in enumerate(model.zone_ids) if z.startswith("gateway:")]
+    rows: list[dict[str, Any]] = []
+    if not gates:
+        return model, pd.DataFrame(rows)
+    # each street's counted sites: count label, daily count, coordinates of the site's nodes
+    by_street: dict[str, list[tuple[Any, float, np.ndarray]]] = {}
+    for idx, r in sites.iterrows():
+        xy = np.array([[graph.nodes[n]["x"], graph.nodes[n]["y"]] for e in r["edges"]
+                       for n in e[:2]]).reshape(-1, 2)  # fmt: skip
+        by_street.setdefault(str(r["street"]), []).append((idx, float(r["observed_daily"]), xy))
+    for i in gates:
+        node = model.zone_node[i]
+        names: set[str] = set()
+        if node is not None and node in graph:
+            ends = [*graph.in_edges(node, data="segment"), *graph.out_edges(node, data="segment")]
+            names = {str(segment_names[s]) for _, _, s in ends if segment_names.get(s)}
+        gxy = model.zone_xy[i]
+        best: tuple[Any, float, float] | None = None
+        for nm in names:
+            for idx, daily, xy in by_street.get(nm, []):
+                dist = float(np.hypot(*(xy - gxy).T).min()) if len(xy) else np.inf
+                if dist <= GATEWAY_COUNT_M and (best is None or dist < best[2]):
+                    best = (idx, daily, dist)
+        rows.append(
+            {
+                "zone": model.zone_ids[i],
+                "lanes": float(model.external[i]),
+                "count": best[0] if best else None,
+                "observed_daily": best[1] if best else np.nan,
+                "distance_m": best[2] if best else np.nan,
+            }
+        )
+    table = pd.DataFrame(rows)
+    counted = table["count"].notna() & (table["observed_daily"] > 0)
+    per_lane = (
+        float((table.loc[counted, "observed_daily"] / table.loc[counted, "lanes"]).median())
+        if counted.any()
+        else 1.0
+    )
+    table["weight"] = np.where(counted, table["observed_daily"], table["lanes"] * per_lane)
+    table["source"] = np.where(counted, "count", "lanes")
+    external = model.external.copy()
+    external[gates] = table["weight"].to_numpy(float)
+    provenance = {
+        **model.provenance,
+        "external": (
+            f"{len(gates)} gateways, {int(counted.sum())} weighted by the daily count of their "
+            "entry road, the others by their lanes times the median count per lane"
+        ),
+    }
+    log.info(
+        "gateways: %d of %d sized from counts of their entry roads",
+        int(counted.sum()),
+        len(gates),
+    )
+    return dataclasses.replace(model, external=external, provenance=provenance), table
+
+
+# ------------------------------------------------------------------------------------------------
 # all-or-nothing assignment
 # ------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -439,6 +741,15 @@ class CalibrationResult:
         With matrix estimation: the TAG M3.1 checks of :func:`estimate_matrix`, and the GEH
         shares ``share_geh_below_5_prior`` (the calibrated parameters without class factors),
         ``share_geh_below_5_fitted`` and ``share_geh_below_5_holdout`` after estimation.
+    issues : pandas.DataFrame
+        The counts left out, one row per problem (:func:`count_issues`).
+    gateways : pandas.DataFrame
+        With ``gateways_from_counts``: each gateway's weight and its source (:func:`size_gateways`).
+    count_agreement : dict
+        How far repeated counts of one street and direction agree (:func:`repeat_agreement`):
+        a bound on the share of GEH < 5 any model can reach on these counts.
+    provenance : dict
+        Where the demand model's zones, population, activity and external traffic came from.
     """
 
     table: pd.DataFrame
@@ -452,6 +763,10 @@ class CalibrationResult:
     od_factor: np.ndarray | None = None
     table_me: pd.DataFrame | None = None
     matrix_stats: dict[str, float] = dataclasses.field(default_factory=dict)
+    issues: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    gateways: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    count_agreement: dict[str, float] = dataclasses.field(default_factory=dict)
+    provenance: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def matched_share(self) -> float:
@@ -472,14 +787,34 @@ class CalibrationResult:
         s = self.matrix_stats
         if s:
             text += (
-                f"\nmatrix estimation: GEH < 5 {100 * s['share_geh_below_5_prior']:.1f}% -> "
+                f"\nmatrix estimation (weight {s.get('weight', float('nan')):g}): GEH < 5 "
+                f"{100 * s['share_geh_below_5_prior']:.1f}% -> "
                 f"{100 * s['share_geh_below_5_fitted']:.1f}% on fitted streets, "
                 f"{100 * s['share_geh_below_5_holdout']:.1f}% on held-out streets; "
                 f"cells slope {s['cell_slope']:.3f} R2 {s['cell_r2']:.3f} (TAG: 0.98-1.02, "
                 f"> 0.95), trip ends slope {s['trip_end_slope']:.3f} R2 "
                 f"{s['trip_end_r2']:.3f} (0.99-1.01, > 0.98), mean trip time "
                 f"{s['mean_time_change_pct']:+.1f}% (within 5%), trips "
-                f"{s['total_change_pct']:+.1f}%"
+                f"{s['total_change_pct']:+.1f}%; TAG M3.1 "
+                + ("pass" if s.get("tag_pass") else "FAIL (" + ", ".join(
+                    k.removeprefix("tag_").removesuffix("_pass")
+                    for k, v in s.items() if k.startswith("tag_") and k != "tag_pass" and not v
+                ) + ")")
+            )  # fmt: skip
+        for what, source in self.provenance.items():
+            text += f"\n{what}: {source}"
+        a = self.count_agreement
+        if a:
+            text += (
+                f"\nthe counts against themselves: {a['repeats']:.0f} repeated counts of "
+                f"{a['sites']:.0f} streets and directions have GEH < 5 against the first count "
+                f"in {100 * a['share_geh_below_5']:.1f}% of peak hours "
+                f"({100 * a['share_geh_below_5_same_year']:.1f}% within the same year)"
+            )
+        if len(self.issues):
+            by = self.issues.groupby("reason")["count"].nunique()
+            text += f"\ncounts left out ({self.issues['count'].nunique()}): " + ", ".join(
+                f"{n} {reason}" for reason, n in by.items()
             )
         return text
 
@@ -604,7 +939,30 @@ def estimate_matrix(
         "cells_changed": float((np.abs(factor - 1.0) > 0.01).sum()),
         "solver_status": float(res.status),
     }
+    stats |= tag_m31_checks(stats)
     return factor, stats
+
+
+def tag_m31_checks(stats: Mapping[str, float]) -> dict[str, float]:
+    """Pass (1.0) or fail (0.0) of each TAG M3.1 (Table 5) limit on a matrix estimation.
+
+    Cell values: slope within 0.98-1.02 and R^2 above 0.95; trip ends: slope within 0.99-1.01
+    and R^2 above 0.98; the mean trip time (length) changes by less than 5%.
+
+    >>> tag_m31_checks({"cell_slope": 1.0, "cell_r2": 0.99, "trip_end_slope": 1.05,
+    ...                 "trip_end_r2": 0.99, "mean_time_change_pct": 2.0})["tag_pass"]
+    0.0
+    """
+    checks = {
+        "tag_cell_slope_pass": 0.98 <= stats["cell_slope"] <= 1.02,
+        "tag_cell_r2_pass": stats["cell_r2"] > 0.95,
+        "tag_trip_end_slope_pass": 0.99 <= stats["trip_end_slope"] <= 1.01,
+        "tag_trip_end_r2_pass": stats["trip_end_r2"] > 0.98,
+        "tag_mean_time_pass": abs(stats["mean_time_change_pct"]) < 5.0,
+    }
+    out = {k: float(v) for k, v in checks.items()}
+    out["tag_pass"] = float(all(checks.values()))
+    return out
 
 
 def calibrate(
@@ -618,6 +976,9 @@ def calibrate(
     matrix_estimation: bool = False,
     me_weight: float = 1.0,
     me_max_factor: float = 10.0,
+    period: tuple[dt.date, dt.date] | None = None,
+    gateways_from_counts: bool = False,
+    me_within_tag: bool = True,
 ) -> CalibrationResult:
     """Match the counts, assign the gravity OD and fit global parameters to the peak-hour counts.
 
@@ -626,19 +987,34 @@ def calibrate(
     tw : twin.model.Twin
         A twin with ``counts_table`` (Montpellier).
     rng : numpy.random.Generator or int, optional
-        Seeds the hold-out split and the starting points.
+        Seeds the starting points.
     model : DemandModel, optional
         Default :func:`~twin.scenarios.demand.build_demand` of ``tw``.
     starts : int
         Nelder-Mead runs (the first from the defaults, the others from seeded perturbations).
     holdout : float
-        Share of streets left out of the fit.
+        Share of streets left out of the fit, rounded to tenths: by the fixed rule of
+        :func:`held_out` (buckets ``0 .. 10 holdout - 1``), the same streets on every run.
     maxiter : int
         Iterations per run.
     matrix_estimation : bool
         Then adjust the OD cells to the fitted sites' counts (:func:`estimate_matrix`).
     me_weight, me_max_factor : float
         ``weight`` and ``max_factor`` of :func:`estimate_matrix`.
+    me_within_tag : bool
+        Raise the weight fourfold (at most :data:`ME_TAG_STEPS` tries) until the estimated
+        matrix keeps within TAG M3.1's limits (:func:`tag_m31_checks`), then narrow it down
+        (two halvings of its log-interval) to the smallest weight found to pass; the weight
+        used is in ``matrix_stats["weight"]``.
+    period : (datetime.date, datetime.date), optional
+        Use only the counts made within these days.
+    gateways_from_counts : bool
+        Share the external traffic among the gateways by the counts of their entry roads
+        (:func:`size_gateways`) rather than by their lanes.
+
+    Counts with a problem (:func:`count_issues`: no matching street, a negative or NaN count,
+    a peak above the daily count, a wrong date or one outside ``period``) are left out of the
+    fit and listed in :attr:`CalibrationResult.issues`.
     """
     if not 0 <= holdout < 1:
         msg = f"holdout: {holdout!r} must be within [0, 1)"
@@ -646,19 +1022,30 @@ def calibrate(
     rng = np.random.default_rng(rng)
     model = model or build_demand(tw)
     matches = match_counts(tw)
+    assert tw.counts_table is not None  # match_counts raised otherwise
+    issues = count_issues(tw.counts_table, matches, period=period)
     ok = matches["street"].notna() & (matches["edges"].map(len) > 0)
-    ok &= matches[["observed_am", "observed_pm"]].ge(0).all(axis=1)
-    sites = matches[ok].copy()
     matched, unmatched = int(ok.sum()), int((~ok).sum())
-    log.info("calibration: %d of %d counts matched", matched, len(matches))
+    ok &= ~matches.index.isin(issues["count"])
+    sites = matches[ok].copy()
+    log.info(
+        "calibration: %d of %d counts matched, %d used (%d problems reported)",
+        matched,
+        len(matches),
+        len(sites),
+        len(issues),
+    )
+
+    gateways = pd.DataFrame()
+    if gateways_from_counts:
+        names = tw.registry["segment"]["name"].to_dict()
+        model, gateways = size_gateways(model, sites, tw.drive, names)
 
     assign = Assignment.build(model, tw.drive)
     edge_pos = {e: i for i, e in enumerate(assign.edges)}
     avg = _site_model(sites, edge_pos, len(assign.edges))
     group_idx = sites["group"].map(GROUPS.index).to_numpy(int)
-    streets = sites["street"].unique()
-    held = set(rng.choice(streets, size=int(round(holdout * len(streets))), replace=False))
-    is_held = sites["street"].isin(held).to_numpy()
+    is_held = held_out(sites["street"].astype(str), tuple(range(round(10 * holdout))))
     obs_am = sites["observed_am"].to_numpy(float)
     obs_pm = sites["observed_pm"].to_numpy(float)
     week = (
@@ -768,15 +1155,41 @@ def calibrate(
             external_share=params["external_share"],
         )
         fit = ~is_held
-        od_factor, stats = estimate_matrix(
-            prior,
-            assign,
-            avg[np.flatnonzero(fit)],
-            obs_am[fit],
-            obs_pm[fit],
-            weight=me_weight,
-            max_factor=me_max_factor,
-        )
+
+        # the pull to the prior grows fourfold until the estimate keeps within TAG M3.1's limits,
+        # then the smallest passing weight is narrowed down by halving its log-interval twice
+        def estimate(w: float) -> tuple[np.ndarray, dict[str, float]]:
+            f, st = estimate_matrix(
+                prior,
+                assign,
+                avg[np.flatnonzero(fit)],
+                obs_am[fit],
+                obs_pm[fit],
+                weight=w,
+                max_factor=me_max_factor,
+            )
+            log.info("matrix estimation: weight %g, TAG M3.1 %s", w,
+                     "pass" if st["tag_pass"] else "fail")  # fmt: skip
+            return f, st
+
+        weight = me_weight
+        od_factor, stats = estimate(weight)
+        step = 1
+        while me_within_tag and not stats["tag_pass"] and step < ME_TAG_STEPS:
+            weight *= 4.0
+            od_factor, stats = estimate(weight)
+            step += 1
+        if me_within_tag and stats["tag_pass"] and step > 1:
+            w_fail, w_pass = weight / 4.0, weight
+            for _ in range(2):
+                mid = float(np.sqrt(w_fail * w_pass))
+                f_mid, s_mid = estimate(mid)
+                if s_mid["tag_pass"]:
+                    w_pass, od_factor, stats = mid, f_mid, s_mid
+                else:
+                    w_fail = mid
+            weight = w_pass
+        stats["weight"] = weight
         prior_table = table_of(*site_flows(prior))
         table_me = table_of(*site_flows(dataclasses.replace(prior, od_factor=od_factor)))
         below = table_me["geh"] < 5
@@ -795,6 +1208,10 @@ def calibrate(
         od_factor=od_factor,
         table_me=table_me,
         matrix_stats=stats,
+        issues=issues,
+        gateways=gateways,
+        count_agreement=repeat_agreement(tw.counts_table),
+        provenance=dict(model.provenance),
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -218,6 +218,9 @@ class DemandModel:
     od_factor : numpy.ndarray, optional
         ``(n_zone, n_zone)`` multipliers of the gravity OD cells, from a matrix estimation
         against counts (:func:`twin.scenarios.calibration.calibrate`); ``None``: the gravity OD.
+    provenance : mapping
+        Where each input came from: ``population``, ``activity``, ``external`` and ``zones``
+        (free text naming the data and the method).
     """
 
     city: str
@@ -242,6 +245,7 @@ class DemandModel:
     event_xy: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
     event_zone: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=int))
     od_factor: np.ndarray | None = None
+    provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.zone_ids)

@@ -182,9 +182,22 @@ def build_demand(
         [x0 + (keys // 100_000 + 0.5) * cell_m, y0 + (keys % 100_000 + 0.5) * cell_m], axis=1
     )
 
+    provenance = {
+        "zones": f"square cells of {cell_m:g} m over the street network ({n_cell} cells)",
+    }
     # population by residential street length
     res_w = _class_weight(seg["highway"], RESIDENTIAL_WEIGHT) * length
     total_pop = _population(tw, float(res_w.sum()))
+    boundary = tw.city.boundary or {}
+    pop_from = (
+        f"the city definition's population ({float(tw.city.population or 0):,.0f})"
+        if boundary.get("kind") != "extract" and (tw.city.population or 0) > 0
+        else f"{PERSONS_PER_WEIGHTED_M} inhabitants per weighted metre of street"
+    )
+    provenance["population"] = (
+        f"{total_pop:,.0f} inhabitants: {pop_from}, spread over the cells by the length of "
+        "their streets weighted by class (RESIDENTIAL_WEIGHT)"
+    )
     pop = np.bincount(seg_cell, weights=res_w, minlength=n_cell)
     pop = pop / max(pop.sum(), 1e-300) * total_pop
 
@@ -208,10 +221,18 @@ def build_demand(
         poi_count = np.bincount(hit, minlength=len(seg)).astype(float)
     else:
         act = np.zeros(n_cell)
-    if act.sum() <= 0:
+    if act.sum() > 0:
+        provenance["activity"] = (
+            f"{len(poi):,} points of interest of the twin, weighted by category (POI_WEIGHT)"
+        )
+    else:
         main_w = _class_weight(seg["highway"], MAIN_ROAD_WEIGHT) * length
         act = np.bincount(seg_cell, weights=main_w, minlength=n_cell)
         poi_count = np.zeros(len(seg))
+        provenance["activity"] = (
+            "no points of interest in the data: the length of main roads and pedestrian "
+            "streets per cell (MAIN_ROAD_WEIGHT), where shops and offices line the streets"
+        )
 
     # drive network: main strongly connected component, zone nodes, gateways
     drive = tw.drive
@@ -247,6 +268,10 @@ def build_demand(
         lanes = max(int(d.get("lanes", 1) or 1) for _, _, d in und.edges(n, data=True))
         gate_w[i] = float(lanes)
     gate_idx = np.array(sorted(gate_w), dtype=int)
+    provenance["external"] = (
+        f"{len(gate_idx)} gateways (main-road dead ends within 300 m of the network's hull), "
+        "weighted by their lanes"
+    )
 
     zone_ids = cell_ids + [f"gateway:{nodes[i]}" for i in gate_idx]
     nz = len(zone_ids)
@@ -315,4 +340,5 @@ def build_demand(
         event_xy=ev_xy,
         event_zone=ev_zone.astype(int),
         timezone=tw.city.timezone,
+        provenance=provenance,
     )

@@ -2,9 +2,12 @@
 
 * :func:`des_comparison`: the traffic DES (:mod:`twin.scenarios.traffic`) run on the same trips
   under each set of plans; per junction the flow-weighted mean stop-line ``delay`` the DES
-  measures on its approaches, and the share of vehicles ``stops`` by Akçelik's uniform-arrival
-  stop rate ``h = 0.9 (1 - g/C) / (1 - y)`` (Akçelik 1981, *Traffic signals: capacity and timing
-  analysis*, ARR 123, eq. 8.4; the DES does not count stops), flow-weighted over the approaches.
+  measures on its approaches, and the share of vehicles that ``stops`` there as the DES counts
+  them (a vehicle held at the stop line past the time it reached it: by the red, by the queue
+  ahead, or by a full street beyond), flow-weighted over the approaches; beside it, the
+  ``stops_formula`` of Akçelik's uniform-arrival stop rate ``h = 0.9 (1 - g/C) / (1 - y)``
+  (Akçelik 1981, *Traffic signals: capacity and timing analysis*, ARR 123, eq. 8.4) for the
+  planning flows.
 * :func:`achieved_band`: the band a corridor's plans really leave: departures every 0.5 s over
   an hour at the progression speeds, the share that passes every signal of the corridor without
   meeting a red, times the corridor's cycle (for periodic plans at a common cycle this is the
@@ -126,7 +129,8 @@ def des_comparison(
     xarray.Dataset
         Dims ``scenario`` and ``junction`` (the junctions planned in every set): ``delay``
         (s/veh, DES), ``volume`` (veh through the junction's approaches, DES), ``stops``
-        (share stopped, Akçelik); per scenario ``mean_delay`` (flow-weighted), ``mean_stops``,
+        (share stopped, DES), ``stops_formula`` (share stopped, Akçelik); per scenario
+        ``mean_delay`` and ``mean_stops`` (flow-weighted),
         ``travel_time`` (mean over finished trips, s) and ``unfinished`` (trips).
     """
     from twin.scenarios.network import scenario_from_twin
@@ -137,6 +141,7 @@ def des_comparison(
     delay = np.full((len(names), len(common)), np.nan)
     volume = np.zeros((len(names), len(common)))
     stops = np.full((len(names), len(common)), np.nan)
+    formula = np.full((len(names), len(common)), np.nan)
     tt, unfinished = [], []
     pos = {j: i for i, j in enumerate(common)}
     for s, name in enumerate(names):
@@ -144,20 +149,22 @@ def des_comparison(
         sc = scenario_from_twin(tw, day=day, hours=hours, rng=rng, plans=plans, progress=False)
         ds = run(sc, rng=rng)
         d = ds["delay"].values
+        h = ds["stops"].values
         v = ds["approach_volume"].values
         js = ds["junction"].values.astype(str)
         for j in common:
             m = (js == j) & np.isfinite(d)
             if m.any() and v[m].sum() > 0:
                 delay[s, pos[j]] = float((d[m] * v[m]).sum() / v[m].sum())
+                stops[s, pos[j]] = float((h[m] * v[m]).sum() / v[m].sum())
                 volume[s, pos[j]] = float(v[m].sum())
             q, ln = flows[j]
-            stops[s, pos[j]] = stop_rate(plans[j], models[j], q, ln)
+            formula[s, pos[j]] = stop_rate(plans[j], models[j], q, ln)
         tt.append(float(np.nanmean(ds["travel_time"].values)))
         unfinished.append(int(ds.attrs.get("n_unfinished", 0)))
     w = np.where(np.isfinite(delay), volume, 0.0)
     mean_delay = np.nansum(np.nan_to_num(delay) * w, axis=1) / np.maximum(w.sum(axis=1), 1e-9)
-    mean_stops = np.nanmean(stops, axis=1)
+    mean_stops = np.nansum(np.nan_to_num(stops) * w, axis=1) / np.maximum(w.sum(axis=1), 1e-9)
     return xr.Dataset(
         {
             "delay": (
@@ -173,6 +180,11 @@ def des_comparison(
             "stops": (
                 ("scenario", "junction"),
                 stops,
+                {"units": "1", "long_name": "share of vehicles stopped at the stop line (DES)"},
+            ),
+            "stops_formula": (
+                ("scenario", "junction"),
+                formula,
                 {"units": "1", "long_name": "share of vehicles stopped (Akçelik 1981)"},
             ),
             "mean_delay": (
@@ -180,7 +192,11 @@ def des_comparison(
                 mean_delay,
                 {"units": "s", "long_name": "flow-weighted mean delay per vehicle"},
             ),
-            "mean_stops": ("scenario", mean_stops, {"units": "1", "long_name": "mean stop share"}),
+            "mean_stops": (
+                "scenario",
+                mean_stops,
+                {"units": "1", "long_name": "flow-weighted share of vehicles stopped (DES)"},
+            ),
             "travel_time": (
                 "scenario",
                 tt,
@@ -320,8 +336,10 @@ def corridor_demand(
 
     Each side approach of the corridor's junctions sends its planning flow (``plans.flows``,
     veh/h, times ``scale``) straight on (the exit whose bearing turns least); the street's
-    approaches at the corridor's two ends send theirs along the whole corridor (shortest path
-    to the exit at the other end). Departures are Poisson over ``hours``. The network is the
+    approaches at the corridor's two ends send theirs along the whole corridor, through every
+    junction of it in turn (shortest paths from one junction to the next, so that a parallel
+    street that is shorter end to end does not take them off the corridor), to the exit at the
+    other end. Departures are Poisson over ``hours``. The network is the
     union of the routes and of every approach the plans signal.
 
     Returns
@@ -355,6 +373,32 @@ def corridor_demand(
             try:
                 path = nx.shortest_path(drive, app[1], ex[0], weight="length")
             except nx.NetworkXNoPath:
+                continue
+            return (app, *(link(a, b) for a, b in zip(path, path[1:], strict=False)), ex)
+        return None
+
+    def through(
+        app: tuple[Any, Any, int], order: Sequence[str], exits: list[tuple[Any, Any, int]]
+    ) -> Any:
+        nodes: list[Any] = [app[1]]
+        for j in order:
+            if nodes[-1] in nodes_of[j]:
+                continue
+            dist_to, paths = nx.single_source_dijkstra(
+                drive, nodes[-1], cutoff=5000.0, weight="length"
+            )
+            hits = [n for n in nodes_of[j] if n in dist_to]
+            if not hits:
+                return None
+            nodes += paths[min(hits, key=lambda n: dist_to[n])][1:]
+        h = _bearing(drive, app)
+        for ex in sorted(exits, key=lambda e: _turn(h, _bearing(drive, e))):
+            try:
+                tail = nx.shortest_path(drive, nodes[-1], ex[0], weight="length")
+            except nx.NetworkXNoPath:
+                continue
+            path = nodes + tail[1:]
+            if len(set(path)) < len(path):  # a U-turn through a junction: not a through route
                 continue
             return (app, *(link(a, b) for a, b in zip(path, path[1:], strict=False)), ex)
         return None
@@ -400,7 +444,8 @@ def corridor_demand(
                 for e in exits_of(far)
                 if drive.edges[e].get("name") == street and dist(e[1], before) > dist(e[0], before)
             ]
-            rt = route_to(app, outward)
+            order = art.junctions[1:-1] if i == 0 else art.junctions[-2:0:-1]
+            rt = through(app, order, outward)
             if rt is not None:
                 routes.append(rt)
                 rates.append(float(r.flow_pcu_h) * scale)
@@ -503,3 +548,195 @@ def corridor_vs_sumo(
 def _as_node(x: Any) -> Any:
     s = str(x)
     return int(s) if s.lstrip("-").isdigit() else x
+
+
+# ------------------------------------------------------------------------------------------------
+# emergency vehicles and buses run in the DES, the controller answering their calls
+# ------------------------------------------------------------------------------------------------
+def des_program(
+    program: Any, plan: SignalPlan, model: JunctionModel, graph: Any, *, start_s: float
+) -> Any:
+    """A junction programme (:class:`twin.signals.safety.SignalProgram`) as the DES runs it.
+
+    Each vehicle group's windows apply to every movement of its approaches (to each edge of
+    ``graph`` that the approach leads into); a one-off programme (``horizon_s``) is a DES
+    program whose cycle is its horizon, its time 0 at ``start_s`` (s since the run's ``t0``);
+    a cyclic one keeps its cycle and offset.
+
+    Returns
+    -------
+    twin.scenarios.traffic.SignalProgram
+    """
+    from twin.scenarios.traffic import SignalProgram as DesProgram
+
+    cycle = float(program.horizon_s or program.cycle_s)
+    offset = start_s % cycle if program.horizon_s else float(program.offset_s) % cycle
+    by_group = {gp.group: gp.greens for gp in program.groups}
+    moves = []
+    for a in plan.approaches:
+        g = model.group_of_edge(a)
+        wins = tuple(
+            (max(0.0, s), min(e, cycle)) for s, e in by_group.get(g, ()) if min(e, cycle) > s
+        )
+        for _, b, k in graph.out_edges(a[1], keys=True):
+            moves.append((a, (a[1], b, k), wins))
+    return DesProgram(plan.junction, cycle, offset, tuple(moves))
+
+
+def _free_times(graph: Any, route: Sequence[Any]) -> np.ndarray:
+    """Free-flow time (s) to the end of each edge of a route."""
+    t = [
+        float(graph.edges[e]["length"]) / (float(graph.edges[e]["speed_kph"]) / 3.6) for e in route
+    ]
+    return np.cumsum(t)
+
+
+def _follow(
+    sim: Any,
+    graph: Any,
+    vehicles: Mapping[str, tuple[float, tuple[Any, ...]]],
+    calls: Mapping[str, Sequence[tuple[int, str]]],
+    lead_s: float,
+    answer: Any,
+    step_s: float = 1.0,
+) -> None:
+    """Step ``sim`` and call ``answer(vehicle, junction, now)`` once per signal on its route.
+
+    ``calls[vehicle]`` lists ``(route index of the approach, junction)``; the call goes when
+    the vehicle's free-flow time to that stop line falls to ``lead_s`` or below (a check-in
+    detector upstream of the stop line).
+    """
+    ends = {v: _free_times(graph, r) for v, (_, r) in vehicles.items()}
+    pos = {v: {e: i for i, e in enumerate(r)} for v, (_, r) in vehicles.items()}
+    todo = {v: list(c) for v, c in calls.items()}
+    last = max(d for d, _ in vehicles.values())
+    t = 0.0
+    while any(todo.values()) and not sim.done:
+        t += step_s
+        sim.run_until(t)
+        for v, pending in todo.items():
+            if not pending:
+                continue
+            edge, entered = sim.locate(v)
+            if edge is None:
+                if t > vehicles[v][0] + 1.0 and t > last:
+                    pending.clear()
+                continue
+            i = pos[v][tuple(edge)]
+            start = ends[v][i - 1] if i else 0.0
+            while pending and pending[0][0] < i:
+                pending.pop(0)  # passed without a call (entered past the check-in)
+            if not pending:
+                continue
+            while pending and ends[v][pending[0][0]] - start - (t - entered) <= lead_s:
+                answer(v, pending[0][1], t)
+                pending.pop(0)
+
+
+def des_emergency(
+    tw: Twin,
+    plans: Mapping[str, SignalPlan],
+    models: Mapping[str, JunctionModel],
+    art: Arterial,
+    *,
+    flows_from: Any,
+    scale: float = 1.0,
+    runs: int = 5,
+    first_s: float = 300.0,
+    spacing_s: float = 600.0,
+    lead_s: float = 15.0,
+    hold_s: float = 20.0,
+    rng: int = 2018,
+) -> xr.Dataset:
+    """Emergency vehicles along a corridor in the DES, without and with preemption.
+
+    The corridor's sub-network and traffic are :func:`corridor_demand`'s. ``runs`` emergency
+    vehicles drive its longest route, every ``spacing_s`` from ``first_s``; they queue like the
+    others (no overtaking in the DES). With preemption, each signal on the way is called when the
+    vehicle is ``lead_s`` of free-flow time from its stop line
+    (:func:`optimize.signals.preemption`, holding ``hold_s``, then the recovery back to the plan
+    with its offset), switched in the DES through
+    :meth:`~twin.scenarios.traffic.TrafficSimulation.set_program` and back through
+    :meth:`~twin.scenarios.traffic.TrafficSimulation.set_plan`. A call that finds the junction
+    still in a preemption, or for which no safe sequence exists, is not served (``refused``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``scenario`` (``without``, ``preemption``) and ``vehicle``: ``travel_time`` (s);
+        per scenario ``others_travel_time`` (s, mean of the other trips); ``free_flow`` (s, the
+        route at free speed); attrs ``route_signals``, ``refused``.
+    """
+    import dataclasses as dc
+
+    from twin.scenarios.traffic import TrafficScenario, TrafficSimulation, Trip
+
+    if runs < 1:
+        msg = f"runs: {runs!r} must be at least 1"
+        raise ValueError(msg)
+    graph, trips, _ = corridor_demand(tw, flows_from, art, scale=scale, rng=rng)
+    routes = [t.route for t in trips if t.route is not None]
+    route = max(routes, key=len)
+    app_of = {a: j for j in art.junctions for a in plans[j].approaches}
+    calls = [(i, app_of[e]) for i, e in enumerate(route) if e in app_of]
+    calls_at = {j: i for i, j in calls}
+    ids = [f"emergency.{m}" for m in range(runs)]
+    evs = {v: (first_s + m * spacing_s, route) for m, v in enumerate(ids)}
+    extra = tuple(Trip(v, route[0][0], route[-1][1], d, route) for v, (d, _) in evs.items())
+    sc = TrafficScenario(
+        graph, trips=(*trips, *extra), plans=tuple(plans[j] for j in art.junctions), progress=False
+    )
+    tt = np.full((2, runs), np.nan)
+    others = np.full(2, np.nan)
+    refused = 0
+    for s in range(2):
+        sim = TrafficSimulation(dc.replace(sc), rng=rng)
+        if s == 1:
+            busy: dict[str, float] = {}
+
+            def answer(v: str, j: str, now: float, sim: Any = sim, busy: Any = busy) -> None:
+                nonlocal refused
+                plan, model = plans[j], models[j]
+                if busy.get(j, -np.inf) > now:
+                    refused += 1
+                    return
+                try:
+                    prog = preemption(
+                        plan,
+                        model,
+                        model.group_of_edge(route[calls_at[j]]),
+                        call_s=now,
+                        hold_s=hold_s,
+                    )
+                except ValueError:
+                    refused += 1
+                    return
+                start = now - (now - plan.offset_s) % plan.cycle_s
+                horizon = float(prog.horizon_s or prog.cycle_s)
+                sim.set_program(des_program(prog, plan, model, graph, start_s=start), at_s=now)
+                sim.set_plan(plan, at_s=start + horizon)
+                busy[j] = start + horizon
+
+            _follow(sim, graph, evs, {v: calls for v in ids}, lead_s, answer)
+        ds = sim.result()
+        t = ds["travel_time"]
+        tt[s] = [float(t.sel(trip=v)) for v in ids]
+        mask = ~np.isin(ds["trip"].values, ids)
+        others[s] = float(np.nanmean(t.values[mask]))
+    return xr.Dataset(
+        {
+            "travel_time": (
+                ("scenario", "vehicle"),
+                tt,
+                {"units": "s", "long_name": "emergency vehicle travel time along the corridor"},
+            ),
+            "others_travel_time": (
+                "scenario",
+                others,
+                {"units": "s", "long_name": "mean travel time of the other trips"},
+            ),
+            "free_flow": ((), float(_free_times(graph, route)[-1]), {"units": "s"}),
+        },
+        coords={"scenario": ["without", "preemption"], "vehicle": ids},
+        attrs={"corridor": art.name, "route_signals": len(calls), "refused": refused},
+    )

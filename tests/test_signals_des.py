@@ -6,6 +6,8 @@ Each figure is worked by hand on a one-junction network.
 
 from __future__ import annotations
 
+import dataclasses
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -111,3 +113,72 @@ def test_locate_follows_a_trip_edge_by_edge() -> None:
     assert sim.locate("bus")[0] is None
     with pytest.raises(InputValidationError, match="locate.trip"):
         sim.locate("tram")
+
+
+# ------------------------------------------------ junction programmes run in the DES ----------
+def _crossroads():  # type: ignore[no-untyped-def]
+    from twin.signals.junction import approaches_of, build_junction, crossroads_graph
+
+    g = crossroads_graph(arm_m=300.0)
+    m = build_junction(g, "junction:0", nodes=[0], approaches=approaches_of(g, [0]))
+    ns = [m.group(x).edge for x in ("a:1", "a:3")]
+    ew = [m.group(x).edge for x in ("a:2", "a:4")]
+    p = SignalPlan("junction:0", 60.0, 7.0, (Phase(ns, 25.0), Phase(ew, 25.0)), all_red_s=2.0)
+    return g, m, p
+
+
+def _traffic(g: nx.MultiDiGraph, n: int = 120) -> tuple[Trip, ...]:
+    routes = {"ns": ((1, 0, 0), (0, 3, 0)), "ew": ((2, 0, 0), (0, 4, 0))}
+    return tuple(
+        Trip(f"{k}{i}", r[0][0], r[-1][1], i * 9.0 + (4.0 if k == "ew" else 0.0), r)
+        for i in range(n)
+        for k, r in routes.items()
+    )
+
+
+def test_a_plan_run_as_its_signal_group_programme_gives_the_same_run() -> None:
+    from optimize.evaluation import des_program
+    from twin.signals.safety import program_of
+
+    g, m, p = _crossroads()
+    trips = _traffic(g)
+    sc = TrafficScenario(g, trips=trips, plans=(p,), speed_factor_sd=0.0, progress=False)
+    a = run(sc, rng=1)
+    sim = TrafficSimulation(sc, rng=1)
+    sim.set_program(des_program(program_of(p, m), p, m, g, start_s=0.0), at_s=0.0)
+    b = sim.result()
+    np.testing.assert_allclose(a["travel_time"].values, b["travel_time"].values)
+    assert float(a["delay"].mean()) > 5.0  # the signal holds vehicles: the check has teeth
+
+
+def test_preemption_in_the_des_lets_the_called_vehicle_through_and_recovers() -> None:
+    from optimize.evaluation import des_program
+    from optimize.signals import preemption
+
+    g, m, p = _crossroads()
+    ev = Trip("ev", 2, 4, 300.0, ((2, 0, 0), (0, 4, 0)))  # east-west: red 0-30 s of the cycle
+    sc = TrafficScenario(
+        g, trips=(*_traffic(g), ev), plans=(p,), speed_factor_sd=0.0, progress=False
+    )
+    base = run(dataclasses.replace(sc), rng=1)
+    # the vehicle reaches the stop line 300 + 300 / 13.9 = 321.6 s, the plan's east-west red
+    # ((321.6 - 7) mod 60 = 14.6 s into the cycle): it waits
+    free = 600.0 / (50 / 3.6)
+    assert float(base["travel_time"].sel(trip="ev")) > free + 10.0
+    call = 306.6  # 15 s of free-flow time before its stop line
+    prog = preemption(p, m, m.group_of_edge((2, 0, 0)), call_s=call)
+    start = call - (call - p.offset_s) % p.cycle_s
+    sim = TrafficSimulation(dataclasses.replace(sc), rng=1)
+    sim.set_program(des_program(prog, p, m, g, start_s=start), at_s=call)
+    sim.set_plan(p, at_s=start + float(prog.horizon_s or 0.0))
+    out = sim.result()
+    # the call falls 59.6 s into the cycle, in the clearance after the east-west green, before
+    # north-south's: east-west gets green again at once, for 20 s, and the vehicle (and the
+    # one ahead of it) drives through at free speed
+    assert prog.group("a:2").greens[1] == pytest.approx((59.6, 79.6))
+    assert float(out["travel_time"].sel(trip="ev")) == pytest.approx(free, abs=0.5)
+    # after the recovery, the plan again: the last vehicles see the same signal as without
+    late = [t for t in out["trip"].values if t.startswith("ns") and int(t[2:]) > 80]
+    np.testing.assert_allclose(
+        out["travel_time"].sel(trip=late).values, base["travel_time"].sel(trip=late).values
+    )

@@ -740,3 +740,239 @@ def des_emergency(
         coords={"scenario": ["without", "preemption"], "vehicle": ids},
         attrs={"corridor": art.name, "route_signals": len(calls), "refused": refused},
     )
+
+
+def _spliced(base: Any, chosen: Any, at_s: float, cycles: int) -> Any:
+    """The one-off programme of a priority call, its times from a cycle start.
+
+    ``base`` up to ``at_s``, ``chosen`` from there to the end of cycle ``cycles``, then
+    ``base`` for one more cycle.
+    """
+    from twin.signals.safety import GroupProgram
+    from twin.signals.safety import SignalProgram as GroupedProgram
+
+    cyc = float(base.cycle_s)
+    horizon = (cycles + 1) * cyc
+    segments = ((base, 0.0, at_s), (chosen, at_s, cycles * cyc), (base, cycles * cyc, horizon))
+    groups = []
+    for gp in base.groups:
+        wins: list[tuple[float, float]] = []
+        for prog, lo, hi in segments:
+            own = prog.group(gp.group)
+            for k in range(cycles + 1):
+                for s, e in own.greens if own is not None else ():
+                    a, b = max(s + k * cyc, lo), min(e + k * cyc, hi)
+                    if b > a:
+                        wins.append((a, b))
+        merged: list[tuple[float, float]] = []
+        for s, e in sorted(wins):
+            if merged and s <= merged[-1][1] + 1e-9:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        groups.append(GroupProgram(gp.group, tuple(merged), gp.amber_s))
+    return GroupedProgram(base.junction, horizon, base.offset_s, tuple(groups), horizon_s=horizon)
+
+
+def _skips(base: Any, chosen: Any, prog: Any, cycles: int) -> bool:
+    """Whether ``prog`` cuts a stage short of both the plan and the priority programme.
+
+    That is: gives a group, in one of its first ``cycles`` cycles, less green than both. A
+    priority call may lengthen or advance the bus's stage within what the priority programme
+    allows the others, never cut a stage short of it: switching in mid-stage could otherwise
+    end a stage after its minimum green, or skip it, and cost its approaches a cycle.
+    """
+    cyc = float(base.cycle_s)
+
+    def green(p: Any, g: str, lo: float, hi: float, periodic: bool) -> float:
+        own = p.group(g)
+        if own is None:
+            return 0.0
+        shifts = (lo,) if periodic else (0.0,)
+        return sum(max(0.0, min(e + d, hi) - max(s + d, lo)) for d in shifts for s, e in own.greens)
+
+    for gp in base.groups:
+        need = min(green(base, gp.group, 0, cyc, True), green(chosen, gp.group, 0, cyc, True))
+        for k in range(cycles):
+            if green(prog, gp.group, k * cyc, (k + 1) * cyc, False) < need - 0.5:
+                return True
+    return False
+
+
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+def bus_trips(
+    graph: Any,
+    routes: Sequence[Any],
+    priorities: Mapping[str, Sequence[BusPriority]],
+    models: Mapping[str, JunctionModel],
+    *,
+    window_s: tuple[float, float],
+    headway_s: float,
+    reach: int = 5,
+) -> list[Any]:
+    """Buses through every bus approach that has priority, every ``headway_s`` in ``window_s``.
+
+    The lines' timetables are staggered (line ``i`` starts ``i`` times the golden ratio's
+    fraction of a headway later, modulo the headway), so that buses on conflicting approaches do
+    not all arrive together. Each runs along its route (a :class:`twin.signals.buses.BusRoute`
+    holding the approach) from ``reach`` edges before the approach to ``reach`` edges after
+    it; where the route's edges do not join, the shortest path joins them.
+    """
+    import networkx as nx
+
+    from twin.scenarios.traffic import Trip
+
+    def link(a: Any, b: Any) -> tuple[Any, Any, int]:
+        return (a, b, min(graph[a][b], key=lambda k: graph[a][b][k]["length"]))
+
+    out: list[Any] = []
+    n_lines = 0
+    for jid in sorted(priorities):
+        for bp in priorities[jid]:
+            edge = models[jid].group(bp.group).edge
+            if edge is None:
+                continue
+            a = tuple(edge)
+            on = [r for r in routes if a in r.edges]
+            if not on:
+                continue
+            es = list(on[0].edges)
+            i = es.index(a)
+            origin, dest = es[max(0, i - reach)][0], es[min(len(es) - 1, i + reach)][1]
+            try:
+                p1 = nx.shortest_path(graph, origin, a[0], weight="length")
+                p2 = nx.shortest_path(graph, a[1], dest, weight="length")
+            except nx.NetworkXNoPath:
+                continue
+            route = (
+                *(link(x, y) for x, y in zip(p1, p1[1:], strict=False)),
+                a,
+                *(link(x, y) for x, y in zip(p2, p2[1:], strict=False)),
+            )
+            tag = f"bus.{jid}.{bp.group}"
+            lag = (_GOLDEN * n_lines) % 1.0 * headway_s
+            n_lines += 1
+            for m, t in enumerate(np.arange(window_s[0] + lag, window_s[1], headway_s)):
+                out.append(Trip(f"{tag}.{m}", route[0][0], route[-1][1], float(t), route))
+    return out
+
+
+def des_buses(
+    scenario: Any,
+    plans: Mapping[str, SignalPlan],
+    models: Mapping[str, JunctionModel],
+    priorities: Mapping[str, Sequence[BusPriority]],
+    buses: Sequence[Any],
+    *,
+    lead_s: float = 20.0,
+    rng: int = 2018,
+) -> xr.Dataset:
+    """Buses in the DES among the scenario's traffic, without and with bus priority.
+
+    With priority, a bus checks in when it is ``lead_s`` of free-flow time from the stop line
+    of a junction where its approach has priority; the controller predicts its arrival and,
+    if the green extension or the early green (:func:`optimize.signals.bus_priority`) serves it
+    sooner than the plan, runs that programme from the call to the end of the arrival's
+    cycle, then the plan again (:meth:`~twin.scenarios.traffic.TrafficSimulation.set_program`,
+    :meth:`~twin.scenarios.traffic.TrafficSimulation.set_plan`). The switch is validated as a
+    one-off programme (:func:`twin.signals.safety.validate`); a call whose switch is unsafe,
+    would cut a stage short of what both programmes give it, or finds the junction already
+    serving a call, gets nothing (``refused``). Buses queue with the other traffic (no bus
+    lanes in the DES).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``scenario`` (``without``, ``priority``) and ``bus``: ``travel_time`` and
+        ``delay`` (s, over the free-flow time of its route); per scenario
+        ``others_travel_time``; attrs ``served``, ``refused``.
+    """
+    import dataclasses as dc
+
+    from twin._errors import UnsafePlanError
+    from twin.scenarios.traffic import TrafficSimulation
+    from twin.signals.safety import validate
+
+    graph = scenario.graph
+    sc = dc.replace(scenario, trips=(*scenario.trips, *buses))
+    by_edge = {
+        tuple(models[j].group(bp.group).edge or ()): (j, bp)
+        for j, items in priorities.items()
+        for bp in items
+    }
+    ids = [b.id for b in buses]
+    calls = {
+        b.id: [(i, f"{i}") for i, e in enumerate(b.route) if tuple(e) in by_edge] for b in buses
+    }
+    route_of = {b.id: b.route for b in buses}
+    free = np.array([float(_free_times(graph, b.route)[-1]) for b in buses])
+    tt = np.full((2, len(buses)), np.nan)
+    others = np.full(2, np.nan)
+    served = refused = 0
+    for s in range(2):
+        sim = TrafficSimulation(sc, rng=rng)
+        if s == 1:
+            busy: dict[str, float] = {}
+
+            def answer(v: str, k: str, now: float, sim: Any = sim, busy: Any = busy) -> None:
+                nonlocal served, refused
+                edge = tuple(route_of[v][int(k)])
+                j, bp = by_edge[edge]
+                plan = plans[j]
+                cyc = plan.cycle_s
+                ta = now + lead_s
+                tc = (ta - plan.offset_s) % cyc
+                w0 = float(signal_delay(program_of(plan, models[j]), bp.group, [tc])[0])
+                options = [
+                    (float(signal_delay(p, bp.group, [tc])[0]), p) for p in (bp.extended, bp.early)
+                ]
+                wait, chosen = min(options, key=lambda x: x[0])
+                if wait >= w0:
+                    return  # the plan serves it as soon
+                if busy.get(j, -np.inf) > now:
+                    refused += 1
+                    return
+                start = now - (now - plan.offset_s) % cyc
+                cycles = int((ta - start) // cyc) + 1
+                base = program_of(plan, models[j])
+                prog = _spliced(base, chosen, now - start, cycles)
+                try:
+                    validate(prog, models[j])
+                except UnsafePlanError:
+                    refused += 1
+                    return
+                if _skips(base, chosen, prog, cycles):
+                    refused += 1
+                    return
+                horizon = float(prog.horizon_s or prog.cycle_s)
+                sim.set_program(des_program(prog, plan, models[j], graph, start_s=start), at_s=now)
+                sim.set_plan(plan, at_s=start + horizon)
+                busy[j] = start + horizon
+                served += 1
+
+            vehicles = {b.id: (b.depart_s, tuple(b.route)) for b in buses}
+            _follow(sim, graph, vehicles, calls, lead_s, answer)
+        ds = sim.result()
+        t = ds["travel_time"]
+        tt[s] = [float(t.sel(trip=v)) for v in ids]
+        mask = ~np.isin(ds["trip"].values, ids)
+        others[s] = float(np.nanmean(t.values[mask]))
+    return xr.Dataset(
+        {
+            "travel_time": (("scenario", "bus"), tt, {"units": "s", "long_name": "bus trip"}),
+            "delay": (
+                ("scenario", "bus"),
+                tt - free[None, :],
+                {"units": "s", "long_name": "bus delay over its free-flow time"},
+            ),
+            "others_travel_time": (
+                "scenario",
+                others,
+                {"units": "s", "long_name": "mean travel time of the other trips"},
+            ),
+        },
+        coords={"scenario": ["without", "priority"], "bus": ids},
+        attrs={"served": served, "refused": refused},
+    )

@@ -599,19 +599,28 @@ def _follow(
     lead_s: float,
     answer: Any,
     step_s: float = 1.0,
+    tick: Any = None,
 ) -> None:
     """Step ``sim`` and call ``answer(vehicle, junction, now)`` once per signal on its route.
 
     ``calls[vehicle]`` lists ``(route index of the approach, junction)``; the call goes when
     the vehicle's free-flow time to that stop line falls to ``lead_s`` or below (a check-in
-    detector upstream of the stop line).
+    detector upstream of the stop line). ``tick(now, where)``, if given, runs after every step
+    with ``where(vehicle)``: the route index of the edge the vehicle is on, or ``None``; it
+    returns whether it still has work (the stepping goes on while it has).
     """
     ends = {v: _free_times(graph, r) for v, (_, r) in vehicles.items()}
     pos = {v: {e: i for i, e in enumerate(r)} for v, (_, r) in vehicles.items()}
     todo = {v: list(c) for v, c in calls.items()}
     last = max(d for d, _ in vehicles.values())
+
+    def where(v: str) -> int | None:
+        edge, _ = sim.locate(v)
+        return None if edge is None else pos[v][tuple(edge)]
+
     t = 0.0
-    while any(todo.values()) and not sim.done:
+    busy = True
+    while (any(todo.values()) or busy) and not sim.done:
         t += step_s
         sim.run_until(t)
         for v, pending in todo.items():
@@ -626,11 +635,10 @@ def _follow(
             start = ends[v][i - 1] if i else 0.0
             while pending and pending[0][0] < i:
                 pending.pop(0)  # passed without a call (entered past the check-in)
-            if not pending:
-                continue
             while pending and ends[v][pending[0][0]] - start - (t - entered) <= lead_s:
                 answer(v, pending[0][1], t)
                 pending.pop(0)
+        busy = bool(tick(t, where)) if tick is not None else False
 
 
 def des_emergency(
@@ -646,6 +654,7 @@ def des_emergency(
     spacing_s: float = 600.0,
     lead_s: float = 15.0,
     hold_s: float = 20.0,
+    max_hold_s: float = 90.0,
     rng: int = 2018,
 ) -> xr.Dataset:
     """Emergency vehicles along a corridor in the DES, without and with preemption.
@@ -655,7 +664,10 @@ def des_emergency(
     others (no overtaking in the DES). With preemption, each signal on the way is called when the
     vehicle is ``lead_s`` of free-flow time from its stop line
     (:func:`optimize.signals.preemption`, holding ``hold_s``, then the recovery back to the plan
-    with its offset), switched in the DES through
+    with its offset); while the vehicle has not crossed the stop line (held in the queue that
+    the green is clearing), the hold is lengthened by 10 s at a time, up to ``max_hold_s`` (a
+    check-out detector: the same sequence from the same call, validated again). The
+    programmes are switched in the DES through
     :meth:`~twin.scenarios.traffic.TrafficSimulation.set_program` and back through
     :meth:`~twin.scenarios.traffic.TrafficSimulation.set_plan`. A call that finds the junction
     still in a preemption, or for which no safe sequence exists, is not served (``refused``).
@@ -692,32 +704,49 @@ def des_emergency(
     for s in range(2):
         sim = TrafficSimulation(dc.replace(sc), rng=rng)
         if s == 1:
-            busy: dict[str, float] = {}
+            active: dict[str, dict[str, Any]] = {}
 
-            def answer(v: str, j: str, now: float, sim: Any = sim, busy: Any = busy) -> None:
-                nonlocal refused
+            def serve(j: str, call: float, hold: float, now: float, sim: Any = sim) -> Any:
                 plan, model = plans[j], models[j]
-                if busy.get(j, -np.inf) > now:
+                group = model.group_of_edge(route[calls_at[j]])
+                prog = preemption(plan, model, group, call_s=call, hold_s=hold)
+                start = call - (call - plan.offset_s) % plan.cycle_s
+                sim.set_program(des_program(prog, plan, model, graph, start_s=start), at_s=now)
+                return start + float(prog.horizon_s or prog.cycle_s)
+
+            def answer(v: str, j: str, now: float, active: Any = active) -> None:
+                nonlocal refused
+                if j in active:  # still serving an earlier call
                     refused += 1
                     return
                 try:
-                    prog = preemption(
-                        plan,
-                        model,
-                        model.group_of_edge(route[calls_at[j]]),
-                        call_s=now,
-                        hold_s=hold_s,
-                    )
+                    resume = serve(j, now, hold_s, now)
                 except ValueError:
                     refused += 1
                     return
-                start = now - (now - plan.offset_s) % plan.cycle_s
-                horizon = float(prog.horizon_s or prog.cycle_s)
-                sim.set_program(des_program(prog, plan, model, graph, start_s=start), at_s=now)
-                sim.set_plan(plan, at_s=start + horizon)
-                busy[j] = start + horizon
+                active[j] = {"v": v, "call": now, "hold": hold_s, "resume": resume}
 
-            _follow(sim, graph, evs, {v: calls for v in ids}, lead_s, answer)
+            def tick(
+                now: float, where: Any, active: Any = active, sim: Any = sim, step: float = 1.0
+            ) -> bool:
+                for j in list(active):
+                    a = active[j]
+                    i = where(a["v"])
+                    waiting = i is not None and i <= calls_at[j]
+                    # the vehicle has not crossed the stop line as the hold ends: hold longer
+                    # (the same sequence from the same call, so identical until now)
+                    if waiting and now >= a["call"] + a["hold"] - 3.0 and a["hold"] < max_hold_s:
+                        try:
+                            a["resume"] = serve(j, a["call"], a["hold"] + 10.0, now)
+                            a["hold"] += 10.0
+                        except ValueError:
+                            a["hold"] = max_hold_s
+                    if a["resume"] <= now + step:
+                        sim.set_plan(plans[j], at_s=max(a["resume"], now))
+                        del active[j]
+                return bool(active)
+
+            _follow(sim, graph, evs, {v: calls for v in ids}, lead_s, answer, tick=tick)
         ds = sim.result()
         t = ds["travel_time"]
         tt[s] = [float(t.sel(trip=v)) for v in ids]

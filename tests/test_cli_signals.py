@@ -35,15 +35,19 @@ def test_optimize_signals_one_corridor_with_sumo(montpellier, tmp_path: Path, ca
     assert corridor["band_out_s"] + corridor["band_in_s"] > 0
     docs = {d["junction"]: d for d in json.loads((out / "plans.json").read_text())}
     assert len(docs) == report["plans"] > 300
-    # the corridor's plans carry MAXBAND's offsets at its common cycle, here and in SUMO
+    # the corridor's plans carry MAXBAND's offsets at its common cycle (or half of it, for
+    # a double-cycled junction), here and in SUMO
     ds = xr.open_dataset(out / "plans.nc")
     net = ET.parse(out / "sumo" / "twin.net.xml").getroot()
     sumo_offsets = {el.get("id"): float(el.get("offset")) for el in net.iter("tlLogic")}
+    assert set(corridor["double_cycled"]) <= set(corridor["offsets_s"])
     for j, off in corridor["offsets_s"].items():
-        plan_off = round(off, 2) % corridor["cycle_s"]
+        cycle = corridor["cycle_s"] / (2 if j in corridor["double_cycled"] else 1)
+        plan_off = round(off, 2) % cycle
         assert float(ds["offset"].sel(junction=j)) == pytest.approx(plan_off, abs=0.01)
-        assert float(ds["cycle"].sel(junction=j)) == pytest.approx(corridor["cycle_s"])
+        assert float(ds["cycle"].sel(junction=j)) == pytest.approx(cycle)
         assert sumo_offsets[j] == pytest.approx(plan_off, abs=0.01)
+    assert any(c > 0 for cs in report["coupling_index"].values() for c in cs)
     assert (out / "corridor_0_time_space.png").stat().st_size > 10_000
 
 

@@ -924,6 +924,8 @@ def cmd_optimize_signals(args: Args) -> int:
             print(f"{name}: infeasible; binding constraints {', '.join(binding)}")
         for name, why in co.left_out.items():
             report["corridors"][name] = {"status": "left out", "reason": why}
+        report["coupling_index"] = {k: list(v) for k, v in co.coupling.items()}
+        report["isolated"] = sorted(co.isolated)
         for i, (name, band) in enumerate(co.bands.items()):
             stem = f"corridor_{i}"
             band.to_netcdf(out / f"{stem}.nc")
@@ -935,6 +937,9 @@ def cmd_optimize_signals(args: Args) -> int:
                 "band_out_s": band.attrs["band_out_s"],
                 "band_in_s": band.attrs["band_in_s"],
                 "cycle_s": band.attrs["cycle_s"],
+                "double_cycled": sorted(
+                    str(j) for j in band["junction"].values if str(j) in co.double_cycled
+                ),
                 "offsets_s": dict(
                     zip(
                         band["junction"].values.tolist(),

@@ -23,8 +23,20 @@
   and in SUMO (microscopic) under each set of plans: the change of mean travel time that each
   simulator gives.
 
-The waits are exact for a vehicle at the head of the queue (priority and preemption serve a
-vehicle that the queue does not hold up: a bus lane, an emergency vehicle with sirens).
+The waits of :func:`emergency_waits` and :func:`bus_waits` are exact for a vehicle at the head
+of the queue (one that the queue does not hold up: a bus lane, an emergency vehicle with
+sirens). The DES runs measure what the queues do to them:
+
+* :func:`des_emergency`: emergency vehicles driven through the DES along a corridor among its
+  traffic; with preemption, each signal is called from a check-in ahead of its stop line and
+  held while the vehicle waits in the queue it clears;
+* :func:`des_buses`: buses (:func:`bus_trips`) among a city's DES traffic; with priority, the
+  controller answers each check-in with the green extension or the early green when it serves
+  the bus sooner, spliced into the running cycle and validated.
+
+Both switch programmes through the simulation's public calls
+(:meth:`~twin.scenarios.traffic.TrafficSimulation.set_program`, ``set_plan``, ``locate``),
+the junction programmes turned into DES programmes by :func:`des_program`.
 """
 
 from __future__ import annotations
@@ -48,10 +60,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "achieved_band",
+    "bus_trips",
     "bus_waits",
     "corridor_demand",
     "corridor_vs_sumo",
+    "des_buses",
     "des_comparison",
+    "des_emergency",
+    "des_program",
     "emergency_waits",
     "stop_rate",
     "uniform_delay",

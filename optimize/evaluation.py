@@ -657,6 +657,14 @@ def _follow(
         busy = bool(tick(t, where)) if tick is not None else False
 
 
+def _times(sim: Any, ids: Sequence[str]) -> tuple[list[float], float]:
+    """Run to the end: the travel times of ``ids`` and the mean of the other trips'."""
+    ds = sim.result()
+    t = ds["travel_time"]
+    mask = ~np.isin(ds["trip"].values, list(ids))
+    return [float(t.sel(trip=v)) for v in ids], float(np.nanmean(t.values[mask]))
+
+
 def des_emergency(
     tw: Twin,
     plans: Mapping[str, SignalPlan],
@@ -763,11 +771,7 @@ def des_emergency(
                 return bool(active)
 
             _follow(sim, graph, evs, {v: calls for v in ids}, lead_s, answer, tick=tick)
-        ds = sim.result()
-        t = ds["travel_time"]
-        tt[s] = [float(t.sel(trip=v)) for v in ids]
-        mask = ~np.isin(ds["trip"].values, ids)
-        others[s] = float(np.nanmean(t.values[mask]))
+        tt[s], others[s] = _times(sim, ids)
     return xr.Dataset(
         {
             "travel_time": (
@@ -999,11 +1003,7 @@ def des_buses(
 
             vehicles = {b.id: (b.depart_s, tuple(b.route)) for b in buses}
             _follow(sim, graph, vehicles, calls, lead_s, answer)
-        ds = sim.result()
-        t = ds["travel_time"]
-        tt[s] = [float(t.sel(trip=v)) for v in ids]
-        mask = ~np.isin(ds["trip"].values, ids)
-        others[s] = float(np.nanmean(t.values[mask]))
+        tt[s], others[s] = _times(sim, ids)
     return xr.Dataset(
         {
             "travel_time": (("scenario", "bus"), tt, {"units": "s", "long_name": "bus trip"}),

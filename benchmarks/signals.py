@@ -395,7 +395,7 @@ def main() -> None:
                 f"{c_des:+.1f} / {c_sumo:+.1f}",
             )
         )
-        (w_des, w_sumo), (o_des, o_sumo) = np.array(tt_abs[scale]).T
+        (w_des, w_sumo), (o_des, o_sumo) = tt_abs[scale]  # scenario x simulator
         (a_w, a_o), n_trips = arrived[scale]
         rows.append(
             (

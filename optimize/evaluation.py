@@ -838,7 +838,9 @@ def _skips(base: Any, chosen: Any, prog: Any, cycles: int) -> bool:
         if own is None:
             return 0.0
         shifts = (lo,) if periodic else (0.0,)
-        return sum(max(0.0, min(e + d, hi) - max(s + d, lo)) for d in shifts for s, e in own.greens)
+        return float(
+            sum(max(0.0, min(e + d, hi) - max(s + d, lo)) for d in shifts for s, e in own.greens)
+        )
 
     for gp in base.groups:
         need = min(green(base, gp.group, 0, cyc, True), green(chosen, gp.group, 0, cyc, True))
@@ -883,7 +885,7 @@ def bus_trips(
             edge = models[jid].group(bp.group).edge
             if edge is None:
                 continue
-            a = tuple(edge)
+            a: tuple[Any, Any, int] = (edge[0], edge[1], int(edge[2]))
             on = [r for r in routes if a in r.edges]
             if not on:
                 continue
@@ -895,7 +897,7 @@ def bus_trips(
                 p2 = nx.shortest_path(graph, a[1], dest, weight="length")
             except nx.NetworkXNoPath:
                 continue
-            route = (
+            route: tuple[tuple[Any, Any, int], ...] = (
                 *(link(x, y) for x, y in zip(p1, p1[1:], strict=False)),
                 a,
                 *(link(x, y) for x, y in zip(p2, p2[1:], strict=False)),

@@ -246,7 +246,9 @@ def main() -> None:
     des = None
     if not args.no_des:
         flows_of = {j: junction_flows(plans, j) for j in plans}
-        before = coordinated_plans(tw, plans, min_coupling=0.0, double_cycling=False)
+        before = coordinated_plans(
+            tw, plans, min_coupling=0.0, double_cycling=False, split_all=True
+        )
         des = des_comparison(
             tw,
             {

@@ -17,8 +17,9 @@
    Webster cycle ``C``), except that a junction whose Webster cycle is at most ``C / 2`` runs
    at ``C / 2`` (double cycling, where ``C / 2`` is at least the 40 s minimum): it keeps short
    waits on its side streets and still repeats with the common cycle; the green splits of each
-   junction are the LP's (:func:`optimize.signals.optimise_splits`, validated; by default the
-   splits of greatest reserve capacity);
+   junction of a run are the LP's (:func:`optimize.signals.optimise_splits`, validated; by
+   default the splits of greatest reserve capacity); every other junction keeps its Webster
+   plan (``split_all`` gives them the LP's splits too);
 4. MAXBAND (Little, Kelson and Gartner 1981) on each run, its reds and green starts those of
    the re-timed plans (a double-cycled signal counts one of its two greens per common cycle,
    so the band is never wider than what the plans give); its offsets become the plans'
@@ -28,11 +29,13 @@
 Every plan returned passes :func:`twin.signals.safety.validate` on its junction model (the
 offset does not change what a junction shows within its cycle).
 
-Before the coupling index and double cycling, every corridor of Montpellier ran at its
-longest Webster cycle: the 133 re-timed junctions, most of them at a 40 s Webster cycle, gained
-30 s on average, and in the city-wide traffic DES of the morning peak the coordinated plans
-raised the mean stop-line delay by 14% over the fixed-time Webster plans
-(benchmarks/signals.py prints the figures of the plans as they are now).
+In the city-wide traffic DES of Montpellier's morning peak (8-9 h, gridlocked at the planning
+demand: the baseline's mean stop-line delay is 247 s/veh, 239 with another seed), the fixed-time
+Webster plans beside: whole corridors at their longest cycle with LP splits everywhere, 282
+s/veh (+14%); coupled runs with double cycling and LP splits everywhere, 283 (+14%); the LP's
+splits alone, no coordination, 265 (+7%); coupled runs with double cycling and Webster's plans
+elsewhere (the default), 252 (+2%, within the two seeds' spread). benchmarks/signals.py prints
+the figures of the default.
 """
 
 from __future__ import annotations
@@ -82,7 +85,8 @@ class Coordination:
     left_out : dict of str to str
         Corridors not coordinated, and why.
     solutions : dict of str to xarray.Dataset
-        The split LP's solution per junction.
+        The split LP's solution per junction it re-split (those of the coordinated runs, or
+        every junction with ``split_all``).
     coupling : dict of str to tuple of float
         Per corridor of the data, the coupling index of each link (veh/h per foot).
     double_cycled : set of str
@@ -195,6 +199,7 @@ def coordinated_plans(
     maxband_options: Mapping[str, Any] | None = None,
     min_coupling: float = 0.5,
     double_cycling: bool = True,
+    split_all: bool = False,
 ) -> Coordination:
     """Optimise and coordinate a city's signal plans (see the module's docstring).
 
@@ -220,6 +225,11 @@ def coordinated_plans(
         whole corridors.
     double_cycling : bool
         Run lightly loaded junctions of a coordinated run at half its common cycle.
+    split_all : bool
+        Give every junction the LP's splits; by default a junction outside the coordinated
+        runs keeps its Webster plan (in the morning peak DES of Montpellier, the LP's splits
+        at the junctions' own cycles gave 7% more stop-line delay than Webster's:
+        265 against 247 s/veh).
 
     Returns
     -------
@@ -283,6 +293,9 @@ def coordinated_plans(
                 )
             )
     for jid, plan in plans.items():
+        if not split_all and jid not in cycle_of:
+            out.plans[jid] = plan  # Webster's, validated by signal_plans
+            continue
         flows, lanes = junction_flows(plans, jid)
         lp, sol = optimise_splits(
             plans.models[jid],

@@ -892,8 +892,9 @@ def cmd_optimize_signals(args: Args) -> int:
         docs, rows = [], []
         for jid, plan in co.plans.items():
             docs.append(plan_document(plan, webster.models[jid]))
-            sol = co.solutions[jid]
-            rows.append((jid, plan.cycle_s, plan.offset_s, sol.attrs["reserve_capacity"]))
+            sol = co.solutions.get(jid)  # none where the Webster plan is kept
+            reserve = float("nan") if sol is None else float(sol.attrs["reserve_capacity"])
+            rows.append((jid, plan.cycle_s, plan.offset_s, reserve))
         (out / "plans.json").write_text(json.dumps(docs, indent=1))
         ds = xr.Dataset(
             {
@@ -906,7 +907,10 @@ def cmd_optimize_signals(args: Args) -> int:
                 "reserve_capacity": (
                     "junction",
                     [r[3] for r in rows],
-                    {"units": "1", "long_name": "reserve capacity multiplier"},
+                    {
+                        "units": "1",
+                        "long_name": "reserve capacity multiplier (NaN: Webster plan kept)",
+                    },
                 ),
             },
             coords={"junction": [r[0] for r in rows]},

@@ -95,9 +95,11 @@ def test_bad_bus_line_list_refused_before_loading(tmp_path: Path, capsys):
 
 
 def test_infeasible_corridor_reported_with_binding_constraints(paris, tmp_path: Path, capsys):
-    """Paris-Trocadéro's one corridor (Rue de Longchamp) has no band at its speeds."""
+    """Paris-Trocadéro's one corridor (Rue de Longchamp), whole, has no band at its speeds
+    (coordinated only where its links are coupled, its first four signals have one)."""
     out = tmp_path / "p"
-    assert main(["optimize", "signals", "--city", "paris-trocadero", "--out", str(out)]) == 0
+    args = ["optimize", "signals", "--city", "paris-trocadero", "--out", str(out)]
+    assert main([*args, "--min-coupling", "0"]) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     (name, corridor), *_ = report["corridors"].items()
@@ -109,3 +111,9 @@ def test_infeasible_corridor_reported_with_binding_constraints(paris, tmp_path: 
     assert len(docs) == report["plans"] and all(d["offset_s"] == 0 for d in docs)
     # no relations in a GraphML extract: plans without bus priority, and the report says why
     assert "no bus priority" in report["bus_priority"]
+
+
+def test_bad_min_coupling_refused(tmp_path: Path, capsys):
+    args = ["optimize", "signals", "--city", "bondy", "--out", str(tmp_path / "o")]
+    assert main([*args, "--min-coupling", "-0.1"]) == 2
+    assert "--min-coupling: '-0.1' is not a number at least 0" in capsys.readouterr().err

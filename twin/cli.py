@@ -811,12 +811,30 @@ def cmd_plan_night(args: Args) -> int:
     return 0
 
 
+def _min_coupling(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        msg = f"{text!r} is not a number at least 0"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _signals_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
     p.add_argument(
         "--corridor", default=None, help="coordinate one corridor by name (default: all)"
     )
     p.add_argument("--out", required=True, type=_out_dir, help="folder for plans, report and plots")
+    p.add_argument(
+        "--min-coupling",
+        type=_min_coupling,
+        default=0.5,
+        help="coupling index (veh/h per foot of link) below which a corridor link is not "
+        "coordinated; 0 coordinates whole corridors (default 0.5)",
+    )
     p.add_argument(
         "--sumo",
         action="store_true",
@@ -880,7 +898,7 @@ def cmd_optimize_signals(args: Args) -> int:
 
     tw = _load(args)
     webster = signal_plans(tw)
-    co = coordinated_plans(tw, webster, corridor=args.corridor)
+    co = coordinated_plans(tw, webster, corridor=args.corridor, min_coupling=args.min_coupling)
     try:
         routes = bus_routes(tw, line_list=args.bus_lines)
         buses = bus_groups(routes, webster.models)

@@ -2,9 +2,12 @@
 
 * :func:`des_comparison`: the traffic DES (:mod:`twin.scenarios.traffic`) run on the same trips
   under each set of plans; per junction the flow-weighted mean stop-line ``delay`` the DES
-  measures on its approaches, and the share of vehicles ``stops`` by Akçelik's uniform-arrival
-  stop rate ``h = 0.9 (1 - g/C) / (1 - y)`` (Akçelik 1981, *Traffic signals: capacity and timing
-  analysis*, ARR 123, eq. 8.4; the DES does not count stops), flow-weighted over the approaches.
+  measures on its approaches, and the share of vehicles that ``stops`` there as the DES counts
+  them (a vehicle held at the stop line past the time it reached it: by the red, by the queue
+  ahead, or by a full street beyond), flow-weighted over the approaches; beside it, the
+  ``stops_formula`` of Akçelik's uniform-arrival stop rate ``h = 0.9 (1 - g/C) / (1 - y)``
+  (Akçelik 1981, *Traffic signals: capacity and timing analysis*, ARR 123, eq. 8.4) for the
+  planning flows.
 * :func:`achieved_band`: the band a corridor's plans really leave: departures every 0.5 s over
   an hour at the progression speeds, the share that passes every signal of the corridor without
   meeting a red, times the corridor's cycle (for periodic plans at a common cycle this is the
@@ -20,8 +23,20 @@
   and in SUMO (microscopic) under each set of plans: the change of mean travel time that each
   simulator gives.
 
-The waits are exact for a vehicle at the head of the queue (priority and preemption serve a
-vehicle that the queue does not hold up: a bus lane, an emergency vehicle with sirens).
+The waits of :func:`emergency_waits` and :func:`bus_waits` are exact for a vehicle at the head
+of the queue (one that the queue does not hold up: a bus lane, an emergency vehicle with
+sirens). The DES runs measure what the queues do to them:
+
+* :func:`des_emergency`: emergency vehicles driven through the DES along a corridor among its
+  traffic; with preemption, each signal is called from a check-in ahead of its stop line and
+  held while the vehicle waits in the queue it clears;
+* :func:`des_buses`: buses (:func:`bus_trips`) among a city's DES traffic; with priority, the
+  controller answers each check-in with the green extension or the early green when it serves
+  the bus sooner, spliced into the running cycle and validated.
+
+Both switch programmes through the simulation's public calls
+(:meth:`~twin.scenarios.traffic.TrafficSimulation.set_program`, ``set_plan``, ``locate``),
+the junction programmes turned into DES programmes by :func:`des_program`.
 """
 
 from __future__ import annotations
@@ -45,10 +60,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "achieved_band",
+    "bus_trips",
     "bus_waits",
     "corridor_demand",
     "corridor_vs_sumo",
+    "des_buses",
     "des_comparison",
+    "des_emergency",
+    "des_program",
     "emergency_waits",
     "stop_rate",
     "uniform_delay",
@@ -126,7 +145,8 @@ def des_comparison(
     xarray.Dataset
         Dims ``scenario`` and ``junction`` (the junctions planned in every set): ``delay``
         (s/veh, DES), ``volume`` (veh through the junction's approaches, DES), ``stops``
-        (share stopped, Akçelik); per scenario ``mean_delay`` (flow-weighted), ``mean_stops``,
+        (share stopped, DES), ``stops_formula`` (share stopped, Akçelik); per scenario
+        ``mean_delay`` and ``mean_stops`` (flow-weighted),
         ``travel_time`` (mean over finished trips, s) and ``unfinished`` (trips).
     """
     from twin.scenarios.network import scenario_from_twin
@@ -137,6 +157,7 @@ def des_comparison(
     delay = np.full((len(names), len(common)), np.nan)
     volume = np.zeros((len(names), len(common)))
     stops = np.full((len(names), len(common)), np.nan)
+    formula = np.full((len(names), len(common)), np.nan)
     tt, unfinished = [], []
     pos = {j: i for i, j in enumerate(common)}
     for s, name in enumerate(names):
@@ -144,20 +165,22 @@ def des_comparison(
         sc = scenario_from_twin(tw, day=day, hours=hours, rng=rng, plans=plans, progress=False)
         ds = run(sc, rng=rng)
         d = ds["delay"].values
+        h = ds["stops"].values
         v = ds["approach_volume"].values
         js = ds["junction"].values.astype(str)
         for j in common:
             m = (js == j) & np.isfinite(d)
             if m.any() and v[m].sum() > 0:
                 delay[s, pos[j]] = float((d[m] * v[m]).sum() / v[m].sum())
+                stops[s, pos[j]] = float((h[m] * v[m]).sum() / v[m].sum())
                 volume[s, pos[j]] = float(v[m].sum())
             q, ln = flows[j]
-            stops[s, pos[j]] = stop_rate(plans[j], models[j], q, ln)
+            formula[s, pos[j]] = stop_rate(plans[j], models[j], q, ln)
         tt.append(float(np.nanmean(ds["travel_time"].values)))
         unfinished.append(int(ds.attrs.get("n_unfinished", 0)))
     w = np.where(np.isfinite(delay), volume, 0.0)
     mean_delay = np.nansum(np.nan_to_num(delay) * w, axis=1) / np.maximum(w.sum(axis=1), 1e-9)
-    mean_stops = np.nanmean(stops, axis=1)
+    mean_stops = np.nansum(np.nan_to_num(stops) * w, axis=1) / np.maximum(w.sum(axis=1), 1e-9)
     return xr.Dataset(
         {
             "delay": (
@@ -173,6 +196,11 @@ def des_comparison(
             "stops": (
                 ("scenario", "junction"),
                 stops,
+                {"units": "1", "long_name": "share of vehicles stopped at the stop line (DES)"},
+            ),
+            "stops_formula": (
+                ("scenario", "junction"),
+                formula,
                 {"units": "1", "long_name": "share of vehicles stopped (Akçelik 1981)"},
             ),
             "mean_delay": (
@@ -180,7 +208,11 @@ def des_comparison(
                 mean_delay,
                 {"units": "s", "long_name": "flow-weighted mean delay per vehicle"},
             ),
-            "mean_stops": ("scenario", mean_stops, {"units": "1", "long_name": "mean stop share"}),
+            "mean_stops": (
+                "scenario",
+                mean_stops,
+                {"units": "1", "long_name": "flow-weighted share of vehicles stopped (DES)"},
+            ),
             "travel_time": (
                 "scenario",
                 tt,
@@ -320,8 +352,10 @@ def corridor_demand(
 
     Each side approach of the corridor's junctions sends its planning flow (``plans.flows``,
     veh/h, times ``scale``) straight on (the exit whose bearing turns least); the street's
-    approaches at the corridor's two ends send theirs along the whole corridor (shortest path
-    to the exit at the other end). Departures are Poisson over ``hours``. The network is the
+    approaches at the corridor's two ends send theirs along the whole corridor, through every
+    junction of it in turn (shortest paths from one junction to the next, so that a parallel
+    street that is shorter end to end does not take them off the corridor), to the exit at the
+    other end. Departures are Poisson over ``hours``. The network is the
     union of the routes and of every approach the plans signal.
 
     Returns
@@ -355,6 +389,32 @@ def corridor_demand(
             try:
                 path = nx.shortest_path(drive, app[1], ex[0], weight="length")
             except nx.NetworkXNoPath:
+                continue
+            return (app, *(link(a, b) for a, b in zip(path, path[1:], strict=False)), ex)
+        return None
+
+    def through(
+        app: tuple[Any, Any, int], order: Sequence[str], exits: list[tuple[Any, Any, int]]
+    ) -> Any:
+        nodes: list[Any] = [app[1]]
+        for j in order:
+            if nodes[-1] in nodes_of[j]:
+                continue
+            dist_to, paths = nx.single_source_dijkstra(
+                drive, nodes[-1], cutoff=5000.0, weight="length"
+            )
+            hits = [n for n in nodes_of[j] if n in dist_to]
+            if not hits:
+                return None
+            nodes += paths[min(hits, key=lambda n: dist_to[n])][1:]
+        h = _bearing(drive, app)
+        for ex in sorted(exits, key=lambda e: _turn(h, _bearing(drive, e))):
+            try:
+                tail = nx.shortest_path(drive, nodes[-1], ex[0], weight="length")
+            except nx.NetworkXNoPath:
+                continue
+            path = nodes + tail[1:]
+            if len(set(path)) < len(path):  # a U-turn through a junction: not a through route
                 continue
             return (app, *(link(a, b) for a, b in zip(path, path[1:], strict=False)), ex)
         return None
@@ -400,7 +460,8 @@ def corridor_demand(
                 for e in exits_of(far)
                 if drive.edges[e].get("name") == street and dist(e[1], before) > dist(e[0], before)
             ]
-            rt = route_to(app, outward)
+            order = art.junctions[1:-1] if i == 0 else art.junctions[-2:0:-1]
+            rt = through(app, order, outward)
             if rt is not None:
                 routes.append(rt)
                 rates.append(float(r.flow_pcu_h) * scale)
@@ -503,3 +564,462 @@ def corridor_vs_sumo(
 def _as_node(x: Any) -> Any:
     s = str(x)
     return int(s) if s.lstrip("-").isdigit() else x
+
+
+# ------------------------------------------------------------------------------------------------
+# emergency vehicles and buses run in the DES, the controller answering their calls
+# ------------------------------------------------------------------------------------------------
+def des_program(
+    program: Any, plan: SignalPlan, model: JunctionModel, graph: Any, *, start_s: float
+) -> Any:
+    """A junction programme (:class:`twin.signals.safety.SignalProgram`) as the DES runs it.
+
+    Each vehicle group's windows apply to every movement of its approaches (to each edge of
+    ``graph`` that the approach leads into); a one-off programme (``horizon_s``) is a DES
+    program whose cycle is its horizon, its time 0 at ``start_s`` (s since the run's ``t0``);
+    a cyclic one keeps its cycle and offset.
+
+    Returns
+    -------
+    twin.scenarios.traffic.SignalProgram
+    """
+    from twin.scenarios.traffic import SignalProgram as DesProgram
+
+    cycle = float(program.horizon_s or program.cycle_s)
+    offset = start_s % cycle if program.horizon_s else float(program.offset_s) % cycle
+    by_group = {gp.group: gp.greens for gp in program.groups}
+    moves = []
+    for a in plan.approaches:
+        g = model.group_of_edge(a)
+        wins = tuple(
+            (max(0.0, s), min(e, cycle)) for s, e in by_group.get(g, ()) if min(e, cycle) > s
+        )
+        for _, b, k in graph.out_edges(a[1], keys=True):
+            moves.append((a, (a[1], b, k), wins))
+    return DesProgram(plan.junction, cycle, offset, tuple(moves))
+
+
+def _free_times(graph: Any, route: Sequence[Any]) -> np.ndarray:
+    """Free-flow time (s) to the end of each edge of a route."""
+    t = [
+        float(graph.edges[e]["length"]) / (float(graph.edges[e]["speed_kph"]) / 3.6) for e in route
+    ]
+    return np.cumsum(t)
+
+
+def _follow(
+    sim: Any,
+    graph: Any,
+    vehicles: Mapping[str, tuple[float, tuple[Any, ...]]],
+    calls: Mapping[str, Sequence[tuple[int, str]]],
+    lead_s: float,
+    answer: Any,
+    step_s: float = 1.0,
+    tick: Any = None,
+) -> None:
+    """Step ``sim`` and call ``answer(vehicle, junction, now)`` once per signal on its route.
+
+    ``calls[vehicle]`` lists ``(route index of the approach, junction)``; the call goes when
+    the vehicle's free-flow time to that stop line falls to ``lead_s`` or below (a check-in
+    detector upstream of the stop line). ``tick(now, where)``, if given, runs after every step
+    with ``where(vehicle)``: the route index of the edge the vehicle is on, or ``None``; it
+    returns whether it still has work (the stepping goes on while it has).
+    """
+    ends = {v: _free_times(graph, r) for v, (_, r) in vehicles.items()}
+    pos = {v: {e: i for i, e in enumerate(r)} for v, (_, r) in vehicles.items()}
+    todo = {v: list(c) for v, c in calls.items()}
+    last = max(d for d, _ in vehicles.values())
+
+    def where(v: str) -> int | None:
+        edge, _ = sim.locate(v)
+        return None if edge is None else pos[v][tuple(edge)]
+
+    t = 0.0
+    busy = True
+    while (any(todo.values()) or busy) and not sim.done:
+        t += step_s
+        sim.run_until(t)
+        for v, pending in todo.items():
+            if not pending:
+                continue
+            edge, entered = sim.locate(v)
+            if edge is None:
+                if t > vehicles[v][0] + 1.0 and t > last:
+                    pending.clear()
+                continue
+            i = pos[v][tuple(edge)]
+            start = ends[v][i - 1] if i else 0.0
+            while pending and pending[0][0] < i:
+                pending.pop(0)  # passed without a call (entered past the check-in)
+            while pending and ends[v][pending[0][0]] - start - (t - entered) <= lead_s:
+                answer(v, pending[0][1], t)
+                pending.pop(0)
+        busy = bool(tick(t, where)) if tick is not None else False
+
+
+def _times(sim: Any, ids: Sequence[str]) -> tuple[list[float], float]:
+    """Run to the end: the travel times of ``ids`` and the mean of the other trips'."""
+    ds = sim.result()
+    t = ds["travel_time"]
+    mask = ~np.isin(ds["trip"].values, list(ids))
+    return [float(t.sel(trip=v)) for v in ids], float(np.nanmean(t.values[mask]))
+
+
+def des_emergency(
+    tw: Twin,
+    plans: Mapping[str, SignalPlan],
+    models: Mapping[str, JunctionModel],
+    art: Arterial,
+    *,
+    flows_from: Any,
+    scale: float = 1.0,
+    runs: int = 5,
+    first_s: float = 300.0,
+    spacing_s: float = 600.0,
+    lead_s: float = 15.0,
+    hold_s: float = 20.0,
+    max_hold_s: float = 90.0,
+    rng: int = 2018,
+) -> xr.Dataset:
+    """Emergency vehicles along a corridor in the DES, without and with preemption.
+
+    The corridor's sub-network and traffic are :func:`corridor_demand`'s. ``runs`` emergency
+    vehicles drive its longest route, every ``spacing_s`` from ``first_s``; they queue like the
+    others (no overtaking in the DES). With preemption, each signal on the way is called when the
+    vehicle is ``lead_s`` of free-flow time from its stop line
+    (:func:`optimize.signals.preemption`, holding ``hold_s``, then the recovery back to the plan
+    with its offset); while the vehicle has not crossed the stop line (held in the queue that
+    the green is clearing), the hold is lengthened by 10 s at a time, up to ``max_hold_s`` (a
+    check-out detector: the same sequence from the same call, validated again). The
+    programmes are switched in the DES through
+    :meth:`~twin.scenarios.traffic.TrafficSimulation.set_program` and back through
+    :meth:`~twin.scenarios.traffic.TrafficSimulation.set_plan`. A call that finds the junction
+    still in a preemption, or for which no safe sequence exists, is not served (``refused``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``scenario`` (``without``, ``preemption``) and ``vehicle``: ``travel_time`` (s);
+        per scenario ``others_travel_time`` (s, mean of the other trips); ``free_flow`` (s, the
+        route at free speed); attrs ``route_signals``, ``refused``.
+    """
+    import dataclasses as dc
+
+    from twin.scenarios.traffic import TrafficScenario, TrafficSimulation, Trip
+
+    if runs < 1:
+        msg = f"runs: {runs!r} must be at least 1"
+        raise ValueError(msg)
+    graph, trips, _ = corridor_demand(tw, flows_from, art, scale=scale, rng=rng)
+    routes = [t.route for t in trips if t.route is not None]
+    route = max(routes, key=len)
+    app_of = {a: j for j in art.junctions for a in plans[j].approaches}
+    calls = [(i, app_of[e]) for i, e in enumerate(route) if e in app_of]
+    calls_at = {j: i for i, j in calls}
+    ids = [f"emergency.{m}" for m in range(runs)]
+    evs = {v: (first_s + m * spacing_s, route) for m, v in enumerate(ids)}
+    extra = tuple(Trip(v, route[0][0], route[-1][1], d, route) for v, (d, _) in evs.items())
+    sc = TrafficScenario(
+        graph, trips=(*trips, *extra), plans=tuple(plans[j] for j in art.junctions), progress=False
+    )
+    tt = np.full((2, runs), np.nan)
+    others = np.full(2, np.nan)
+    refused = 0
+    for s in range(2):
+        sim = TrafficSimulation(dc.replace(sc), rng=rng)
+        if s == 1:
+            active: dict[str, dict[str, Any]] = {}
+
+            def serve(j: str, call: float, hold: float, now: float, sim: Any = sim) -> Any:
+                plan, model = plans[j], models[j]
+                group = model.group_of_edge(route[calls_at[j]])
+                prog = preemption(plan, model, group, call_s=call, hold_s=hold)
+                start = call - (call - plan.offset_s) % plan.cycle_s
+                sim.set_program(des_program(prog, plan, model, graph, start_s=start), at_s=now)
+                return start + float(prog.horizon_s or prog.cycle_s)
+
+            def answer(v: str, j: str, now: float, active: Any = active) -> None:
+                nonlocal refused
+                if j in active:  # still serving an earlier call
+                    refused += 1
+                    return
+                try:
+                    resume = serve(j, now, hold_s, now)
+                except ValueError:
+                    refused += 1
+                    return
+                active[j] = {"v": v, "call": now, "hold": hold_s, "resume": resume}
+
+            def tick(
+                now: float, where: Any, active: Any = active, sim: Any = sim, step: float = 1.0
+            ) -> bool:
+                for j in list(active):
+                    a = active[j]
+                    i = where(a["v"])
+                    waiting = i is not None and i <= calls_at[j]
+                    # the vehicle has not crossed the stop line as the hold ends: hold longer
+                    # (the same sequence from the same call, so identical until now)
+                    if waiting and now >= a["call"] + a["hold"] - 3.0 and a["hold"] < max_hold_s:
+                        try:
+                            a["resume"] = serve(j, a["call"], a["hold"] + 10.0, now)
+                            a["hold"] += 10.0
+                        except ValueError:
+                            a["hold"] = max_hold_s
+                    if a["resume"] <= now + step:
+                        sim.set_plan(plans[j], at_s=max(a["resume"], now))
+                        del active[j]
+                return bool(active)
+
+            _follow(sim, graph, evs, {v: calls for v in ids}, lead_s, answer, tick=tick)
+        tt[s], others[s] = _times(sim, ids)
+    return xr.Dataset(
+        {
+            "travel_time": (
+                ("scenario", "vehicle"),
+                tt,
+                {"units": "s", "long_name": "emergency vehicle travel time along the corridor"},
+            ),
+            "others_travel_time": (
+                "scenario",
+                others,
+                {"units": "s", "long_name": "mean travel time of the other trips"},
+            ),
+            "free_flow": ((), float(_free_times(graph, route)[-1]), {"units": "s"}),
+        },
+        coords={"scenario": ["without", "preemption"], "vehicle": ids},
+        attrs={"corridor": art.name, "route_signals": len(calls), "refused": refused},
+    )
+
+
+def _spliced(base: Any, chosen: Any, at_s: float, cycles: int) -> Any:
+    """The one-off programme of a priority call, its times from a cycle start.
+
+    ``base`` up to ``at_s``, ``chosen`` from there to the end of cycle ``cycles``, then
+    ``base`` for one more cycle.
+    """
+    from twin.signals.safety import GroupProgram
+    from twin.signals.safety import SignalProgram as GroupedProgram
+
+    cyc = float(base.cycle_s)
+    horizon = (cycles + 1) * cyc
+    segments = ((base, 0.0, at_s), (chosen, at_s, cycles * cyc), (base, cycles * cyc, horizon))
+    groups = []
+    for gp in base.groups:
+        wins: list[tuple[float, float]] = []
+        for prog, lo, hi in segments:
+            own = prog.group(gp.group)
+            for k in range(cycles + 1):
+                for s, e in own.greens if own is not None else ():
+                    a, b = max(s + k * cyc, lo), min(e + k * cyc, hi)
+                    if b > a:
+                        wins.append((a, b))
+        merged: list[tuple[float, float]] = []
+        for s, e in sorted(wins):
+            if merged and s <= merged[-1][1] + 1e-9:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        groups.append(GroupProgram(gp.group, tuple(merged), gp.amber_s))
+    return GroupedProgram(base.junction, horizon, base.offset_s, tuple(groups), horizon_s=horizon)
+
+
+def _skips(base: Any, chosen: Any, prog: Any, cycles: int) -> bool:
+    """Whether ``prog`` cuts a stage short of both the plan and the priority programme.
+
+    That is: gives a group, in one of its first ``cycles`` cycles, less green than both. A
+    priority call may lengthen or advance the bus's stage within what the priority programme
+    allows the others, never cut a stage short of it: switching in mid-stage could otherwise
+    end a stage after its minimum green, or skip it, and cost its approaches a cycle.
+    """
+    cyc = float(base.cycle_s)
+
+    def green(p: Any, g: str, lo: float, hi: float, periodic: bool) -> float:
+        own = p.group(g)
+        if own is None:
+            return 0.0
+        shifts = (lo,) if periodic else (0.0,)
+        return float(
+            sum(max(0.0, min(e + d, hi) - max(s + d, lo)) for d in shifts for s, e in own.greens)
+        )
+
+    for gp in base.groups:
+        need = min(green(base, gp.group, 0, cyc, True), green(chosen, gp.group, 0, cyc, True))
+        for k in range(cycles):
+            if green(prog, gp.group, k * cyc, (k + 1) * cyc, False) < need - 0.5:
+                return True
+    return False
+
+
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+def bus_trips(
+    graph: Any,
+    routes: Sequence[Any],
+    priorities: Mapping[str, Sequence[BusPriority]],
+    models: Mapping[str, JunctionModel],
+    *,
+    window_s: tuple[float, float],
+    headway_s: float,
+    reach: int = 5,
+) -> list[Any]:
+    """Buses through every bus approach that has priority, every ``headway_s`` in ``window_s``.
+
+    The lines' timetables are staggered (line ``i`` starts ``i`` times the golden ratio's
+    fraction of a headway later, modulo the headway), so that buses on conflicting approaches do
+    not all arrive together. Each runs along its route (a :class:`twin.signals.buses.BusRoute`
+    holding the approach) from ``reach`` edges before the approach to ``reach`` edges after
+    it; where the route's edges do not join, the shortest path joins them.
+    """
+    import networkx as nx
+
+    from twin.scenarios.traffic import Trip
+
+    def link(a: Any, b: Any) -> tuple[Any, Any, int]:
+        return (a, b, min(graph[a][b], key=lambda k: graph[a][b][k]["length"]))
+
+    out: list[Any] = []
+    n_lines = 0
+    for jid in sorted(priorities):
+        for bp in priorities[jid]:
+            edge = models[jid].group(bp.group).edge
+            if edge is None:
+                continue
+            a: tuple[Any, Any, int] = (edge[0], edge[1], int(edge[2]))
+            on = [r for r in routes if a in r.edges]
+            if not on:
+                continue
+            es = list(on[0].edges)
+            i = es.index(a)
+            origin, dest = es[max(0, i - reach)][0], es[min(len(es) - 1, i + reach)][1]
+            try:
+                p1 = nx.shortest_path(graph, origin, a[0], weight="length")
+                p2 = nx.shortest_path(graph, a[1], dest, weight="length")
+            except nx.NetworkXNoPath:
+                continue
+            route: tuple[tuple[Any, Any, int], ...] = (
+                *(link(x, y) for x, y in zip(p1, p1[1:], strict=False)),
+                a,
+                *(link(x, y) for x, y in zip(p2, p2[1:], strict=False)),
+            )
+            tag = f"bus.{jid}.{bp.group}"
+            lag = (_GOLDEN * n_lines) % 1.0 * headway_s
+            n_lines += 1
+            for m, t in enumerate(np.arange(window_s[0] + lag, window_s[1], headway_s)):
+                out.append(Trip(f"{tag}.{m}", route[0][0], route[-1][1], float(t), route))
+    return out
+
+
+def des_buses(
+    scenario: Any,
+    plans: Mapping[str, SignalPlan],
+    models: Mapping[str, JunctionModel],
+    priorities: Mapping[str, Sequence[BusPriority]],
+    buses: Sequence[Any],
+    *,
+    lead_s: float = 20.0,
+    rng: int = 2018,
+) -> xr.Dataset:
+    """Buses in the DES among the scenario's traffic, without and with bus priority.
+
+    With priority, a bus checks in when it is ``lead_s`` of free-flow time from the stop line
+    of a junction where its approach has priority; the controller predicts its arrival and,
+    if the green extension or the early green (:func:`optimize.signals.bus_priority`) serves it
+    sooner than the plan, runs that programme from the call to the end of the arrival's
+    cycle, then the plan again (:meth:`~twin.scenarios.traffic.TrafficSimulation.set_program`,
+    :meth:`~twin.scenarios.traffic.TrafficSimulation.set_plan`). The switch is validated as a
+    one-off programme (:func:`twin.signals.safety.validate`); a call whose switch is unsafe,
+    would cut a stage short of what both programmes give it, or finds the junction already
+    serving a call, gets nothing (``refused``). Buses queue with the other traffic (no bus
+    lanes in the DES).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``scenario`` (``without``, ``priority``) and ``bus``: ``travel_time`` and
+        ``delay`` (s, over the free-flow time of its route); per scenario
+        ``others_travel_time``; attrs ``served``, ``refused``.
+    """
+    import dataclasses as dc
+
+    from twin._errors import UnsafePlanError
+    from twin.scenarios.traffic import TrafficSimulation
+    from twin.signals.safety import validate
+
+    graph = scenario.graph
+    sc = dc.replace(scenario, trips=(*scenario.trips, *buses))
+    by_edge = {
+        tuple(models[j].group(bp.group).edge or ()): (j, bp)
+        for j, items in priorities.items()
+        for bp in items
+    }
+    ids = [b.id for b in buses]
+    calls = {
+        b.id: [(i, f"{i}") for i, e in enumerate(b.route) if tuple(e) in by_edge] for b in buses
+    }
+    route_of = {b.id: b.route for b in buses}
+    free = np.array([float(_free_times(graph, b.route)[-1]) for b in buses])
+    tt = np.full((2, len(buses)), np.nan)
+    others = np.full(2, np.nan)
+    served = refused = 0
+    for s in range(2):
+        sim = TrafficSimulation(sc, rng=rng)
+        if s == 1:
+            busy: dict[str, float] = {}
+
+            def answer(v: str, k: str, now: float, sim: Any = sim, busy: Any = busy) -> None:
+                nonlocal served, refused
+                edge = tuple(route_of[v][int(k)])
+                j, bp = by_edge[edge]
+                plan = plans[j]
+                cyc = plan.cycle_s
+                ta = now + lead_s
+                tc = (ta - plan.offset_s) % cyc
+                w0 = float(signal_delay(program_of(plan, models[j]), bp.group, [tc])[0])
+                options = [
+                    (float(signal_delay(p, bp.group, [tc])[0]), p) for p in (bp.extended, bp.early)
+                ]
+                wait, chosen = min(options, key=lambda x: x[0])
+                if wait >= w0:
+                    return  # the plan serves it as soon
+                if busy.get(j, -np.inf) > now:
+                    refused += 1
+                    return
+                start = now - (now - plan.offset_s) % cyc
+                cycles = int((ta - start) // cyc) + 1
+                base = program_of(plan, models[j])
+                prog = _spliced(base, chosen, now - start, cycles)
+                try:
+                    validate(prog, models[j])
+                except UnsafePlanError:
+                    refused += 1
+                    return
+                if _skips(base, chosen, prog, cycles):
+                    refused += 1
+                    return
+                horizon = float(prog.horizon_s or prog.cycle_s)
+                sim.set_program(des_program(prog, plan, models[j], graph, start_s=start), at_s=now)
+                sim.set_plan(plan, at_s=start + horizon)
+                busy[j] = start + horizon
+                served += 1
+
+            vehicles = {b.id: (b.depart_s, tuple(b.route)) for b in buses}
+            _follow(sim, graph, vehicles, calls, lead_s, answer)
+        tt[s], others[s] = _times(sim, ids)
+    return xr.Dataset(
+        {
+            "travel_time": (("scenario", "bus"), tt, {"units": "s", "long_name": "bus trip"}),
+            "delay": (
+                ("scenario", "bus"),
+                tt - free[None, :],
+                {"units": "s", "long_name": "bus delay over its free-flow time"},
+            ),
+            "others_travel_time": (
+                "scenario",
+                others,
+                {"units": "s", "long_name": "mean travel time of the other trips"},
+            ),
+        },
+        coords={"scenario": ["without", "priority"], "bus": ids},
+        attrs={"served": served, "refused": refused},
+    )

@@ -35,15 +35,19 @@ def test_optimize_signals_one_corridor_with_sumo(montpellier, tmp_path: Path, ca
     assert corridor["band_out_s"] + corridor["band_in_s"] > 0
     docs = {d["junction"]: d for d in json.loads((out / "plans.json").read_text())}
     assert len(docs) == report["plans"] > 300
-    # the corridor's plans carry MAXBAND's offsets at its common cycle, here and in SUMO
+    # the corridor's plans carry MAXBAND's offsets at its common cycle (or half of it, for
+    # a double-cycled junction), here and in SUMO
     ds = xr.open_dataset(out / "plans.nc")
     net = ET.parse(out / "sumo" / "twin.net.xml").getroot()
     sumo_offsets = {el.get("id"): float(el.get("offset")) for el in net.iter("tlLogic")}
+    assert set(corridor["double_cycled"]) <= set(corridor["offsets_s"])
     for j, off in corridor["offsets_s"].items():
-        plan_off = round(off, 2) % corridor["cycle_s"]
+        cycle = corridor["cycle_s"] / (2 if j in corridor["double_cycled"] else 1)
+        plan_off = round(off, 2) % cycle
         assert float(ds["offset"].sel(junction=j)) == pytest.approx(plan_off, abs=0.01)
-        assert float(ds["cycle"].sel(junction=j)) == pytest.approx(corridor["cycle_s"])
+        assert float(ds["cycle"].sel(junction=j)) == pytest.approx(cycle)
         assert sumo_offsets[j] == pytest.approx(plan_off, abs=0.01)
+    assert any(c > 0 for cs in report["coupling_index"].values() for c in cs)
     assert (out / "corridor_0_time_space.png").stat().st_size > 10_000
 
 
@@ -91,9 +95,11 @@ def test_bad_bus_line_list_refused_before_loading(tmp_path: Path, capsys):
 
 
 def test_infeasible_corridor_reported_with_binding_constraints(paris, tmp_path: Path, capsys):
-    """Paris-Trocadéro's one corridor (Rue de Longchamp) has no band at its speeds."""
+    """Paris-Trocadéro's one corridor (Rue de Longchamp), whole, has no band at its speeds
+    (coordinated only where its links are coupled, its first four signals have one)."""
     out = tmp_path / "p"
-    assert main(["optimize", "signals", "--city", "paris-trocadero", "--out", str(out)]) == 0
+    args = ["optimize", "signals", "--city", "paris-trocadero", "--out", str(out)]
+    assert main([*args, "--min-coupling", "0"]) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     (name, corridor), *_ = report["corridors"].items()
@@ -105,3 +111,9 @@ def test_infeasible_corridor_reported_with_binding_constraints(paris, tmp_path: 
     assert len(docs) == report["plans"] and all(d["offset_s"] == 0 for d in docs)
     # no relations in a GraphML extract: plans without bus priority, and the report says why
     assert "no bus priority" in report["bus_priority"]
+
+
+def test_bad_min_coupling_refused(tmp_path: Path, capsys):
+    args = ["optimize", "signals", "--city", "bondy", "--out", str(tmp_path / "o")]
+    assert main([*args, "--min-coupling", "-0.1"]) == 2
+    assert "--min-coupling: '-0.1' is not a number at least 0" in capsys.readouterr().err

@@ -812,12 +812,30 @@ def cmd_plan_night(args: Args) -> int:
     return 0
 
 
+def _min_coupling(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        msg = f"{text!r} is not a number at least 0"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _signals_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
     p.add_argument(
         "--corridor", default=None, help="coordinate one corridor by name (default: all)"
     )
     p.add_argument("--out", required=True, type=_out_dir, help="folder for plans, report and plots")
+    p.add_argument(
+        "--min-coupling",
+        type=_min_coupling,
+        default=0.5,
+        help="coupling index (veh/h per foot of link) below which a corridor link is not "
+        "coordinated; 0 coordinates whole corridors (default 0.5)",
+    )
     p.add_argument(
         "--sumo",
         action="store_true",
@@ -881,7 +899,7 @@ def cmd_optimize_signals(args: Args) -> int:
 
     tw = _load(args)
     webster = signal_plans(tw)
-    co = coordinated_plans(tw, webster, corridor=args.corridor)
+    co = coordinated_plans(tw, webster, corridor=args.corridor, min_coupling=args.min_coupling)
     try:
         routes = bus_routes(tw, line_list=args.bus_lines)
         buses = bus_groups(routes, webster.models)
@@ -893,8 +911,9 @@ def cmd_optimize_signals(args: Args) -> int:
         docs, rows = [], []
         for jid, plan in co.plans.items():
             docs.append(plan_document(plan, webster.models[jid]))
-            sol = co.solutions[jid]
-            rows.append((jid, plan.cycle_s, plan.offset_s, sol.attrs["reserve_capacity"]))
+            sol = co.solutions.get(jid)  # none where the Webster plan is kept
+            reserve = float("nan") if sol is None else float(sol.attrs["reserve_capacity"])
+            rows.append((jid, plan.cycle_s, plan.offset_s, reserve))
         (out / "plans.json").write_text(json.dumps(docs, indent=1))
         ds = xr.Dataset(
             {
@@ -907,7 +926,10 @@ def cmd_optimize_signals(args: Args) -> int:
                 "reserve_capacity": (
                     "junction",
                     [r[3] for r in rows],
-                    {"units": "1", "long_name": "reserve capacity multiplier"},
+                    {
+                        "units": "1",
+                        "long_name": "reserve capacity multiplier (NaN: Webster plan kept)",
+                    },
                 ),
             },
             coords={"junction": [r[0] for r in rows]},
@@ -925,6 +947,8 @@ def cmd_optimize_signals(args: Args) -> int:
             print(f"{name}: infeasible; binding constraints {', '.join(binding)}")
         for name, why in co.left_out.items():
             report["corridors"][name] = {"status": "left out", "reason": why}
+        report["coupling_index"] = {k: list(v) for k, v in co.coupling.items()}
+        report["isolated"] = sorted(co.isolated)
         for i, (name, band) in enumerate(co.bands.items()):
             stem = f"corridor_{i}"
             band.to_netcdf(out / f"{stem}.nc")
@@ -936,6 +960,9 @@ def cmd_optimize_signals(args: Args) -> int:
                 "band_out_s": band.attrs["band_out_s"],
                 "band_in_s": band.attrs["band_in_s"],
                 "cycle_s": band.attrs["cycle_s"],
+                "double_cycled": sorted(
+                    str(j) for j in band["junction"].values if str(j) in co.double_cycled
+                ),
                 "offsets_s": dict(
                     zip(
                         band["junction"].values.tolist(),

@@ -69,7 +69,10 @@ Outputs
 entering), ``speed`` (space-mean m/s of the vehicles that left the edge in the slot, NaN when
 none did) and ``queue`` (time-mean number of vehicles held at the head, by Little's law); per
 trip the departure, arrival and ``travel_time``; per origin-destination pair the
-``mean_travel_time``; per signalised approach the mean ``delay`` and its ``junction``.
+``mean_travel_time``; per signalised approach the mean ``delay``, the share of vehicles that
+``stops`` there (a stop: a vehicle held at the head past its ready time, by a red, a queue
+ahead discharging or a full next edge; the same that is charged the stop-and-start loss) and
+its ``junction``.
 
 >>> import networkx as nx
 >>> g = nx.MultiDiGraph(crs="EPSG:2154")
@@ -970,6 +973,7 @@ class _State:
         self.rec_wait = np.zeros(shape)
         self.tot_wait = np.zeros(n_e)
         self.tot_out = np.zeros(n_e)
+        self.tot_stops = np.zeros(n_e)  # vehicles held at the head past their ready time
         self.unreachable: dict[tuple[Hashable, Hashable], int] = {}
         self.n_active = 0
         self.n_done = 0
@@ -1314,6 +1318,7 @@ class _State:
         np.add.at(self.rec_out[slot], from_e, 1.0)
         np.add.at(self.rec_tt[slot], from_e, t_exit - self.enter[vs])
         np.add.at(self.rec_wait[slot], from_e, t_exit - self.ready[vs])
+        np.add.at(self.tot_stops, from_e, (t_exit > ready_t[ok]).astype(float))
         # new heads of the edges that discharged
         nonempty = self.n_in[act_m] > self.n_out[act_m]
         heads = self.buf[act_m, self.n_out[act_m] & (width - 1)]
@@ -1463,6 +1468,7 @@ class TrafficSimulation:
         end_s = float(sc.duration_s) if sc.duration_s is not None else last_dep + sc.max_extra_s
         self.scenario, self._net, self._sig = sc, net, sig
         self._st = _State(sc, net, sig, trips, gen, end_s)
+        self._trip_index = {t.id: i for i, t in enumerate(trips)}
         # explicit routes
         given = [i for i, t in enumerate(trips) if t.route is not None]
         if given:
@@ -1593,6 +1599,49 @@ class TrafficSimulation:
 
         self._at(at, switch)
 
+    def set_program(self, program: SignalProgram, *, at_s: float) -> None:
+        """Switch the program's junction to ``program`` (green per movement) at ``at_s``.
+
+        The junction's plan or program stops then; ``program`` runs, cyclically, until another
+        :meth:`set_plan` or :meth:`set_program` of the junction (a one-off sequence such as an
+        emergency preemption is a program whose cycle is its horizon, followed by
+        :meth:`set_plan`).
+        """
+        if not isinstance(program, SignalProgram):
+            msg = f"set_program.program: {program!r} is not a SignalProgram"
+            raise InputValidationError(msg)
+        field = f"set_program({program.junction}).movements"
+        edges = [self._net.key(a, field=field) for a, _, _ in program.movements]
+        for _, b, _ in program.movements:
+            self._net.key(b, field=field)
+        at = self._check_time(at_s, "set_program.at_s")
+        st, sig = self._st, self._sig
+
+        def switch() -> None:
+            sig._drop(program.junction)
+            sig._set_program(program)
+            sig._rebuild()
+            st.prio.minor[edges] = False  # a signalised approach does not give way
+            st.prio.major[edges] = False
+
+        self._at(at, switch)
+
+    def locate(self, trip: str) -> tuple[EdgeKey | None, float]:
+        """Where a trip is now: its edge ``(u, v, key)`` and when it entered it (s since ``t0``).
+
+        ``(None, nan)`` before it has entered the network or after it has arrived.
+        """
+        st = self._st
+        i = self._trip_index.get(trip)
+        if i is None:
+            msg = f"locate.trip: no trip {trip!r} in this run"
+            raise InputValidationError(msg)
+        moving = st.route_len[i] >= 0 and math.isfinite(st.ready[i]) and math.isnan(st.arrive[i])
+        if not moving:
+            return None, math.nan
+        e = int(st.route_flat[st.route_ptr[i] + st.pos[i]])
+        return self._net.edges[e], float(st.enter[i])
+
     def apply(self, disturbance: Disturbance) -> None:
         """Schedule an :class:`Incident`, :class:`SpeedChange` or :class:`PlanChange`."""
         d = disturbance
@@ -1650,8 +1699,8 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
     -------
     xarray.Dataset
         Dims ``edge``, ``time`` (slots), ``trip``, ``od``, ``approach``; variables ``flow``,
-        ``speed``, ``queue``, ``travel_time``, ``mean_travel_time``, ``delay``. Attributes
-        ``n_dropped`` and ``unreachable_pairs`` (JSON) report trips that had no route;
+        ``speed``, ``queue``, ``travel_time``, ``mean_travel_time``, ``delay``, ``stops``.
+        Attributes ``n_dropped`` and ``unreachable_pairs`` (JSON) report trips that had no route;
         ``n_unfinished`` those still on the road at the end.
     """
     return TrafficSimulation(scenario, rng=rng).result()
@@ -1734,6 +1783,16 @@ def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -
         "approach",
         delay,
         {"units": "s", "long_name": "mean delay at the stop line per vehicle"},
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stops = np.where(tot_out[app_e] > 0, st.tot_stops[app_e] / tot_out[app_e], np.nan)
+    ds["stops"] = (
+        "approach",
+        stops,
+        {
+            "units": "1",
+            "long_name": "share of vehicles held at the stop line (stopped) before leaving",
+        },
     )
     unreachable = [[str(o), str(d), n] for (o, d), n in st.unreachable.items()]
     ds.attrs.update(

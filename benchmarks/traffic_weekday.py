@@ -139,6 +139,7 @@ def main() -> None:
     share_done = float(finished_by_midnight.mean())
     print(
         f"finished by midnight {share_done:.1%}; unfinished at the end {ds.attrs['n_unfinished']:,}"
+        f"; heads forced into a full edge after {sc.max_blocked_s:.0f} s: {ds.attrs['n_forced']:,}"
         f"; simulated {simulated:,.0f} s in {wall:,.0f} s wall: real-time factor "
         f"{simulated / wall:,.0f}; v/c > 1 at 08:00 {figures['vc_share_above_1_at_8h']:.1%} and "
         f"17:00 {figures['vc_share_above_1_at_17h']:.1%} of edges"
@@ -155,6 +156,7 @@ def main() -> None:
             "share_of_trips": QUICK_SHARE if args.quick else 1.0,
             "finished_by_midnight": share_done,
             "unfinished": int(ds.attrs["n_unfinished"]),
+            "forced_past_full_edges": int(ds.attrs["n_forced"]),
             "mean_tt_s": float(np.nanmean(tt)),
             "p90_tt_s": float(np.nanpercentile(tt, 90)),
             "mean_tt_8h_s": float(by_hour["mean_s"].get(8, np.nan)),

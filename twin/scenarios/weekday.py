@@ -225,6 +225,7 @@ def simulate_weekday(
     rgap_target: float = 1e-3,
     model: DemandModel | None = None,
     dt_s: float = 2.0,
+    reroute_s: float = 120.0,
     extra_h: float = 4.0,
     rng: np.random.Generator | int | None = 20240604,
     progress: bool | None = None,
@@ -250,6 +251,11 @@ def simulate_weekday(
         Default :func:`~twin.scenarios.demand.build_demand` of ``tw``.
     dt_s : float
         Step of the DES (s).
+    reroute_s : float
+        Period of route computation (s): with dynamic routing, the trips departing within one
+        period share one snapshot of the times, so a long period sends a whole batch down the
+        path that was free (on Montpellier at 08:00, 600 s left 19,000 vehicles on the road
+        and 1,900 teleports; 120 s, 14,600 and 670).
     extra_h : float
         Hours simulated after midnight for the last trips to finish.
     rng : numpy.random.Generator, int or None
@@ -300,6 +306,7 @@ def simulate_weekday(
         duration_s=86400.0 + extra_h * 3600.0,
         dt_s=dt_s,
         slot_s=3600.0,
+        reroute_s=reroute_s,
         routing_times=eq_times if routing == "equilibrium" else (),
         progress=progress,
     )

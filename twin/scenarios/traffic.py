@@ -15,8 +15,9 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
 * a vehicle leaves only if its next edge has storage left (``lanes * length / jam_spacing_m``),
   so queues spill back; a head vehicle that has waited ``max_blocked_s`` for room is let
   through (as SUMO teleports a vehicle that has stood for ``--time-to-teleport``), which
-  resolves grid-lock; the wait counts from the first step the head could otherwise have left,
-  and only the head's, so a queue that spills back keeps blocking upstream;
+  resolves grid-lock, and is counted (``n_forced``); the wait counts from the first step the
+  head could otherwise have left, and only the head's, so a queue that spills back keeps
+  blocking upstream;
 * a vehicle whose route ends on the edge leaves it at its ready time, without waiting for the
   signal (it stops before the stop line), but never before the vehicles ahead of it;
 * at an unsignalised junction with three or more approaches (a priority junction), the two
@@ -57,7 +58,10 @@ vehicles that move, not with the network size. Exit times are exact (the ready t
 vehicle was not held, so the step length does not bias travel times.
 
 Routing uses the current link costs (free time, or the time to discharge the vehicles present,
-whichever is larger, plus Webster's uniform signal delay ``C (1 - g/C)^2 / 2``), with
+whichever is larger, plus Webster's uniform signal delay ``C (1 - g/C)^2 / 2``; a queue at the
+stop line discharges at the edge's recent outflow where a full edge downstream holds it below
+capacity, so routes go round spillback), or given link times per period
+(``TrafficScenario.routing_times``, e.g. an equilibrium assignment's), with
 :func:`scipy.sparse.csgraph.dijkstra` batched by origin and a vectorised walk of the predecessor
 matrix. A route is fixed at departure; a disturbance (:class:`TrafficSimulation`: lanes,
 speeds, a signal plan) re-routes the trips routed ahead that have not left yet. Trips may also

@@ -18,6 +18,33 @@ departure period (``routing="equilibrium"``) or on the DES's own current times
 * the agreement of link times between the DES and the assignment (:func:`link_time_agreement`).
 
 :func:`write_weekday_report` writes them (CSV, JSON, PNG); ``twin traffic weekday`` is its CLI.
+
+Where Montpellier's full weekday stands (544,171 car trips; the DES's state at 08:00 local)
+-----------------------------------------------------------------------------------------
+The grid-lock is oversaturation that spills back, not a deadlock of the model: of the 890 full
+edges at 08:00 (routes every 600 s), 836 had their head waiting for a full next edge, in chains
+that end at 54 edges held by their own capacity (signals, give-way) and at one circuit of 8
+trunk and primary edges; 5,000 trips waited to enter at four gateway roads whose first edge was full
+(the A9, Avenue de Palavas, Route de Ganges, Avenue Pierre Mendes France: one lane per direction,
+the municipal centreline's class default). What changed it:
+
+============================================  ===============  ========  ===========
+routing (08:00, full demand)                  on the road      forced    full edges
+============================================  ===============  ========  ===========
+current times, every 600 s                    19,151           1,903     890
+current times, every 120 s                    14,602           673       536
+every 120 s, queues priced at their outflow   16,346           361       625
+equilibrium times of the period (7-10 h)      26,543           5,285     1,333
+the above, main roads at two lanes a way      15,100           121       392
+============================================  ===============  ========  ===========
+
+Routing on the equilibrium's times sends every trip of a pair down one path for the whole
+period, and the assignment's BPR capacities (900 veh/h a lane on main streets, 600 on minor
+ones) do not see the DES's give-way and signal capacities, so it does worse than routing on the
+DES's own times; it is kept as an option. With every street at one lane a way (the inference
+for municipal centrelines, :func:`twin.derive.segments.edge_lanes`), about 15,000 vehicles are
+still on the road at 08:00 where free flow would hold about 6,600 (departures per hour times the
+mean trip time): lanes sized from the counted peak flows are the next step.
 """
 
 from __future__ import annotations

@@ -169,6 +169,9 @@ def test_weekday_report_from_the_cli(bondy, tmp_path, capsys):
     for name in ("trips_by_hour.csv", "vc.csv", "vc_08h.png", "vc_17h.png", "assignment.csv"):
         assert (out / name).stat().st_size > 0
     assert "finished by midnight" in capsys.readouterr().out
+    saturday = ["traffic", "weekday", "--city", "bondy", "--out", str(tmp_path / "sat")]
+    assert main([*saturday, "--date", "2024-06-08"]) == 2
+    assert "2024-06-08 is not a weekday" in capsys.readouterr().err
 
 
 def test_weekday_cli_names_a_bad_share(tmp_path, capsys):

@@ -150,6 +150,7 @@ def equilibrium_times(
     periods: Sequence[tuple[int, int]] = WEEKDAY_PERIODS,
     rgap_target: float = 1e-3,
     max_iter: int = 200,
+    demand_scale: float = 1.0,
     progress: bool | None = None,
 ) -> tuple[tuple[tuple[float, np.ndarray], ...], pd.DataFrame]:
     """User-equilibrium link times of each period of a day, for the DES to route on.
@@ -172,6 +173,8 @@ def equilibrium_times(
     rgap_target, max_iter
         As :func:`~twin.scenarios.assignment.assign` (a gap of 1e-3 leaves the paths within
         0.1% of the shortest, below what the DES's own signal delays resolve).
+    demand_scale : float
+        Factor on the demand (the share of trips a sampled DES run simulates), positive.
     progress : bool, optional
         Show a progress bar; default from the settings.
 
@@ -195,6 +198,9 @@ def equilibrium_times(
         if not a < b == c:
             msg = f"periods: ({a}, {b}) is empty or not followed by the next period"
             raise InputValidationError(msg)
+    if not (math.isfinite(demand_scale) and demand_scale > 0):
+        msg = f"demand_scale: {demand_scale!r} must be positive"
+        raise InputValidationError(msg)
     net = AssignmentNetwork.from_graph(graph)
     ok = np.flatnonzero(model.reachable)
     zones = [model.zone_node[i] for i in ok]
@@ -202,7 +208,7 @@ def equilibrium_times(
     out, rows = [], []
     with progress_bar(total=len(spans), unit="period", desc="assignment", disable=not show) as bar:
         for a, b in spans:
-            od = np.mean(
+            od = demand_scale * np.mean(
                 [model.od(h * 4, day_type=day_type)[np.ix_(ok, ok)] for h in range(a, b)], axis=0
             )
             res = assign(net, od, zones, rgap_target=rgap_target, max_iter=max_iter)

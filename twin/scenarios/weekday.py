@@ -121,8 +121,8 @@ class WeekdayResult:
     agreement : pandas.DataFrame
         Per period: link times, DES against assignment (:func:`link_time_agreement`).
     assignment : pandas.DataFrame
-        Per period: demand, relative gap, iterations, converged (empty for dynamic routing
-        without assignment).
+        Per period: demand (that of the simulated sample), relative gap, iterations,
+        converged.
     figures : dict
         The headline figures (trips, shares finished, teleports, real-time factor, ...).
     """
@@ -320,8 +320,15 @@ def simulate_weekday(
             zip(frame["origin"], frame["destination"], frame["depart_s"], strict=True)
         )
     )
+    # the assignment carries the demand the DES simulates (a sample's share of it), so that
+    # their link times compare like with like
     eq_times, asg = equilibrium_times(
-        graph, model, periods=periods, rgap_target=rgap_target, progress=progress
+        graph,
+        model,
+        periods=periods,
+        rgap_target=rgap_target,
+        demand_scale=share,
+        progress=progress,
     )
     plans = signal_plans(tw)
     t0 = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tw.city.timezone))
@@ -364,7 +371,7 @@ def simulate_weekday(
             for h in VC_HOURS
         }
     )
-    agreement = link_time_agreement(ds, eq_times, scale=scale)
+    agreement = link_time_agreement(ds, eq_times)
     simulated = float(ds.attrs["simulated_s"])
     n = max(len(tt), 1)
     figures: dict[str, Any] = {

@@ -1668,6 +1668,55 @@ def cmd_plan_proposals(args: Args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Traffic: a whole weekday in the DES.
+
+
+def _sample_share(text: str) -> float:
+    value = _number(text)
+    if not 0.0 < value <= 1.0:
+        _fail_arg(f"{value:g} is not a share in (0, 1]")
+    return value
+
+
+def _weekday_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p, default="montpellier")
+    p.add_argument("--out", required=True, type=_out_dir, help="folder for the tables and plots")
+    p.add_argument("--date", type=_date, default=None, help="a weekday (default 2024-06-04)")
+    p.add_argument(
+        "--share", type=_sample_share, default=1.0, help="share of the trips simulated (0, 1]"
+    )
+    p.add_argument(
+        "--routing",
+        choices=("dynamic", "equilibrium"),
+        default="dynamic",
+        help="trips route on the DES's current link times (default) or on the equilibrium "
+        "assignment's times of their departure period",
+    )
+    p.add_argument("--rng", type=_seed, default=20240604, help="seed of the trips (>= 0)")
+
+
+@command("traffic weekday", arguments=_weekday_args)
+def cmd_traffic_weekday(args: Args) -> int:
+    """Simulate a whole weekday of car traffic and write its report (trips, v/c maps)."""
+    from .scenarios.network import REFERENCE_WEEKDAY
+    from .scenarios.weekday import simulate_weekday, write_weekday_report
+
+    tw = _load(args)
+    res = simulate_weekday(
+        tw,
+        day=args.date if args.date is not None else REFERENCE_WEEKDAY,
+        share=args.share,
+        routing=args.routing,
+        rng=args.rng,
+    )
+    print(res.summary())
+    with staged(args.out, folder=True) as out:
+        written = write_weekday_report(res, tw, out)
+    print(f"written to {args.out}: " + ", ".join(written))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # The parser and the entry point.
 
 

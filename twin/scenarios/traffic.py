@@ -15,8 +15,9 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
 * a vehicle leaves only if its next edge has storage left (``lanes * length / jam_spacing_m``),
   so queues spill back; a head vehicle that has waited ``max_blocked_s`` for room is let
   through (as SUMO teleports a vehicle that has stood for ``--time-to-teleport``), which
-  resolves grid-lock; the wait counts from the first step the head could otherwise have left,
-  and only the head's, so a queue that spills back keeps blocking upstream;
+  resolves grid-lock, and is counted (``n_forced``); the wait counts from the first step the
+  head could otherwise have left, and only the head's, so a queue that spills back keeps
+  blocking upstream;
 * a vehicle whose route ends on the edge leaves it at its ready time, without waiting for the
   signal (it stops before the stop line), but never before the vehicles ahead of it;
 * at an unsignalised junction with three or more approaches (a priority junction), the two
@@ -57,7 +58,10 @@ vehicles that move, not with the network size. Exit times are exact (the ready t
 vehicle was not held, so the step length does not bias travel times.
 
 Routing uses the current link costs (free time, or the time to discharge the vehicles present,
-whichever is larger, plus Webster's uniform signal delay ``C (1 - g/C)^2 / 2``), with
+whichever is larger, plus Webster's uniform signal delay ``C (1 - g/C)^2 / 2``; a queue at the
+stop line discharges at the edge's recent outflow where a full edge downstream holds it below
+capacity, so routes go round spillback), or given link times per period
+(``TrafficScenario.routing_times``, e.g. an equilibrium assignment's), with
 :func:`scipy.sparse.csgraph.dijkstra` batched by origin and a vectorised walk of the predecessor
 matrix. A route is fixed at departure; a disturbance (:class:`TrafficSimulation`: lanes,
 speeds, a signal plan) re-routes the trips routed ahead that have not left yet. Trips may also
@@ -431,6 +435,18 @@ class TrafficScenario:
         Side of the road traffic drives on (which turns cross the opposing flow).
     max_extra_s : float
         With no ``duration_s``, stop at most this long after the last departure (s).
+    route_on_discharge : bool
+        Routing on current times counts a queue at a stop line as draining at the edge's
+        recent discharge (smoothed over ``priority_window_s``, at least one vehicle per
+        ``max_blocked_s``) where that is below its capacity, so that routes avoid queues held
+        by spillback; at capacity otherwise.
+    routing_times : tuple of (float, numpy.ndarray)
+        Link times to route on instead of the current ones: ``(start_s, time per edge in the
+        graph's edge order, s)``, in increasing ``start_s``; a trip departing at ``t`` takes a
+        shortest path on the times of the last entry starting at or before ``t`` (for
+        instance an equilibrium assignment's link times of its departure hour, so that trips
+        follow paths of the equilibrium; see :func:`twin.scenarios.network.equilibrium_times`).
+        Before the first entry, and with none, trips route on the current times.
     progress : bool, optional
         Show a progress bar; default from the settings.
     """
@@ -461,6 +477,8 @@ class TrafficScenario:
     stop_loss: bool = True
     drive_on: str = "right"
     max_extra_s: float = 4 * 3600.0
+    routing_times: tuple[tuple[float, np.ndarray], ...] = ()
+    route_on_discharge: bool = True
     progress: bool | None = None
 
     def __post_init__(self) -> None:
@@ -511,6 +529,23 @@ class TrafficScenario:
         if not self.trips and self.demand is None:
             msg = "TrafficScenario: give trips or demand"
             raise InputValidationError(msg)
+        times: list[tuple[float, np.ndarray]] = []
+        for i, entry in enumerate(self.routing_times):
+            start, cost = float(entry[0]), np.asarray(entry[1], dtype=float)
+            if not math.isfinite(start) or (times and start <= times[-1][0]):
+                msg = (
+                    f"TrafficScenario.routing_times[{i}]: start {entry[0]!r} s is not finite "
+                    "and after the previous entry's"
+                )
+                raise InputValidationError(msg)
+            if cost.ndim != 1 or not (cost > 0).all():
+                msg = (
+                    f"TrafficScenario.routing_times[{i}]: the link times must be one positive "
+                    "number (s) per edge"
+                )
+                raise InputValidationError(msg)
+            times.append((start, cost))
+        object.__setattr__(self, "routing_times", tuple(times))
 
 
 def edge_index(graph: nx.MultiDiGraph) -> dict[EdgeKey, int]:
@@ -977,6 +1012,8 @@ class _State:
         self.unreachable: dict[tuple[Hashable, Hashable], int] = {}
         self.n_active = 0
         self.n_done = 0
+        self.n_forced = 0  # heads let into a full edge after max_blocked_s (SUMO's teleports)
+        self.forced_at = np.zeros(n_e, dtype=np.int64)  # per edge the head was held on
 
     # ---- routes -------------------------------------------------------------------------------
     def set_routes(self, trips_idx: np.ndarray, routes: list[np.ndarray]) -> None:
@@ -989,9 +1026,24 @@ class _State:
         if routes:
             self.route_flat = np.concatenate([self.route_flat, *routes])
 
-    def link_cost(self) -> np.ndarray:
+    def link_cost(self, t: float | None = None) -> np.ndarray:
+        """Link costs to route on at ``t``: the scenario's routing times, else current ones."""
+        given = self.sc.routing_times
+        if given and t is not None and t >= given[0][0]:
+            i = int(np.searchsorted([s for s, _ in given], t, side="right")) - 1
+            fixed = given[i][1].copy()
+            fixed[self.lanes_open <= 0] = np.inf  # a closed edge is avoided all the same
+            return fixed
         net, occ = self.net, (self.n_in - self.n_out).astype(float)
         rate = self._rate(np.arange(len(net.edges))) * self.sig.green_ratio
+        if self.sc.route_on_discharge and t is not None:
+            # a queue at the stop line drains at what the edge has discharged lately, not at
+            # its capacity, when the edge downstream holds it back (spillback): a blocked
+            # queue then costs what it will take to clear, at least one vehicle per
+            # max_blocked_s, and routes go round it
+            queued = self.head_ready <= t
+            seen = np.maximum(self.flow_ema, 1.0 / self.sc.max_blocked_s)
+            rate = np.where(queued, np.minimum(rate, seen), rate)
         with np.errstate(divide="ignore"):
             drain = np.where(rate > 0, occ / np.maximum(rate, 1e-12), np.inf)
         cost = np.maximum(self.tt_free, drain) + self.sig.red_delay
@@ -1007,7 +1059,7 @@ class _State:
         if not sel.size:
             return
         net = self.net
-        cost = self.link_cost()
+        cost = self.link_cost(t_from)
         ok = np.isfinite(cost)
         # cheapest edge of each node pair
         pair, c, e = net.pair[ok], cost[ok], np.flatnonzero(ok)
@@ -1169,10 +1221,10 @@ class _State:
         self._discharge(t)
         if dep_v.size:
             self._enter(dep_v, dep_e, dep_t, t)
+        a = min(self.sc.dt_s / self.sc.priority_window_s, 1.0)
+        self.flow_ema += a * (self.out_step / self.sc.dt_s - self.flow_ema)
+        self.out_step[:] = 0.0
         if self.give_way:
-            a = min(self.sc.dt_s / self.sc.priority_window_s, 1.0)
-            self.flow_ema += a * (self.out_step / self.sc.dt_s - self.flow_ema)
-            self.out_step[:] = 0.0
             maj = self.prio.major
             self.q_major = 3600.0 * np.bincount(
                 self.net.v[maj], weights=self.flow_ema[maj], minlength=len(self.net.nodes)
@@ -1281,6 +1333,9 @@ class _State:
             jump = np.zeros(room.shape, dtype=bool)
             jump[:, 0] = t - self.blocked_since[act] >= sc.max_blocked_s
             ok &= last | room | jump
+            forced = jump & ~room & ~last
+        else:
+            forced = np.zeros(ok.shape, dtype=bool)
         # queues at the edge end: one per movement on an edge of two lanes or more (a vehicle
         # held for its movement does not hold those bound elsewhere), one on a single lane
         queue = np.where(last, -2, nxt)
@@ -1293,6 +1348,10 @@ class _State:
         ok = _queue_prefix(ok & (last | (before >= 1.0 - 1e-9)), queue)
         n_exit = ok.sum(axis=1)
         credit -= np.where(ok, weight, 0.0).sum(axis=1)
+        forced_rows = (ok & forced).any(axis=1)
+        if forced_rows.any():
+            self.n_forced += int(forced_rows.sum())
+            np.add.at(self.forced_at, act[forced_rows], 1)
         self.credit[act] = credit
         moved = n_exit > 0
         if not moved.any():
@@ -1466,6 +1525,13 @@ class TrafficSimulation:
         trips = _validate_trips(trips, net)
         last_dep = max((t.depart_s for t in trips), default=0.0)
         end_s = float(sc.duration_s) if sc.duration_s is not None else last_dep + sc.max_extra_s
+        for i, (_, cost) in enumerate(sc.routing_times):
+            if cost.size != len(net.edges):
+                msg = (
+                    f"TrafficScenario.routing_times[{i}]: {cost.size} link times for "
+                    f"{len(net.edges)} graph edges"
+                )
+                raise InputValidationError(msg)
         self.scenario, self._net, self._sig = sc, net, sig
         self._st = _State(sc, net, sig, trips, gen, end_s)
         self._trip_index = {t.id: i for i, t in enumerate(trips)}
@@ -1701,7 +1767,9 @@ def run(scenario: TrafficScenario, *, rng: np.random.Generator | int | None = No
         Dims ``edge``, ``time`` (slots), ``trip``, ``od``, ``approach``; variables ``flow``,
         ``speed``, ``queue``, ``travel_time``, ``mean_travel_time``, ``delay``, ``stops``.
         Attributes ``n_dropped`` and ``unreachable_pairs`` (JSON) report trips that had no route;
-        ``n_unfinished`` those still on the road at the end.
+        ``n_unfinished`` those still on the road at the end; ``n_forced`` (and the edge
+        variable ``forced``) the heads let into a full next edge after ``max_blocked_s``, the
+        counterpart of SUMO's teleports.
     """
     return TrafficSimulation(scenario, rng=rng).result()
 
@@ -1750,6 +1818,14 @@ def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -
         {"units": "veh", "long_name": "time-mean number of vehicles held at the head"},
     )
     ds["travel_time"] = ("trip", tt[kept], {"units": "s", "long_name": "trip travel time"})
+    ds["forced"] = (
+        "edge",
+        st.forced_at,
+        {
+            "units": "veh",
+            "long_name": "heads let into a full next edge after max_blocked_s (teleports)",
+        },
+    )
     # OD means
     o_s, d_s = nodes[st.origin[kept]].astype(str), nodes[st.dest[kept]].astype(str)
     frame = pd.DataFrame({"o": o_s, "d": d_s, "tt": tt[kept]})
@@ -1808,6 +1884,7 @@ def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -
             "n_unreachable_pairs": len(unreachable),
             "unreachable_pairs": json.dumps(unreachable[:1000]),
             "n_unfinished": int(np.isnan(tt[kept]).sum()),
+            "n_forced": int(st.n_forced),
         }
     )
     return ds

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from twin._errors import InputValidationError
@@ -64,12 +65,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BPR",
+    "WEEKDAY_PERIODS",
     "Algorithm",
     "AssignmentNetwork",
     "AssignmentResult",
     "assign",
     "assign_hours",
     "bpr_time",
+    "equilibrium_times",
 ]
 
 log = logging.getLogger(__name__)
@@ -640,3 +643,93 @@ def assign_hours(
         }
     )
     return ds
+
+
+WEEKDAY_PERIODS: tuple[tuple[int, int], ...] = ((0, 7), (7, 10), (10, 16), (16, 20), (20, 24))
+"""Local-clock periods ``[start, end)`` of a weekday assigned one by one: night, morning peak,
+day, evening peak, evening (the hourly car profile is nearly flat within each)."""
+
+
+def equilibrium_times(
+    graph: nx.MultiDiGraph,
+    model: DemandModel,
+    *,
+    day_type: str = "weekday",
+    periods: Sequence[tuple[int, int]] = WEEKDAY_PERIODS,
+    rgap_target: float = 1e-3,
+    max_iter: int = 200,
+    demand_scale: float = 1.0,
+    progress: bool | None = None,
+) -> tuple[tuple[tuple[float, np.ndarray], ...], pd.DataFrame]:
+    """User-equilibrium link times of each period of a day, for the DES to route on.
+
+    Each period's demand is the mean hourly car OD of its hours
+    (:meth:`~twin.scenarios.demand.DemandModel.od`), assigned by bi-conjugate Frank-Wolfe
+    (:func:`twin.scenarios.assignment.assign`). At equilibrium every used path of an OD pair
+    is a shortest path on these times (Wardrop's first principle), so a trip routed on the
+    times of its departure period takes a path of the equilibrium's path set.
+
+    Parameters
+    ----------
+    graph : networkx.MultiDiGraph
+        The drive graph (:func:`~twin.scenarios.network.drive_graph`); the times are in its
+        edge order.
+    model : DemandModel
+        The twin's demand model (:func:`~twin.scenarios.demand.build_demand`).
+    day_type : {"weekday", "saturday", "sunday"}
+    periods : sequence of (int, int)
+        Local-clock hours ``[start, end)``, in order, covering the day without overlap.
+    rgap_target, max_iter
+        As :func:`~twin.scenarios.assignment.assign` (a gap of 1e-3 leaves the paths within
+        0.1% of the shortest, below what the DES's own signal delays resolve).
+    demand_scale : float
+        Factor on the demand (the share of trips a sampled DES run simulates), positive.
+    progress : bool, optional
+        Show a progress bar; default from the settings.
+
+    Returns
+    -------
+    (routing_times, report)
+        ``routing_times``: ``((start_s, link times), ...)`` with ``start_s`` seconds since
+        local midnight, as ``TrafficScenario.routing_times`` takes them;
+        ``report``: one row per period (``start_h``, ``end_h``, ``demand_veh_h``, ``rgap``,
+        ``iterations``, ``converged``).
+    """
+    from twin.progress import progress_bar
+    from twin.settings import get_settings
+
+    spans = [(int(a), int(b)) for a, b in periods]
+    if not spans or spans[0][0] != 0 or spans[-1][1] != 24:
+        msg = f"periods: {list(periods)!r} must cover the local day from hour 0 to 24"
+        raise InputValidationError(msg)
+    for (a, b), (c, _) in zip(spans, [*spans[1:], (24, 24)], strict=True):
+        if not a < b == c:
+            msg = f"periods: ({a}, {b}) is empty or not followed by the next period"
+            raise InputValidationError(msg)
+    if not (math.isfinite(demand_scale) and demand_scale > 0):
+        msg = f"demand_scale: {demand_scale!r} must be positive"
+        raise InputValidationError(msg)
+    net = AssignmentNetwork.from_graph(graph)
+    ok = np.flatnonzero(model.reachable)
+    zones = [model.zone_node[i] for i in ok]
+    show = get_settings().progress if progress is None else progress
+    out, rows = [], []
+    with progress_bar(total=len(spans), unit="period", desc="assignment", disable=not show) as bar:
+        for a, b in spans:
+            od = demand_scale * np.mean(
+                [model.od(h * 4, day_type=day_type)[np.ix_(ok, ok)] for h in range(a, b)], axis=0
+            )
+            res = assign(net, od, zones, rgap_target=rgap_target, max_iter=max_iter)
+            out.append((a * 3600.0, res.time_s))
+            rows.append(
+                {
+                    "start_h": a,
+                    "end_h": b,
+                    "demand_veh_h": float(od.sum() - np.trace(od)),
+                    "rgap": res.rgap,
+                    "iterations": res.iterations,
+                    "converged": res.converged,
+                }
+            )
+            bar.update(1)
+    return tuple(out), pd.DataFrame(rows)

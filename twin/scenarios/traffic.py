@@ -445,7 +445,7 @@ class TrafficScenario:
         graph's edge order, s)``, in increasing ``start_s``; a trip departing at ``t`` takes a
         shortest path on the times of the last entry starting at or before ``t`` (for
         instance an equilibrium assignment's link times of its departure hour, so that trips
-        follow paths of the equilibrium; see :func:`twin.scenarios.network.equilibrium_times`).
+        follow paths of the equilibrium; see :func:`twin.scenarios.assignment.equilibrium_times`).
         Before the first entry, and with none, trips route on the current times.
     progress : bool, optional
         Show a progress bar; default from the settings.

@@ -2,7 +2,7 @@
 
 :func:`simulate_weekday` draws a weekday of car trips from the twin's demand model
 (:meth:`~twin.scenarios.demand.DemandModel.trips`), assigns the demand of each period of the day
-to user equilibrium (:func:`~twin.scenarios.network.equilibrium_times`), and runs the DES
+to user equilibrium (:func:`~twin.scenarios.assignment.equilibrium_times`), and runs the DES
 (:mod:`twin.scenarios.traffic`) with each trip routed on the equilibrium link times of its
 departure period (``routing="equilibrium"``) or on the DES's own current times
 (``routing="dynamic"``). It reports:
@@ -63,13 +63,8 @@ import xarray as xr
 
 from twin._errors import InputValidationError
 from twin.scenarios import traffic as tr
-from twin.scenarios.network import (
-    REFERENCE_WEEKDAY,
-    WEEKDAY_PERIODS,
-    drive_graph,
-    equilibrium_times,
-    signal_plans,
-)
+from twin.scenarios.assignment import WEEKDAY_PERIODS, equilibrium_times
+from twin.scenarios.network import REFERENCE_WEEKDAY, drive_graph, signal_plans
 from twin.timeutil import validate_date
 
 if TYPE_CHECKING:
@@ -271,7 +266,7 @@ def simulate_weekday(
         Route each trip on the equilibrium link times of its departure period, or on the
         DES's current times when it is routed (every ``reroute_s``).
     periods : tuple of (int, int)
-        Local hours assigned one by one (:data:`~twin.scenarios.network.WEEKDAY_PERIODS`).
+        Local hours assigned one by one (:data:`~twin.scenarios.assignment.WEEKDAY_PERIODS`).
     rgap_target : float
         Relative gap of each period's assignment.
     model : DemandModel, optional

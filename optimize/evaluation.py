@@ -369,7 +369,11 @@ def corridor_demand(
     drive = tw.drive
     gen = np.random.default_rng(rng)
     reg = tw.registry["junction"]
-    nodes_of = {j: [_as_node(x) for x in str(reg.loc[j, "nodes"]).split()] for j in art.junctions}
+    # a junction's cluster can hold nodes off the drive graph (a signalised crossing on a footway)
+    nodes_of = {
+        j: [n for n in map(_as_node, str(reg.loc[j, "nodes"]).split()) if n in drive]
+        for j in art.junctions
+    }
     centre = {
         j: np.mean([(drive.nodes[n]["x"], drive.nodes[n]["y"]) for n in ns], axis=0)
         for j, ns in nodes_of.items()

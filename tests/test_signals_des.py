@@ -11,24 +11,13 @@ import dataclasses
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import cross
 
 from twin._errors import InputValidationError
 from twin.scenarios.signals import Phase, SignalPlan
 from twin.scenarios.traffic import SignalProgram, TrafficScenario, TrafficSimulation, Trip, run
 
-X0, Y0 = 840_000.0, 6_250_000.0
 N_C, C_S, E_C = ("n", "c", 0), ("c", "s", 0), ("e", "c", 0)
-
-
-def cross(arm: float = 300.0) -> nx.MultiDiGraph:
-    g = nx.MultiDiGraph(crs="EPSG:2154")
-    pos = {"c": (0, 0), "n": (0, arm), "e": (arm, 0), "s": (0, -arm), "w": (-arm, 0)}
-    for n, (x, y) in pos.items():
-        g.add_node(n, x=X0 + x, y=Y0 + y)
-    for n in "nesw":
-        for u, v in ((n, "c"), ("c", n)):
-            g.add_edge(u, v, length=arm, speed_kph=36.0, lanes=1, highway="primary")
-    return g
 
 
 def plan() -> SignalPlan:

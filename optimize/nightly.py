@@ -405,6 +405,7 @@ def run_night(
         "optimized_kwh": round(float(ds["energy_wh"].sum()) / 1000.0, 3),
         "saving_pct": round(float(a["saving_pct"]), 3),
         "compliance_pct": round(float(a["compliance_pct"]), 3),
+        "cap_binding_cabinets": int(a.get("cap_binding_cabinets", 0)),
         "target_pct": float(tw.city.contract.target_pct),
         "target_is_annual": True,
         "floor_kwh": round(float(a["floor_kwh"]), 3),

@@ -434,3 +434,17 @@ def test_unusable_extract_one_line_exit_2(name, content, needle, tmp_path):
     code, out, err = run_twin("info", "--osm", extract, env={"TWIN_CACHE": str(tmp_path / "cache")})
     assert code == 2, err
     assert_one_line(err, needle)
+
+
+@pytest.mark.slow
+def test_plan_night_says_where_cabinet_caps_bind(montpellier, tmp_path, capsys):
+    """The main job says how many cabinets' contracted kVA binds when compliance is below 100%."""
+    out = tmp_path / "night"
+    assert (
+        main(["plan", "night", "--city", "montpellier", "--date", "2026-12-15", "--out", str(out)])
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    n = report["cap_binding_cabinets"]
+    assert n > 0 and report["compliance_pct"] < 100.0
+    assert f"the contracted kVA of {n:,} cabinets binds tonight" in capsys.readouterr().out

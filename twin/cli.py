@@ -780,6 +780,12 @@ def cmd_plan_night(args: Args) -> int:
         f"its HPS baseline, compliance {report['compliance_pct']:.1f}%; one night is a sample, "
         f"the {report['target_pct']:.0f}% target counts a year"
     )
+    if report["cap_binding_cabinets"]:
+        print(
+            f"cabinet caps: the contracted kVA of {report['cap_binding_cabinets']:,} cabinets "
+            "binds tonight; their lights may fall below EN 13201 ('compliant' per light and slot "
+            "in dimming.nc)"
+        )
     print(
         f"year {y['year']} for this stock (estimated from {y['nights_sampled']} nights): "
         f"{y['saving_pct']:.1f}% "

@@ -58,7 +58,6 @@ __all__ = [
     "ActionFailedError",
     "Actions",
     "check_actions",
-    "ensure_proposals",
     "proposals",
     "review",
 ]
@@ -70,11 +69,6 @@ ACTIONS = ("propose", "alarm", "vms", "lighting")
 class ActionFailedError(TwinError, RuntimeError):
     """A rule's action could not be carried out (the message says why)."""
 
-
-_PROPOSALS = """CREATE TABLE IF NOT EXISTS proposals (
-    n {serial}, ts_us BIGINT NOT NULL, city TEXT NOT NULL, kind TEXT NOT NULL,
-    rule TEXT NOT NULL, status TEXT NOT NULL, readings TEXT NOT NULL, detail TEXT NOT NULL,
-    reviewed_us BIGINT, reviewed_by TEXT)"""
 
 _OPTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], float, float]]] = {
     "vms": {
@@ -156,7 +150,6 @@ class Actions:
         self.attempts = attempts
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.alarms = Alarms(store)
-        ensure_proposals(store)
         self._signs: Any = None
         self._walk: nx.Graph | None = None
 
@@ -469,17 +462,8 @@ class Actions:
         )
 
 
-def ensure_proposals(store: Store) -> None:
-    """Create the ``proposals`` table if the store has none (an addition to the store's schema)."""
-    serial = (
-        "INTEGER PRIMARY KEY AUTOINCREMENT" if store.engine == "sqlite" else "BIGSERIAL PRIMARY KEY"
-    )
-    store.execute(_PROPOSALS.format(serial=serial))
-
-
 def proposals(store: Store, city: str, *, status: str | None = "proposed") -> list[dict[str, Any]]:
     """A city's plan proposals (``status=None``: all of them), oldest first."""
-    ensure_proposals(store)
     rows = store.execute(
         "SELECT n, ts_us, kind, rule, status, readings, detail, reviewed_by FROM proposals "
         "WHERE city = ? ORDER BY n",
@@ -508,7 +492,6 @@ def review(
     if decision not in ("accepted", "dismissed"):
         msg = f"decision: {decision!r} is not 'accepted' or 'dismissed'"
         raise InputValidationError(msg)
-    ensure_proposals(store)
     rows = store.execute("SELECT status FROM proposals WHERE n = ?", (n,))
     if not rows or rows[0][0] != "proposed":
         msg = f"proposal: no proposal {n} awaiting review"

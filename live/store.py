@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS alarms (
     n {serial}, asset TEXT NOT NULL, kind TEXT NOT NULL, raised_us BIGINT NOT NULL,
     acked_us BIGINT, acked_by TEXT, cleared_us BIGINT, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS proposals (
+    n {serial}, ts_us BIGINT NOT NULL, city TEXT NOT NULL, kind TEXT NOT NULL,
+    rule TEXT NOT NULL, status TEXT NOT NULL, readings TEXT NOT NULL, detail TEXT NOT NULL,
+    reviewed_us BIGINT, reviewed_by TEXT);
 """
 
 

@@ -110,11 +110,9 @@ def test_plan_proposals_lists_and_reviews_what_the_rules_proposed(tmp_path, caps
     import datetime as dt
 
     import live
-    from live.actions import ensure_proposals
 
     db = f"sqlite:///{tmp_path / 'h.db'}"
     store = live.open_store(db)
-    ensure_proposals(store)
     store.execute(
         "INSERT INTO proposals (ts_us, city, kind, rule, status, readings, detail) "
         "VALUES (?, 'bondy', 'snow', 'snow plan', 'proposed', ?, '')",

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from live.ingest import Ingestor, assets_of
-from live.mqtt import IngestService
+from live.mqtt import IngestService, embedded_broker_at
 from live.services import free_port, wait_port
 from live.store import open_store
 from twin._errors import InputValidationError
@@ -116,7 +116,8 @@ def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterato
     thread.start()
     wait_port(port, host=host)
     try:
-        yield f"mqtt://{host}:{port}?protocol=3.1.1"
+        with embedded_broker_at(host, port):  # a bare URL of it is taken as 3.1.1 too
+            yield f"mqtt://{host}:{port}?protocol=3.1.1"
     finally:
         if "broker" in holder:
             fut = asyncio.run_coroutine_threadsafe(holder["broker"].shutdown(), loop)

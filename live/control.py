@@ -18,6 +18,16 @@ again with the same id (a device that already has it acknowledges without applyi
 after a timeout that doubles at each attempt. The plan ends ``applied`` (every command
 acknowledged), ``partial`` (the assets that failed are listed) or ``failed``. Every push and
 rollback is in the audit log (who, when, what, plan, result).
+
+A push holds a persistent MQTT session: a stable client id per city and pusher
+(``twin-control-<city>-<who>``), ``clean_start=False`` with a session expiry, and a QoS 1
+subscription to the acknowledgements, made again at every connection. If the broker restarts
+during a push (Mosquitto with persistence keeps the session on disk), the acknowledgements
+that devices send before the controller is connected again are queued for it, not lost; and
+its commands published while the broker is down are held by the client and sent once it is
+back. At the end of a push the controller waits for the broker to take every command it
+published, then unsubscribes (so that the broker queues nothing more for a session nobody
+reads) and disconnects.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import collections
 import dataclasses
 import datetime as dt
 import getpass
+import re
 import threading
 import time
 import uuid
@@ -178,7 +189,13 @@ class Controller:
     ttl : timedelta
         A command expires at the plan's end, or this long after sending if that comes first
         (a device must not apply a stale command after a long outage).
+    client_id : str, optional
+        Id of the persistent MQTT session of the pushes (default
+        ``twin-control-<city>-<who>``). Pushes of this process with the same id take turns.
     """
+
+    _turns: dict[str, threading.Lock] = {}
+    _turns_lock = threading.Lock()
 
     def __init__(
         self,
@@ -190,11 +207,18 @@ class Controller:
         timeout_s: float = 2.0,
         attempts: int = 3,
         ttl: dt.timedelta = dt.timedelta(hours=24),
+        client_id: str | None = None,
     ) -> None:
         self.store = store
         self.url = url
         self.city = city
         self.who = who or _login()
+        self.client_id = client_id or _client_id(f"twin-control-{city}-{self.who}")
+        #: ``session_present`` of each connection of the last push: ``[False, True]`` is a
+        #: push that found its session again after a reconnection (a broker restart)
+        self.sessions: list[bool] = []
+        #: publications of commands by the last push (first sendings and retries)
+        self.published = 0
         self.timeout_s = timeout_s
         self.attempts = attempts
         self.ttl = ttl
@@ -360,20 +384,48 @@ class Controller:
         Returns the acknowledgement of each command id (``None`` when none came), the number
         of times each was sent, and the number of rounds.
         """
-        client = connect(self.url, f"twin-control-{uuid.uuid4().hex[:8]}", on_message=self._on_ack)
+        with self._turns_lock:
+            turn = self._turns.setdefault(self.client_id, threading.Lock())
+        with turn:  # one push at a time per session id in this process
+            return self._exchange(cmds, progress)
+
+    def _on_connect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        # at every (re)connection: the persistent session keeps the subscription; subscribing
+        # again is harmless, and covers a broker that lost the session
+        if not getattr(rc, "is_failure", False):
+            self.sessions.append(bool(getattr(flags, "session_present", False)))
+            c.subscribe(f"twin/{self.city}/ack/#", qos=1)
+
+    def _exchange(
+        self,
+        cmds: list[tuple[str, str, bytes]],
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[dict[str, dict[str, Any] | None], dict[str, int], int]:
         done = threading.Event()
-        client.on_subscribe = lambda *a, **k: done.set()
-        client.subscribe(f"twin/{self.city}/ack/#", qos=1)
+        self.sessions = []
+        self.published = 0
+        client = connect(
+            self.url,
+            self.client_id,
+            persistent=True,
+            on_message=self._on_ack,
+            on_connect=self._on_connect,
+            on_subscribe=lambda *a, **k: done.set(),
+        )
         done.wait(10)
+        # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
+        client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
         pending = {cid: (t, p) for cid, t, p in cmds}
         attempts: dict[str, int] = dict.fromkeys(pending, 0)
+        infos: list[Any] = []
         rounds = 0
         try:
             wait = self.timeout_s
             for rounds in range(1, self.attempts + 1):  # noqa: B007 - reported below
                 for cid, (t, p) in pending.items():
                     attempts[cid] += 1
-                    client.publish(t, p, qos=1)
+                    infos.append(client.publish(t, p, qos=1))
+                    self.published += 1
                 deadline = time.monotonic() + wait
                 with self._arrived:
                     while True:
@@ -389,6 +441,16 @@ class Controller:
                     break
                 wait *= 2  # backoff
         finally:
+            # every command published reaches the broker before the session goes: the last
+            # retries may still be in flight (or held while the broker restarts)
+            # (paho's wait_for_publish gives up at once on one held while disconnected: poll)
+            end = time.monotonic() + max(self.timeout_s, 5.0)
+            while not all(i.is_published() for i in infos) and time.monotonic() < end:
+                time.sleep(0.02)
+            gone = threading.Event()
+            client.on_unsubscribe = lambda *a, **k: gone.set()
+            client.unsubscribe(f"twin/{self.city}/ack/#")
+            gone.wait(max(end - time.monotonic(), 0.5))
             client.disconnect()
             client.loop_stop()
         with self._lock:
@@ -688,6 +750,15 @@ class AckFollower:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _client_id(name: str) -> str:
+    """An MQTT client id from a name: ASCII letters, digits, ``-``, ``_``, ``.``, ``:``.
+
+    >>> _client_id("twin-control-bondy-rule:foot fall surge")
+    'twin-control-bondy-rule:foot_fall_surge'
+    """
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", name)[:128]
 
 
 def _login() -> str:

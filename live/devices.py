@@ -26,6 +26,17 @@ Telemetry is driven by the twin:
   night and precipitation (``weather(offset_c=-8, precip_mm_h=1)`` brings a winter night's road
   below 0 degC with snow, which the example snow rule catches).
 
+Session: the simulator holds a persistent MQTT session, as a gateway that must not miss a
+command does: a stable client id (``twin-devices-<city>`` by default), ``clean_start=False``
+with a session expiry (:func:`live.mqtt.connect`), and a QoS 1 subscription to
+``twin/<city>/cmd/#``, made again at every connection in case the broker lost the session. While
+the simulator is away (stopped, or its link or the broker down; paho reconnects by itself), the
+broker keeps the subscription and queues the commands published meanwhile (Mosquitto with
+persistence keeps them across its own restart), and delivers them when it comes back: they are
+answered and applied then, each once. :attr:`Devices.sessions` records, for each connection,
+whether the broker still had the session; :attr:`Devices.received` counts the deliveries of
+each command id (a command sent again, or redelivered by the broker, counts each time).
+
 Commands: a command is acknowledged ``accepted`` (scheduled for ``apply_at``), then
 ``applied`` when its time comes; ``rejected`` with a reason when it has expired, names an asset
 the device does not drive, or is malformed. A command id already seen is acknowledged again
@@ -137,6 +148,9 @@ class Devices:
     events : iterable of twin.scenarios.events.Event
         Concerts and markets the footfall simulation includes (a crowd leaving a concert
         passes the counters nearby).
+    client_id : str, optional
+        Id of the persistent MQTT session (default ``twin-devices-<city>``: one simulator per
+        city and broker; a second one with the same id takes the session over).
     """
 
     def __init__(
@@ -147,6 +161,7 @@ class Devices:
         rng: Any = None,
         clock: Any = None,
         events: Iterable[Event] = (),
+        client_id: str | None = None,
     ) -> None:
         from optimize.dimming import DRIVER_FLOOR
 
@@ -154,6 +169,13 @@ class Devices:
         self.events = tuple(events)
         self.city = tw.name
         self.url = url
+        self.client_id = client_id or f"twin-devices-{self.city}"
+        #: ``session_present`` of each connection: ``False`` after the first means the broker
+        #: lost the session (and the commands it had queued)
+        self.sessions: list[bool] = []
+        self.received: collections.Counter[str] = collections.Counter()
+        #: acknowledgements published, by status (the answers to replays included)
+        self.acks: collections.Counter[str] = collections.Counter()
         self.rng = np.random.default_rng(rng)
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.tz = zoneinfo.ZoneInfo(tw.city.timezone)
@@ -214,27 +236,45 @@ class Devices:
         self.client: Any = None
 
     # -- connection ----------------------------------------------------------------------------
+    def _on_connect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        # at every (re)connection: the persistent session keeps the subscription; subscribing
+        # again is harmless, and covers a broker that lost the session
+        if not getattr(rc, "is_failure", False):
+            with self._lock:
+                # before any queued command is handled: their answers go out on this client
+                self.client = c
+            self.sessions.append(bool(getattr(flags, "session_present", False)))
+            c.subscribe(f"twin/{self.city}/cmd/#", qos=1)
+
     def start(self) -> Devices:
-        """Connect and listen for commands."""
+        """Connect (persistent session, see the module docstring) and listen for commands.
+
+        The commands the broker kept for the session while the simulator was away arrive
+        first, and are answered and applied as any other.
+        """
         done = threading.Event()
-        self.client = connect(
+        client = connect(
             self.url,
-            f"twin-devices-{self.city}-{uuid.uuid4().hex[:6]}",
+            self.client_id,
+            persistent=True,
             on_message=self._on_command,
+            on_connect=self._on_connect,
             on_subscribe=lambda *a, **k: done.set(),
         )
-        self.client.subscribe(f"twin/{self.city}/cmd/#", qos=1)
         done.wait(10)
+        # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
+        client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
         return self
 
     def stop(self) -> None:
-        """Cancel pending applications and disconnect."""
+        """Cancel pending applications and disconnect; the broker keeps the session."""
         for t in self._timers:
             t.cancel()
-        if self.client is not None:
-            self.client.disconnect()
-            self.client.loop_stop()
-            self.client = None
+        with self._lock:
+            client, self.client = self.client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
 
     def __enter__(self) -> Devices:
         return self.start()
@@ -349,6 +389,7 @@ class Devices:
             body["reason"] = reason
         if status != "accepted" or command not in self.answers:
             self.answers[command] = body
+        self.acks[status] += 1
         self.client.publish(topic(self.city, "ack", kind, asset), msgspec.json.encode(body), qos=1)
 
     def _on_command(self, client: Any, userdata: Any, msg: Any) -> None:
@@ -379,6 +420,7 @@ class Devices:
             except (msgspec.DecodeError, KeyError, TypeError):
                 self._ack(kind, asset, "?", "rejected", "malformed command")
                 return
+            self.received[cid] += 1
             if cid in self.answers:  # a replay: answer again, never apply twice
                 prev = self.answers[cid]
                 self._ack(kind, asset, cid, prev["status"], prev.get("reason", ""))

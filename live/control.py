@@ -729,22 +729,30 @@ class AckFollower:
         after = settle(cmds)
         if after == before:
             return
-        self.store.execute(
-            "UPDATE plans SET status = ? WHERE id = ? AND detail = ?", (after, plan_id, push)
-        )
         done = sum(s in ("accepted", "applied") for s in cmds.values())
-        self.store.execute(
-            "INSERT INTO audit (ts_us, who, action, plan_id, result, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                to_us(_now()),
-                self.who,
-                "late ack",
-                plan_id,
-                after,
-                f"{before} -> {after}: {late} late acknowledgement(s) of push {push}; "
-                f"{done}/{len(cmds)} commands acknowledged",
-            ),
+        # one transaction: nobody reads the new status without its audit entry
+        self.store.write(
+            [
+                (
+                    "UPDATE plans SET status = ? WHERE id = ? AND detail = ?",
+                    [(after, plan_id, push)],
+                ),
+                (
+                    "INSERT INTO audit (ts_us, who, action, plan_id, result, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            to_us(_now()),
+                            self.who,
+                            "late ack",
+                            plan_id,
+                            after,
+                            f"{before} -> {after}: {late} late acknowledgement(s) of push "
+                            f"{push}; {done}/{len(cmds)} commands acknowledged",
+                        )
+                    ],
+                ),
+            ]
         )
 
 

@@ -85,6 +85,7 @@ def test_commands_sent_while_the_simulator_is_away_across_a_broker_restart_are_a
         devices.start()  # back: the two sendings of each command are waiting
         assert wait_for(lambda: sum(devices.received.values()) >= ctl.published, 30)
         assert wait_for(lambda: ctl.status(plan.id)["commands"] == {"applied": len(cids)}, 30)
+        assert wait_for(lambda: ctl.status(plan.id)["status"] == "applied", 30)
         st = ctl.status(plan.id)
         assert st["status"] == "applied" and st["failed"] == {}
         assert [a["result"] for a in st["audit"] if a["action"] == "late ack"][-1] == "applied"

@@ -28,8 +28,9 @@ Telemetry is driven by the twin:
   enter the approach, as an advance loop detector counts them) is spread over the slot as
   uniform arrival times, like the footfall, and a controller reports, per approach, the
   arrivals since its previous report: the reports of an hour add up to the DES's counts.
-  :meth:`Devices.prepare` runs the DES of the current hour ahead (Bondy: under a second;
-  Montpellier: minutes). Where the DES cannot run for the city, the counts fall back to the
+  :meth:`Devices.prepare` runs the DES of the current hour ahead, and in the last quarter of
+  an hour the next one runs in a background thread (Bondy: about a second; Montpellier: about
+  forty seconds). Where the DES cannot run for the city, the counts fall back to the
   demand profile's car share, and :attr:`Devices.detector_note` and the log say so;
 * loop counters (sensors) report counts from the demand profile's car share at the local hour;
 * road-weather stations report :func:`road_weather`, a diurnal model driven by the date and
@@ -319,6 +320,8 @@ class Devices:
         self._detector_arrivals: dict[tuple[dt.date, int], dict[str, np.ndarray] | None] = {}
         #: why detector counts come from the demand profile, if they do
         self.detector_note = ""
+        self._des_lock = threading.Lock()
+        self._ahead: threading.Thread | None = None
         sensors = reg["sensor"] if "sensor" in reg.kinds else None
         self.sensors = (
             dict(zip(sensors["id"].astype(str), sensors["sensor_type"].astype(str), strict=True))
@@ -500,6 +503,10 @@ class Devices:
     # -- detector counts from the traffic DES ---------------------------------------------------
     def _hour_arrivals(self, day: dt.date, hour: int) -> dict[str, np.ndarray] | None:
         """Each approach's vehicle arrival times (POSIX s) in a local hour, from the DES."""
+        with self._des_lock:  # one simulation at a time, each hour once
+            return self._simulate_hour(day, hour)
+
+    def _simulate_hour(self, day: dt.date, hour: int) -> dict[str, np.ndarray] | None:
         key = (day, hour)
         if key in self._detector_arrivals:
             return self._detector_arrivals[key]
@@ -566,6 +573,19 @@ class Devices:
                 lo, hi = np.searchsorted(t, [lo_t, hi_t], side="right")
                 total[a] += int(hi - lo)
         return dict(total)
+
+    def _run_ahead(self, now: dt.datetime) -> None:
+        """In the last quarter of an hour, simulate the next one in a background thread."""
+        if not self.junctions or now.astimezone(self.tz).minute < 45:
+            return
+        nxt = (now + dt.timedelta(hours=1)).astimezone(self.tz)
+        key = (nxt.date(), nxt.hour)
+        if key in self._detector_arrivals or (self._ahead is not None and self._ahead.is_alive()):
+            return
+        self._ahead = threading.Thread(
+            target=self._hour_arrivals, args=key, name="twin-devices-des", daemon=True
+        )
+        self._ahead.start()
 
     def prepare(self) -> Devices:
         """Run ahead what the first report needs: the DES of the current hour, the footfall day.
@@ -725,9 +745,11 @@ class Devices:
         """One round of every online asset's telemetry, ``(topic, payload)``."""
         from twin.scenarios.demand import day_type_of, profile
 
-        # simulate the day's footfall and the hour's traffic (seconds, or minutes on a large
-        # city) before taking the lock, so that commands are not held up meanwhile
+        # simulate the day's footfall and the hour's traffic (seconds, or a minute on a large
+        # city) before taking the lock, so that commands are not held up meanwhile; and the
+        # next hour's traffic in the background, so that rounds are not held up either
         self.prepare()
+        self._run_ahead(self.clock())
         with self._lock:
             now = self.clock()
             since = self._last_round or now

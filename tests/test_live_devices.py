@@ -74,7 +74,7 @@ def test_detector_counts_reported_over_an_hour_add_up_to_the_des(bondy):
     assert per_slot.size == 3600 / DETECTOR_SLOT_S and len(set(per_slot.tolist())) > 1
 
 
-def test_the_des_runs_once_per_hour_and_prepare_runs_it_ahead(bondy):
+def test_the_des_runs_once_per_hour_prepared_ahead(bondy):
     tz = zoneinfo.ZoneInfo(bondy.city.timezone)
     t = dt.datetime(DAY.year, DAY.month, DAY.day, 17, 30, tzinfo=tz).astimezone(dt.UTC)
     clock = [t]
@@ -86,9 +86,16 @@ def test_the_des_runs_once_per_hour_and_prepare_runs_it_ahead(bondy):
     clock[0] = t + dt.timedelta(minutes=10)
     devices.telemetry()
     assert devices.detectors[(DAY, 17)] is first  # kept, not simulated again
-    clock[0] = t + dt.timedelta(minutes=35)  # into the next hour: its DES runs
+    assert devices._ahead is None and list(devices.detectors) == [(DAY, 17)]
+    clock[0] = t + dt.timedelta(minutes=20)  # 17:50: the next hour runs in the background
     devices.telemetry()
+    assert devices._ahead is not None
+    devices._ahead.join(60)
     assert list(devices.detectors) == [(DAY, 17), (DAY, 18)]
+    ahead = devices.detectors[(DAY, 18)]
+    clock[0] = t + dt.timedelta(minutes=35)  # 18:05: the hour is ready, not simulated again
+    devices.telemetry()
+    assert devices.detectors[(DAY, 18)] is ahead and devices.detectors[(DAY, 17)] is first
 
 
 def test_detector_counts_name_what_they_need(bondy):

@@ -354,6 +354,9 @@ class Devices:
         self.applied: collections.Counter[str] = collections.Counter()
         self.commands_seen = 0
         self._timers: list[threading.Timer] = []
+        #: commands accepted and waiting for their time: kept across stop() and start(), as a
+        #: gateway keeps the schedules it took when its link goes down
+        self.scheduled: dict[str, tuple[str, str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._seq = 0
         self._last_round: dt.datetime | None = None
@@ -389,11 +392,21 @@ class Devices:
         done.wait(10)
         # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
         client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
+        with self._lock:
+            now = self.clock()
+            for cid, (_, _, cmd) in list(self.scheduled.items()):
+                self._arm(cid, max((_parse(cmd["apply_at"]) - now).total_seconds(), 0.0))
         return self
 
     def stop(self) -> None:
-        """Cancel pending applications and disconnect; the broker keeps the session."""
-        for t in self._timers:
+        """Stop the timers and disconnect; the broker keeps the session.
+
+        Commands accepted for a later time stay in :attr:`scheduled`: :meth:`start` sets their
+        timers again (one whose time came meanwhile applies at once, unless it has expired).
+        """
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for t in timers:
             t.cancel()
         with self._lock:
             client, self.client = self.client, None
@@ -691,16 +704,23 @@ class Devices:
             if delay == 0:
                 self._apply(kind, asset, cid, cmd)
             else:
-                t = threading.Timer(delay, self._apply_locked, (kind, asset, cid, cmd))
-                t.daemon = True
-                self._timers.append(t)
-                t.start()
+                self.scheduled[cid] = (kind, asset, cmd)
+                self._arm(cid, delay)
 
-    def _apply_locked(self, kind: str, asset: str, cid: str, cmd: dict[str, Any]) -> None:
+    def _arm(self, cid: str, delay: float) -> None:
+        """Apply a scheduled command in ``delay`` s (the lock held)."""
+        t = threading.Timer(delay, self._apply_locked, (*self.scheduled[cid][:2], cid))
+        t.daemon = True
+        self._timers.append(t)
+        t.start()
+
+    def _apply_locked(self, kind: str, asset: str, cid: str) -> None:
         with self._lock:
-            self._apply(kind, asset, cid, cmd)
+            if cid in self.scheduled and self.client is not None:
+                self._apply(kind, asset, cid, self.scheduled[cid][2])
 
     def _apply(self, kind: str, asset: str, cid: str, cmd: dict[str, Any]) -> None:
+        self.scheduled.pop(cid, None)
         if self.applied[cid]:
             return
         if self.clock() >= _parse(cmd["expires"]):

@@ -191,3 +191,33 @@ def test_acknowledgements_sent_while_the_broker_restarts_reach_the_push_in_one_r
     finally:
         devices.stop()
         store.close()
+
+
+def test_commands_scheduled_for_later_apply_at_their_time_across_a_stop_and_start(
+    bondy, plan, mosquitto, tmp_path
+):
+    """A gateway keeps the schedules it accepted while its link is down, and applies them."""
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    t = plan.valid_from - dt.timedelta(seconds=2)  # the plan starts in two seconds
+    start = time.monotonic()
+    devices = Devices(
+        bondy, mosquitto.url, clock=lambda: t + dt.timedelta(seconds=time.monotonic() - start)
+    )
+    try:
+        devices.start()
+        ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=5.0, attempts=1)
+        r = ctl.push(plan, now=devices.clock())
+        cids = [c for c, _, _ in ctl.commands(plan, r.push, devices.clock())]
+        assert r.status == "applied" and r.acked == len(cids)  # accepted, for later
+        devices.stop()
+        assert set(devices.scheduled) == set(cids) and sum(devices.applied.values()) == 0
+        assert wait_for(lambda: devices.clock() > plan.valid_from + dt.timedelta(seconds=0.5))
+        devices.start()  # the time came while it was stopped: applied at once
+        assert wait_for(lambda: all(devices.applied[c] == 1 for c in cids), 20)
+        assert devices.scheduled == {} and devices.sessions == [False, True]
+        assert wait_for(lambda: devices.acks["applied"] == len(cids))
+        counts = _account("scheduled commands across a stop and start", ctl, devices, cids)
+        assert counts["sent"] == len(cids) == counts["accepted"]
+    finally:
+        devices.stop()
+        store.close()

@@ -30,7 +30,7 @@ Telemetry is driven by the twin:
   arrivals since its previous report: the reports of an hour add up to the DES's counts.
   :meth:`Devices.prepare` runs the DES of the current hour ahead, and in the last quarter of
   an hour the next one runs in a background thread (Bondy: about a second; Montpellier: about
-  forty seconds). Where the DES cannot run for the city, the counts fall back to the
+  a minute on two busy cores). Where the DES cannot run for the city, the counts fall back to the
   demand profile's car share, and :attr:`Devices.detector_note` and the log say so;
 * loop counters (sensors) report counts from the demand profile's car share at the local hour;
 * road-weather stations report :func:`road_weather`, a diurnal model driven by the date and

@@ -261,8 +261,11 @@ class Devices:
         Concerts and markets the footfall simulation includes (a crowd leaving a concert
         passes the counters nearby).
     client_id : str, optional
-        Id of the persistent MQTT session (default ``twin-devices-<city>``: one simulator per
-        city and broker; a second one with the same id takes the session over).
+        Id of the persistent MQTT session (default ``twin-devices-<city>``): one simulator per
+        city and broker. A second one with the same id takes the session over, the first
+        reconnects and takes it back, and so on: each misses what arrives while the other
+        holds it (Mosquitto 2.0 closes the connection without MQTT 5's "session taken over"
+        reason, so a client cannot tell this from a broker restart). Give each its own id.
     """
 
     def __init__(

@@ -105,13 +105,14 @@ def test_commands_sent_while_the_simulator_is_away_across_a_broker_restart_are_a
 def test_broker_restarted_mid_push_every_command_ends_applied_once(
     bondy, plan, mosquitto, tmp_path
 ):
-    """The broker stops in the middle of a push and comes back a second later.
+    """The broker stops in the middle of a push and comes back 2.5 s later.
 
     A quarter of the cabinets answer at once, a quarter 1 s late (while the broker is down:
-    their gateway holds the answers), a quarter 4 s late (after), and a quarter 6 s late, after
-    a retry that the controller published while the broker was down (its client holds it, and
-    sends it once back). Both sessions are persistent, so every command and acknowledgement
-    gets through: the push ends ``applied`` by itself, and no command applies twice.
+    their gateway holds the answers), a quarter 4 s late and a quarter 6 s late (after it is
+    back). The push's second round, 1.5 s in, is published while the broker is down: the
+    controller's client holds it and sends it once back. Both sessions are persistent, so every
+    command and acknowledgement gets through: the push ends ``applied`` by itself, and no
+    command applies twice.
     """
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
     devices = Devices(bondy, mosquitto.url, clock=_clock_at(plan))
@@ -120,28 +121,30 @@ def test_broker_restarted_mid_push_every_command_ends_applied_once(
         for cab in group:
             devices.fault("slow", cab, delay_s=delay)
     ctl = Controller(store, mosquitto.url, city="bondy", timeout_s=1.5, attempts=4)
-    down = threading.Event()
-    restarted: list[float] = []
+    outage: list[float] = []
 
-    def restart_when_the_first_answers_are_in(k: int, n: int) -> None:
-        if k >= len(cabs[0::4]) and not down.is_set():
-            down.set()  # in the push's own thread: nothing more is heard meanwhile
+    def restart_once_the_first_answers_are_out() -> None:
+        # the fast quarter answers each command twice: accepted, then applied (due at once)
+        if wait_for(lambda: devices.acks["applied"] >= len(cabs[0::4]), 30):
             t = time.monotonic()
             mosquitto.stop()
-            time.sleep(1.0)
+            time.sleep(2.5)
             mosquitto.start()
-            restarted.append(time.monotonic() - t)
+            outage.append(time.monotonic() - t)
 
+    restarter = threading.Thread(target=restart_once_the_first_answers_are_out)
     try:
         devices.start()
-        r = ctl.push(plan, progress=restart_when_the_first_answers_are_in, now=devices.clock())
+        restarter.start()
+        r = ctl.push(plan, now=devices.clock())
+        restarter.join(60)
         cids = [c for c, _, _ in ctl.commands(plan, r.push, devices.clock())]
-        assert down.is_set() and restarted
+        assert outage, "the broker was not restarted"
         assert r.status == "applied", r.summary()
         assert r.acked == r.commands == len(cids)
         assert ctl.sessions == [False, True], "the broker lost the controller's session"
         assert devices.sessions == [False, True], "the broker lost the simulator's session"
-        assert r.attempts >= 2  # the 6 s cabinets were sent again
+        assert r.attempts >= 2  # the slow cabinets were sent again
         assert wait_for(lambda: all(devices.applied[c] == 1 for c in cids), 30)
         # the retries are answered as replays, after the device's first answer
         assert wait_for(lambda: sum(devices.received[c] for c in cids) >= ctl.published, 30)
@@ -149,8 +152,9 @@ def test_broker_restarted_mid_push_every_command_ends_applied_once(
         assert counts["accepted"] == len(cids) and counts["rejected"] == 0
         rows = store.execute("SELECT status FROM commands")
         assert {s for (s,) in rows} <= {"accepted", "applied"} and len(rows) == len(cids)
-        print(f"broker down for {restarted[0]:.2f} s; push {r.summary()}")
+        print(f"broker down for {outage[0]:.2f} s; push {r.summary()}")
     finally:
+        restarter.join(60)
         devices.stop()
         store.close()
 

@@ -162,6 +162,10 @@ def publish_many(
 
     paho numbers QoS 1 messages with 16-bit ids: past 65,535 outstanding ones it reuses ids of
     messages still in flight and loses track of them, so a large burst must be paced.
+
+    A message published while the client is disconnected (the broker restarting) is held by
+    paho and sent once it reconnects: it is not waited for (paho's wait reports the
+    disconnection at once, for good), and counts as published.
     """
     pending: collections.deque[paho.MQTTMessageInfo] = collections.deque()
     n = 0
@@ -169,11 +173,17 @@ def publish_many(
         pending.append(client.publish(topic_name, payload, qos=qos))
         n += 1
         if qos > 0 and len(pending) > window:
-            pending.popleft().wait_for_publish(timeout)
+            _wait_published(pending.popleft(), timeout)
     for info in pending:
         if qos > 0:
-            info.wait_for_publish(timeout)
+            _wait_published(info, timeout)
     return n
+
+
+def _wait_published(info: paho.MQTTMessageInfo, timeout: float) -> None:
+    if info.rc == paho.MQTT_ERR_NO_CONN:
+        return  # held by paho until it reconnects
+    info.wait_for_publish(timeout)
 
 
 class IngestService:

@@ -225,3 +225,38 @@ def test_commands_scheduled_for_later_apply_at_their_time_across_a_stop_and_star
     finally:
         devices.stop()
         store.close()
+
+
+def test_telemetry_published_while_the_broker_restarts_is_sent_once_it_is_back(
+    bondy, mosquitto, tmp_path
+):
+    """A round of the simulator's telemetry during a broker restart: no error, nothing lost."""
+    from live.ingest import Ingestor, assets_of
+    from live.mqtt import IngestService
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ing = Ingestor(store, city="bondy", assets=assets_of(bondy), timezone=bondy.city.timezone)
+    t = [dt.datetime(2024, 1, 15, 21, tzinfo=dt.UTC)]
+    devices = Devices(bondy, mosquitto.url, clock=lambda: t[0], rng=1)
+    svc = IngestService(ing, mosquitto.url, qos=1)
+    try:
+        svc.start()
+        devices.start()
+        sent = devices.publish_telemetry()
+        mosquitto.stop()
+        t[0] += dt.timedelta(minutes=1)
+        sent += devices.publish_telemetry()  # held by the client: the broker is down
+        mosquitto.start()
+        assert svc.wait_for(sent, timeout=60), f"{ing.counters['received']} of {sent} received"
+        c = ing.counters
+        print(
+            f"\ntelemetry across a broker restart: sent {sent}, accepted {c['accepted']}, "
+            f"rejected {ing.rejected()}, duplicates {c['duplicate']}, "
+            f"lost {sent - c['accepted'] - ing.rejected()}"
+        )
+        assert ing.accounted() and c["accepted"] == sent and ing.rejected() == 0
+        assert store.count("telemetry") == sent
+    finally:
+        devices.stop()
+        svc.stop()
+        store.close()

@@ -53,6 +53,8 @@ from optimize.plans import Plan, from_json
 from twin._errors import InputValidationError, TwinError, UnsafePlanError
 
 if TYPE_CHECKING:
+    import paho.mqtt.client as paho
+
     from twin.model import Twin
 
 __all__ = [
@@ -401,20 +403,9 @@ class Controller:
         cmds: list[tuple[str, str, bytes]],
         progress: Callable[[int, int], None] | None,
     ) -> tuple[dict[str, dict[str, Any] | None], dict[str, int], int]:
-        done = threading.Event()
         self.sessions = []
         self.published = 0
-        client = connect(
-            self.url,
-            self.client_id,
-            persistent=True,
-            on_message=self._on_ack,
-            on_connect=self._on_connect,
-            on_subscribe=lambda *a, **k: done.set(),
-        )
-        done.wait(10)
-        # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
-        client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
+        client = _ack_client(self.url, self.client_id, self._on_ack, self._on_connect)
         # the broker's PUBACKs by packet id (paho's MQTTMessageInfo of a message published
         # while disconnected reports the failure for good, though paho sends it once back)
         taken: collections.Counter[int] = collections.Counter()
@@ -635,18 +626,7 @@ class AckFollower:
 
     def start(self) -> AckFollower:
         """Subscribe (persistent session) and start writing acknowledgements every ``period_s``."""
-        done = threading.Event()
-        self.client = connect(
-            self.url,
-            self.client_id,
-            persistent=True,
-            on_message=self._on_ack,
-            on_connect=self._on_connect,
-            on_subscribe=lambda *a, **k: done.set(),
-        )
-        done.wait(10)
-        # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
-        self.client.reconnect_delay_set(min_delay=0.05, max_delay=1)
+        self.client = _ack_client(self.url, self.client_id, self._on_ack, self._on_connect)
         self._thread = threading.Thread(target=self._run, name="twin-acks", daemon=True)
         self._thread.start()
         return self
@@ -761,6 +741,29 @@ class AckFollower:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _ack_client(
+    url: str, client_id: str, on_ack: Callable[..., None], on_connect: Callable[..., None]
+) -> paho.Client:
+    """A client with a persistent session, subscribed (by ``on_connect``) to the acks.
+
+    It returns once the broker has confirmed the subscription (or after 10 s), and reconnects
+    within a second of a restarted broker's return.
+    """
+    subscribed = threading.Event()
+    client = connect(
+        url,
+        client_id,
+        persistent=True,
+        on_message=on_ack,
+        on_connect=on_connect,
+        on_subscribe=lambda *a, **k: subscribed.set(),
+    )
+    subscribed.wait(10)
+    # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
+    client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
+    return client
 
 
 def _client_id(name: str) -> str:

@@ -84,7 +84,12 @@ def broker_address(url: str) -> tuple[str, int]:
     if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
         msg = f"--broker: {url!r} is not mqtt://HOST[:PORT]"
         raise InputValidationError(msg)
-    return parsed.hostname, parsed.port or 1883
+    try:
+        port = parsed.port or 1883
+    except ValueError:  # urllib's "Port out of range 0-65535", or not a number
+        msg = f"--broker: {url!r}: the port is not a TCP port (1-65535)"
+        raise InputValidationError(msg) from None
+    return parsed.hostname, port
 
 
 def _ip(host: str) -> str:

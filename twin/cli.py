@@ -1359,8 +1359,14 @@ def cmd_calibrate(args: Args) -> int:
 
 
 def _broker_url(text: str) -> str:
-    if not re.match(r"^(mqtt|tcp)://[^\s/:]+(:\d{1,5})?/?$", text):
-        _fail_arg(f"{text!r} is not mqtt://HOST[:PORT]")
+    """``mqtt://HOST[:PORT]``, with ``?protocol=5|3.1.1`` as `twin serve` prints its own."""
+    m = re.match(r"^(mqtt|tcp)://[^\s/:?]+(?::(\d{1,5}))?/?(?:\?protocol=([^\s&]*))?$", text)
+    if not m:
+        _fail_arg(f"{text!r} is not mqtt://HOST[:PORT][?protocol=5|3.1.1]")
+    if m[2] is not None and not 1 <= int(m[2]) <= 65535:
+        _fail_arg(f"{text!r}: {int(m[2])} is not a TCP port (1-65535)")
+    if m[3] is not None and m[3] not in ("5", "3.1.1"):
+        _fail_arg(f"{text!r}: protocol={m[3]} is neither 5 nor 3.1.1")
     return text
 
 

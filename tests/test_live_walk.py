@@ -1,0 +1,58 @@
+"""The live commands as a control-room user types them, mistakes included."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from twin.cli import main
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_url_twin_serve_prints_is_taken_whole(capsys):
+    """`twin serve` prints its broker as mqtt://HOST:PORT?protocol=3.1.1, to be passed whole."""
+    url = f"mqtt://127.0.0.1:{_closed_port()}?protocol=3.1.1"
+    assert main(["plan", "push", ".", "--broker", url, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--broker" not in err  # the URL passed; the folder, holding no plan, did not
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mqtt://127.0.0.1:99999", "99999 is not a TCP port"),
+        ("mqtt://127.0.0.1:0", "0 is not a TCP port"),
+        ("mqtt://127.0.0.1:1883?protocol=4", "protocol=4 is neither 5 nor 3.1.1"),
+        ("mqtt://127.0.0.1:1883?qos=1", "mqtt://HOST[:PORT][?protocol=5|3.1.1]"),
+    ],
+)
+def test_a_broker_url_out_of_range_is_one_line(url, message, capsys):
+    assert main(["devices", "--city", "bondy", "--broker", url, "--for", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--broker" in err and message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "no-such-host.invalid"])
+def test_a_broker_nobody_answers_at_is_named_with_the_reason(host, capsys):
+    """A closed port or a host name with a typo: the field, the URL and why, no traceback."""
+    url = f"mqtt://{host}:{_closed_port()}"
+    assert main(["devices", "--city", "bondy", "--broker", url, "--for", "1"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert err[-1].startswith(
+        f"twin devices: error: --broker: no MQTT broker answered at mqtt://{host}:"
+    )
+
+
+def test_broker_address_refuses_a_port_out_of_range():
+    from live.mqtt import broker_address
+    from twin._errors import InputValidationError
+
+    with pytest.raises(InputValidationError, match=r"--broker: .* is not a TCP port"):
+        broker_address("mqtt://127.0.0.1:99999")

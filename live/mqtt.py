@@ -323,6 +323,7 @@ class IngestService:
             self._stderr.seek(0)
             tail = self._stderr.read()[-800:].decode("utf-8", "replace").strip()
             detail = tail.splitlines()[-1] if tail else "no message"
+        detail = detail.removeprefix("--broker: ")  # `what` names the broker already
         if "shared subscriptions need MQTT 5" in detail:
             detail = _share_error(self.url)
         elif self.share and "no MQTT broker answered" in detail:

@@ -56,3 +56,38 @@ def test_broker_address_refuses_a_port_out_of_range():
 
     with pytest.raises(InputValidationError, match=r"--broker: .* is not a TCP port"):
         broker_address("mqtt://127.0.0.1:99999")
+
+
+def test_a_postgresql_server_nobody_answers_at_is_named_with_the_reason(capsys):
+    url = f"postgresql://twin@127.0.0.1:{_closed_port()}/twin"
+    assert main(["plan", "status", "x", "--city", "bondy", "--db", url]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert f"--db: no PostgreSQL server answered at {url}" in err and "refused" in err
+
+
+def test_a_password_in_the_db_url_is_not_repeated_in_the_error(capsys):
+    url = f"postgresql://twin:s3cret@127.0.0.1:{_closed_port()}/twin"
+    assert main(["plan", "status", "x", "--city", "bondy", "--db", url]) != 0
+    err = capsys.readouterr().err
+    assert "--db:" in err and "s3cret" not in err
+
+
+def test_serve_names_the_http_port_already_taken(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        db = f"sqlite:///{tmp_path / 'h.db'}"
+        argv = ["serve", "--city", "bondy", "--port", str(port), "--db", db, "--for", "1"]
+        assert main(argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"twin serve: error: --port: 127.0.0.1:{port} is taken")
+
+
+def test_serve_says_once_which_broker_it_could_not_reach(tmp_path, capsys):
+    url = f"mqtt://127.0.0.1:{_closed_port()}"
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    assert main(["serve", "--city", "bondy", "--broker", url, "--db", db, "--for", "1"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.count("--broker") == 1 and "no MQTT broker answered" in err, err

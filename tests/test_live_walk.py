@@ -73,13 +73,14 @@ def test_a_password_in_the_db_url_is_not_repeated_in_the_error(capsys):
     assert "--db:" in err and "s3cret" not in err
 
 
-def test_serve_names_the_http_port_already_taken(tmp_path, capsys):
+def test_serve_names_the_http_port_already_taken(mosquitto, tmp_path, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         db = f"sqlite:///{tmp_path / 'h.db'}"
-        argv = ["serve", "--city", "bondy", "--port", str(port), "--db", db, "--for", "1"]
+        argv = ["serve", "--city", "bondy", "--port", str(port), "--broker", mosquitto.url]
+        argv += ["--db", db, "--for", "1"]
         assert main(argv) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"twin serve: error: --port: 127.0.0.1:{port} is taken")

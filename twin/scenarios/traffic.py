@@ -39,9 +39,10 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
   an opposing approach gives way to it (a permissive left turn, SUMO's ``g`` links): it uses
   ``saturation_flow / c_L`` vehicles of its edge's capacity, with ``c_L`` the same formula with
   the opposing flow and the major-street left-turn gaps (HCM 2000: 4.1 s and 2.2 s), so the
-  vehicles behind it wait too (the capacity credit may go into debt);
-* a vehicle held at the head of an edge (a red light, a full next edge, a give-way) loses, on
-  its next edge, the time to brake to a stop and accelerate back, ``v / 2 (1 / a + 1 / b)``
+  vehicles behind it in its lane wait too (the lane's capacity credit may go into debt);
+* a vehicle held at the head of an edge (a red light, a full next edge, a give-way), and any
+  vehicle leaving a minor approach (it slows to look for a gap), loses, on its next edge, the
+  time to brake to a stop and accelerate back, ``v / 2 (1 / a + 1 / b)``
   with SUMO's passenger-car ``a = 2.6`` and ``b = 4.5`` m/s2 (4.2 s at 50 km/h). Signal lost
   time is the amber: the effective green is the displayed green (HCM's effective green
   ``G + Y - l_1 - l_2`` with 2 s of start-up loss and 2 s used of the 3-4 s amber).
@@ -437,8 +438,9 @@ class TrafficScenario:
         ``--meso-multi-queue``); one FIFO queue per edge, discharging all its lanes' flow to
         any movement, otherwise.
     stop_loss : bool
-        Add to a vehicle held at the head of an edge the time lost braking to a stop and
-        accelerating back to its speed (``v / 2 (1 / a + 1 / b)``, 4.2 s at 50 km/h).
+        Add to a vehicle held at the head of an edge, and to any vehicle leaving a minor
+        approach of a priority junction, the time lost braking to a stop and accelerating back
+        to its speed (``v / 2 (1 / a + 1 / b)``, 4.2 s at 50 km/h).
     drive_on : {"right", "left"}
         Side of the road traffic drives on (which turns cross the opposing flow).
     max_extra_s : float
@@ -1489,9 +1491,13 @@ class _State:
         if sc.stop_loss:
             # a vehicle held at the stop line decelerated to a stop and accelerates again:
             # v / 2 (1 / a + 1 / b) lost against cruising (a, b: SUMO's defaults)
-            held = (t_exit - ready_t[ok])[~arr] > 0.0
+            # and so does one leaving a give-way approach, held or not: it slows down to look
+            # for a gap in the major road (HCM's control delay counts this deceleration and
+            # acceleration at a two-way stop too)
+            slowed = (t_exit - ready_t[ok])[~arr] > 0.0
+            slowed |= self.prio.minor[from_e[~arr]]
             v = net.vfree[from_e[~arr]] / self.inv_factor[go]
-            extra = np.where(held, v / 2 * (1 / ACCEL_M_S2 + 1 / DECEL_M_S2), 0.0)
+            extra = np.where(slowed, v / 2 * (1 / ACCEL_M_S2 + 1 / DECEL_M_S2), 0.0)
         self._enter(go, nxt[ok][~arr], t_exit[~arr], t, extra)
 
 

@@ -100,9 +100,9 @@ def test_a_vehicle_held_for_its_movement_holds_only_its_lane(
 ) -> None:
     # the through vehicle ahead waits for the next green (60 s); the left and right turners
     # behind it are green. On two lanes the right turn uses the kerb lane, the left turn the
-    # other, the through vehicle either: it stands in one (the first of its free lanes for the
-    # first vehicle of the scenario, the second for the second) and holds the turner of that
-    # lane only, the other goes at once (60 s). One lane, or one queue: both wait behind it.
+    # other, the through vehicle either: it drives in one (the first of its lanes for the first
+    # vehicle of the scenario, the second for the second) and holds the turner of that lane
+    # only, the other goes at once (60 s). One lane, or one queue: both wait behind it.
     g = cross(lanes=lanes)
     windows = ((W, THRU, ((0.0, 25.0),)), (W, RIGHT, ((0.0, 55.0),)), (W, LEFT, ((0.0, 55.0),)))
     prog = SignalProgram("junction:c", 60.0, 0.0, windows)

@@ -15,8 +15,9 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
   is a queue: a turn to the kerb side leaves from the kerb lane, a turn across the opposing
   flow or a U-turn from the lane nearest the centre, a through movement from any lane (the
   lane use ``netconvert`` gives a plain junction), so a turn that one lane serves discharges at
-  one lane's rate, and a vehicle held by its signal or a full next edge holds those behind it
-  in its lane while the others change lanes round it;
+  one lane's rate; a vehicle that may use several lanes drives in one of them (spread evenly
+  by vehicle) and keeps it in the queue, and a vehicle held by its signal or a full next edge
+  holds those behind it in its lane;
 * a vehicle leaves only if its next edge has storage left (``lanes * length / jam_spacing_m``),
   so queues spill back; a head vehicle that has waited ``max_blocked_s`` for room is let
   through (as SUMO teleports a vehicle that has stood for ``--time-to-teleport``), which
@@ -433,10 +434,10 @@ class TrafficScenario:
     multi_queue : bool
         One queue per lane at the end of an edge of two lanes or more, each discharging one
         lane's saturation flow, turns from their own lanes (kerb lane for a turn to the kerb
-        side, centre lane for a turn across), so that a vehicle held by its signal or a full
-        next edge holds only those behind it in its lane (as SUMO micro's lanes; SUMO meso's
-        ``--meso-multi-queue``); one FIFO queue per edge, discharging all its lanes' flow to
-        any movement, otherwise.
+        side, centre lane for a turn across), through vehicles spread over the lanes and
+        keeping theirs, so that a vehicle held by its signal or a full next edge holds only
+        those behind it in its lane (as SUMO micro's lanes); one FIFO queue per edge,
+        discharging all its lanes' flow to any movement, otherwise.
     stop_loss : bool
         Add to a vehicle held at the head of an edge, and to any vehicle leaving a minor
         approach of a priority junction, the time lost braking to a stop and accelerating back
@@ -943,7 +944,7 @@ def _lane_discharge(
     lanes : numpy.ndarray of int
         Bit mask of the lanes each vehicle may use at the stop line (bit 0 the kerb lane).
     pick : numpy.ndarray of int
-        Which of its free lanes a held vehicle stands in (modulo their number).
+        Which of its lanes a vehicle that may use several drives in (modulo their number).
     weight : numpy.ndarray
         Capacity each vehicle uses (vehicles; 0 for one that ends its trip on the edge).
     credit : numpy.ndarray
@@ -956,28 +957,26 @@ def _lane_discharge(
     credit : numpy.ndarray
         The lanes' credit left.
 
-    A vehicle leaves through the lane of its own with the most credit, if that is at least one
-    vehicle and no held vehicle ahead stands in it (it changes lanes round those held, never
-    overtaking in its lane); it uses ``weight`` of that lane's credit. One that may not go
-    stands in one of its free lanes (the fullest of credit if only capacity holds it, else the
-    ``pick``-th) and holds those behind it in that lane. So a movement that only one lane
-    serves (a turn) discharges at one lane's rate, and a vehicle waiting for its turn holds
-    only its lane.
+    Each vehicle drives in one lane, the ``pick``-th of those it may use, and keeps it in the
+    queue (it does not change lanes in a standing queue). It leaves if it may, its lane's
+    credit is at least one vehicle and no vehicle ahead of it in its lane is held; it uses
+    ``weight`` of its lane's credit. So a movement that only one lane serves (a turn)
+    discharges at one lane's rate, and a held vehicle holds those behind it in its lane only.
 
     Examples
     --------
     Two lanes with credit for one vehicle each: two right turners (lane 0) and a through
-    vehicle (lanes 0 and 1): the second right turner waits for lane 0, the through vehicle
-    passes it in lane 1.
+    vehicle (lanes 0 and 1, driving in lane 1): the second right turner waits for lane 0, the
+    through vehicle passes it in lane 1.
 
     >>> go, left = _lane_discharge(
-    ...     np.array([[True, True, True]]), np.array([[1, 1, 3]]), np.zeros((1, 3), dtype=int),
+    ...     np.array([[True, True, True]]), np.array([[1, 1, 3]]), np.array([[0, 0, 1]]),
     ...     np.ones((1, 3)), np.array([[1.0, 1.0]]))
     >>> go.tolist(), left.tolist()
     ([[True, False, True]], [[0.0, 0.0]])
 
-    A held through vehicle (lanes 0 and 1) standing in lane 1 holds the left turner behind it
-    (lane 1), not the right turner (lane 0):
+    A held through vehicle in lane 1 holds the left turner behind it (lane 1), not the right
+    turner (lane 0):
 
     >>> go, _ = _lane_discharge(
     ...     np.array([[False, True, True]]), np.array([[3, 2, 1]]), np.array([[1, 0, 0]]),
@@ -989,27 +988,23 @@ def _lane_discharge(
     n_lanes = credit.shape[1]
     rows = np.arange(n_rows)
     bits = np.int64(1) << np.arange(n_lanes, dtype=np.int64)
+    # each vehicle's lane: the pick-th of the lanes it may use
+    may = (lanes[:, :, None] & bits[None, None, :]) != 0
+    n_may = may.sum(axis=2)
+    rank = np.cumsum(may, axis=2) - 1
+    want = pick % np.maximum(n_may, 1)
+    lane = np.argmax(may & (rank == want[:, :, None]), axis=2)
     credit = credit.copy()
     out = np.zeros(ok.shape, dtype=bool)
-    held = np.zeros(n_rows, dtype=np.int64)  # lanes in which a held vehicle stands, per row
+    held = np.zeros((n_rows, n_lanes), dtype=bool)  # a held vehicle stands in the lane
     for j in range(k):
-        free = lanes[:, j] & ~held
-        is_free = (free[:, None] & bits[None, :]) != 0
-        any_free = is_free.any(axis=1)
-        c = np.where(is_free, credit, -np.inf)
-        best = np.argmax(c, axis=1)
+        ln = lane[:, j]
         w = weight[:, j]
-        go = ok[:, j] & any_free & ((w <= 0) | (c[rows, best] >= 1.0 - 1e-9))
+        go = ok[:, j] & (n_may[:, j] > 0) & ~held[rows, ln]
+        go &= (w <= 0) | (credit[rows, ln] >= 1.0 - 1e-9)
         out[:, j] = go
-        credit[rows, best] -= np.where(go, w, 0.0)
-        stay = ~go & any_free
-        if stay.any():
-            n_free = is_free.sum(axis=1)
-            want = pick[:, j] % np.maximum(n_free, 1)
-            rank = np.cumsum(is_free, axis=1) - 1
-            chosen = np.argmax(is_free & (rank == want[:, None]), axis=1)
-            lane = np.where(ok[:, j], best, chosen)
-            held |= np.where(stay, bits[lane], 0)
+        credit[rows, ln] -= np.where(go, w, 0.0)
+        held[rows, ln] |= ~go
     return out, credit
 
 

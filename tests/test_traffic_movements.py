@@ -278,8 +278,8 @@ def _sumo_micro(tmp: Path, net: Path, routes: Path) -> np.ndarray:
 @pytest.mark.parametrize("name", ["rand", "spider"])
 def test_trips_match_sumo_micro_on_generated_networks(tmp_path: Path, name: str) -> None:
     # 1,500 trips in an hour, SUMO's routes and signal programs: mean trip time within 6% of
-    # SUMO micro (measured: rand -2.7%, spider +0.6% at 3,000 trips; before the per-movement
-    # green, rand was -12.7%)
+    # SUMO micro (measured at 3,000 trips: rand +0.7%, spider +3.2% with a queue per lane;
+    # -2.7% and +0.6% with one per movement; before the per-movement green, rand was -12.7%)
     net, routes = _case(tmp_path, name, 1500)
     graph, _, trips = import_sumo(net, routes)
     programs = read_signal_programs(net, graph)

@@ -1,13 +1,14 @@
 """Cabinet caps in kVA with a power factor, and the plans where they bind.
 
-The joint LP of the binding cabinets (windowed and aggregated) is checked against the full
-straightforward model of the whole night in pulp; the year on Montpellier against its own
-caps and its EN 13201 floor.
+The LP of the binding cabinets (windowed, aggregated, one block per cabinet and window: the
+default path) is checked against the full straightforward model of the whole night in pulp; the
+year on Montpellier against its own caps and its EN 13201 floor.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import pulp
@@ -16,7 +17,7 @@ import pytest
 from optimize import dimming, dimming_year
 from optimize._highs import solve_quietly
 from optimize._pulp import add_variable
-from optimize.dimming_caps import SHORTFALL_WEIGHT, capped_levels
+from optimize.dimming_caps import SHORTFALL_WEIGHT, _windows, capped_levels
 from optimize.dimming_lp import InfeasiblePlanError
 from twin._errors import InputValidationError
 from twin.assets.cabinet import (
@@ -129,16 +130,24 @@ def _full_model(power, floor, on, cab, caps, slot_h, min_level, ramp):
     return level, pulp.value(m.objective)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_joint_lp_of_binding_cabinets_is_the_full_optimum(seed):
+@pytest.mark.parametrize(("seed", "ramp"), [(1, 0.2), (2, 0.2), (5, 0.35), (6, 0.1)])
+def test_joint_lp_of_binding_cabinets_is_the_full_optimum(seed, ramp):
     power, floor, on, cab, caps, slot_h, lo = _instance(seed)
-    ramp = 0.2
     got = capped_levels(
         power, floor, on, ramp=ramp, cabinet_index=cab, cap_w=caps, slot_h=slot_h,
-        driver_floor=DRIVER_FLOOR, min_level=lo, method="lp",
+        driver_floor=DRIVER_FLOOR, min_level=lo,
     )  # fmt: skip
     assert got.binding.tolist() == [0, 1]
     assert got.path == "per-light + joint LP on 2 cabinets"
+    # the caps bind at dusk and at dawn, far apart: each cabinet is solved as two blocks
+    env_draw = np.zeros((caps.size, floor.shape[1]))
+    np.add.at(
+        env_draw,
+        cab,
+        np.where(on, power[:, None] * (DRIVER_FLOOR + (1 - DRIVER_FLOOR) * got.envelope), 0),
+    )
+    over = env_draw > caps[:, None]
+    assert [len(_windows(over[c], math.ceil(1 / ramp), floor.shape[1])) for c in (0, 1)] == [2, 2]
     ref, ref_obj = _full_model(power, floor, on, cab, caps, slot_h, lo, ramp)
 
     def objective(level):
@@ -166,14 +175,14 @@ def test_joint_lp_of_binding_cabinets_is_the_full_optimum(seed):
 
 @pytest.mark.parametrize("seed", [1, 2, 4])
 def test_water_filling_is_feasible_and_close_to_the_lp(seed):
-    """The default path: caps and ramps held, deficit within a few % of the LP's optimum."""
+    """The heuristic: caps and ramps held, deficit within a few % of the LP's optimum."""
     power, floor, on, cab, caps, slot_h, lo = _instance(seed)
     kw = {
         "ramp": 0.2, "cabinet_index": cab, "cap_w": caps, "slot_h": slot_h,
         "driver_floor": DRIVER_FLOOR, "min_level": lo,
     }  # fmt: skip
-    fill = capped_levels(power, floor, on, **kw)
-    best = capped_levels(power, floor, on, method="lp", **kw)
+    fill = capped_levels(power, floor, on, method="fill", **kw)
+    best = capped_levels(power, floor, on, **kw)
     assert fill.path == "per-light + water-filling on 2 cabinets"
     draw = np.where(on, power[:, None] * (DRIVER_FLOOR + (1 - DRIVER_FLOOR) * fill.level), 0)
     by_cab = np.zeros((caps.size, floor.shape[1]))
@@ -209,7 +218,7 @@ def test_montpellier_caps_bind_and_cost_compliance_only_there(montpellier):
     capped = dimming_year.plan_year(montpellier, 2030, nights=[WINTER])
     free = dimming_year.plan_year(montpellier, 2030, nights=[WINTER], cap_sizing="full_output")
     a, b = capped.attrs, free.attrs
-    assert a["cap_binding_cabinets"] > 0 and a["cap_path"].startswith("per-light + water-filling")
+    assert a["cap_binding_cabinets"] > 0 and a["cap_path"].startswith("per-light + joint LP")
     assert b["cap_binding_cabinets"] == 0 and b["cap_path"] == "per-light"
     assert a["cap_source_rule"] == a["cabinets"] == len(montpellier.registry["cabinet"])
     # uncapped, the two are the same plan; the caps only take energy away (below EN 13201)

@@ -7,10 +7,12 @@ year on Montpellier against its own caps and its EN 13201 floor.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 
 import numpy as np
+import pandas as pd
 import pulp
 import pytest
 
@@ -25,6 +27,7 @@ from twin.assets.cabinet import (
     TARIFF_STEPS_KVA,
     contracted_caps,
     subscribed_kva,
+    with_contracts,
 )
 from twin.energy.power import DRIVER_FLOOR
 
@@ -71,6 +74,82 @@ def test_caps_from_inventory_where_given_else_the_rule():
 def test_bad_cap_input_names_the_field(kwargs, field):
     with pytest.raises(InputValidationError, match=field):
         contracted_caps([1000.0], [900.0], **kwargs)
+
+
+def _cabinets_and_lights():
+    cabs = pd.DataFrame({"id": ["cabinet:0", "cabinet:1", "cabinet:2"]})
+    lights = pd.DataFrame(
+        {
+            "cabinet": ["cabinet:0", "cabinet:0", "cabinet:1", "cabinet:2"],
+            "power_w": [1500.0, 1500.0, 2000.0, 500.0],
+            "technology": ["LED", "LED", "HPS", "LED"],
+            "maintenance_factor": [0.8, np.nan, np.nan, 0.9],
+        }
+    )
+    return cabs, lights
+
+
+def test_registry_contract_by_the_rule_where_no_inventory():
+    cabs, lights = _cabinets_and_lights()
+    out = with_contracts(cabs, lights, maintenance_factor=0.85, driver_floor=0.1)
+    assert out["contract_source"].tolist() == ["rule"] * 3
+    # cabinet 0: 1500 x (0.1 + 0.9 x 0.8) + 1500 x (0.1 + 0.9 x 0.85) = 2527.5 W; / 0.9 = 2.81 kVA
+    # cabinet 1: an HPS lamp is not dimmed, 2000 W / 0.9 = 2.22 kVA; cabinet 2: 0.46 kVA
+    assert out["contracted_kva"].tolist() == [3.0, 3.0, 3.0]
+    np.testing.assert_allclose(out["power_factor"], DEFAULT_POWER_FACTOR)
+    np.testing.assert_allclose(out["contracted_power_w"], [2700.0, 2700.0, 2700.0])
+
+
+def test_registry_contract_from_the_inventory_where_given():
+    cabs, lights = _cabinets_and_lights()
+    cabs["contracted_kva"] = [np.nan, 12.0, 6.0]
+    cabs["power_factor"] = [0.95, 0.8, np.nan]
+    out = with_contracts(cabs, lights, maintenance_factor=0.85, driver_floor=0.1)
+    assert out["contract_source"].tolist() == ["rule", "inventory", "inventory"]
+    # the rule's step with the inventory's power factor: 2527.5 W / 0.95 = 2.66 kVA -> 3 kVA
+    assert out["contracted_kva"].tolist() == [3.0, 12.0, 6.0]
+    np.testing.assert_allclose(out["power_factor"], [0.95, 0.8, DEFAULT_POWER_FACTOR])
+    np.testing.assert_allclose(out["contracted_power_w"], [2850.0, 9600.0, 5400.0])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "field"),
+    [
+        ("contracted_kva", 0.0, "contracted_kva: cabinet 1"),
+        ("contracted_kva", -6.0, "contracted_kva: cabinet 1"),
+        ("power_factor", 0.0, "power_factor: cabinet 1"),
+        ("power_factor", 1.01, "power_factor: cabinet 1"),
+        ("power_factor", -0.5, "power_factor: cabinet 1"),
+    ],
+)
+def test_registry_contract_bad_input_names_the_field(column, value, field):
+    cabs, lights = _cabinets_and_lights()
+    cabs[column] = [np.nan, value, np.nan]
+    with pytest.raises(InputValidationError, match=field):
+        with_contracts(cabs, lights, maintenance_factor=0.85, driver_floor=0.1)
+    lights.loc[3, "cabinet"] = "cabinet:9"
+    cabs[column] = np.nan
+    with pytest.raises(InputValidationError, match="cabinet: light of unknown cabinet"):
+        with_contracts(cabs, lights, maintenance_factor=0.85, driver_floor=0.1)
+
+
+def test_plans_use_the_registry_contract(bondy):
+    """The caps the plans read are the registry's contracts: inventory where given, else rule."""
+    table = dimming.light_table(bondy)
+    cab = bondy.registry["cabinet"]
+    np.testing.assert_allclose(table["cabinet_cap_w"], cab["contracted_power_w"])
+    assert table["cabinet_cap_source"].tolist() == cab["contract_source"].tolist()
+    given = cab.copy()
+    given.loc[given.index[0], ["contracted_kva", "power_factor", "contract_source"]] = [
+        36.0,
+        0.95,
+        "inventory",
+    ]
+    twin = copy.deepcopy(bondy)  # the session's twin stays as built
+    twin.registry.replace("cabinet", given)
+    table = dimming.light_table(twin)
+    assert table["cabinet_cap_source"][0] == "inventory"
+    assert table["cabinet_cap_w"][0] == pytest.approx(36.0 * 1000.0 * 0.95)
 
 
 # ---------------------------------------------------------------------------------------------

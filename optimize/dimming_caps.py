@@ -451,8 +451,8 @@ def _window_lp(  # noqa: PLR0913 - the arrays of one night
     return _WindowLp(lights, t0, group, lit, floor, cost, col_lo, col_hi, matrix, row_lo, row_hi)
 
 
-def _solve_window(lp: _WindowLp) -> FloatArray:
-    """Solve one window's LP with HiGHS (dual simplex); its levels, ``(lights, window)``."""
+def _solve_window(lp: _WindowLp, h: Any) -> FloatArray:
+    """Solve one window's LP with HiGHS ``h``; its levels, ``(lights, window)``."""
     import highspy
 
     model = highspy.HighsLp()
@@ -467,10 +467,6 @@ def _solve_window(lp: _WindowLp) -> FloatArray:
     model.a_matrix_.start_ = lp.matrix.indptr.astype(np.int32)
     model.a_matrix_.index_ = lp.matrix.indices.astype(np.int32)
     model.a_matrix_.value_ = lp.matrix.data
-    h = _highs.new_highs()
-    # a few thousand columns: presolve costs more than it saves here (measured)
-    h.setOptionValue("presolve", "off")
-    h.setOptionValue("simplex_strategy", 1)
     h.passModel(model)
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
@@ -509,8 +505,12 @@ def _solve_binding(  # noqa: PLR0913 - the arrays of one night
     k = math.ceil(1.0 / ramp) if ramp > 0 else t_n
     order = np.argsort(cab, kind="stable")
     edge = np.searchsorted(cab[order], np.arange(caps.shape[0] + 1))
+    h = _highs.new_highs()  # one instance for every block: each passModel replaces the last
+    # a few thousand columns: presolve costs more than it saves here (measured)
+    h.setOptionValue("presolve", "off")
+    h.setOptionValue("simplex_strategy", 1)  # dual simplex
     for c in binding.tolist():
         lights = order[edge[c] : edge[c + 1]]
         for t0, t1 in _windows(over[c], k, t_n):
             lp = _window_lp(lights, t0, t1, env, fl, on, p, lo, caps[c], hours, ramp, f)
-            level[lights, t0:t1] = np.where(on[lights, t0:t1], _solve_window(lp), 0.0)
+            level[lights, t0:t1] = np.where(on[lights, t0:t1], _solve_window(lp, h), 0.0)

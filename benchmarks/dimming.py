@@ -500,6 +500,51 @@ def full_capped_lp(city: YearCity, day: dt.date, cabinets: np.ndarray) -> tuple[
     return float(solver.getInfo().objective_function_value), time.perf_counter() - t0
 
 
+PF_LEVEL_BANDS = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.85), (0.85, 1.0 + 1e-9))
+
+
+def power_factor_margins(city: YearCity, days: list[dt.date]) -> dict[str, Any]:
+    """The PF below which a slot's apparent power would exceed its cabinet's contracted kVA.
+
+    By the power-weighted mean level of the cabinet's lit lights in the slot (minimum-energy
+    levels, no cap): the highest such break-even PF per band, and how many cabinets would bind
+    in slots below 0.85 if the PF there were 0.85, 0.80 or 0.75 (the figures of
+    :data:`twin.assets.cabinet.DEFAULT_POWER_FACTOR`).
+    """
+    import scipy.sparse as sp
+
+    from optimize.dimming_problem import envelope_levels
+
+    f = city.driver_floor
+    weights = sp.csr_matrix((city.power, (city.cab, np.arange(city.n))), shape=(city.m, city.n))
+    bands: dict[str, dict[str, float]] = {
+        f"{a:g}-{min(b, 1.0):g}": {"slots": 0, "break_even_pf": 0.0} for a, b in PF_LEVEL_BANDS
+    }
+    at_09: set[int] = set()
+    lower = {0.85: set[int](), 0.8: set[int](), 0.75: set[int]()}
+    for day in days:
+        _, _, fl, on = city.floor(day)
+        x = envelope_levels(fl, on, 0.2)
+        draw = weights @ np.where(on, f + (1 - f) * x, 0.0)
+        lit = weights @ on.astype(np.float64)
+        mean = np.where(lit > 0, (weights @ x) / np.maximum(lit, 1e-12), 0.0)
+        even = draw / (city.kva[:, None] * 1000.0)
+        for (a, b), cell in zip(PF_LEVEL_BANDS, bands.values(), strict=True):
+            sel = (mean >= a) & (mean < b) & (lit > 0)
+            cell["slots"] += int(sel.sum())
+            if sel.any():
+                cell["break_even_pf"] = max(cell["break_even_pf"], float(even[sel].max()))
+        at_09 |= set(np.flatnonzero((even > 0.9 * (1 + 1e-9)).any(axis=1)).tolist())
+        for pf, hit in lower.items():
+            hit |= set(np.flatnonzero(((even >= pf) & (mean < 0.85)).any(axis=1)).tolist())
+    return {
+        "bands": bands,
+        "nights": len(days),
+        "binding_at_0.9": len(at_09),
+        "more_if_pf_below_0.85": {f"{pf:g}": len(hit - at_09) for pf, hit in lower.items()},
+    }
+
+
 def year_days(quick: bool) -> list[dt.date]:
     first = dt.date(2026, 1, 1)
     return [first + dt.timedelta(days=k) for k in range(365)]
@@ -570,6 +615,8 @@ def year_worker(method: str, quick: bool) -> dict[str, Any]:
                 "binding_lp_solve_s": bind_s,
                 "rest_lp_total_s": sol.total_s,
             }
+    elif method == "pf":
+        per_night = power_factor_margins(city, days[::3])
     else:
         msg = f"unknown year method {method!r}"
         raise ValueError(msg)
@@ -578,7 +625,7 @@ def year_worker(method: str, quick: bool) -> dict[str, Any]:
         "method": method,
         "n": city.n,
         "cabinets": city.m,
-        "nights": len(days) if method != "lp" else len(SAMPLE_NIGHTS),
+        "nights": {"lp": len(SAMPLE_NIGHTS), "pf": len(days[::3])}.get(method, len(days)),
         "total_s": time.perf_counter() - t0,
         "energy_wh": total_wh,
         "sample": per_night,
@@ -677,6 +724,7 @@ def main(argv: list[str] | None = None) -> None:
         ("year", "fill"),
         ("year", "lp"),
         ("year", "nightly"),
+        ("year", "pf"),
     ]
     if args.cases != "all":
         plan = [(n, m) for n, m in plan if (n == "year") == (args.cases == "year")]
@@ -823,6 +871,20 @@ def main(argv: list[str] | None = None) -> None:
                 f"year: full LP of {k}: binding cabinets {v['binding_lp_solve_s']:.2f} s "
                 f"(solve), the other cabinets {v['rest_lp_total_s']:.2f} s"
             )
+    pf_r = results.get(("year", "pf"), {})
+    if "sample" in pf_r:
+        margins = pf_r["sample"]
+        cells = ", ".join(
+            f"{k}: {v['break_even_pf']:.3f} ({v['slots']} slots)"
+            for k, v in margins["bands"].items()
+        )
+        print(
+            f"year: power factor below which a slot exceeds its contract, by mean level "
+            f"({margins['nights']} nights): {cells}; {margins['binding_at_0.9']} cabinets bind "
+            f"at 0.9, more if the PF below 0.85 output were "
+            + ", ".join(f"{k}: {v}" for k, v in margins["more_if_pf_below_0.85"].items())
+        )
+        figures["year_pf_margins"] = margins
     if "total_s" in env_r:
         figures["year_total_s"] = env_r["total_s"]
         figures["year_peak_rss_mib"] = env_r["peak_rss_mib"]

@@ -18,6 +18,16 @@ One schema, two engines, chosen by URL:
 
 The SQL is the same on both (``INSERT ... ON CONFLICT``); only the placeholders and two column
 types differ. Times are stored as integer microseconds since the epoch, UTC.
+
+Metered energy is kept at write time, in the transaction that stores the cabinets' telemetry,
+at two grains: ``meter_night`` (one row per cabinet and night: the first and the last meter
+reading, readable in SQL) and ``meter_month``, its rollup (one row per cabinet and month of
+evenings, the month's nights packed in a blob, see :data:`MONTH_LAYOUT`).
+:meth:`Store.metered_energy` reads the rollup alone: a year of 1,000 cabinets is 12,000 rows,
+where it was 365,000 nights (0.25 s of SQLite turning them into text, and up to 1.5 s on a
+loaded machine), and it never reads the raw telemetry. A batch's rollup rows are locked
+(``ON CONFLICT DO UPDATE``, in key order) before they are read and merged, so ingestion
+workers writing the same cabinet's month at once (a shared subscription) lose no reading.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ import xarray as xr
 
 from twin._errors import InputValidationError
 
-__all__ = ["Store", "from_us", "open_store", "to_us"]
+__all__ = ["MONTH_LAYOUT", "Store", "from_us", "open_store", "to_us"]
 
 Engine = Literal["sqlite", "postgresql"]
 
@@ -54,6 +64,9 @@ CREATE TABLE IF NOT EXISTS meter_night (
     first_us BIGINT NOT NULL, first_wh DOUBLE PRECISION NOT NULL,
     last_us BIGINT NOT NULL, last_wh DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (cabinet, night));
+CREATE TABLE IF NOT EXISTS meter_month (
+    cabinet TEXT NOT NULL, month TEXT NOT NULL, nights {blob} NOT NULL,
+    PRIMARY KEY (cabinet, month));
 CREATE TABLE IF NOT EXISTS plans (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, city TEXT NOT NULL, body {blob} NOT NULL,
     created_us BIGINT NOT NULL, status TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
@@ -74,6 +87,14 @@ CREATE TABLE IF NOT EXISTS proposals (
     rule TEXT NOT NULL, status TEXT NOT NULL, readings TEXT NOT NULL, detail TEXT NOT NULL,
     reviewed_us BIGINT, reviewed_by TEXT);
 """
+
+
+#: A ``meter_month.nights`` blob: float64 little-endian, 4 rows of 31 days (day 1 first); NaN
+#: where the night has no reading. Times are microseconds since the epoch (exact in a float64
+#: until the year 2255).
+MONTH_LAYOUT: tuple[str, ...] = ("first_us", "first_wh", "last_us", "last_wh")
+_DAYS = 31
+_EMPTY_MONTH = np.full((len(MONTH_LAYOUT), _DAYS), np.nan, "<f8").tobytes()
 
 
 def to_us(t: dt.datetime) -> int:
@@ -138,6 +159,7 @@ class Store:
         else:
             msg = f"--db: {url!r} is neither sqlite:///PATH nor postgresql://..."
             raise InputValidationError(msg)
+        self._roll_up_history()
 
     # -- plumbing ----------------------------------------------------------------------------
     def _sql(self, text: str) -> str:
@@ -172,6 +194,9 @@ class Store:
                     if not rows:
                         counts.append(0)
                         continue
+                    if sql == self.UPSERT_METER:
+                        # key order: concurrent writers lock the nights (and months) alike
+                        rows = _sorted_nights(rows)
                     if self.engine == "postgresql" and sql in _COPY and len(rows) >= _COPY_MIN:
                         counts.append(_copy_insert(cur, rows, *_COPY[sql]))
                         continue
@@ -181,6 +206,8 @@ class Store:
                         counts.append(self._conn.total_changes - before)
                     else:
                         counts.append(max(cur.rowcount, 0))
+                    if sql == self.UPSERT_METER:
+                        self._roll_up(cur, rows)
                 self._conn.commit() if self.engine == "postgresql" else cur.execute("COMMIT")
             except BaseException:
                 self._conn.rollback()
@@ -231,7 +258,8 @@ class Store:
 
     def count(self, table: str, where: str = "", params: Sequence[Any] = ()) -> int:
         """Rows of a table (optionally filtered)."""
-        if table not in ("telemetry", "dead_letter", "meter_night", "commands", "audit", "alarms"):
+        tables = ("telemetry", "dead_letter", "meter_night", "meter_month", "commands", "audit")
+        if table not in (*tables, "alarms"):
             msg = f"table: {table!r} is not a table of the store"
             raise InputValidationError(msg)
         sql = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {where}" if where else "")  # noqa: S608
@@ -302,29 +330,75 @@ class Store:
         """Metered energy per cabinet and night (``energy_wh``, dims ``cabinet`` x ``time``).
 
         A night's energy is the meter index at its last reading minus the first (the meter is
-        read through the night by the cabinet's telemetry); ``time`` is the evening's date at
-        00:00 UTC (naive datetime64, ``attrs["timezone"] = "UTC"``). Nights without two
-        readings are NaN.
+        read through the night by the cabinet's telemetry); a reading belongs to the night
+        whose evening is the local date twelve hours earlier (:class:`live.ingest.Ingestor`).
+        ``time`` is the evening's date at 00:00 UTC (naive datetime64,
+        ``attrs["timezone"] = "UTC"``), for ``start <= date < end``; ``metered_hours`` is the
+        span between the two readings. A night with a single reading is on the ``time`` axis
+        with NaN: one reading measures no energy. Read from the monthly rollup (see the module
+        docstring), never from the raw telemetry.
         """
+        if start is not None and end is not None and start > end:
+            msg = f"start: {start} is after end: {end}"
+            raise InputValidationError(msg)
         where: list[str] = ["1=1"]
         params: list[Any] = []
         if cabinets is not None:
-            where.append("cabinet IN (" + ",".join("?" * len(cabinets)) + ")")
+            cabinets = list(cabinets)
+            where.append(
+                "cabinet IN (" + ",".join("?" * len(cabinets)) + ")" if cabinets else "0=1"
+            )
             params.extend(cabinets)
         if start is not None:
-            where.append("night >= ?")
-            params.append(start.isoformat())
+            where.append("month >= ?")
+            params.append(start.strftime("%Y-%m"))
         if end is not None:
-            where.append("night < ?")
-            params.append(end.isoformat())
-        if self.engine == "postgresql":
-            cabs, days, ci, ti, e, span = self._meter_rows_pg(where, params)
-        else:
-            cabs, days, ci, ti, e, span = self._meter_rows_sqlite(where, params)
+            where.append("month <= ?")
+            params.append((end - dt.timedelta(days=1)).strftime("%Y-%m"))
+        sql = self._sql(
+            "SELECT cabinet, month, nights FROM meter_month WHERE "  # noqa: S608 - fixed fragments
+            + " AND ".join(where)
+        )
+        with self._lock:
+            # binary results on PostgreSQL: the blobs come as bytes, not as hex text to decode
+            cur = self._conn.cursor(binary=True) if self.engine == "postgresql" else None
+            cur = cur or self._conn.cursor()
+            try:
+                cur.execute(sql, tuple(params))
+                rows = cur.fetchall()
+                self._conn.commit()
+            finally:
+                cur.close()
+        n = len(rows)
+        size = len(MONTH_LAYOUT) * _DAYS
+        data = np.frombuffer(b"".join(bytes(r[2]) for r in rows), "<f8").reshape(n, size)
+        first_us, first_wh, last_us, last_wh = np.split(data, len(MONTH_LAYOUT), axis=1)
+        months = np.array([r[1] for r in rows], dtype="datetime64[M]")
+        dates = months.astype("datetime64[D]")[:, None] + np.arange(_DAYS)
+        seen = ~np.isnan(first_us) & (dates < (months + 1).astype("datetime64[D]")[:, None])
+        if start is not None:
+            seen &= dates >= np.datetime64(start, "D")
+        if end is not None:
+            seen &= dates < np.datetime64(end, "D")
+        ri, di = np.nonzero(seen)
+        # cabinets and nights found in the rows (sorted): per row first, then per night
+        row_cabs, row_ci = np.unique(np.array([r[0] for r in rows], dtype=str), return_inverse=True)
+        used = np.zeros(len(row_cabs), bool)
+        used[row_ci[ri]] = True
+        cabs = row_cabs[used]
+        ci = (np.cumsum(used) - 1)[row_ci[ri]]
+        day = dates[ri, di].astype(np.int64)
+        lo = int(day.min()) if len(day) else 0
+        present = np.zeros(int(day.max()) - lo + 1 if len(day) else 0, bool)
+        present[day - lo] = True
+        days = (np.flatnonzero(present) + lo).astype("datetime64[D]")
+        ti = (np.cumsum(present) - 1)[day - lo]
+        span_us = last_us[ri, di] - first_us[ri, di]
+        two = span_us > 0
         energy = np.full((len(cabs), len(days)), np.nan)
         hours = np.full((len(cabs), len(days)), np.nan)
-        energy[ci, ti] = e
-        hours[ci, ti] = span / 3600.0
+        energy[ci, ti] = np.where(two, last_wh[ri, di] - first_wh[ri, di], np.nan)
+        hours[ci, ti] = np.where(two, span_us / 3.6e9, np.nan)
         ds = xr.Dataset(
             {
                 "energy_wh": (
@@ -343,57 +417,101 @@ class Store:
         ds["time"].attrs.update({"timezone": "UTC", "long_name": "evening of the night"})
         return ds
 
-    def _meter_rows_sqlite(self, where: list[str], params: list[Any]) -> tuple[np.ndarray, ...]:
-        # one row per cabinet, its nights aggregated as text: a year of 1,000 cabinets is then
-        # 1,000 rows to fetch rather than 365,000 (row objects are what costs, not the query)
-        cols = ("night", "last_wh - first_wh", "(last_us - first_us) / 1000000.0")
-        sql = (
-            "SELECT cabinet, "  # noqa: S608 - fixed fragments
-            + ", ".join(f"group_concat({c}, ',')" for c in cols)
-            + " FROM meter_night WHERE "
-            + " AND ".join(where)
-            + " GROUP BY cabinet ORDER BY cabinet"
-        )
-        rows = self.execute(sql, params)
-        cabs = np.array([r[0] for r in rows], dtype=str)
-        per = [r[1].split(",") for r in rows]
-        counts = np.array([len(p) for p in per], dtype=np.int64)
-        ci = np.repeat(np.arange(len(rows)), counts)
-        ti, nights = pd.factorize(pd.Series([n for p in per for n in p], dtype=object), sort=True)
-        days = np.asarray(nights, dtype="datetime64[D]")
-        e = np.array(",".join(r[2] for r in rows).split(",") if rows else [], dtype=float)
-        span = np.array(",".join(str(r[3]) for r in rows).split(",") if rows else [], dtype=float)
-        return cabs, days, ci, ti, e, span
+    def _roll_up(self, cur: Any, rows: Sequence[Sequence[Any]]) -> None:
+        """Merge nights (rows of :data:`UPSERT_METER`, key order) into their months' rollup.
 
-    def _meter_rows_pg(self, where: list[str], params: list[Any]) -> tuple[np.ndarray, ...]:
-        # COPY streams the rows as CSV, parsed by pandas' C reader: no Python object per row
-        import io
+        Each month's row is locked first (an upsert that changes nothing, in key order, which
+        returns the row as committed by any other writer), then merged and written back.
+        """
+        keys: dict[tuple[str, str], int] = {}
+        code = np.empty(len(rows), np.int64)
+        day = np.empty(len(rows), np.int64)
+        for i, r in enumerate(rows):
+            month, dom = _month_day(r[1])
+            code[i] = keys.setdefault((str(r[0]), month), len(keys))
+            day[i] = dom
+        vals = np.array([r[2:6] for r in rows], dtype=float).reshape(len(rows), 4)
+        order = list(keys)
+        current: dict[tuple[str, str], bytes] = {}
+        for k in range(0, len(order), _LOCK_CHUNK):
+            chunk = order[k : k + _LOCK_CHUNK]
+            sql = (
+                "INSERT INTO meter_month (cabinet, month, nights) VALUES "
+                + ",".join(["(?, ?, ?)"] * len(chunk))
+                + " ON CONFLICT (cabinet, month) DO UPDATE SET nights = meter_month.nights "
+                "RETURNING cabinet, month, nights"
+            )
+            cur.execute(self._sql(sql), [v for c, m in chunk for v in (c, m, _EMPTY_MONTH)])
+            current.update({(str(c), str(m)): bytes(b) for c, m, b in cur.fetchall()})
+        old = np.stack([np.frombuffer(current[k], "<f8") for k in order]).reshape(len(order), 4, -1)
+        new = old.copy()
+        slot = code * _DAYS + day
+        arrival = np.arange(len(rows))
+        # per night, the earliest first reading and the latest last (the earlier row on a tie)
+        for t_col, sign, later in ((0, 1, False), (2, -1, True)):
+            o = np.lexsort((arrival, sign * vals[:, t_col], slot))
+            head = np.ones(len(o), bool)
+            head[1:] = slot[o][1:] != slot[o][:-1]
+            pick = o[head]
+            c, d = code[pick], day[pick]
+            have = new[c, t_col, d]
+            t = vals[pick, t_col]
+            take = np.isnan(have) | ((t > have) if later else (t < have))
+            new[c[take], t_col, d[take]] = t[take]
+            new[c[take], t_col + 1, d[take]] = vals[pick[take], t_col + 1]
+        changed = ~np.all((new == old) | (np.isnan(new) & np.isnan(old)), axis=(1, 2))
+        cur.executemany(
+            self._sql("UPDATE meter_month SET nights = ? WHERE cabinet = ? AND month = ?"),
+            [(new[i].astype("<f8").tobytes(), *order[i]) for i in np.flatnonzero(changed)],
+        )
 
-        sql = (
-            "COPY (SELECT cabinet, night, last_wh - first_wh, "  # noqa: S608 - fixed fragments
-            "(last_us - first_us) / 1000000.0 FROM meter_night WHERE "
-            + " AND ".join(where).replace("?", "%s")
-            + ") TO STDOUT WITH (FORMAT csv)"
-        )
-        buf = io.BytesIO()
-        with self._lock, self._conn.cursor() as cur:
-            with cur.copy(sql, params) as copy:
-                for chunk in copy:
-                    buf.write(chunk)
-            self._conn.commit()
-        buf.seek(0)
-        df = pd.read_csv(buf, header=None, names=["cabinet", "night", "wh", "s"])
-        ci, cabs = pd.factorize(df["cabinet"], sort=True)
-        ti, nights = pd.factorize(df["night"], sort=True)
-        days = np.asarray(nights, dtype="datetime64[D]")
-        return (
-            np.asarray(cabs, dtype=str),
-            days,
-            ci,
-            ti,
-            df["wh"].to_numpy(float),
-            df["s"].to_numpy(float),
-        )
+    def _roll_up_history(self) -> None:
+        """Build the monthly rollup of a store written before it existed (from its nights)."""
+        if self.execute("SELECT 1 FROM meter_month LIMIT 1") or not self.execute(
+            "SELECT 1 FROM meter_night LIMIT 1"
+        ):
+            return
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                if self.engine == "sqlite":
+                    cur.execute("BEGIN IMMEDIATE")
+                cur.execute(
+                    "SELECT cabinet, night, first_us, first_wh, last_us, last_wh FROM meter_night "
+                    "ORDER BY cabinet, night"
+                )
+                rows = cur.fetchall()
+                if rows:
+                    self._roll_up(cur, rows)
+                self._conn.commit() if self.engine == "postgresql" else cur.execute("COMMIT")
+            except BaseException:
+                self._conn.rollback()
+                raise
+            finally:
+                cur.close()
+
+
+def _month_day(night: object) -> tuple[str, int]:
+    """``("YYYY-MM", day - 1)`` of a night ``"YYYY-MM-DD"``; a clear error for anything else."""
+    try:
+        if not (isinstance(night, str) and len(night) == 10):
+            raise ValueError
+        d = dt.date.fromisoformat(night)
+    except ValueError:
+        msg = f"night: {night!r} is not a date YYYY-MM-DD"
+        raise InputValidationError(msg) from None
+    return night[:7], d.day - 1
+
+
+def _sorted_nights(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Meter rows checked (a night is a date) and in key order (a stable sort)."""
+    for r in rows:
+        _month_day(r[1])
+    return sorted(rows, key=lambda r: (str(r[0]), str(r[1])))
+
+
+#: Months locked and read per statement (3 parameters each: under SQLite's 32,766).
+_LOCK_CHUNK = 1000
 
 
 #: Statements that PostgreSQL runs as COPY into a staging table: the table and its columns.

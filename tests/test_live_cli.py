@@ -273,3 +273,23 @@ def test_serve_refuses_faults_and_weather_without_the_simulator(bondy, tmp_path)
     with pytest.raises(InputValidationError, match="'fire' is not one of lamp_failure"):
         serve(bondy, db=db, devices=True, faults=[("fire", "light:000001")])
     assert not (tmp_path / "h.db").exists()  # refused before any work
+
+
+def test_devices_sets_its_faults_and_weather_before_it_connects(bondy, mosquitto, monkeypatch):
+    """As `twin serve --devices` does: commands the broker queued for the simulator arrive with
+    its connection, and must find an offline device already offline."""
+    from live.devices import Devices
+
+    at_start = []
+    real_start = Devices.start
+
+    def start(self):  # the real start, noting the simulator's faults and weather at that moment
+        at_start.append((set(self.offline), self.weather_offset_c, self.precip_mm_h))
+        return real_start(self)
+
+    monkeypatch.setattr(Devices, "start", start)
+    cabinet = str(bondy.registry["cabinet"]["id"].iloc[0])
+    argv = ["devices", "--city", "bondy", "--broker", mosquitto.url, "--for", "0.01"]
+    argv += ["--fault", f"offline={cabinet}", "--weather-offset", "-8", "--precip", "1.5"]
+    assert main(argv) == 0  # a round longer than --for ends the command, not a negative sleep
+    assert at_start == [({cabinet}, -8.0, 1.5)]

@@ -1535,17 +1535,23 @@ def cmd_devices(args: Args) -> int:
 
     tw = _load(args)
     _check_faults(tw, args)
-    with Devices(tw, args.broker) as sim:
-        for kind, asset in args.fault:
-            sim.fault(kind, asset)
-        weather = _weather(args)
-        if weather is not None:
-            sim.weather(offset_c=weather[0], precip_mm_h=weather[1])
+    sim = Devices(tw, args.broker)
+    # as `twin serve --devices`: in place before the simulator connects, since commands the
+    # broker queued for it arrive with the connection
+    weather = _weather(args)
+    if weather is not None:
+        sim.weather(offset_c=weather[0], precip_mm_h=weather[1])
+        print(f"simulated weather: {weather[0]:+g} degC, {weather[1]:g} mm/h", flush=True)
+    for kind, asset in args.fault:
+        sim.fault(kind, asset)
+        print(f"simulated fault: {kind} on {asset}", flush=True)
+    with sim:
         end = None if args.duration is None else time.monotonic() + args.duration
         while end is None or time.monotonic() < end:
             n = sim.publish_telemetry()
             print(f"published {n} messages; commands heard {sim.commands_seen}", flush=True)
-            time.sleep(args.period if end is None else min(args.period, end - time.monotonic()))
+            left = args.period if end is None else min(args.period, end - time.monotonic())
+            time.sleep(max(left, 0.0))
     return 0
 
 

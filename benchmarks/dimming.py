@@ -331,7 +331,7 @@ class YearCity:
         fl = np.maximum(np.minimum(1.0, required * self.clo[:, None]), self.min_level[:, None])
         return t, slot_h, np.where(off, 0.0, fl), ~off
 
-    def capped(self, day: dt.date, method: str = "lp") -> Any:
+    def capped(self, day: dt.date, method: str = "lp", starts: dict[Any, Any] | None = None) -> Any:
         """The minimum-energy plan under the caps (:func:`capped_levels`), and its arrays."""
         from optimize.dimming_caps import capped_levels
 
@@ -348,6 +348,7 @@ class YearCity:
             min_level=self.min_level,
             time=t,
             method=method,
+            starts=starts,
         )
         return c, slot_h, fl, on
 
@@ -574,8 +575,9 @@ def year_worker(method: str, quick: bool) -> dict[str, Any]:
     if method in ("exact", "fill", "nightly"):
         from twin.energy.power import drawn_fraction
 
+        starts: dict[Any, Any] = {}  # the exact LP's bases, night to night
         for day in days:
-            c, slot_h, fl, on = city.capped(day, "fill" if method == "fill" else "lp")
+            c, slot_h, fl, on = city.capped(day, "fill" if method == "fill" else "lp", starts)
             level = c.level
             if method == "nightly":
                 problem = city.problem(day, np.where(on, np.minimum(fl, c.level), 0.0))

@@ -111,6 +111,7 @@ def capped_levels(
     cabinet_ids: npt.ArrayLike | None = None,
     time: npt.ArrayLike | None = None,
     method: str = "lp",
+    starts: dict[tuple[int, int], list[Any]] | None = None,
 ) -> CappedLevels:
     """The minimum-energy plan under EN 13201 floors, ramps and cabinet caps (module docstring).
 
@@ -139,6 +140,11 @@ def capped_levels(
     method
         ``"lp"`` (default: the exact LP of each binding cabinet, module docstring) or
         ``"fill"`` (the water-filling heuristic, :func:`_fill`).
+    starts
+        A dict kept from one night to the next (``method="lp"``): the solver's final basis of
+        each binding cabinet's window, the start of the same window's LP the next night when
+        its shape is unchanged (three windows in four over a year). A start, not a result:
+        the optimum is proved each night; it saves pivots.
 
     Returns
     -------
@@ -211,7 +217,9 @@ def capped_levels(
     binding = np.flatnonzero(over.any(axis=1)).astype(np.intp)
     if method == "lp":
         level = env.copy()
-        _solve_binding(level, env, fl, on_b, p, lo, cab, caps, over, binding, hours, ramp, f)
+        _solve_binding(
+            level, env, fl, on_b, p, lo, cab, caps, over, binding, hours, ramp, f, starts
+        )
         path = f"per-light + joint LP on {binding.size} cabinets"
     else:
         level = _fill(env, fl, on_b, p, lo, cab, caps, over, binding, ramp, f)
@@ -451,8 +459,14 @@ def _window_lp(  # noqa: PLR0913 - the arrays of one night
     return _WindowLp(lights, t0, group, lit, floor, cost, col_lo, col_hi, matrix, row_lo, row_hi)
 
 
-def _solve_window(lp: _WindowLp, h: Any) -> FloatArray:
-    """Solve one window's LP with HiGHS ``h``; its levels, ``(lights, window)``."""
+def _solve_window(lp: _WindowLp, h: Any, start: list[Any] | None = None) -> FloatArray:
+    """Solve one window's LP with HiGHS ``h``; its levels, ``(lights, window)``.
+
+    ``start``: ``[shape, basis]`` of an LP solved before (the same cabinet's window the night
+    before), or ``[]``; its basis is the starting point when the shape is the same, and the
+    new optimal basis is written back. HiGHS proves optimality from any start: it changes the
+    number of pivots, not the optimum.
+    """
     import highspy
 
     model = highspy.HighsLp()
@@ -468,11 +482,21 @@ def _solve_window(lp: _WindowLp, h: Any) -> FloatArray:
     model.a_matrix_.index_ = lp.matrix.indices.astype(np.int32)
     model.a_matrix_.value_ = lp.matrix.data
     h.passModel(model)
+    shape = (lp.cost.size, lp.row_lo.size, lp.matrix.nnz)
+    if start and start[0] == shape:
+        h.setBasis(start[1])
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     if status != "Optimal":
         msg = f"cabinet caps: the LP of a binding cabinet ended {status}"
         raise RuntimeError(msg)
+    if start is not None:
+        got = h.getBasis()
+        basis = highspy.HighsBasis()
+        basis.col_status = list(got.col_status)
+        basis.row_status = list(got.row_status)
+        basis.valid = True
+        start[:] = [shape, basis]
     col = np.asarray(h.getSolution().col_value, dtype=np.float64)
     n_lit = int(lp.lit.sum())
     x = np.zeros(lp.lit.shape)
@@ -494,6 +518,7 @@ def _solve_binding(  # noqa: PLR0913 - the arrays of one night
     hours: FloatArray,
     ramp: float,
     f: float,
+    starts: dict[tuple[int, int], list[Any]] | None = None,
 ) -> None:
     """Solve the LP of each binding cabinet and window; write their levels into ``level``.
 
@@ -511,6 +536,8 @@ def _solve_binding(  # noqa: PLR0913 - the arrays of one night
     h.setOptionValue("simplex_strategy", 1)  # dual simplex
     for c in binding.tolist():
         lights = order[edge[c] : edge[c + 1]]
-        for t0, t1 in _windows(over[c], k, t_n):
+        for j, (t0, t1) in enumerate(_windows(over[c], k, t_n)):
             lp = _window_lp(lights, t0, t1, env, fl, on, p, lo, caps[c], hours, ramp, f)
-            level[lights, t0:t1] = np.where(on[lights, t0:t1], _solve_window(lp, h), 0.0)
+            start = None if starts is None else starts.setdefault((c, j), [])
+            x = _solve_window(lp, h, start)
+            level[lights, t0:t1] = np.where(on[lights, t0:t1], x, 0.0)

@@ -197,6 +197,7 @@ def plan_year(
     per_night["lit_lh"] = np.zeros(n_nights)
     bound = np.zeros(caps.size, dtype=bool)
     kinds: list[str] = []
+    starts: dict[tuple[int, int], list[Any]] = {}  # each binding window's basis, night to night
     for k, day in enumerate(days):
         fc = dimming.forecast_night(tw, day, demand=demand, slot_minutes=slot_minutes, lights=G)
         night = fc.night
@@ -235,6 +236,7 @@ def plan_year(
             min_level=np.where(dimmable, min_level, 1.0),
             cabinet_ids=L["cabinet_ids"],
             time=night.start,
+            starts=starts,
         )
         x2 = capped.level
         full = power[:, None] * slot_h[None, :]

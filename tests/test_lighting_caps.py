@@ -252,6 +252,35 @@ def test_joint_lp_of_binding_cabinets_is_the_full_optimum(seed, ramp):
     assert got.shortfall.max() > 0.0
 
 
+def test_a_start_from_the_night_before_changes_pivots_not_the_optimum():
+    power, floor, on, cab, caps, slot_h, lo = _instance(1)
+    kw = {
+        "ramp": 0.2, "cabinet_index": cab, "slot_h": slot_h, "driver_floor": DRIVER_FLOOR,
+        "min_level": lo,
+    }  # fmt: skip
+    starts: dict = {}
+    for scale in (1.0, 0.99, 0.97):  # three nights, the caps a little tighter each
+        cold = capped_levels(power, floor, on, cap_w=caps * scale, **kw)
+        warm = capped_levels(power, floor, on, cap_w=caps * scale, starts=starts, **kw)
+        assert sorted(starts) == [(0, 0), (0, 1), (1, 0), (1, 1)]  # (cabinet, window)
+        assert _objective(warm, power, on, cab, slot_h) == pytest.approx(
+            _objective(cold, power, on, cab, slot_h), rel=1e-9
+        )
+
+
+def _objective(c, power, on, cab, slot_h):
+    """The capped plan's LP objective: energy above the driver floor, deficit, its spread."""
+    e = (slot_h * power[:, None] * (1 - DRIVER_FLOOR) * c.level * on).sum()
+    deficit = (slot_h * power[:, None] * c.shortfall).sum()
+    zmax = np.zeros((cab.max() + 1, on.shape[1]))
+    np.maximum.at(zmax, cab, c.shortfall)
+    return (
+        e
+        + SHORTFALL_WEIGHT * deficit
+        + (slot_h * np.bincount(cab, weights=power)[:, None] * zmax).sum()
+    )
+
+
 @pytest.mark.parametrize("seed", [1, 2, 4])
 def test_water_filling_is_feasible_and_close_to_the_lp(seed):
     """The heuristic: caps and ramps held, deficit within a few % of the LP's optimum."""

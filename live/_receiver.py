@@ -323,6 +323,8 @@ class _Receiver:
         # on every (re)connection: subscribing again is harmless and covers a lost session
         self.connection += 1
         self.send(b"C", (bool(getattr(flags, "session_present", False)), int(c.protocol)))
+        if self.cfg["share"] and c.protocol != paho.MQTTv5:
+            return  # a 3.1.1 broker would take `$share/...` for a plain topic: never ask it
         c.subscribe(self.cfg["pattern"], qos=self.cfg["qos"])
 
     def flush(self) -> None:

@@ -18,6 +18,16 @@ again with the same id (a device that already has it acknowledges without applyi
 after a timeout that doubles at each attempt. The plan ends ``applied`` (every command
 acknowledged), ``partial`` (the assets that failed are listed) or ``failed``. Every push and
 rollback is in the audit log (who, when, what, plan, result).
+
+A push holds a persistent MQTT session: a stable client id per city and pusher
+(``twin-control-<city>-<who>``), ``clean_start=False`` with a session expiry, and a QoS 1
+subscription to the acknowledgements, made again at every connection. If the broker restarts
+during a push (Mosquitto with persistence keeps the session on disk), the acknowledgements
+that devices send before the controller is connected again are queued for it, not lost; and
+its commands published while the broker is down are held by the client and sent once it is
+back. At the end of a push the controller waits for the broker to take every command it
+published, then unsubscribes (so that the broker queues nothing more for a session nobody
+reads) and disconnects.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import collections
 import dataclasses
 import datetime as dt
 import getpass
+import re
 import threading
 import time
 import uuid
@@ -42,6 +53,8 @@ from optimize.plans import Plan, from_json
 from twin._errors import InputValidationError, TwinError, UnsafePlanError
 
 if TYPE_CHECKING:
+    import paho.mqtt.client as paho
+
     from twin.model import Twin
 
 __all__ = [
@@ -178,7 +191,13 @@ class Controller:
     ttl : timedelta
         A command expires at the plan's end, or this long after sending if that comes first
         (a device must not apply a stale command after a long outage).
+    client_id : str, optional
+        Id of the persistent MQTT session of the pushes (default
+        ``twin-control-<city>-<who>``). Pushes of this process with the same id take turns.
     """
+
+    _turns: dict[str, threading.Lock] = {}
+    _turns_lock = threading.Lock()
 
     def __init__(
         self,
@@ -190,11 +209,18 @@ class Controller:
         timeout_s: float = 2.0,
         attempts: int = 3,
         ttl: dt.timedelta = dt.timedelta(hours=24),
+        client_id: str | None = None,
     ) -> None:
         self.store = store
         self.url = url
         self.city = city
         self.who = who or _login()
+        self.client_id = client_id or _client_id(f"twin-control-{city}-{self.who}")
+        #: ``session_present`` of each connection of the last push: ``[False, True]`` is a
+        #: push that found its session again after a reconnection (a broker restart)
+        self.sessions: list[bool] = []
+        #: publications of commands by the last push (first sendings and retries)
+        self.published = 0
         self.timeout_s = timeout_s
         self.attempts = attempts
         self.ttl = ttl
@@ -360,20 +386,41 @@ class Controller:
         Returns the acknowledgement of each command id (``None`` when none came), the number
         of times each was sent, and the number of rounds.
         """
-        client = connect(self.url, f"twin-control-{uuid.uuid4().hex[:8]}", on_message=self._on_ack)
-        done = threading.Event()
-        client.on_subscribe = lambda *a, **k: done.set()
-        client.subscribe(f"twin/{self.city}/ack/#", qos=1)
-        done.wait(10)
+        with self._turns_lock:
+            turn = self._turns.setdefault(self.client_id, threading.Lock())
+        with turn:  # one push at a time per session id in this process
+            return self._exchange(cmds, progress)
+
+    def _on_connect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        # at every (re)connection: the persistent session keeps the subscription; subscribing
+        # again is harmless, and covers a broker that lost the session
+        if not getattr(rc, "is_failure", False):
+            self.sessions.append(bool(getattr(flags, "session_present", False)))
+            c.subscribe(f"twin/{self.city}/ack/#", qos=1)
+
+    def _exchange(
+        self,
+        cmds: list[tuple[str, str, bytes]],
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[dict[str, dict[str, Any] | None], dict[str, int], int]:
+        self.sessions = []
+        self.published = 0
+        client = _ack_client(self.url, self.client_id, self._on_ack, self._on_connect)
+        # the broker's PUBACKs by packet id (paho's MQTTMessageInfo of a message published
+        # while disconnected reports the failure for good, though paho sends it once back)
+        taken: collections.Counter[int] = collections.Counter()
+        client.on_publish = lambda c, u, mid, *a: taken.update((mid,))
         pending = {cid: (t, p) for cid, t, p in cmds}
         attempts: dict[str, int] = dict.fromkeys(pending, 0)
+        mids: collections.Counter[int] = collections.Counter()
         rounds = 0
         try:
             wait = self.timeout_s
             for rounds in range(1, self.attempts + 1):  # noqa: B007 - reported below
                 for cid, (t, p) in pending.items():
                     attempts[cid] += 1
-                    client.publish(t, p, qos=1)
+                    mids[client.publish(t, p, qos=1).mid] += 1
+                    self.published += 1
                 deadline = time.monotonic() + wait
                 with self._arrived:
                     while True:
@@ -389,6 +436,15 @@ class Controller:
                     break
                 wait *= 2  # backoff
         finally:
+            # every command published reaches the broker before the session goes: the last
+            # retries may still be in flight (or held while the broker restarts)
+            end = time.monotonic() + max(self.timeout_s, 5.0)
+            while any(taken[m] < n for m, n in mids.items()) and time.monotonic() < end:
+                time.sleep(0.02)
+            gone = threading.Event()
+            client.on_unsubscribe = lambda *a, **k: gone.set()
+            client.unsubscribe(f"twin/{self.city}/ack/#")
+            gone.wait(max(end - time.monotonic(), 0.5))
             client.disconnect()
             client.loop_stop()
         with self._lock:
@@ -570,18 +626,7 @@ class AckFollower:
 
     def start(self) -> AckFollower:
         """Subscribe (persistent session) and start writing acknowledgements every ``period_s``."""
-        done = threading.Event()
-        self.client = connect(
-            self.url,
-            self.client_id,
-            persistent=True,
-            on_message=self._on_ack,
-            on_connect=self._on_connect,
-            on_subscribe=lambda *a, **k: done.set(),
-        )
-        done.wait(10)
-        # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
-        self.client.reconnect_delay_set(min_delay=0.05, max_delay=1)
+        self.client = _ack_client(self.url, self.client_id, self._on_ack, self._on_connect)
         self._thread = threading.Thread(target=self._run, name="twin-acks", daemon=True)
         self._thread.start()
         return self
@@ -667,27 +712,67 @@ class AckFollower:
         after = settle(cmds)
         if after == before:
             return
-        self.store.execute(
-            "UPDATE plans SET status = ? WHERE id = ? AND detail = ?", (after, plan_id, push)
-        )
         done = sum(s in ("accepted", "applied") for s in cmds.values())
-        self.store.execute(
-            "INSERT INTO audit (ts_us, who, action, plan_id, result, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                to_us(_now()),
-                self.who,
-                "late ack",
-                plan_id,
-                after,
-                f"{before} -> {after}: {late} late acknowledgement(s) of push {push}; "
-                f"{done}/{len(cmds)} commands acknowledged",
-            ),
+        # one transaction: nobody reads the new status without its audit entry
+        self.store.write(
+            [
+                (
+                    "UPDATE plans SET status = ? WHERE id = ? AND detail = ?",
+                    [(after, plan_id, push)],
+                ),
+                (
+                    "INSERT INTO audit (ts_us, who, action, plan_id, result, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            to_us(_now()),
+                            self.who,
+                            "late ack",
+                            plan_id,
+                            after,
+                            f"{before} -> {after}: {late} late acknowledgement(s) of push "
+                            f"{push}; {done}/{len(cmds)} commands acknowledged",
+                        )
+                    ],
+                ),
+            ]
         )
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _ack_client(
+    url: str, client_id: str, on_ack: Callable[..., None], on_connect: Callable[..., None]
+) -> paho.Client:
+    """A client with a persistent session, subscribed (by ``on_connect``) to the acks.
+
+    It returns once the broker has confirmed the subscription (or after 10 s), and reconnects
+    within a second of a restarted broker's return.
+    """
+    subscribed = threading.Event()
+    client = connect(
+        url,
+        client_id,
+        persistent=True,
+        on_message=on_ack,
+        on_connect=on_connect,
+        on_subscribe=lambda *a, **k: subscribed.set(),
+    )
+    subscribed.wait(10)
+    # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
+    client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
+    return client
+
+
+def _client_id(name: str) -> str:
+    """An MQTT client id from a name: ASCII letters, digits, ``-``, ``_``, ``.``, ``:``.
+
+    >>> _client_id("twin-control-bondy-rule:foot fall surge")
+    'twin-control-bondy-rule:foot_fall_surge'
+    """
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", name)[:128]
 
 
 def _login() -> str:

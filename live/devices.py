@@ -20,11 +20,34 @@ Telemetry is driven by the twin:
   times (given its count, a Poisson process of constant rate places its arrivals uniformly:
   the same process), and a counter reports the arrivals of the last :data:`COUNT_WINDOW_S`.
   Where the simulation cannot run (no walk network), the demand profile's hourly share does;
-* loop detectors report counts from the demand profile's car share at the local hour;
+* signal controllers report their detector counts from the traffic DES
+  (:mod:`twin.scenarios.traffic`, on :func:`~twin.scenarios.network.scenario_from_twin`): for
+  each local hour the clock reaches, the city's traffic is simulated once (from a quarter of an
+  hour before, so that the network is not empty when the hour starts;
+  :func:`detector_counts`), and kept. Each approach's count per DES slot (the vehicles that
+  enter the approach, as an advance loop detector counts them) is spread over the slot as
+  uniform arrival times, like the footfall, and a controller reports, per approach, the
+  arrivals since its previous report: the reports of an hour add up to the DES's counts.
+  :meth:`Devices.prepare` runs the DES of the current hour ahead, and in the last quarter of
+  an hour the next one runs in a background thread (Bondy: about a second; Montpellier: about
+  a minute on two busy cores). Where the DES cannot run for the city, the counts fall back to the
+  demand profile's car share, and :attr:`Devices.detector_note` and the log say so;
+* loop counters (sensors) report counts from the demand profile's car share at the local hour;
 * road-weather stations report :func:`road_weather`, a diurnal model driven by the date and
   hour, with a fixed offset per station and noise; :meth:`Devices.weather` injects a cold
   night and precipitation (``weather(offset_c=-8, precip_mm_h=1)`` brings a winter night's road
   below 0 degC with snow, which the example snow rule catches).
+
+Session: the simulator holds a persistent MQTT session, as a gateway that must not miss a
+command does: a stable client id (``twin-devices-<city>`` by default), ``clean_start=False``
+with a session expiry (:func:`live.mqtt.connect`), and a QoS 1 subscription to
+``twin/<city>/cmd/#``, made again at every connection in case the broker lost the session. While
+the simulator is away (stopped, or its link or the broker down; paho reconnects by itself), the
+broker keeps the subscription and queues the commands published meanwhile (Mosquitto with
+persistence keeps them across its own restart), and delivers them when it comes back: they are
+answered and applied then, each once. :attr:`Devices.sessions` records, for each connection,
+whether the broker still had the session; :attr:`Devices.received` counts the deliveries of
+each command id (a command sent again, or redelivered by the broker, counts each time).
 
 Commands: a command is acknowledged ``accepted`` (scheduled for ``apply_at``), then
 ``applied`` when its time comes; ``rejected`` with a reason when it has expired, names an asset
@@ -47,6 +70,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import logging
 import threading
 import uuid
 import zoneinfo
@@ -60,13 +84,112 @@ from live.mqtt import connect
 from live.telemetry import topic
 
 if TYPE_CHECKING:
+    import xarray as xr
+
     from twin.model import Twin
     from twin.scenarios.events import Event
 
-__all__ = ["COUNT_WINDOW_S", "Devices", "Fault", "road_weather"]
+__all__ = [
+    "COUNT_WINDOW_S",
+    "DETECTOR_SLOT_S",
+    "DETECTOR_WARMUP_S",
+    "Devices",
+    "Fault",
+    "detector_counts",
+    "road_weather",
+]
+
+log = logging.getLogger(__name__)
 
 COUNT_WINDOW_S = 300.0
 """A footfall counter's report: pedestrians counted over this many seconds before ``ts``."""
+
+DETECTOR_SLOT_S = 300.0
+"""The traffic DES's output slot for the detector counts, s."""
+
+DETECTOR_WARMUP_S = 900.0
+"""Simulated before the hour, so that it does not start on an empty network, s."""
+
+
+def detector_counts(
+    tw: Twin, *, day: dt.date, hour: int, rng: np.random.Generator | int | None = None
+) -> xr.Dataset:
+    """Vehicles entering each signalised approach per slot of one local hour, from the DES.
+
+    The traffic DES (:func:`twin.scenarios.traffic.run`) runs the twin's car trips of the day
+    (:func:`~twin.scenarios.network.scenario_from_twin`, with its default signal plans) from
+    :data:`DETECTOR_WARMUP_S` before local hour ``hour`` of ``day`` to the hour's end, in slots
+    of :data:`DETECTOR_SLOT_S`; the warm-up slots are dropped. An approach's count in a slot is
+    the DES's ``flow`` on the approach's drive edge (the registry's ``approach`` row: ``u``,
+    ``v``, ``key``) times the slot's length: the vehicles that entered it.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``count`` (``approach``, ``time``; veh), with coords ``junction`` (per approach) and
+        ``time`` (slot starts, naive UTC); attrs ``slot_s``, ``day``, ``hour``, and
+        ``missing`` (approaches not on the DES's network, comma-separated).
+
+    Raises
+    ------
+    InputValidationError
+        No car trip in the window, or a twin with no drive network or approaches.
+    """
+    import pandas as pd
+    import xarray as xr
+
+    from twin._errors import InputValidationError
+    from twin.scenarios.network import scenario_from_twin
+    from twin.scenarios.traffic import edge_index, run
+
+    if "approach" not in tw.registry.kinds or not len(tw.registry["approach"]):
+        msg = f"detector_counts: {tw.name} has no signalised approach"
+        raise InputValidationError(msg)
+    start = max(hour - DETECTOR_WARMUP_S / 3600.0, 0.0)
+    window = (start, float(hour + 1))
+    sc = scenario_from_twin(
+        tw,
+        day=day,
+        hours=window,
+        rng=rng,
+        slot_s=DETECTOR_SLOT_S,
+        duration_s=(window[1] - window[0]) * 3600.0,
+        progress=False,
+    )
+    ds = run(sc, rng=rng)
+    index = {(str(u), str(v), int(k)): i for (u, v, k), i in edge_index(sc.graph).items()}
+    app = tw.registry["approach"]
+    rows, ids, junctions, missing = [], [], [], []
+    for a, j, u, v, k in zip(
+        app["id"].astype(str), app["junction"].astype(str), app["u"], app["v"], app["key"],
+        strict=True,
+    ):  # fmt: skip
+        i = index.get((str(u), str(v), int(k)))
+        if i is None:
+            missing.append(a)
+            continue
+        rows.append(i)
+        ids.append(a)
+        junctions.append(j)
+    keep = (hour - start) * 3600.0 // DETECTOR_SLOT_S  # the warm-up slots
+    flow = ds["flow"].values[rows][:, int(keep) :]
+    counts = np.rint(flow * DETECTOR_SLOT_S / 3600.0).astype(np.int64)
+    times = pd.DatetimeIndex(ds["time"].values[int(keep) :])
+    return xr.Dataset(
+        {"count": (("approach", "time"), counts, {"units": "veh", "long_name": "vehicles in"})},
+        coords={
+            "approach": ("approach", np.array(ids, dtype=str)),
+            "junction": ("approach", np.array(junctions, dtype=str)),
+            "time": ("time", times.values, {"timezone": "UTC", "long_name": "slot start"}),
+        },
+        attrs={
+            "slot_s": DETECTOR_SLOT_S,
+            "day": day.isoformat(),
+            "hour": int(hour),
+            "missing": ",".join(missing),
+            "source": "traffic DES (twin.scenarios.traffic)",
+        },
+    )
 
 
 def road_weather(local: dt.datetime) -> tuple[float, float]:
@@ -137,6 +260,12 @@ class Devices:
     events : iterable of twin.scenarios.events.Event
         Concerts and markets the footfall simulation includes (a crowd leaving a concert
         passes the counters nearby).
+    client_id : str, optional
+        Id of the persistent MQTT session (default ``twin-devices-<city>``): one simulator per
+        city and broker. A second one with the same id takes the session over, the first
+        reconnects and takes it back, and so on: each misses what arrives while the other
+        holds it (Mosquitto 2.0 closes the connection without MQTT 5's "session taken over"
+        reason, so a client cannot tell this from a broker restart). Give each its own id.
     """
 
     def __init__(
@@ -147,6 +276,7 @@ class Devices:
         rng: Any = None,
         clock: Any = None,
         events: Iterable[Event] = (),
+        client_id: str | None = None,
     ) -> None:
         from optimize.dimming import DRIVER_FLOOR
 
@@ -154,6 +284,13 @@ class Devices:
         self.events = tuple(events)
         self.city = tw.name
         self.url = url
+        self.client_id = client_id or f"twin-devices-{self.city}"
+        #: ``session_present`` of each connection: ``False`` after the first means the broker
+        #: lost the session (and the commands it had queued)
+        self.sessions: list[bool] = []
+        self.received: collections.Counter[str] = collections.Counter()
+        #: acknowledgements published, by status (the answers to replays included)
+        self.acks: collections.Counter[str] = collections.Counter()
         self.rng = np.random.default_rng(rng)
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.tz = zoneinfo.ZoneInfo(tw.city.timezone)
@@ -175,6 +312,19 @@ class Devices:
         )
         self.junction_mode = dict.fromkeys(self.junctions, "normal")
         self.junction_plan: dict[str, str | None] = dict.fromkeys(self.junctions)
+        self.junction_approaches: dict[str, list[str]] = {j: [] for j in self.junctions}
+        if "approach" in reg.kinds:
+            app = reg["approach"]
+            for a, j in zip(app["id"].astype(str), app["junction"].astype(str), strict=True):
+                self.junction_approaches.setdefault(j, []).append(a)
+        #: the DES's detector counts of each local ``(day, hour)`` simulated
+        #: (:func:`detector_counts`); ``None`` where the DES could not run
+        self.detectors: dict[tuple[dt.date, int], xr.Dataset | None] = {}
+        self._detector_arrivals: dict[tuple[dt.date, int], dict[str, np.ndarray] | None] = {}
+        #: why detector counts come from the demand profile, if they do
+        self.detector_note = ""
+        self._des_lock = threading.Lock()
+        self._ahead: threading.Thread | None = None
         sensors = reg["sensor"] if "sensor" in reg.kinds else None
         self.sensors = (
             dict(zip(sensors["id"].astype(str), sensors["sensor_type"].astype(str), strict=True))
@@ -207,6 +357,9 @@ class Devices:
         self.applied: collections.Counter[str] = collections.Counter()
         self.commands_seen = 0
         self._timers: list[threading.Timer] = []
+        #: commands accepted and waiting for their time: kept across stop() and start(), as a
+        #: gateway keeps the schedules it took when its link goes down
+        self.scheduled: dict[str, tuple[str, str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._seq = 0
         self._last_round: dt.datetime | None = None
@@ -214,27 +367,55 @@ class Devices:
         self.client: Any = None
 
     # -- connection ----------------------------------------------------------------------------
+    def _on_connect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        # at every (re)connection: the persistent session keeps the subscription; subscribing
+        # again is harmless, and covers a broker that lost the session
+        if not getattr(rc, "is_failure", False):
+            with self._lock:
+                # before any queued command is handled: their answers go out on this client
+                self.client = c
+            self.sessions.append(bool(getattr(flags, "session_present", False)))
+            c.subscribe(f"twin/{self.city}/cmd/#", qos=1)
+
     def start(self) -> Devices:
-        """Connect and listen for commands."""
+        """Connect (persistent session, see the module docstring) and listen for commands.
+
+        The commands the broker kept for the session while the simulator was away arrive
+        first, and are answered and applied as any other.
+        """
         done = threading.Event()
-        self.client = connect(
+        client = connect(
             self.url,
-            f"twin-devices-{self.city}-{uuid.uuid4().hex[:6]}",
+            self.client_id,
+            persistent=True,
             on_message=self._on_command,
+            on_connect=self._on_connect,
             on_subscribe=lambda *a, **k: done.set(),
         )
-        self.client.subscribe(f"twin/{self.city}/cmd/#", qos=1)
         done.wait(10)
+        # paho types the delays as int; it sleeps on floats (a restarted broker is back quickly)
+        client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
+        with self._lock:
+            now = self.clock()
+            for cid, (_, _, cmd) in list(self.scheduled.items()):
+                self._arm(cid, max((_parse(cmd["apply_at"]) - now).total_seconds(), 0.0))
         return self
 
     def stop(self) -> None:
-        """Cancel pending applications and disconnect."""
-        for t in self._timers:
+        """Stop the timers and disconnect; the broker keeps the session.
+
+        Commands accepted for a later time stay in :attr:`scheduled`: :meth:`start` sets their
+        timers again (one whose time came meanwhile applies at once, unless it has expired).
+        """
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for t in timers:
             t.cancel()
-        if self.client is not None:
-            self.client.disconnect()
-            self.client.loop_stop()
-            self.client = None
+        with self._lock:
+            client, self.client = self.client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
 
     def __enter__(self) -> Devices:
         return self.start()
@@ -335,6 +516,108 @@ class Devices:
                 total += int(hi - lo)
         return total
 
+    # -- detector counts from the traffic DES ---------------------------------------------------
+    def _hour_arrivals(self, day: dt.date, hour: int) -> dict[str, np.ndarray] | None:
+        """Each approach's vehicle arrival times (POSIX s) in a local hour, from the DES."""
+        with self._des_lock:  # one simulation at a time, each hour once
+            return self._simulate_hour(day, hour)
+
+    def _simulate_hour(self, day: dt.date, hour: int) -> dict[str, np.ndarray] | None:
+        key = (day, hour)
+        if key in self._detector_arrivals:
+            return self._detector_arrivals[key]
+        from twin._errors import TwinError
+
+        seed = self.seed + day.toordinal() * 24 + hour
+        try:
+            ds = detector_counts(self.tw, day=day, hour=hour, rng=seed)
+        except (TwinError, KeyError, ValueError) as exc:
+            self.detector_note = (
+                f"traffic DES unavailable for {self.city} ({exc}); detector counts from the "
+                "demand profile"
+            )
+            log.warning("devices: %s", self.detector_note)
+            self.detectors[key] = None
+            self._detector_arrivals[key] = None
+            return None
+        if ds.attrs["missing"]:
+            log.warning(
+                "devices: approaches not on the drive network report no count: %s",
+                ds.attrs["missing"],
+            )
+        starts = ds["time"].values.astype("datetime64[s]").astype("int64").astype(float)
+        slot_s = float(ds.attrs["slot_s"])
+        rng = np.random.default_rng(seed)
+        out = {}
+        for a, counts in zip(ds["approach"].values.astype(str), ds["count"].values, strict=True):
+            t = np.repeat(starts, counts) + rng.uniform(0.0, slot_s, int(counts.sum()))
+            out[a] = np.sort(t)
+        if len(self._detector_arrivals) > 6:  # the last few hours are enough
+            oldest = min(self._detector_arrivals)
+            self._detector_arrivals.pop(oldest)
+            self.detectors.pop(oldest, None)
+        self.detectors[key] = ds
+        self._detector_arrivals[key] = out
+        return out
+
+    def _hours(self, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.date, int]]:
+        """The local ``(day, hour)`` of every hour that ``[start, end]`` touches."""
+        out: list[tuple[dt.date, int]] = []
+        t = start
+        while True:
+            local = t.astimezone(self.tz)
+            if (local.date(), local.hour) not in out:
+                out.append((local.date(), local.hour))
+            if t >= end:
+                return out
+            t = min(t + dt.timedelta(minutes=30), end)
+
+    def _detector_window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The detectors' counting interval ending now: since the last round (an hour at most)."""
+        since = self._last_round or now - dt.timedelta(seconds=COUNT_WINDOW_S)
+        return max(since, now - dt.timedelta(hours=1)), now
+
+    def _detector_counts(self, since: dt.datetime, now: dt.datetime) -> dict[str, int] | None:
+        """Vehicles per approach in ``(since, now]`` from the DES; ``None`` without it."""
+        total: collections.Counter[str] = collections.Counter()
+        lo_t, hi_t = since.timestamp(), now.timestamp()
+        for day, hour in self._hours(since, now):
+            arrivals = self._hour_arrivals(day, hour)
+            if arrivals is None:
+                return None
+            for a, t in arrivals.items():
+                lo, hi = np.searchsorted(t, [lo_t, hi_t], side="right")
+                total[a] += int(hi - lo)
+        return dict(total)
+
+    def _run_ahead(self, now: dt.datetime) -> None:
+        """In the last quarter of an hour, simulate the next one in a background thread."""
+        if not self.junctions or now.astimezone(self.tz).minute < 45:
+            return
+        nxt = (now + dt.timedelta(hours=1)).astimezone(self.tz)
+        key = (nxt.date(), nxt.hour)
+        if key in self._detector_arrivals or (self._ahead is not None and self._ahead.is_alive()):
+            return
+        self._ahead = threading.Thread(
+            target=self._hour_arrivals, args=key, name="twin-devices-des", daemon=True
+        )
+        self._ahead.start()
+
+    def prepare(self) -> Devices:
+        """Run ahead what the first report needs: the DES of the current hour, the footfall day.
+
+        Otherwise the first :meth:`telemetry` does it (outside the lock, so that commands are
+        not held up meanwhile); either way each hour runs once.
+        """
+        now = self.clock()
+        since, _ = self._detector_window(now)
+        for day, hour in self._hours(since, now):
+            self._hour_arrivals(day, hour)
+        if any(k == "footfall" for k in self.sensors.values()):
+            for moment in (now - dt.timedelta(seconds=COUNT_WINDOW_S), now):
+                self._day_arrivals(moment.astimezone(self.tz).date())
+        return self
+
     # -- commands --------------------------------------------------------------------------------
     def _ack(self, kind: str, asset: str, command: str, status: str, reason: str = "") -> None:
         self._seq += 1
@@ -349,6 +632,7 @@ class Devices:
             body["reason"] = reason
         if status != "accepted" or command not in self.answers:
             self.answers[command] = body
+        self.acks[status] += 1
         self.client.publish(topic(self.city, "ack", kind, asset), msgspec.json.encode(body), qos=1)
 
     def _on_command(self, client: Any, userdata: Any, msg: Any) -> None:
@@ -379,6 +663,7 @@ class Devices:
             except (msgspec.DecodeError, KeyError, TypeError):
                 self._ack(kind, asset, "?", "rejected", "malformed command")
                 return
+            self.received[cid] += 1
             if cid in self.answers:  # a replay: answer again, never apply twice
                 prev = self.answers[cid]
                 self._ack(kind, asset, cid, prev["status"], prev.get("reason", ""))
@@ -422,16 +707,23 @@ class Devices:
             if delay == 0:
                 self._apply(kind, asset, cid, cmd)
             else:
-                t = threading.Timer(delay, self._apply_locked, (kind, asset, cid, cmd))
-                t.daemon = True
-                self._timers.append(t)
-                t.start()
+                self.scheduled[cid] = (kind, asset, cmd)
+                self._arm(cid, delay)
 
-    def _apply_locked(self, kind: str, asset: str, cid: str, cmd: dict[str, Any]) -> None:
+    def _arm(self, cid: str, delay: float) -> None:
+        """Apply a scheduled command in ``delay`` s (the lock held)."""
+        t = threading.Timer(delay, self._apply_locked, (*self.scheduled[cid][:2], cid))
+        t.daemon = True
+        self._timers.append(t)
+        t.start()
+
+    def _apply_locked(self, kind: str, asset: str, cid: str) -> None:
         with self._lock:
-            self._apply(kind, asset, cid, cmd)
+            if cid in self.scheduled and self.client is not None:
+                self._apply(kind, asset, cid, self.scheduled[cid][2])
 
     def _apply(self, kind: str, asset: str, cid: str, cmd: dict[str, Any]) -> None:
+        self.scheduled.pop(cid, None)
         if self.applied[cid]:
             return
         if self.clock() >= _parse(cmd["expires"]):
@@ -476,15 +768,15 @@ class Devices:
         """One round of every online asset's telemetry, ``(topic, payload)``."""
         from twin.scenarios.demand import day_type_of, profile
 
-        if any(k == "footfall" for k in self.sensors.values()):
-            # simulate the day's footfall (seconds on a large city) before taking the lock, so
-            # that commands are not held up meanwhile
-            t = self.clock()
-            for moment in (t - dt.timedelta(seconds=COUNT_WINDOW_S), t):
-                self._day_arrivals(moment.astimezone(self.tz).date())
+        # simulate the day's footfall and the hour's traffic (seconds, or a minute on a large
+        # city) before taking the lock, so that commands are not held up meanwhile; and the
+        # next hour's traffic in the background, so that rounds are not held up either
+        self.prepare()
+        self._run_ahead(self.clock())
         with self._lock:
             now = self.clock()
             since = self._last_round or now
+            det_since, _ = self._detector_window(now)
             self._last_round = now
             self._follow_schedules()
             ts = _iso(now)
@@ -526,14 +818,22 @@ class Devices:
                     cab,
                     {"power_w": round(p, 3), "energy_wh": round(self.meter_wh[cab], 3)},
                 )
+            detected = self._detector_counts(det_since, now) if self.junctions else {}
+            window_h = (now - det_since).total_seconds() / 3600.0
             for j in self.junctions:
+                approaches = self.junction_approaches.get(j, [])
+                if detected is not None:
+                    counts = {a: detected[a] for a in approaches if a in detected}
+                else:  # no DES for this city: the car profile's share of a busy approach
+                    lam = 3000.0 * car * window_h
+                    counts = {a: int(self.rng.poisson(lam)) for a in approaches}
                 add(
                     "junction",
                     j,
                     {
                         "mode": self.junction_mode[j],
                         "plan": self.junction_plan[j],
-                        "counts": {},
+                        "counts": counts,
                     },
                 )
             road, air = road_weather(local)

@@ -18,7 +18,11 @@ the rate of a bare client (``benchmarks/ingestion.py`` measures both).
 Broker URLs are ``mqtt://HOST[:PORT][?protocol=5|3.1.1]``. Without ``protocol`` a client tries
 MQTT 5 first and falls back to 3.1.1 (a 3.1.1 broker refuses an MQTT 5 CONNECT, or never
 answers it: that costs a second); the embedded broker of ``twin serve`` gives its URL with
-``?protocol=3.1.1`` so that every client speaks 3.1.1 to it at once.
+``?protocol=3.1.1`` so that every client speaks 3.1.1 to it at once. A URL without
+``protocol`` that names an embedded broker running in this process (:func:`embedded_3_1_1`)
+is taken as 3.1.1 too: amqtt never answers an MQTT 5 CONNECT, and a shared subscription asked
+of it is refused before anything connects. Elsewhere a shared subscription connects with
+MQTT 5 only, never falling back to 3.1.1, whose brokers take ``$share/...`` for a plain topic.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
@@ -56,11 +61,17 @@ __all__ = [
     "broker_address",
     "broker_protocol",
     "connect",
+    "embedded_3_1_1",
+    "embedded_broker_at",
     "publish_many",
     "session_properties",
 ]
 
 _RECEIVER = Path(__file__).with_name("_receiver.py")
+
+#: ``(ip, port)`` of the MQTT 3.1.1-only brokers running in this process (the embedded amqtt
+#: broker of ``twin serve``: :func:`live.serve.embedded_broker` adds and removes its own).
+_EMBEDDED_3_1_1: set[tuple[str, int]] = set()
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -76,8 +87,39 @@ def broker_address(url: str) -> tuple[str, int]:
     return parsed.hostname, parsed.port or 1883
 
 
+def _ip(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host
+
+
+def embedded_3_1_1(url: str) -> bool:
+    """Whether ``url`` is the address of an MQTT 3.1.1-only broker running in this process.
+
+    That is the embedded broker of ``twin serve`` (:func:`live.serve.embedded_broker`), by its
+    address (a host name is resolved), whatever the URL's ``?protocol=`` says.
+    """
+    host, port = broker_address(url)
+    return (_ip(host), port) in _EMBEDDED_3_1_1
+
+
+@contextlib.contextmanager
+def embedded_broker_at(host: str, port: int) -> Iterator[None]:
+    """Mark ``host:port`` as an MQTT 3.1.1-only broker of this process while the block runs."""
+    key = (_ip(host), port)
+    _EMBEDDED_3_1_1.add(key)
+    try:
+        yield
+    finally:
+        _EMBEDDED_3_1_1.discard(key)
+
+
 def broker_protocol(url: str) -> str | None:
-    """The MQTT version a broker URL names (``?protocol=5`` or ``3.1.1``), else ``None``.
+    """The MQTT version to speak to a broker: the URL's ``?protocol=5`` or ``3.1.1``, else ``None``.
+
+    ``None`` means: try MQTT 5, then 3.1.1. A URL without ``protocol`` that names an embedded
+    broker of this process (:func:`embedded_3_1_1`) gives ``"3.1.1"``.
 
     >>> broker_protocol("mqtt://127.0.0.1:1883?protocol=3.1.1")
     '3.1.1'
@@ -86,7 +128,7 @@ def broker_protocol(url: str) -> str | None:
     """
     given = parse_qs(urlparse(url).query).get("protocol")
     if not given:
-        return None
+        return "3.1.1" if embedded_3_1_1(url) else None
     if given[-1] not in PROTOCOLS:
         msg = f"--broker: {url!r}: protocol={given[-1]} is neither 5 nor 3.1.1"
         raise InputValidationError(msg)
@@ -120,6 +162,10 @@ def publish_many(
 
     paho numbers QoS 1 messages with 16-bit ids: past 65,535 outstanding ones it reuses ids of
     messages still in flight and loses track of them, so a large burst must be paced.
+
+    A message published while the client is disconnected (the broker restarting) is held by
+    paho and sent once it reconnects: it is not waited for (paho's wait reports the
+    disconnection at once, for good), and counts as published.
     """
     pending: collections.deque[paho.MQTTMessageInfo] = collections.deque()
     n = 0
@@ -127,11 +173,17 @@ def publish_many(
         pending.append(client.publish(topic_name, payload, qos=qos))
         n += 1
         if qos > 0 and len(pending) > window:
-            pending.popleft().wait_for_publish(timeout)
+            _wait_published(pending.popleft(), timeout)
     for info in pending:
         if qos > 0:
-            info.wait_for_publish(timeout)
+            _wait_published(info, timeout)
     return n
+
+
+def _wait_published(info: paho.MQTTMessageInfo, timeout: float) -> None:
+    if info.rc == paho.MQTT_ERR_NO_CONN:
+        return  # held by paho until it reconnects
+    info.wait_for_publish(timeout)
 
 
 class IngestService:
@@ -148,7 +200,9 @@ class IngestService:
         Fixed id of the persistent session (default ``twin-ingest-<city>``).
     share : str, optional
         Join the shared subscription group of that name (workers split the messages). Needs
-        an MQTT 5 broker: :meth:`start` raises ``ConnectionError`` on a 3.1.1 one.
+        an MQTT 5 broker: refused at once (``InputValidationError``) when the URL says
+        ``?protocol=3.1.1`` or names the embedded broker, and connected with MQTT 5 only
+        otherwise (:meth:`start` raises ``ConnectionError`` if the broker refuses MQTT 5).
     batch : int
         Most messages validated and stored in one transaction.
     linger_s : float
@@ -175,9 +229,12 @@ class IngestService:
         self.url = url
         self.host, self.port = broker_address(url)
         self.protocol = broker_protocol(url)
-        if share and self.protocol == "3.1.1":
+        if share and (self.protocol == "3.1.1" or embedded_3_1_1(url)):
             msg = _share_error(url)
             raise InputValidationError(msg)
+        if share:
+            # never fall back to 3.1.1: such a broker takes `$share/...` for a plain topic
+            self.protocol = "5"
         self.qos = qos
         self.client_id = client_id or f"twin-ingest-{ingestor.city}"
         pattern = f"twin/{ingestor.city}/telemetry/#"
@@ -263,6 +320,8 @@ class IngestService:
             detail = tail.splitlines()[-1] if tail else "no message"
         if "shared subscriptions need MQTT 5" in detail:
             detail = _share_error(self.url)
+        elif self.share and "no MQTT broker answered" in detail:
+            detail += " with MQTT 5, which a shared subscription needs (Mosquitto speaks it)"
         return ConnectionError(f"{what}: {detail}")
 
     # -- life cycle ----------------------------------------------------------------------------

@@ -9,7 +9,8 @@
   Mosquitto: asked of the embedded broker, they fail at once with a message that says so.
   Deployments use Mosquitto (``--broker mqtt://host:1883``);
 * the ingestion service (:class:`live.mqtt.IngestService`) into the history store;
-* optionally the equipment simulator (:class:`live.devices.Devices`), reporting every
+* optionally the equipment simulator (:class:`live.devices.Devices`), prepared first (the
+  current hour's traffic DES for its detector counts, the day's footfall), reporting every
   ``period_s`` seconds, with the faults (:func:`check_faults`) and the weather
   (:meth:`live.devices.Devices.weather`) asked for: ``weather=(-8, 1)`` is a cold wet night
   that the example snow rule turns into a snow-plan proposal;
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from live.ingest import Ingestor, assets_of
-from live.mqtt import IngestService
+from live.mqtt import IngestService, embedded_broker_at
 from live.services import free_port, wait_port
 from live.store import open_store
 from twin._errors import InputValidationError
@@ -116,7 +117,8 @@ def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> Iterato
     thread.start()
     wait_port(port, host=host)
     try:
-        yield f"mqtt://{host}:{port}?protocol=3.1.1"
+        with embedded_broker_at(host, port):  # a bare URL of it is taken as 3.1.1 too
+            yield f"mqtt://{host}:{port}?protocol=3.1.1"
     finally:
         if "broker" in holder:
             fut = asyncio.run_coroutine_threadsafe(holder["broker"].shutdown(), loop)
@@ -229,6 +231,12 @@ def serve(
             for kind, asset in faults:
                 sim.fault(cast("Fault", kind), asset)
                 say(f"simulated fault: {kind} on {asset}")
+            t = time.perf_counter()
+            sim.prepare()  # the hour's traffic DES and the day's footfall, before the clock runs
+            say(
+                f"simulated devices ready in {time.perf_counter() - t:.1f} s"
+                + (f" ({sim.detector_note})" if sim.detector_note else "")
+            )
             sim.start()
             stack.callback(sim.stop)
         ready.set()

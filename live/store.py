@@ -32,10 +32,11 @@ workers writing the same cabinet's month at once (a shared subscription) lose no
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -165,56 +166,52 @@ class Store:
     def _sql(self, text: str) -> str:
         return text.replace("?", self._ph) if self._ph != "?" else text
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement in its own transaction; returns its rows."""
+    @contextlib.contextmanager
+    def _transaction(self, begin: str = "BEGIN") -> Iterator[Any]:
+        """A cursor in one transaction (SQLite: ``begin``), committed, or rolled back on error."""
         with self._lock:
             cur = self._conn.cursor()
             try:
                 if self.engine == "sqlite":
-                    cur.execute("BEGIN")
-                cur.execute(self._sql(sql), tuple(params))
-                rows = cur.fetchall() if cur.description else []
+                    cur.execute(begin)
+                yield cur
                 self._conn.commit() if self.engine == "postgresql" else cur.execute("COMMIT")
             except BaseException:
                 self._conn.rollback()
                 raise
             finally:
                 cur.close()
-            return [tuple(r) for r in rows]
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction; returns its rows."""
+        with self._transaction() as cur:
+            cur.execute(self._sql(sql), tuple(params))
+            rows = cur.fetchall() if cur.description else []
+        return [tuple(r) for r in rows]
 
     def write(self, batches: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
         """Run several ``executemany`` in ONE transaction; returns the rows changed by each."""
-        with self._lock:
-            cur = self._conn.cursor()
-            counts: list[int] = []
-            try:
+        counts: list[int] = []
+        with self._transaction() as cur:
+            for sql, rows in batches:
+                if not rows:
+                    counts.append(0)
+                    continue
+                if sql == self.UPSERT_METER:
+                    # key order: concurrent writers lock the nights (and months) alike
+                    rows = _sorted_nights(rows)
+                if self.engine == "postgresql" and sql in _COPY and len(rows) >= _COPY_MIN:
+                    counts.append(_copy_insert(cur, rows, *_COPY[sql]))
+                    continue
+                before = self._conn.total_changes if self.engine == "sqlite" else 0
+                cur.executemany(self._sql(sql), rows)
                 if self.engine == "sqlite":
-                    cur.execute("BEGIN")
-                for sql, rows in batches:
-                    if not rows:
-                        counts.append(0)
-                        continue
-                    if sql == self.UPSERT_METER:
-                        # key order: concurrent writers lock the nights (and months) alike
-                        rows = _sorted_nights(rows)
-                    if self.engine == "postgresql" and sql in _COPY and len(rows) >= _COPY_MIN:
-                        counts.append(_copy_insert(cur, rows, *_COPY[sql]))
-                        continue
-                    before = self._conn.total_changes if self.engine == "sqlite" else 0
-                    cur.executemany(self._sql(sql), rows)
-                    if self.engine == "sqlite":
-                        counts.append(self._conn.total_changes - before)
-                    else:
-                        counts.append(max(cur.rowcount, 0))
-                    if sql == self.UPSERT_METER:
-                        self._roll_up(cur, rows)
-                self._conn.commit() if self.engine == "postgresql" else cur.execute("COMMIT")
-            except BaseException:
-                self._conn.rollback()
-                raise
-            finally:
-                cur.close()
-            return counts
+                    counts.append(self._conn.total_changes - before)
+                else:
+                    counts.append(max(cur.rowcount, 0))
+                if sql == self.UPSERT_METER:
+                    self._roll_up(cur, rows)
+        return counts
 
     def close(self) -> None:
         """Close the connection."""
@@ -471,24 +468,14 @@ class Store:
             "SELECT 1 FROM meter_night LIMIT 1"
         ):
             return
-        with self._lock:
-            cur = self._conn.cursor()
-            try:
-                if self.engine == "sqlite":
-                    cur.execute("BEGIN IMMEDIATE")
-                cur.execute(
-                    "SELECT cabinet, night, first_us, first_wh, last_us, last_wh FROM meter_night "
-                    "ORDER BY cabinet, night"
-                )
-                rows = cur.fetchall()
-                if rows:
-                    self._roll_up(cur, rows)
-                self._conn.commit() if self.engine == "postgresql" else cur.execute("COMMIT")
-            except BaseException:
-                self._conn.rollback()
-                raise
-            finally:
-                cur.close()
+        with self._transaction("BEGIN IMMEDIATE") as cur:
+            cur.execute(
+                "SELECT cabinet, night, first_us, first_wh, last_us, last_wh FROM meter_night "
+                "ORDER BY cabinet, night"
+            )
+            rows = cur.fetchall()
+            if rows:
+                self._roll_up(cur, rows)
 
 
 def _month_day(night: object) -> tuple[str, int]:

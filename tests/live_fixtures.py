@@ -36,6 +36,24 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[
 
 
 @pytest.fixture
+def store(store_url: str) -> Iterator[object]:
+    """The store at ``store_url``, closed after the test."""
+    from live.store import open_store
+
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def assets(bondy) -> object:  # type: ignore[no-untyped-def]
+    """Bondy's assets as the ingestion checks them."""
+    from live.ingest import assets_of
+
+    return assets_of(bondy)
+
+
+@pytest.fixture
 def mosquitto() -> Iterator[object]:
     from live.services import Mosquitto
 

@@ -277,19 +277,26 @@ def test_serve_refuses_faults_and_weather_without_the_simulator(bondy, tmp_path)
 
 def test_devices_sets_its_faults_and_weather_before_it_connects(bondy, mosquitto, monkeypatch):
     """As `twin serve --devices` does: commands the broker queued for the simulator arrive with
-    its connection, and must find an offline device already offline."""
+    its connection, and must find an offline device already offline; and the hour's traffic DES
+    has run before the first report."""
     from live.devices import Devices
 
     at_start = []
-    real_start = Devices.start
+    prepared = []
+    real_start, real_prepare = Devices.start, Devices.prepare
 
     def start(self):  # the real start, noting the simulator's faults and weather at that moment
-        at_start.append((set(self.offline), self.weather_offset_c, self.precip_mm_h))
+        at_start.append((set(self.offline), self.weather_offset_c, self.precip_mm_h, len(prepared)))
         return real_start(self)
 
+    def prepare(self):  # the real preparation (the hour's DES), counted
+        prepared.append(1)
+        return real_prepare(self)
+
     monkeypatch.setattr(Devices, "start", start)
+    monkeypatch.setattr(Devices, "prepare", prepare)
     cabinet = str(bondy.registry["cabinet"]["id"].iloc[0])
     argv = ["devices", "--city", "bondy", "--broker", mosquitto.url, "--for", "0.01"]
     argv += ["--fault", f"offline={cabinet}", "--weather-offset", "-8", "--precip", "1.5"]
     assert main(argv) == 0  # a round longer than --for ends the command, not a negative sleep
-    assert at_start == [({cabinet}, -8.0, 1.5)]
+    assert at_start == [({cabinet}, -8.0, 1.5, 1)]  # prepared once, before the clock runs

@@ -10,24 +10,11 @@ import numpy as np
 import pytest
 
 from live import telemetry as T
-from live.ingest import Ingestor, assets_of
-from live.store import open_store
+from live.ingest import Ingestor
 
 STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
 T0 = dt.datetime(2024, 1, 15, 18, 0, tzinfo=dt.UTC)
 CLOCK = (T0 + dt.timedelta(days=1)).timestamp
-
-
-@pytest.fixture
-def store(store_url):
-    s = open_store(store_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def assets(bondy):
-    return assets_of(bondy)
 
 
 def _msg(asset: str, n: int, t: dt.datetime, **fields) -> tuple[str, bytes]:

@@ -262,15 +262,63 @@ def test_embedded_broker_speaks_3_1_1_at_once_and_carries_telemetry(lights, tmp_
 
 
 @AMQTT_LEAKS
-def test_shared_subscription_on_the_embedded_broker_says_why_it_cannot(lights, tmp_path):
+@pytest.mark.parametrize("form", ["as given", "bare", "host name", "says 5"])
+def test_shared_subscription_on_the_embedded_broker_is_refused_before_connecting(
+    lights, tmp_path, form
+):
+    """Whatever the URL says of the protocol, the embedded broker's address is refused at once.
+
+    Nothing is started: the refusal comes from the constructor, before any process or
+    connection, so no running service can outlive the test.
+    """
+    import paho.mqtt.client as paho
+
+    from live.mqtt import broker_protocol
     from live.serve import embedded_broker
     from twin._errors import InputValidationError
 
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
     ing = Ingestor(store, city=CITY, assets={"light": lights})
-    need = r"shared subscriptions .* need an MQTT 5"
-    with embedded_broker() as url, pytest.raises(InputValidationError, match=need):
-        IngestService(ing, url, share="g")
+    need = r"shared subscriptions .* need an MQTT 5 .*amqtt.* Mosquitto"
+    services: list[IngestService] = []
+    try:
+        with embedded_broker() as given:
+            bare = given.split("?", 1)[0]
+            url = {
+                "as given": given,
+                "bare": bare,
+                "host name": bare.replace("127.0.0.1", "localhost"),
+                "says 5": bare + "?protocol=5",
+            }[form]
+            if form != "says 5":
+                assert broker_protocol(url) == "3.1.1"
+                probe = connect(url, "probe", timeout=2.0)  # 3.1.1 at once: no MQTT 5 attempt
+                assert probe.protocol == paho.MQTTv311
+                probe.disconnect()
+                probe.loop_stop()
+            with pytest.raises(InputValidationError, match=need):
+                services.append(IngestService(ing, url, share="g"))
+            assert ing.counters["received"] == 0
+        # the broker is gone: its address is no longer taken for an embedded one
+        assert broker_protocol(bare) is None
+    finally:
+        for svc in services:  # only if the refusal failed: stop what it started
+            svc.stop(drain=False)
+        store.close()
+
+
+def test_shared_subscription_connects_with_mqtt_5_only(mosquitto, lights, tmp_path):
+    """A bare URL with a shared subscription never falls back to MQTT 3.1.1."""
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    ing = Ingestor(store, city=CITY, assets={"light": lights})
+    svc = IngestService(ing, mosquitto.url, share="g", client_id="w-share")
+    try:
+        assert svc.protocol == "5"
+        svc.start()
+        assert svc.sessions and svc.pattern.startswith("$share/g/")
+    finally:
+        svc.stop(drain=False)
+    assert svc._proc is None
     store.close()
 
 

@@ -18,25 +18,13 @@ import pytest
 import xarray as xr
 
 from live import telemetry as T
-from live.ingest import Ingestor, assets_of
+from live.ingest import Ingestor
 from live.store import Store, open_store
 
 STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 #: the ingestion's clock: after every reading below (none is "in the future")
 CLOCK = dt.datetime(2024, 4, 10, tzinfo=dt.UTC).timestamp
-
-
-@pytest.fixture
-def store(store_url):
-    s = open_store(store_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def assets(bondy):
-    return assets_of(bondy)
 
 
 def _reading(cab: str, n: int, t: dt.datetime, wh: float) -> tuple[str, bytes]:

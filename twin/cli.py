@@ -1545,6 +1545,10 @@ def cmd_devices(args: Args) -> int:
     for kind, asset in args.fault:
         sim.fault(kind, asset)
         print(f"simulated fault: {kind} on {asset}", flush=True)
+    t = time.perf_counter()
+    sim.prepare()  # the hour's traffic DES and the day's footfall, before the clock runs
+    note = f" ({sim.detector_note})" if sim.detector_note else ""
+    print(f"simulated devices ready in {time.perf_counter() - t:.1f} s{note}", flush=True)
     with sim:
         end = None if args.duration is None else time.monotonic() + args.duration
         while end is None or time.monotonic() < end:

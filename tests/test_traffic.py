@@ -285,6 +285,23 @@ def test_priority_junction_minor_capacity_against_hand_worked_numbers():
     assert minor_discharge(g, major) == pytest.approx(146, rel=0.05)
 
 
+def test_a_vehicle_on_a_give_way_approach_slows_to_look() -> None:
+    # alone on the network, a vehicle crossing the major road from a give-way approach (W-E;
+    # the N-S pair is the major road) brakes to look for a gap and accelerates again:
+    # v / 2 (1 / a + 1 / b) = 5 * (1 / 2.6 + 1 / 4.5) = 3.03 s at 10 m/s; on the major road it
+    # keeps its speed (60 s for the two 300 m arms)
+    g = cross(lanes=1)
+    kw = {"speed_factor_sd": 0.0, "progress": False}
+    minor = run(TrafficScenario(g, trips=(Trip("m", "w", "e", 0.0),), **kw), rng=0)
+    major = run(TrafficScenario(g, trips=(Trip("M", "n", "s", 0.0),), **kw), rng=0)
+    assert float(major["travel_time"].item()) == pytest.approx(60.0)
+    assert float(minor["travel_time"].item()) == pytest.approx(60.0 + 5 * (1 / 2.6 + 1 / 4.5))
+    # without the give-way rule, or without the stop-and-start loss, it does not slow
+    for off in ({"priority_junctions": False}, {"stop_loss": False}):
+        alone = run(TrafficScenario(g, trips=(Trip("m", "w", "e", 0.0),), **kw, **off), rng=0)
+        assert float(alone["travel_time"].item()) == pytest.approx(60.0)
+
+
 def test_priority_junction_major_road_is_the_higher_class():
     g = cross(lanes=1)
     for u, v in (("n", "c"), ("s", "c"), ("c", "n"), ("c", "s")):

@@ -10,8 +10,14 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
   least the distance between the edge's end nodes, so the junction crossing counts), with
   ``f`` its speed factor (``N(1, speed_factor_sd)`` clipped to [0.5, 1.5], drawn from ``rng``,
   like SUMO's default ``speedFactor``), but only in entry order (no overtaking);
-* the head of the edge discharges at ``lanes_open * saturation_flow`` (1,800 pcu/h/lane) and,
-  on a signalised approach, only while its phase is green (:mod:`twin.scenarios.signals`);
+* the end of the edge discharges at ``saturation_flow`` (1,800 pcu/h) per open lane and, on a
+  signalised approach, only while its phase is green (:mod:`twin.scenarios.signals`); each lane
+  is a queue: a turn to the kerb side leaves from the kerb lane, a turn across the opposing
+  flow or a U-turn from the lane nearest the centre, a through movement from any lane (the
+  lane use ``netconvert`` gives a plain junction), so a turn that one lane serves discharges at
+  one lane's rate; a vehicle that may use several lanes drives in one of them (spread evenly
+  by vehicle) and keeps it in the queue, and a vehicle held by its signal or a full next edge
+  holds those behind it in its lane;
 * a vehicle leaves only if its next edge has storage left (``lanes * length / jam_spacing_m``),
   so queues spill back; a head vehicle that has waited ``max_blocked_s`` for room is let
   through (as SUMO teleports a vehicle that has stood for ``--time-to-teleport``), which
@@ -34,9 +40,10 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
   an opposing approach gives way to it (a permissive left turn, SUMO's ``g`` links): it uses
   ``saturation_flow / c_L`` vehicles of its edge's capacity, with ``c_L`` the same formula with
   the opposing flow and the major-street left-turn gaps (HCM 2000: 4.1 s and 2.2 s), so the
-  vehicles behind it wait too (the capacity credit may go into debt);
-* a vehicle held at the head of an edge (a red light, a full next edge, a give-way) loses, on
-  its next edge, the time to brake to a stop and accelerate back, ``v / 2 (1 / a + 1 / b)``
+  vehicles behind it in its lane wait too (the lane's capacity credit may go into debt);
+* a vehicle held at the head of an edge (a red light, a full next edge, a give-way), and any
+  vehicle leaving a minor approach (it slows to look for a gap), loses, on its next edge, the
+  time to brake to a stop and accelerate back, ``v / 2 (1 / a + 1 / b)``
   with SUMO's passenger-car ``a = 2.6`` and ``b = 4.5`` m/s2 (4.2 s at 50 km/h). Signal lost
   time is the amber: the effective green is the displayed green (HCM's effective green
   ``G + Y - l_1 - l_2`` with 2 s of start-up loss and 2 s used of the 3-4 s amber).
@@ -425,12 +432,16 @@ class TrafficScenario:
     left_turns_yield : bool
         Left turns (and U-turns) give way to the opposing approach (a permissive left turn).
     multi_queue : bool
-        One queue per movement (next edge) at the end of an edge of two lanes or more, so that
-        a vehicle held by its signal or a full next edge holds only those bound the same way
-        (SUMO meso's ``--meso-multi-queue``); one FIFO queue per edge otherwise.
+        One queue per lane at the end of an edge of two lanes or more, each discharging one
+        lane's saturation flow, turns from their own lanes (kerb lane for a turn to the kerb
+        side, centre lane for a turn across), through vehicles spread over the lanes and
+        keeping theirs, so that a vehicle held by its signal or a full next edge holds only
+        those behind it in its lane (as SUMO micro's lanes); one FIFO queue per edge,
+        discharging all its lanes' flow to any movement, otherwise.
     stop_loss : bool
-        Add to a vehicle held at the head of an edge the time lost braking to a stop and
-        accelerating back to its speed (``v / 2 (1 / a + 1 / b)``, 4.2 s at 50 km/h).
+        Add to a vehicle held at the head of an edge, and to any vehicle leaving a minor
+        approach of a priority junction, the time lost braking to a stop and accelerating back
+        to its speed (``v / 2 (1 / a + 1 / b)``, 4.2 s at 50 km/h).
     drive_on : {"right", "left"}
         Side of the road traffic drives on (which turns cross the opposing flow).
     max_extra_s : float
@@ -921,23 +932,80 @@ class _Priority:
             self.minor[[e for e in inc if e not in pair]] = True
 
 
-def _queue_prefix(ok: np.ndarray, queue: np.ndarray) -> np.ndarray:
-    """``ok`` (rows of vehicles in edge order) where no vehicle ahead in the same queue is held.
+def _lane_discharge(
+    ok: np.ndarray, lanes: np.ndarray, pick: np.ndarray, weight: np.ndarray, credit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vehicles (rows of edges, in edge order) that leave now, lane by lane.
+
+    Parameters
+    ----------
+    ok : numpy.ndarray of bool
+        Whether each vehicle may go as far as its own movement goes (ready, green, room).
+    lanes : numpy.ndarray of int
+        Bit mask of the lanes each vehicle may use at the stop line (bit 0 the kerb lane).
+    pick : numpy.ndarray of int
+        Which of its lanes a vehicle that may use several drives in (modulo their number).
+    weight : numpy.ndarray
+        Capacity each vehicle uses (vehicles; 0 for one that ends its trip on the edge).
+    credit : numpy.ndarray
+        Capacity credit of each lane (rows x lanes, vehicles).
+
+    Returns
+    -------
+    go : numpy.ndarray of bool
+        The vehicles that leave.
+    credit : numpy.ndarray
+        The lanes' credit left.
+
+    Each vehicle drives in one lane, the ``pick``-th of those it may use, and keeps it in the
+    queue (it does not change lanes in a standing queue). It leaves if it may, its lane's
+    credit is at least one vehicle and no vehicle ahead of it in its lane is held; it uses
+    ``weight`` of its lane's credit. So a movement that only one lane serves (a turn)
+    discharges at one lane's rate, and a held vehicle holds those behind it in its lane only.
 
     Examples
     --------
-    >>> ok = np.array([[False, True, True, True]])
-    >>> _queue_prefix(ok, np.array([[1, 2, 1, 2]])).tolist()
-    [[False, True, False, True]]
+    Two lanes with credit for one vehicle each: two right turners (lane 0) and a through
+    vehicle (lanes 0 and 1, driving in lane 1): the second right turner waits for lane 0, the
+    through vehicle passes it in lane 1.
+
+    >>> go, left = _lane_discharge(
+    ...     np.array([[True, True, True]]), np.array([[1, 1, 3]]), np.array([[0, 0, 1]]),
+    ...     np.ones((1, 3)), np.array([[1.0, 1.0]]))
+    >>> go.tolist(), left.tolist()
+    ([[True, False, True]], [[0.0, 0.0]])
+
+    A held through vehicle in lane 1 holds the left turner behind it (lane 1), not the right
+    turner (lane 0):
+
+    >>> go, _ = _lane_discharge(
+    ...     np.array([[False, True, True]]), np.array([[3, 2, 1]]), np.array([[1, 0, 0]]),
+    ...     np.ones((1, 3)), np.array([[5.0, 5.0]]))
+    >>> go.tolist()
+    [[False, False, True]]
     """
-    k = ok.shape[1]
-    if k <= 1:
-        return ok
-    same = queue[:, :, None] == queue[:, None, :]  # [row, ahead, behind]
-    ahead = np.triu(np.ones((k, k), dtype=bool), 1)[None, :, :]
-    held = (same & ahead & ~ok[:, :, None]).any(axis=1)
-    out: np.ndarray = ok & ~held
-    return out
+    n_rows, k = ok.shape
+    n_lanes = credit.shape[1]
+    rows = np.arange(n_rows)
+    bits = np.int64(1) << np.arange(n_lanes, dtype=np.int64)
+    # each vehicle's lane: the pick-th of the lanes it may use
+    may = (lanes[:, :, None] & bits[None, None, :]) != 0
+    n_may = may.sum(axis=2)
+    rank = np.cumsum(may, axis=2) - 1
+    want = pick % np.maximum(n_may, 1)
+    lane = np.argmax(may & (rank == want[:, :, None]), axis=2)
+    credit = credit.copy()
+    out = np.zeros(ok.shape, dtype=bool)
+    held = np.zeros((n_rows, n_lanes), dtype=bool)  # a held vehicle stands in the lane
+    for j in range(k):
+        ln = lane[:, j]
+        w = weight[:, j]
+        go = ok[:, j] & (n_may[:, j] > 0) & ~held[rows, ln]
+        go &= (w <= 0) | (credit[rows, ln] >= 1.0 - 1e-9)
+        out[:, j] = go
+        credit[rows, ln] -= np.where(go, w, 0.0)
+        held[rows, ln] |= ~go
+    return out, credit
 
 
 class _State:
@@ -984,7 +1052,7 @@ class _State:
         self.cap_rate = net.cap_rate.copy()
         self.speed_factor = np.ones(n_e)  # product of the speed changes under way
         self.tt_free = net.tt_free.copy()
-        self.credit = np.zeros(n_e)
+        self.credit = np.zeros((n_e, max(int(net.lanes.max()), 1)))  # per lane
         self.last_seen = np.zeros(n_e)
         self.head_ready = np.full(n_e, np.inf)
         self.blocked_since = np.full(n_e, np.inf)  # since when the head has waited for room
@@ -1255,6 +1323,30 @@ class _State:
             w[left] = np.maximum(self.sc.saturation_flow / c, 1.0)
         return w
 
+    def _lane_masks(
+        self, edges: np.ndarray, nxt: np.ndarray, last: np.ndarray, n_open: np.ndarray
+    ) -> np.ndarray:
+        """Lanes (bit masks, bit 0 the kerb lane) the vehicles of ``edges`` may queue in.
+
+        On an edge of ``n`` lanes open: a turn to the kerb side from the kerb lane, a turn
+        across the opposing flow or a U-turn from the lane nearest the centre, through
+        movements and vehicles ending their trip on the edge from any lane (the lane use
+        ``netconvert`` gives a plain junction); with ``multi_queue`` off, or on one lane, a
+        single queue.
+        """
+        n = n_open.astype(np.int64)
+        every = np.broadcast_to(((np.int64(1) << n) - 1)[:, None], nxt.shape)
+        centre = np.broadcast_to((np.int64(1) << (n - 1))[:, None], nxt.shape)
+        pr = self.prio
+        e = np.broadcast_to(edges[:, None], nxt.shape)
+        hx, hy = pr.heading[:, 0], pr.heading[:, 1]
+        cross = pr.side * (hx[e] * hy[nxt] - hy[e] * hx[nxt])
+        dot = hx[e] * hx[nxt] + hy[e] * hy[nxt]
+        across = (cross > 0.5) | (dot < -0.9)
+        kerb = (cross < -0.5) & ~across
+        out: np.ndarray = np.where(last, every, np.where(kerb, 1, np.where(across, centre, every)))
+        return out
+
     def _rate(self, edges: np.ndarray) -> np.ndarray:
         """Discharge rate of ``edges`` (veh/s).
 
@@ -1301,8 +1393,14 @@ class _State:
         # capacity credits, accrued lazily since the edge was last looked at
         # at most one step's worth plus the fraction of a vehicle carried over (a cap of one
         # step's worth alone would drop that fraction when a step serves a non-integer number)
-        rate = self._rate(act)
-        credit = np.minimum(self.credit[act] + rate * (t - self.last_seen[act]), rate * dt_s + 1.0)
+        # per lane: each open lane discharges its share of the edge's rate
+        n_open = np.clip(self.lanes_open[act], 1, self.credit.shape[1])
+        if not sc.multi_queue:
+            n_open = np.ones_like(n_open)
+        rate = (self._rate(act) / n_open)[:, None]
+        credit = np.minimum(
+            self.credit[act] + rate * (t - self.last_seen[act])[:, None], rate * dt_s + 1.0
+        )
         self.last_seen[act] = t
         credit[~green] = np.minimum(credit[~green], 0.0)
         k = self.k
@@ -1336,18 +1434,13 @@ class _State:
             forced = jump & ~room & ~last
         else:
             forced = np.zeros(ok.shape, dtype=bool)
-        # queues at the edge end: one per movement on an edge of two lanes or more (a vehicle
-        # held for its movement does not hold those bound elsewhere), one on a single lane
-        queue = np.where(last, -2, nxt)
-        queue[~self.multi[act]] = -1
-        ok = _queue_prefix(ok, queue)
-        # a vehicle goes if the credit left before it is at least one vehicle; a left turner
-        # waiting for a gap uses more than one (the credit may go negative, a debt)
-        w_ok = np.where(ok, weight, 0.0)
-        before = credit[:, None] - (np.cumsum(w_ok, axis=1) - w_ok)
-        ok = _queue_prefix(ok & (last | (before >= 1.0 - 1e-9)), queue)
+        # queues at the edge end, one per lane: a vehicle held (by its signal, a full next
+        # edge) holds those behind it in its lane; the others change lanes round it
+        # a vehicle goes if its lane's credit is at least one vehicle; a left turner waiting
+        # for a gap uses more than one (the credit may go negative, a debt)
+        lanes = self._lane_masks(act, nxt, last, n_open)
+        ok, credit = _lane_discharge(ok, lanes, veh, np.where(last, 0.0, weight), credit)
         n_exit = ok.sum(axis=1)
-        credit -= np.where(ok, weight, 0.0).sum(axis=1)
         forced_rows = (ok & forced).any(axis=1)
         if forced_rows.any():
             self.n_forced += int(forced_rows.sum())
@@ -1393,9 +1486,13 @@ class _State:
         if sc.stop_loss:
             # a vehicle held at the stop line decelerated to a stop and accelerates again:
             # v / 2 (1 / a + 1 / b) lost against cruising (a, b: SUMO's defaults)
-            held = (t_exit - ready_t[ok])[~arr] > 0.0
+            # and so does one leaving a give-way approach, held or not: it slows down to look
+            # for a gap in the major road (HCM's control delay counts this deceleration and
+            # acceleration at a two-way stop too)
+            slowed = (t_exit - ready_t[ok])[~arr] > 0.0
+            slowed |= self.prio.minor[from_e[~arr]]
             v = net.vfree[from_e[~arr]] / self.inv_factor[go]
-            extra = np.where(held, v / 2 * (1 / ACCEL_M_S2 + 1 / DECEL_M_S2), 0.0)
+            extra = np.where(slowed, v / 2 * (1 / ACCEL_M_S2 + 1 / DECEL_M_S2), 0.0)
         self._enter(go, nxt[ok][~arr], t_exit[~arr], t, extra)
 
 

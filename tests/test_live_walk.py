@@ -92,3 +92,20 @@ def test_serve_says_once_which_broker_it_could_not_reach(tmp_path, capsys):
     assert main(["serve", "--city", "bondy", "--broker", url, "--db", db, "--for", "1"]) != 0
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.count("--broker") == 1 and "no MQTT broker answered" in err, err
+
+
+def test_plan_status_finds_the_city_in_the_plan_id(tmp_path, monkeypatch, capsys):
+    """`twin plan status ID` as the issue writes it: the id `lighting-bondy-...` names the store."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "status", "lighting-bondy-2024-01-15-0123456789ab"]) == 2
+    err = capsys.readouterr().err
+    assert "no plan 'lighting-bondy-2024-01-15-0123456789ab'" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["twin-live-bondy.db"]
+
+
+def test_plan_status_of_an_id_naming_no_city_asks_for_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "rollback", "nope", "--broker", "mqtt://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--city:" in err and "'nope' names no city" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no store was created for a guess

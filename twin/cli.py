@@ -1622,8 +1622,25 @@ def cmd_plan_push(args: Args) -> int:
 
 def _status_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("id", help="plan id (as `twin plan push` printed it)")
-    p.add_argument("--city", type=_city, default="dijon", help="city (names the default store)")
+    p.add_argument("--city", type=_city, help="city (names the default store; default: the id's)")
     p.add_argument("--db", type=_db_url, help="history store (default sqlite:///twin-live-C.db)")
+
+
+def _plan_city(args: Args) -> str:
+    """``--city``, else the city a plan id names (``lighting-bondy-2024-01-15-...``)."""
+    if args.city is not None:
+        return str(args.city)
+    from typing import get_args
+
+    from optimize.plans import PlanKind
+
+    from .cities import available_cities
+
+    for city in sorted(available_cities(), key=len, reverse=True):
+        if any(args.id.startswith(f"{kind}-{city}-") for kind in get_args(PlanKind)):
+            return city
+    msg = f"not given, and the plan id {args.id!r} names no city; pass --city C"
+    _arg_error("--city", InputValidationError(msg))
 
 
 @command("plan status", arguments=_status_args)
@@ -1631,8 +1648,9 @@ def cmd_plan_status(args: Args) -> int:
     """A pushed plan's status, commands and audit trail."""
     from live.control import Controller
 
-    with _store_for(args, args.city) as store:
-        print(json.dumps(Controller(store, "mqtt://unused", city=args.city).status(args.id)))
+    city = _plan_city(args)
+    with _store_for(args, city) as store:
+        print(json.dumps(Controller(store, "mqtt://unused", city=city).status(args.id)))
     return 0
 
 
@@ -1647,8 +1665,9 @@ def cmd_plan_rollback(args: Args) -> int:
     """Put back the plan that was in force before this one (audited)."""
     from live.control import Controller
 
-    with _store_for(args, args.city) as store:
-        ctl = Controller(store, args.broker, city=args.city, timeout_s=args.timeout)
+    city = _plan_city(args)
+    with _store_for(args, city) as store:
+        ctl = Controller(store, args.broker, city=city, timeout_s=args.timeout)
         prev = ctl.previous(args.id)
         models = None
         if prev.kind == "signals":

@@ -109,3 +109,11 @@ def test_plan_status_of_an_id_naming_no_city_asks_for_it(tmp_path, monkeypatch, 
     err = capsys.readouterr().err.strip()
     assert "--city:" in err and "'nope' names no city" in err and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []  # no store was created for a guess
+
+
+def test_devices_checks_its_broker_before_preparing_the_hour(capsys):
+    """On Montpellier the hour's traffic DES takes half a minute: a typo is said before it."""
+    url = f"mqtt://127.0.0.1:{_closed_port()}"
+    assert main(["devices", "--city", "bondy", "--broker", url]) != 0
+    out, err = capsys.readouterr()
+    assert "ready in" not in out and "--broker: no MQTT broker answered" in err

@@ -1532,6 +1532,21 @@ def _devices_args(p: argparse.ArgumentParser) -> None:
     _simulator_args(p)
 
 
+def _reach_broker(url: str) -> None:
+    """Whether anything listens at the broker's address: a typo is said before any work."""
+    import socket
+
+    from live.mqtt import broker_address
+
+    host, port = broker_address(url)
+    try:
+        socket.create_connection((host, port), timeout=5.0).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        msg = f"--broker: no MQTT broker answered at mqtt://{host}:{port} ({reason})"
+        raise ConnectionError(msg) from None
+
+
 @command("devices", arguments=_devices_args)
 def cmd_devices(args: Args) -> int:
     """Simulate the city's equipment on a broker: telemetry out, commands obeyed."""
@@ -1551,6 +1566,7 @@ def cmd_devices(args: Args) -> int:
     for kind, asset in args.fault:
         sim.fault(kind, asset)
         print(f"simulated fault: {kind} on {asset}", flush=True)
+    _reach_broker(args.broker)  # before the half minute of preparing Montpellier's hour
     t = time.perf_counter()
     sim.prepare()  # the hour's traffic DES and the day's footfall, before the clock runs
     note = f" ({sim.detector_note})" if sim.detector_note else ""

@@ -4,7 +4,14 @@
 
 * lighting: every light's level in every slot at least the EN 13201 requirement the plan
   carries (``required_level`` of :func:`optimize.dimming.plan`: the class re-weighted for the
-  slot's traffic as CEN/TR 13201-1 allows, as a fraction of full output), and within [0, 1];
+  slot's traffic as CEN/TR 13201-1 allows, as a fraction of full output), and within [0, 1].
+  One exception, checked against the twin and never taken from the plan: a cabinet's contracted
+  power is physical (above it the supply's breaker trips and the whole street goes dark), so
+  where the requirement draws more than the contract, the planner lets the floor give way in
+  that cabinet (:mod:`optimize.dimming_caps`). A light below its requirement passes only if its
+  cabinet draws its contracted power (to 0.1%) in that very slot, by the twin's light powers and
+  contracts; the gate returns what it let through that way, and the push audits it. Without the
+  twin, no shortfall passes;
 * signals: every junction's signal-group programme re-checked by :mod:`twin.signals.safety`
   (conflicts, minimum green, amber, intergreens, pedestrian clearance, cycle, longest red)
   against the junction model built from the twin, never against what the plan says of itself.
@@ -49,7 +56,7 @@ import numpy as np
 from live.mqtt import connect
 from live.store import Store, from_us, to_us
 from live.telemetry import topic
-from optimize.plans import Plan, from_json
+from optimize.plans import LightingCommands, Plan, from_json
 from twin._errors import InputValidationError, TwinError, UnsafePlanError
 
 if TYPE_CHECKING:
@@ -81,16 +88,36 @@ def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def gate(plan: Plan, *, models: Mapping[str, Any] | None = None, tol: float = 1e-9) -> None:
+def gate(
+    plan: Plan,
+    *,
+    models: Mapping[str, Any] | None = None,
+    twin: Twin | None = None,
+    tol: float = 1e-9,
+) -> list[str]:
     """Raise :class:`UnsafePlanError` if the plan may not reach a street (see module doc).
 
     ``models`` maps junction ids to :class:`twin.signals.junction.JunctionModel` (from
-    :func:`twin.signals.junction.junction_models`); needed for a signal plan.
+    :func:`twin.signals.junction.junction_models`); needed for a signal plan. ``twin`` gives the
+    lights' powers and the cabinets' contracted power, against which a lighting plan's
+    shortfalls under binding caps are checked. Returns notes on what passed by that exception.
     """
     problems: list[str] = []
+    notes: list[str] = []
     if plan.lighting is not None:
         lc = plan.lighting
         low = (lc.level < lc.required - tol) & (lc.required > 0)
+        capped = _capped_slots(lc, twin) if twin is not None and low.any() else None
+        if capped is not None:
+            forced = low & capped
+            low &= ~capped
+            if forced.any():
+                cabinets = np.unique(lc.cabinet[forced.any(axis=1)])
+                notes.append(
+                    f"{int(forced.sum())} light-slots below the EN 13201 requirement in "
+                    f"{len(cabinets)} cabinets whose contracted power binds (first "
+                    f"{cabinets[0]}): let through, the cap being physical"
+                )
         out = (lc.level < 0) | (lc.level > 1)
         for mask, why in ((out, "outside [0, 1]"), (low, "below the EN 13201 requirement")):
             if mask.any():
@@ -122,6 +149,37 @@ def gate(plan: Plan, *, models: Mapping[str, Any] | None = None, tol: float = 1e
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         msg = f"plan {plan.id} refused by the safety gate: " + "; ".join(problems[:5]) + more
         raise UnsafePlanError(msg)
+    return notes
+
+
+#: A cabinet "draws its contracted power" within this share of it.
+CAP_TOLERANCE = 1e-3
+
+
+def _capped_slots(lc: LightingCommands, tw: Twin) -> np.ndarray:
+    """``(n, T)``: where the light's cabinet draws its contracted power in the slot.
+
+    Powers and contracts are the twin's registry's, never the plan's; a light or cabinet the
+    twin does not know is never capped.
+    """
+    from twin.energy.power import drawn_power_w
+
+    lights = tw.registry["light"]
+    cabinets = tw.registry["cabinet"]
+    known = np.isin(lc.light, lights.index.to_numpy()) & np.isin(
+        lc.cabinet, cabinets.index.to_numpy()
+    )
+    power = np.where(known, lights["power_w"].reindex(lc.light).to_numpy(dtype=float), 0.0)
+    draw = drawn_power_w(power, lc.level, on=lc.level > 0)
+    cab, pos = np.unique(lc.cabinet, return_inverse=True)
+    total = np.zeros((len(cab), len(lc.times)))
+    np.add.at(total, pos, draw)
+    if "contracted_power_w" in cabinets.columns:
+        cap = cabinets["contracted_power_w"].reindex(cab).to_numpy(dtype=float)
+    else:
+        cap = np.full(len(cab), np.nan)
+    at_cap = total >= (1.0 - CAP_TOLERANCE) * cap[:, None]  # NaN (unknown): never
+    return np.asarray(at_cap[pos] & known[:, None], dtype=bool)
 
 
 def dry_run(plan: Plan, tw: Twin | None = None) -> dict[str, Any]:
@@ -161,16 +219,17 @@ class PushResult:
     failed: dict[str, str]  # asset -> reason
     attempts: int
     seconds: float
+    gate_notes: list[str] = dataclasses.field(default_factory=list)  # what passed by exception
 
     def summary(self) -> str:
-        """One line for people."""
+        """One line for people (and a line per note of the safety gate)."""
         s = f"plan {self.plan}: {self.status} ({self.acked}/{self.commands} commands acknowledged"
         s += f", {self.attempts} rounds, {self.seconds:.2f} s)"
         if self.failed:
             shown = ", ".join(sorted(self.failed)[:10])
             more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
             s += f"; failed: {shown}{more}"
-        return s
+        return "\n".join([s, *(f"safety gate: {n}" for n in self.gate_notes)])
 
 
 class Controller:
@@ -306,6 +365,7 @@ class Controller:
         plan: Plan,
         *,
         models: Mapping[str, Any] | None = None,
+        twin: Twin | None = None,
         action: str = "push",
         progress: Callable[[int, int], None] | None = None,
         now: dt.datetime | None = None,
@@ -321,10 +381,12 @@ class Controller:
             msg = f"plan: {plan.id} is for {plan.city}, this controller drives {self.city}"
             raise InputValidationError(msg)
         try:
-            gate(plan, models=models)
+            notes = gate(plan, models=models, twin=twin)
         except UnsafePlanError as exc:
             self._audit(action, plan.id, "refused", str(exc))
             raise
+        for note in notes:
+            self._audit(action, plan.id, "gate", note)
         self.record(plan)
         t0 = time.perf_counter()
         now = now or _now()
@@ -345,7 +407,7 @@ class Controller:
         ok = len(cmds) - len(failed_cmds)
         status: PushStatus = "applied" if not failed_cmds else ("partial" if ok else "failed")
         result = PushResult(
-            plan.id, push, status, len(cmds), ok, failed, rounds, time.perf_counter() - t0
+            plan.id, push, status, len(cmds), ok, failed, rounds, time.perf_counter() - t0, notes
         )
         rows = [
             (

@@ -18,6 +18,7 @@ from live.store import open_store
 from optimize import dimming
 from optimize.plans import from_dimming, from_signal_documents
 from twin._errors import UnsafePlanError
+from twin.energy.power import drawn_power_w
 
 NIGHT = "2024-01-15"
 
@@ -68,6 +69,56 @@ def test_gate_refuses_dimming_below_the_requirement(nights):
         UnsafePlanError, match=rf"below the EN 13201 requirement, first {lc.light[i]}"
     ):
         gate(bad)
+
+
+@pytest.fixture(scope="module")
+def capped(bondy):
+    """Bondy with its largest cabinet (2,250 W of lights) contracted at 1.8 kVA, PF 0.9 (an
+    inventory's figures): a cap that binds while the lights are near full output; and the
+    adaptive plan of that twin."""
+    from optimize.nightly import adaptive_plan
+
+    tw = copy.deepcopy(bondy)  # the session's twin stays as built
+    cab = tw.registry["cabinet"].copy()
+    big = tw.registry["light"].groupby("cabinet")["power_w"].sum().idxmax()
+    cab.loc[big, ["contracted_kva", "power_factor", "contract_source"]] = [1.8, 0.9, "inventory"]
+    cab.loc[big, "contracted_power_w"] = 1.8 * 1000.0 * 0.9
+    tw.registry.replace("cabinet", cab)
+    return tw, str(big), from_dimming(adaptive_plan(tw, NIGHT)[0])
+
+
+def test_gate_lets_through_only_the_shortfall_a_binding_cap_forces(capped):
+    tw, big, plan = capped
+    lc = plan.lighting
+    low = (lc.level < lc.required - 1e-9) & (lc.required > 0)
+    assert low.any() and set(lc.cabinet[low.any(axis=1)]) == {big}  # the floor gave way there
+    # without the twin, no shortfall passes
+    with pytest.raises(UnsafePlanError, match="below the EN 13201 requirement"):
+        gate(plan)
+    notes = gate(plan, twin=tw)
+    assert len(notes) == 1 and f"{int(low.sum())} light-slots" in notes[0] and big in notes[0]
+    # a light of another cabinet lowered below its requirement: refused, even with the twin
+    i, j = np.argwhere((lc.cabinet != big)[:, None] & (lc.required > 0.2))[0]
+    level = lc.level.copy()
+    level[i, j] = lc.required[i, j] - 0.1
+    worse = copy.copy(plan)
+    object.__setattr__(worse, "lighting", copy.copy(lc))
+    object.__setattr__(worse.lighting, "level", level)
+    with pytest.raises(UnsafePlanError, match=rf"1 light-slots below .* first {lc.light[i]}"):
+        gate(worse, twin=tw)
+    # a light of the capped cabinet lowered in a slot where its cabinet is under its cap: refused
+    draw = drawn_power_w(
+        tw.registry["light"]["power_w"].reindex(lc.light).to_numpy(), lc.level, on=lc.level > 0
+    )
+    mine = lc.cabinet == big
+    free = np.flatnonzero(draw[mine].sum(axis=0) < 0.99 * 1620.0)
+    k = next(k for k in free if (lc.required[mine, k] > 0.05).any())
+    i = np.flatnonzero(mine)[np.argmax(lc.required[mine, k])]
+    level = lc.level.copy()
+    level[i, k] = lc.required[i, k] / 2  # draws less, so the cabinet stays under its cap
+    object.__setattr__(worse.lighting, "level", level)
+    with pytest.raises(UnsafePlanError, match=rf"first {lc.light[i]}"):
+        gate(worse, twin=tw)
 
 
 def test_gate_rechecks_signal_programmes_against_the_twin(signals):

@@ -1615,8 +1615,8 @@ def cmd_plan_push(args: Args) -> int:
 
         models = junction_models(tw, junctions=[s.junction for s in plan.signals])
     if args.dry_run:
-        gate(plan, models=models)
-        print(json.dumps({**dry_run(plan, tw), "gate": "passed"}))
+        notes = gate(plan, models=models, twin=tw)
+        print(json.dumps({**dry_run(plan, tw), "gate": "passed", "gate_notes": notes}))
         return 0
     with _store_for(args, plan.city) as store:
         ctl = Controller(
@@ -1627,7 +1627,7 @@ def cmd_plan_push(args: Args) -> int:
         def progress(k: int, n: int) -> None:
             bar.update(k - bar.n)
 
-        result = ctl.push(plan, models=models, progress=progress)
+        result = ctl.push(plan, models=models, twin=tw, progress=progress)
         bar.close()
     if args.json:
         print(json.dumps(dataclasses.asdict(result)))
@@ -1685,13 +1685,15 @@ def cmd_plan_rollback(args: Args) -> int:
     with _store_for(args, city) as store:
         ctl = Controller(store, args.broker, city=city, timeout_s=args.timeout)
         prev = ctl.previous(args.id)
+        from .model import load
+
+        tw = load(prev.city)  # the gate checks the plan against the twin, never against itself
         models = None
         if prev.kind == "signals":
-            from .model import load
             from .signals.junction import junction_models
 
-            models = junction_models(load(prev.city), junctions=[s.junction for s in prev.signals])
-        result = ctl.rollback(args.id, models=models)
+            models = junction_models(tw, junctions=[s.junction for s in prev.signals])
+        result = ctl.rollback(args.id, models=models, twin=tw)
     print(result.summary())
     return 0 if result.status == "applied" else 3
 

@@ -50,7 +50,7 @@ import xarray as xr
 
 from twin._errors import InputValidationError, TwinError
 from twin.assets import lighting
-from twin.assets.cabinet import contracted_caps
+from twin.assets.cabinet import clo_start_power_w, contracted_caps
 from twin.assets.maintenance import (
     DEFAULT_MAINTENANCE,
     LumenMaintenance,
@@ -218,13 +218,21 @@ def light_table(tw: Twin, *, cap_sizing: str = "clo_start") -> dict[str, np.ndar
     mf = _optional(lights, "maintenance_factor", DEFAULT_MAINTENANCE.maintenance_factor)
     power = lights["power_w"].to_numpy(float)
     cab_index = np.array([cab_pos[c] for c in lights["cabinet"]], dtype=np.intp)
-    start = np.where(tech == "LED", DRIVER_FLOOR + (1.0 - DRIVER_FLOOR) * mf, 1.0) * power
+    start = clo_start_power_w(
+        power, led=tech == "LED", maintenance_factor=mf, driver_floor=DRIVER_FLOOR
+    )
     m = len(cab_ids)
+    # the registry's rule-sized contracts are re-derived here (``cap_sizing`` may differ)
+    given = (
+        cab["contract_source"].to_numpy(dtype=object) == "inventory"
+        if "contract_source" in cab.columns
+        else np.ones(m, dtype=bool)
+    )
     caps = contracted_caps(
         np.bincount(cab_index, weights=power, minlength=m),
         np.bincount(cab_index, weights=start, minlength=m),
-        contracted_kva=_optional(cab, "contracted_kva", np.nan),
-        power_factor=_optional(cab, "power_factor", np.nan),
+        contracted_kva=np.where(given, _optional(cab, "contracted_kva", np.nan), np.nan),
+        power_factor=np.where(given, _optional(cab, "power_factor", np.nan), np.nan),
         sizing=cap_sizing,
     )
     return {

@@ -28,9 +28,9 @@ floor, the minimum energy under ramp limits is the ramp-feasible lower envelope 
 the cabinet caps are met by it. The caps are contracted kVA times a power factor
 (:func:`twin.assets.cabinet.contracted_caps`); since the envelope is the pointwise smallest
 plan above the floor, a cap it breaks is broken by every compliant plan, and those cabinets are
-solved jointly with the floor given way to the cap (:mod:`optimize.dimming_caps`); the
-``cap_path`` attribute says which path ran. Lights whose technology is not LED (HPS or
-metal-halide on magnetic ballasts) are not dimmed.
+solved exactly, by a linear programme per cabinet, with the floor given way to the cap
+(:mod:`optimize.dimming_caps`); the ``cap_path`` attribute says which path ran. Lights whose
+technology is not LED (HPS or metal-halide on magnetic ballasts) are not dimmed.
 
 The result is one ``xr.Dataset`` on dims ``night`` and ``light`` (per light and night, the
 planned energy in Wh as float32), with per-night totals of each lever, written compressed and
@@ -197,6 +197,7 @@ def plan_year(
     per_night["lit_lh"] = np.zeros(n_nights)
     bound = np.zeros(caps.size, dtype=bool)
     kinds: list[str] = []
+    starts: dict[tuple[int, int], list[Any]] = {}  # each binding window's basis, night to night
     for k, day in enumerate(days):
         fc = dimming.forecast_night(tw, day, demand=demand, slot_minutes=slot_minutes, lights=G)
         night = fc.night
@@ -235,6 +236,7 @@ def plan_year(
             min_level=np.where(dimmable, min_level, 1.0),
             cabinet_ids=L["cabinet_ids"],
             time=night.start,
+            starts=starts,
         )
         x2 = capped.level
         full = power[:, None] * slot_h[None, :]
@@ -354,7 +356,7 @@ def plan_year(
             "cap_binding_nights": int((per_night["cap_cabinets"] > 0).sum()),
             "cap_path": "per-light"
             if not bound.any()
-            else f"per-light + water-filling on the {int(bound.sum())} binding cabinets",
+            else f"per-light + joint LP on the {int(bound.sum())} binding cabinets",
             "target_pct": float(tw.city.contract.target_pct),
             "compute_s": round(time.perf_counter() - t_start, 3),
             "attribution": tw.city.attribution,

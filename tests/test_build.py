@@ -50,7 +50,11 @@ def test_cabinets_hold_20_to_60_neighbouring_lights(montpellier):
     assert cab["n_lights"].between(20, 60).all()
     sizes = reg["light"].groupby("cabinet").size()
     assert (sizes.reindex(cab.index).to_numpy() == cab["n_lights"].to_numpy()).all()
-    assert (cab["contracted_power_w"] >= cab["installed_power_w"]).all()
+    # each contract by the documented rule: real power = kVA x 1000 x power factor
+    assert (cab["contract_source"] == "rule").all()
+    np.testing.assert_allclose(
+        cab["contracted_power_w"], cab["contracted_kva"] * 1000.0 * cab["power_factor"]
+    )
     # neighbours: a feeder spans at most a few hundred metres
     lights = reg["light"]
     spans = []

@@ -1,22 +1,25 @@
 """Cabinet caps in kVA with a power factor, and the plans where they bind.
 
-The joint LP of the binding cabinets (windowed and aggregated) is checked against the full
-straightforward model of the whole night in pulp; the year on Montpellier against its own
-caps and its EN 13201 floor.
+The LP of the binding cabinets (windowed, aggregated, one block per cabinet and window: the
+default path) is checked against the full straightforward model of the whole night in pulp; the
+year on Montpellier against its own caps and its EN 13201 floor.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import math
 
 import numpy as np
+import pandas as pd
 import pulp
 import pytest
 
 from optimize import dimming, dimming_year
 from optimize._highs import solve_quietly
 from optimize._pulp import add_variable
-from optimize.dimming_caps import SHORTFALL_WEIGHT, capped_levels
+from optimize.dimming_caps import SHORTFALL_WEIGHT, _windows, capped_levels
 from optimize.dimming_lp import InfeasiblePlanError
 from twin._errors import InputValidationError
 from twin.assets.cabinet import (
@@ -24,6 +27,7 @@ from twin.assets.cabinet import (
     TARIFF_STEPS_KVA,
     contracted_caps,
     subscribed_kva,
+    with_contracts,
 )
 from twin.energy.power import DRIVER_FLOOR
 
@@ -70,6 +74,82 @@ def test_caps_from_inventory_where_given_else_the_rule():
 def test_bad_cap_input_names_the_field(kwargs, field):
     with pytest.raises(InputValidationError, match=field):
         contracted_caps([1000.0], [900.0], **kwargs)
+
+
+def _cabinets_and_lights():
+    cabs = pd.DataFrame({"id": ["cabinet:0", "cabinet:1", "cabinet:2"]})
+    lights = pd.DataFrame(
+        {
+            "cabinet": ["cabinet:0", "cabinet:0", "cabinet:1", "cabinet:2"],
+            "power_w": [1500.0, 1500.0, 2000.0, 500.0],
+            "technology": ["LED", "LED", "HPS", "LED"],
+            "maintenance_factor": [0.8, np.nan, np.nan, 0.9],
+        }
+    )
+    return cabs, lights
+
+
+def test_registry_contract_by_the_rule_where_no_inventory():
+    cabs, lights = _cabinets_and_lights()
+    out = with_contracts(cabs, lights, maintenance_factor=0.85, driver_floor=0.1)
+    assert out["contract_source"].tolist() == ["rule"] * 3
+    # cabinet 0: 1500 x (0.1 + 0.9 x 0.8) + 1500 x (0.1 + 0.9 x 0.85) = 2527.5 W; / 0.9 = 2.81 kVA
+    # cabinet 1: an HPS lamp is not dimmed, 2000 W / 0.9 = 2.22 kVA; cabinet 2: 0.46 kVA
+    assert out["contracted_kva"].tolist() == [3.0, 3.0, 3.0]
+    np.testing.assert_allclose(out["power_factor"], DEFAULT_POWER_FACTOR)
+    np.testing.assert_allclose(out["contracted_power_w"], [2700.0, 2700.0, 2700.0])
+
+
+def test_registry_contract_from_the_inventory_where_given():
+    cabs, lights = _cabinets_and_lights()
+    cabs["contracted_kva"] = [np.nan, 12.0, 6.0]
+    cabs["power_factor"] = [0.95, 0.8, np.nan]
+    out = with_contracts(cabs, lights, maintenance_factor=0.85, driver_floor=0.1)
+    assert out["contract_source"].tolist() == ["rule", "inventory", "inventory"]
+    # the rule's step with the inventory's power factor: 2527.5 W / 0.95 = 2.66 kVA -> 3 kVA
+    assert out["contracted_kva"].tolist() == [3.0, 12.0, 6.0]
+    np.testing.assert_allclose(out["power_factor"], [0.95, 0.8, DEFAULT_POWER_FACTOR])
+    np.testing.assert_allclose(out["contracted_power_w"], [2850.0, 9600.0, 5400.0])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "field"),
+    [
+        ("contracted_kva", 0.0, "contracted_kva: cabinet 1"),
+        ("contracted_kva", -6.0, "contracted_kva: cabinet 1"),
+        ("power_factor", 0.0, "power_factor: cabinet 1"),
+        ("power_factor", 1.01, "power_factor: cabinet 1"),
+        ("power_factor", -0.5, "power_factor: cabinet 1"),
+    ],
+)
+def test_registry_contract_bad_input_names_the_field(column, value, field):
+    cabs, lights = _cabinets_and_lights()
+    cabs[column] = [np.nan, value, np.nan]
+    with pytest.raises(InputValidationError, match=field):
+        with_contracts(cabs, lights, maintenance_factor=0.85, driver_floor=0.1)
+    lights.loc[3, "cabinet"] = "cabinet:9"
+    cabs[column] = np.nan
+    with pytest.raises(InputValidationError, match="cabinet: light of unknown cabinet"):
+        with_contracts(cabs, lights, maintenance_factor=0.85, driver_floor=0.1)
+
+
+def test_plans_use_the_registry_contract(bondy):
+    """The caps the plans read are the registry's contracts: inventory where given, else rule."""
+    table = dimming.light_table(bondy)
+    cab = bondy.registry["cabinet"]
+    np.testing.assert_allclose(table["cabinet_cap_w"], cab["contracted_power_w"])
+    assert table["cabinet_cap_source"].tolist() == cab["contract_source"].tolist()
+    given = cab.copy()
+    given.loc[given.index[0], ["contracted_kva", "power_factor", "contract_source"]] = [
+        36.0,
+        0.95,
+        "inventory",
+    ]
+    twin = copy.deepcopy(bondy)  # the session's twin stays as built
+    twin.registry.replace("cabinet", given)
+    table = dimming.light_table(twin)
+    assert table["cabinet_cap_source"][0] == "inventory"
+    assert table["cabinet_cap_w"][0] == pytest.approx(36.0 * 1000.0 * 0.95)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,16 +209,24 @@ def _full_model(power, floor, on, cab, caps, slot_h, min_level, ramp):
     return level, pulp.value(m.objective)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_joint_lp_of_binding_cabinets_is_the_full_optimum(seed):
+@pytest.mark.parametrize(("seed", "ramp"), [(1, 0.2), (2, 0.2), (5, 0.35), (6, 0.1)])
+def test_joint_lp_of_binding_cabinets_is_the_full_optimum(seed, ramp):
     power, floor, on, cab, caps, slot_h, lo = _instance(seed)
-    ramp = 0.2
     got = capped_levels(
         power, floor, on, ramp=ramp, cabinet_index=cab, cap_w=caps, slot_h=slot_h,
-        driver_floor=DRIVER_FLOOR, min_level=lo, method="lp",
+        driver_floor=DRIVER_FLOOR, min_level=lo,
     )  # fmt: skip
     assert got.binding.tolist() == [0, 1]
     assert got.path == "per-light + joint LP on 2 cabinets"
+    # the caps bind at dusk and at dawn, far apart: each cabinet is solved as two blocks
+    env_draw = np.zeros((caps.size, floor.shape[1]))
+    np.add.at(
+        env_draw,
+        cab,
+        np.where(on, power[:, None] * (DRIVER_FLOOR + (1 - DRIVER_FLOOR) * got.envelope), 0),
+    )
+    over = env_draw > caps[:, None]
+    assert [len(_windows(over[c], math.ceil(1 / ramp), floor.shape[1])) for c in (0, 1)] == [2, 2]
     ref, ref_obj = _full_model(power, floor, on, cab, caps, slot_h, lo, ramp)
 
     def objective(level):
@@ -164,16 +252,45 @@ def test_joint_lp_of_binding_cabinets_is_the_full_optimum(seed):
     assert got.shortfall.max() > 0.0
 
 
+def test_a_start_from_the_night_before_changes_pivots_not_the_optimum():
+    power, floor, on, cab, caps, slot_h, lo = _instance(1)
+    kw = {
+        "ramp": 0.2, "cabinet_index": cab, "slot_h": slot_h, "driver_floor": DRIVER_FLOOR,
+        "min_level": lo,
+    }  # fmt: skip
+    starts: dict = {}
+    for scale in (1.0, 0.99, 0.97):  # three nights, the caps a little tighter each
+        cold = capped_levels(power, floor, on, cap_w=caps * scale, **kw)
+        warm = capped_levels(power, floor, on, cap_w=caps * scale, starts=starts, **kw)
+        assert sorted(starts) == [(0, 0), (0, 1), (1, 0), (1, 1)]  # (cabinet, window)
+        assert _objective(warm, power, on, cab, slot_h) == pytest.approx(
+            _objective(cold, power, on, cab, slot_h), rel=1e-9
+        )
+
+
+def _objective(c, power, on, cab, slot_h):
+    """The capped plan's LP objective: energy above the driver floor, deficit, its spread."""
+    e = (slot_h * power[:, None] * (1 - DRIVER_FLOOR) * c.level * on).sum()
+    deficit = (slot_h * power[:, None] * c.shortfall).sum()
+    zmax = np.zeros((cab.max() + 1, on.shape[1]))
+    np.maximum.at(zmax, cab, c.shortfall)
+    return (
+        e
+        + SHORTFALL_WEIGHT * deficit
+        + (slot_h * np.bincount(cab, weights=power)[:, None] * zmax).sum()
+    )
+
+
 @pytest.mark.parametrize("seed", [1, 2, 4])
 def test_water_filling_is_feasible_and_close_to_the_lp(seed):
-    """The default path: caps and ramps held, deficit within a few % of the LP's optimum."""
+    """The heuristic: caps and ramps held, deficit within a few % of the LP's optimum."""
     power, floor, on, cab, caps, slot_h, lo = _instance(seed)
     kw = {
         "ramp": 0.2, "cabinet_index": cab, "cap_w": caps, "slot_h": slot_h,
         "driver_floor": DRIVER_FLOOR, "min_level": lo,
     }  # fmt: skip
-    fill = capped_levels(power, floor, on, **kw)
-    best = capped_levels(power, floor, on, method="lp", **kw)
+    fill = capped_levels(power, floor, on, method="fill", **kw)
+    best = capped_levels(power, floor, on, **kw)
     assert fill.path == "per-light + water-filling on 2 cabinets"
     draw = np.where(on, power[:, None] * (DRIVER_FLOOR + (1 - DRIVER_FLOOR) * fill.level), 0)
     by_cab = np.zeros((caps.size, floor.shape[1]))
@@ -209,7 +326,7 @@ def test_montpellier_caps_bind_and_cost_compliance_only_there(montpellier):
     capped = dimming_year.plan_year(montpellier, 2030, nights=[WINTER])
     free = dimming_year.plan_year(montpellier, 2030, nights=[WINTER], cap_sizing="full_output")
     a, b = capped.attrs, free.attrs
-    assert a["cap_binding_cabinets"] > 0 and a["cap_path"].startswith("per-light + water-filling")
+    assert a["cap_binding_cabinets"] > 0 and a["cap_path"].startswith("per-light + joint LP")
     assert b["cap_binding_cabinets"] == 0 and b["cap_path"] == "per-light"
     assert a["cap_source_rule"] == a["cabinets"] == len(montpellier.registry["cabinet"])
     # uncapped, the two are the same plan; the caps only take energy away (below EN 13201)

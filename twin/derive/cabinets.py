@@ -2,19 +2,21 @@
 
 Split along the wider axis until a group holds at most :data:`CABINET_MAX` lights: groups of
 30-60 neighbouring lights. Mapped ``man_made=street_cabinet`` + ``street_cabinet=lighting``
-cabinets give the position of the group nearest to them (within 500 m). The contracted power is
-the installed power plus 10%, rounded up to the next 3 kVA step.
+cabinets give the position of the group nearest to them (within 500 m). The contract of each
+cabinet follows the documented rule (:func:`twin.assets.cabinet.with_contracts`): the tariff step
+covering its LED stock at the CLO start level, at power factor 0.9.
 """
 
 from __future__ import annotations
-
-import math
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from twin.assets.cabinet import with_contracts
+from twin.assets.maintenance import DEFAULT_MAINTENANCE
+from twin.energy.power import DRIVER_FLOOR
 from twin.registry import make_ids
 
 __all__ = ["CABINET_MAX", "CABINET_MIN", "cabinets"]
@@ -58,13 +60,17 @@ def cabinets(lights: pd.DataFrame, feats: gpd.GeoDataFrame | None) -> pd.DataFra
                 "source": "derived",
                 "n_lights": len(members),
                 "installed_power_w": installed,
-                "contracted_power_w": 3000.0 * math.ceil(installed * 1.1 / 3000.0),
                 "geometry": shapely.Point(centroids[i]),
             }
         )
-    cabs = pd.DataFrame(rows)
+    lights["cabinet"] = cab_of
+    cabs = with_contracts(
+        pd.DataFrame(rows),
+        lights,
+        maintenance_factor=DEFAULT_MAINTENANCE.maintenance_factor,
+        driver_floor=DRIVER_FLOOR,
+    )
     if feats is None or feats.empty:
-        lights["cabinet"] = cab_of
         return cabs
     mapped = feats[
         (feats["man_made"] == "street_cabinet")
@@ -81,5 +87,4 @@ def cabinets(lights: pd.DataFrame, feats: gpd.GeoDataFrame | None) -> pd.DataFra
                     cabs.at[ci, "geometry"] = shapely.Point(p)
                     cabs.at[ci, "source"] = "osm"
                     break
-    lights["cabinet"] = cab_of
     return cabs

@@ -27,10 +27,12 @@ Figures (Montpellier, 364 signalised junctions after clustering; ``--quick``: Pa
   mean over several demand seeds (``--corridor-seeds``): from one seed to the next it moves
   by as much as the 30% band (our plans at half flows, SUMO: +2.8 to +5.3 s).
 
-The city-wide DES also runs the baseline with a second seed: the spread between the two seeds
-is the noise against which the difference between plan sets is to be read. The closing table
-gives, before (fixed-time Webster) and after (our plans): delay, stops, band, emergency travel
-time and bus delay.
+The city-wide DES also runs the baseline and our plans with a second seed: at the planning
+demand the city grid-locks, and where it does moves with the seed as much as with the plans
+(the junctions whose plans are not changed change delay as much as those that are), so the
+target "not worse than Webster" is read on the mean of the two seeds. The closing table gives,
+before (fixed-time Webster) and after (our plans): delay, stops, band, emergency travel time
+and bus delay.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def _per_junction(des) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-def _closing_table(des, band_rows, emergency, bd) -> None:  # type: ignore[no-untyped-def]
+def _closing_table(des, band_rows, emergency, bd, noise) -> None:  # type: ignore[no-untyped-def]
     """Before (fixed-time Webster, offsets 0) and after (our plans)."""
     base, ours = "fixed-time Webster", "ours"
     b_base = np.array([r[2] for r in band_rows]).reshape(-1, 2)
@@ -91,6 +93,11 @@ def _closing_table(des, band_rows, emergency, bd) -> None:  # type: ignore[no-un
             "DES delay, flow-weighted (s/veh)",
             float(des["mean_delay"].sel(scenario=base)),
             float(des["mean_delay"].sel(scenario=ours)),
+        ),
+        (
+            "DES delay, seed 2 (s/veh)",
+            float(noise["mean_delay"].sel(scenario=base + ", seed 2")),
+            float(noise["mean_delay"].sel(scenario=ours + ", seed 2")),
         ),
         (
             "DES share of vehicles stopped",
@@ -272,7 +279,7 @@ def main() -> None:
         )
         noise = des_comparison(
             tw,
-            {"fixed-time Webster, seed 2": dict(plans)},
+            {"fixed-time Webster, seed 2": dict(plans), "ours, seed 2": co.plans},
             models=plans.models,
             flows=flows_of,
             day=REFERENCE_WEEKDAY,
@@ -395,13 +402,14 @@ def main() -> None:
                     f"{int(des['unfinished'].sel(scenario=s))}",
                 )
             )
-        rows.append(
-            (
-                "DES 8-9 h, same baseline, seed 2: delay, stops, travel time, unfinished",
-                f"{float(noise['mean_delay'][0]):.0f}, {float(noise['mean_stops'][0]):.2f}, "
-                f"{float(noise['travel_time'][0]):.0f}, {int(noise['unfinished'][0])}",
+        for k, s in enumerate(noise["scenario"].values):
+            rows.append(
+                (
+                    f"DES 8-9 h, {s}: delay, stops, travel time, unfinished",
+                    f"{float(noise['mean_delay'][k]):.0f}, {float(noise['mean_stops'][k]):.2f}, "
+                    f"{float(noise['travel_time'][k]):.0f}, {int(noise['unfinished'][k])}",
+                )
             )
-        )
         d = des["delay"].sel(scenario=["fixed-time Webster", "ours"]).values
         better = int(np.sum(d[1] < d[0] - 1.0))
         worse = int(np.sum(d[1] > d[0] + 1.0))
@@ -435,7 +443,7 @@ def main() -> None:
         print(f"{name:<{width}}  {value}")
     if des is not None:
         _per_junction(des)
-        _closing_table(des, band_rows, emergency, bd)
+        _closing_table(des, band_rows, emergency, bd, noise)
 
     b_base = np.array([r[2] for r in band_rows]).reshape(-1, 2)
     b_ours = np.array([r[3] for r in band_rows]).reshape(-1, 2)
@@ -487,8 +495,15 @@ def main() -> None:
         "unsafe_plans": target(float(bad), 0.0, "<="),
     }
     if des is not None:
+        web2 = float(noise["mean_delay"].sel(scenario="fixed-time Webster, seed 2"))
+        ours2 = float(noise["mean_delay"].sel(scenario="ours, seed 2"))
+        figures["des_delay_ours_seed2_s"] = ours2
+        ratios["des_delay_two_seeds"] = (figures["des_delay_ours_s"] + ours2) / max(  # type: ignore[operator]
+            reference["des_delay_webster_s"] + web2,  # type: ignore[operator]
+            1e-9,
+        )
         targets["des_delay_not_worse_than_webster"] = target(
-            ratios["des_delay"],  # type: ignore[arg-type]
+            ratios["des_delay_two_seeds"],  # type: ignore[arg-type]
             1.0,
             "<=",
         )
@@ -509,7 +524,9 @@ def main() -> None:
                     float(agree(float(c[0]), float(c[1]))), 1.0, ">="
                 )
     if des is not None:
-        reference["des_delay_webster_seed2_s"] = float(noise["mean_delay"][0])
+        reference["des_delay_webster_seed2_s"] = float(
+            noise["mean_delay"].sel(scenario="fixed-time Webster, seed 2")
+        )
     emit(
         "signals",
         figures,

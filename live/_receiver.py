@@ -251,7 +251,12 @@ def _attempt(
     if v5:
         kwargs["clean_start"] = not persistent
         kwargs["properties"] = session_properties() if persistent else None
-    client.connect(host, port, keepalive=30, **kwargs)
+    try:
+        client.connect(host, port, keepalive=30, **kwargs)
+    except OSError as exc:  # a closed port, a host name that does not resolve
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        msg = f"--broker: no MQTT broker answered at mqtt://{host}:{port} ({reason})"
+        raise ConnectionError(msg) from None
     client.loop_start()
     ready.wait(timeout)
     if result and result[0].is_failure:

@@ -84,7 +84,12 @@ def broker_address(url: str) -> tuple[str, int]:
     if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
         msg = f"--broker: {url!r} is not mqtt://HOST[:PORT]"
         raise InputValidationError(msg)
-    return parsed.hostname, parsed.port or 1883
+    try:
+        port = parsed.port or 1883
+    except ValueError:  # urllib's "Port out of range 0-65535", or not a number
+        msg = f"--broker: {url!r}: the port is not a TCP port (1-65535)"
+        raise InputValidationError(msg) from None
+    return parsed.hostname, port
 
 
 def _ip(host: str) -> str:
@@ -318,6 +323,7 @@ class IngestService:
             self._stderr.seek(0)
             tail = self._stderr.read()[-800:].decode("utf-8", "replace").strip()
             detail = tail.splitlines()[-1] if tail else "no message"
+        detail = detail.removeprefix("--broker: ")  # `what` names the broker already
         if "shared subscriptions need MQTT 5" in detail:
             detail = _share_error(self.url)
         elif self.share and "no MQTT broker answered" in detail:

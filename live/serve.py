@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import gc
 import json
 import logging
@@ -170,7 +171,12 @@ def _http(
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:  # the port taken, or an address not of this machine
+        why = "is taken" if exc.errno == errno.EADDRINUSE else "cannot be listened on"
+        msg = f"--port: {host}:{port} {why} ({exc.strerror or exc})"
+        raise OSError(msg) from None
     threading.Thread(target=server.serve_forever, name="twin-http", daemon=True).start()
     return server
 

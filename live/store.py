@@ -144,7 +144,15 @@ class Store:
             import psycopg
 
             self.engine = "postgresql"
-            self._conn = psycopg.connect(url, autocommit=False)
+            try:
+                self._conn = psycopg.connect(url, autocommit=False)
+            except psycopg.OperationalError as exc:  # no server there, refused, bad password
+                shown = parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()
+                if parsed.username:
+                    shown = shown.replace("://", f"://{parsed.username}@", 1)
+                reason = str(exc).strip().splitlines()[0].removeprefix("connection failed: ")
+                msg = f"--db: no PostgreSQL server answered at {shown} ({reason})"
+                raise ConnectionError(msg) from None
             self._ph = "%s"
             ddl = _TABLES.format(serial="BIGSERIAL PRIMARY KEY", blob="BYTEA")
             with self._conn.cursor() as cur:

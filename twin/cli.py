@@ -1359,8 +1359,14 @@ def cmd_calibrate(args: Args) -> int:
 
 
 def _broker_url(text: str) -> str:
-    if not re.match(r"^(mqtt|tcp)://[^\s/:]+(:\d{1,5})?/?$", text):
-        _fail_arg(f"{text!r} is not mqtt://HOST[:PORT]")
+    """``mqtt://HOST[:PORT]``, with ``?protocol=5|3.1.1`` as `twin serve` prints its own."""
+    m = re.match(r"^(mqtt|tcp)://[^\s/:?]+(?::(\d{1,5}))?/?(?:\?protocol=([^\s&]*))?$", text)
+    if not m:
+        _fail_arg(f"{text!r} is not mqtt://HOST[:PORT][?protocol=5|3.1.1]")
+    if m[2] is not None and not 1 <= int(m[2]) <= 65535:
+        _fail_arg(f"{text!r}: {int(m[2])} is not a TCP port (1-65535)")
+    if m[3] is not None and m[3] not in ("5", "3.1.1"):
+        _fail_arg(f"{text!r}: protocol={m[3]} is neither 5 nor 3.1.1")
     return text
 
 
@@ -1526,6 +1532,21 @@ def _devices_args(p: argparse.ArgumentParser) -> None:
     _simulator_args(p)
 
 
+def _reach_broker(url: str) -> None:
+    """Whether anything listens at the broker's address: a typo is said before any work."""
+    import socket
+
+    from live.mqtt import broker_address
+
+    host, port = broker_address(url)
+    try:
+        socket.create_connection((host, port), timeout=5.0).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        msg = f"--broker: no MQTT broker answered at mqtt://{host}:{port} ({reason})"
+        raise ConnectionError(msg) from None
+
+
 @command("devices", arguments=_devices_args)
 def cmd_devices(args: Args) -> int:
     """Simulate the city's equipment on a broker: telemetry out, commands obeyed."""
@@ -1545,6 +1566,7 @@ def cmd_devices(args: Args) -> int:
     for kind, asset in args.fault:
         sim.fault(kind, asset)
         print(f"simulated fault: {kind} on {asset}", flush=True)
+    _reach_broker(args.broker)  # before the half minute of preparing Montpellier's hour
     t = time.perf_counter()
     sim.prepare()  # the hour's traffic DES and the day's footfall, before the clock runs
     note = f" ({sim.detector_note})" if sim.detector_note else ""
@@ -1616,8 +1638,25 @@ def cmd_plan_push(args: Args) -> int:
 
 def _status_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("id", help="plan id (as `twin plan push` printed it)")
-    p.add_argument("--city", type=_city, default="dijon", help="city (names the default store)")
+    p.add_argument("--city", type=_city, help="city (names the default store; default: the id's)")
     p.add_argument("--db", type=_db_url, help="history store (default sqlite:///twin-live-C.db)")
+
+
+def _plan_city(args: Args) -> str:
+    """``--city``, else the city a plan id names (``lighting-bondy-2024-01-15-...``)."""
+    if args.city is not None:
+        return str(args.city)
+    from typing import get_args
+
+    from optimize.plans import PlanKind
+
+    from .cities import available_cities
+
+    for city in sorted(available_cities(), key=len, reverse=True):
+        if any(args.id.startswith(f"{kind}-{city}-") for kind in get_args(PlanKind)):
+            return city
+    msg = f"not given, and the plan id {args.id!r} names no city; pass --city C"
+    _arg_error("--city", InputValidationError(msg))
 
 
 @command("plan status", arguments=_status_args)
@@ -1625,8 +1664,9 @@ def cmd_plan_status(args: Args) -> int:
     """A pushed plan's status, commands and audit trail."""
     from live.control import Controller
 
-    with _store_for(args, args.city) as store:
-        print(json.dumps(Controller(store, "mqtt://unused", city=args.city).status(args.id)))
+    city = _plan_city(args)
+    with _store_for(args, city) as store:
+        print(json.dumps(Controller(store, "mqtt://unused", city=city).status(args.id)))
     return 0
 
 
@@ -1641,8 +1681,9 @@ def cmd_plan_rollback(args: Args) -> int:
     """Put back the plan that was in force before this one (audited)."""
     from live.control import Controller
 
-    with _store_for(args, args.city) as store:
-        ctl = Controller(store, args.broker, city=args.city, timeout_s=args.timeout)
+    city = _plan_city(args)
+    with _store_for(args, city) as store:
+        ctl = Controller(store, args.broker, city=city, timeout_s=args.timeout)
         prev = ctl.previous(args.id)
         models = None
         if prev.kind == "signals":

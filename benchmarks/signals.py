@@ -22,13 +22,17 @@ Figures (Montpellier, 364 signalised junctions after clustering; ``--quick``: Pa
   priority; and the signal wait of one at the head of the queue, replayed;
 * one corridor (Avenue de Toulouse; ``--quick``: none) in the DES and in SUMO (micro) on the
   same sub-network and fixed-route trips, at half and at the full planning flows: the change
-  of mean travel time from the baseline to our plans in each (target: same sign, within 30%
-  of SUMO's, at half the flows).
+  of mean travel time from the baseline to our plans, and to the whole corridor coordinated
+  at its longest cycle, in each (target: same sign, within 30% of SUMO's). The change is the
+  mean over several demand seeds (``--corridor-seeds``): from one seed to the next it moves
+  by as much as the 30% band (our plans at half flows, SUMO: +2.8 to +5.3 s).
 
-The city-wide DES also runs the baseline with a second seed: the spread between the two seeds
-is the noise against which the difference between plan sets is to be read. The closing table
-gives, before (fixed-time Webster) and after (our plans): delay, stops, band, emergency travel
-time and bus delay.
+The city-wide DES also runs the baseline and our plans with a second seed: at the planning
+demand the city grid-locks, and where it does moves with the seed as much as with the plans
+(the junctions whose plans are not changed change delay as much as those that are), so the
+target "not worse than Webster" is read on the mean of the two seeds. The closing table gives,
+before (fixed-time Webster) and after (our plans): delay, stops, band, emergency travel time
+and bus delay.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def _per_junction(des) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-def _closing_table(des, band_rows, emergency, bd) -> None:  # type: ignore[no-untyped-def]
+def _closing_table(des, band_rows, emergency, bd, noise) -> None:  # type: ignore[no-untyped-def]
     """Before (fixed-time Webster, offsets 0) and after (our plans)."""
     base, ours = "fixed-time Webster", "ours"
     b_base = np.array([r[2] for r in band_rows]).reshape(-1, 2)
@@ -89,6 +93,11 @@ def _closing_table(des, band_rows, emergency, bd) -> None:  # type: ignore[no-un
             "DES delay, flow-weighted (s/veh)",
             float(des["mean_delay"].sel(scenario=base)),
             float(des["mean_delay"].sel(scenario=ours)),
+        ),
+        (
+            "DES delay, seed 2 (s/veh)",
+            float(noise["mean_delay"].sel(scenario=base + ", seed 2")),
+            float(noise["mean_delay"].sel(scenario=ours + ", seed 2")),
         ),
         (
             "DES share of vehicles stopped",
@@ -128,6 +137,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-des", action="store_true", help="skip the DES runs")
+    ap.add_argument(
+        "--corridor-seeds",
+        type=int,
+        nargs="+",
+        default=[2018, 1, 2, 3],
+        help="demand seeds of the corridor's DES and SUMO runs (the change is their mean)",
+    )
     args = ap.parse_args()
     import twin
     from optimize.coordination import coordinated_plans, junction_flows
@@ -263,17 +279,18 @@ def main() -> None:
         )
         noise = des_comparison(
             tw,
-            {"fixed-time Webster, seed 2": dict(plans)},
+            {"fixed-time Webster, seed 2": dict(plans), "ours, seed 2": co.plans},
             models=plans.models,
             flows=flows_of,
             day=REFERENCE_WEEKDAY,
             hours=(8, 9),
             rng=2,
         )
-    # one corridor in the DES and in SUMO
-    corridor: dict[str, tuple[float, float]] = {}
-    tt_abs: dict[str, list[list[float]]] = {}
-    arrived: dict[str, tuple[list[list[int]], int]] = {}
+    # one corridor in the DES and in SUMO, over several demand seeds (the change between plan
+    # sets moves by a few seconds from one seed to the next, as much as the 30% band)
+    corridor: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    tt_abs: dict[str, list[list[list[float]]]] = {}
+    arrived: dict[str, list[tuple[list[list[int]], int]]] = {}
     whole = {a.name: a for a in corridors(tw, plans)}
     pick = [n for n in whole if n.startswith("Avenue de Toulouse")]
     if pick and not args.quick:
@@ -281,25 +298,31 @@ def main() -> None:
 
         from optimize.evaluation import corridor_vs_sumo
 
+        whole_co = coordinated_plans(tw, plans, min_coupling=0.0, double_cycling=False)
+        sets = {"webster": dict(plans), "ours": co.plans, "whole corridor": whole_co.plans}
         with tempfile.TemporaryDirectory() as work:
             for scale in (0.5, 1.0):
-                cs = corridor_vs_sumo(
-                    tw,
-                    {"webster": dict(plans), "ours": co.plans},
-                    whole[pick[0]],
-                    flows_from=plans,
-                    out_dir=Path(work) / f"s{scale}",
-                    scale=scale,
-                )
-                ch = cs["travel_time"].sel(scenario="ours") - cs["travel_time"].sel(
-                    scenario="webster"
-                )
-                corridor[f"{scale:g}"] = (
-                    float(ch.sel(simulator="des")),
-                    float(ch.sel(simulator="sumo")),
-                )
-                tt_abs[f"{scale:g}"] = cs["travel_time"].values.round(1).tolist()
-                arrived[f"{scale:g}"] = (cs["arrived"].values.tolist(), int(cs.attrs["trips"]))
+                key = f"{scale:g}"
+                corridor[key] = {"ours": [], "whole corridor": []}
+                tt_abs[key], arrived[key] = [], []
+                for seed in args.corridor_seeds:
+                    cs = corridor_vs_sumo(
+                        tw,
+                        sets,
+                        whole[pick[0]],
+                        flows_from=plans,
+                        out_dir=Path(work) / f"s{scale}-{seed}",
+                        scale=scale,
+                        rng=seed,
+                    )
+                    tt = cs["travel_time"]
+                    for name in corridor[key]:
+                        ch = tt.sel(scenario=name) - tt.sel(scenario="webster")
+                        corridor[key][name].append(
+                            (float(ch.sel(simulator="des")), float(ch.sel(simulator="sumo")))
+                        )
+                    tt_abs[key].append(tt.values.round(1).tolist())
+                    arrived[key].append((cs["arrived"].values.tolist(), int(cs.attrs["trips"])))
 
     rows: list[tuple[str, object]] = [
         ("city", city),
@@ -379,39 +402,48 @@ def main() -> None:
                     f"{int(des['unfinished'].sel(scenario=s))}",
                 )
             )
-        rows.append(
-            (
-                "DES 8-9 h, same baseline, seed 2: delay, stops, travel time, unfinished",
-                f"{float(noise['mean_delay'][0]):.0f}, {float(noise['mean_stops'][0]):.2f}, "
-                f"{float(noise['travel_time'][0]):.0f}, {int(noise['unfinished'][0])}",
+        for k, s in enumerate(noise["scenario"].values):
+            rows.append(
+                (
+                    f"DES 8-9 h, {s}: delay, stops, travel time, unfinished",
+                    f"{float(noise['mean_delay'][k]):.0f}, {float(noise['mean_stops'][k]):.2f}, "
+                    f"{float(noise['travel_time'][k]):.0f}, {int(noise['unfinished'][k])}",
+                )
             )
-        )
         d = des["delay"].sel(scenario=["fixed-time Webster", "ours"]).values
         better = int(np.sum(d[1] < d[0] - 1.0))
         worse = int(np.sum(d[1] > d[0] + 1.0))
         rows.append(("DES junctions with less / more delay (> 1 s)", f"{better} / {worse}"))
-    for scale, (c_des, c_sumo) in corridor.items():
-        rows.append(
-            (
-                f"corridor {pick[0][:30]}, x{scale} flows: travel time change DES / SUMO (s)",
-                f"{c_des:+.1f} / {c_sumo:+.1f}",
+    for scale, by_set in corridor.items():
+        for name, changes in by_set.items():
+            c = np.array(changes)
+            per_seed = ", ".join(f"{d:+.1f}/{u:+.1f}" for d, u in changes)
+            rows.append(
+                (
+                    f"corridor {pick[0][:30]}, x{scale} flows, {name}: "
+                    "travel time change DES / SUMO (s), mean of seeds",
+                    f"{c[:, 0].mean():+.1f} / {c[:, 1].mean():+.1f} (seeds "
+                    f"{', '.join(map(str, args.corridor_seeds))}: {per_seed})",
+                )
             )
-        )
-        (w_des, w_sumo), (o_des, o_sumo) = tt_abs[scale]  # scenario x simulator
-        (a_w, a_o), n_trips = arrived[scale]
-        rows.append(
-            (
-                f"  x{scale}: travel time Webster -> ours, DES / SUMO (s); arrived of {n_trips}",
-                f"{w_des:.0f} -> {o_des:.0f} / {w_sumo:.0f} -> {o_sumo:.0f}; "
-                f"DES {a_w[0]}/{a_o[0]}, SUMO {a_w[1]}/{a_o[1]}",
+        for seed, (t, (a, n_trips)) in zip(
+            args.corridor_seeds, zip(tt_abs[scale], arrived[scale], strict=True), strict=True
+        ):
+            (w_des, w_sumo), (o_des, o_sumo), (x_des, x_sumo) = t  # scenario x simulator
+            rows.append(
+                (
+                    f"  x{scale} seed {seed}: travel time Webster / ours / whole, DES; SUMO (s); "
+                    "arrived DES, SUMO",
+                    f"{w_des:.0f} / {o_des:.0f} / {x_des:.0f}; {w_sumo:.0f} / {o_sumo:.0f} / "
+                    f"{x_sumo:.0f}; {[r[0] for r in a]}, {[r[1] for r in a]} of {n_trips}",
+                )
             )
-        )
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     if des is not None:
         _per_junction(des)
-        _closing_table(des, band_rows, emergency, bd)
+        _closing_table(des, band_rows, emergency, bd, noise)
 
     b_base = np.array([r[2] for r in band_rows]).reshape(-1, 2)
     b_ours = np.array([r[3] for r in band_rows]).reshape(-1, 2)
@@ -463,22 +495,38 @@ def main() -> None:
         "unsafe_plans": target(float(bad), 0.0, "<="),
     }
     if des is not None:
+        web2 = float(noise["mean_delay"].sel(scenario="fixed-time Webster, seed 2"))
+        ours2 = float(noise["mean_delay"].sel(scenario="ours, seed 2"))
+        figures["des_delay_ours_seed2_s"] = ours2
+        ratios["des_delay_two_seeds"] = (figures["des_delay_ours_s"] + ours2) / max(  # type: ignore[operator]
+            reference["des_delay_webster_s"] + web2,  # type: ignore[operator]
+            1e-9,
+        )
         targets["des_delay_not_worse_than_webster"] = target(
-            ratios["des_delay"],  # type: ignore[arg-type]
+            ratios["des_delay_two_seeds"],  # type: ignore[arg-type]
             1.0,
             "<=",
         )
     if corridor:
-        c_des, c_sumo = corridor["0.5"]
-        figures["corridor_change_des_s"] = c_des
-        reference["corridor_change_sumo_s"] = c_sumo
-        ratios["corridor_change"] = c_des / c_sumo if c_sumo else None
-        agree = np.sign(c_des) == np.sign(c_sumo) and abs(c_des - c_sumo) <= 0.3 * abs(c_sumo)
-        targets["corridor_vs_sumo_within_30pct"] = target(float(agree), 1.0, ">=")
-        figures["corridor_change_des_full_flows_s"] = corridor["1"][0]
-        reference["corridor_change_sumo_full_flows_s"] = corridor["1"][1]
+
+        def agree(c_des: float, c_sumo: float) -> bool:
+            same = bool(np.sign(c_des) == np.sign(c_sumo) != 0)
+            return same and abs(c_des - c_sumo) <= 0.3 * abs(c_sumo)
+
+        for scale, by_set in corridor.items():
+            for name, changes in by_set.items():
+                c = np.array(changes).mean(axis=0)
+                tag = f"{'' if name == 'ours' else 'whole_'}x{scale}"
+                figures[f"corridor_change_des_{tag}_s"] = float(c[0])
+                reference[f"corridor_change_sumo_{tag}_s"] = float(c[1])
+                ratios[f"corridor_change_{tag}"] = float(c[0] / c[1]) if c[1] else None
+                targets[f"corridor_vs_sumo_within_30pct_{tag}"] = target(
+                    float(agree(float(c[0]), float(c[1]))), 1.0, ">="
+                )
     if des is not None:
-        reference["des_delay_webster_seed2_s"] = float(noise["mean_delay"][0])
+        reference["des_delay_webster_seed2_s"] = float(
+            noise["mean_delay"].sel(scenario="fixed-time Webster, seed 2")
+        )
     emit(
         "signals",
         figures,

@@ -29,13 +29,15 @@
 Every plan returned passes :func:`twin.signals.safety.validate` on its junction model (the
 offset does not change what a junction shows within its cycle).
 
-In the city-wide traffic DES of Montpellier's morning peak (8-9 h, gridlocked at the planning
-demand: the baseline's mean stop-line delay is 247 s/veh, 239 with another seed), the fixed-time
-Webster plans beside: whole corridors at their longest cycle with LP splits everywhere, 282
-s/veh (+14%); coupled runs with double cycling and LP splits everywhere, 283 (+14%); the LP's
-splits alone, no coordination, 265 (+7%); coupled runs with double cycling and Webster's plans
-elsewhere (the default), 252 (+2%, within the two seeds' spread). benchmarks/signals.py prints
-the figures of the default.
+In the city-wide traffic DES of Montpellier's morning peak (8-9 h, one queue per lane), the
+planning demand grid-locks (18,000 to 26,000 trips unfinished) and where it does moves with
+the seed: the fixed-time Webster plans give a mean stop-line delay of 262 s/veh, the default
+coordination 298 (+14%); with another seed 231 and 198 (-14%). The junctions whose plans are
+unchanged move as much as the 110 re-timed ones (first seed: +37 and +36 s/veh; second: -22
+and -52): the difference is mostly where the grid-lock settles, not the re-timed junctions;
+over the two seeds the default is within 1% of Webster (248 against 246). Whole corridors at
+their longest cycle with the LP's splits everywhere: 294 on the first seed.
+benchmarks/signals.py prints the figures.
 """
 
 from __future__ import annotations

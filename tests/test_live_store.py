@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import threading
 import zoneinfo
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -141,30 +142,39 @@ def test_a_night_with_one_reading_has_no_energy(store, assets):
     _same(ds, _from_raw(store))
 
 
+def _in_two_threads(work: Callable[[int], None]) -> None:
+    """Run ``work(0)`` and ``work(1)`` at once; fail with what either raised."""
+    errors: list[BaseException] = []
+
+    def guarded(k: int) -> None:
+        try:
+            work(k)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not errors, errors
+
+
 @STORES
 def test_concurrent_writers_keep_every_reading(store_url, assets):
     """Two ingestion workers (as a shared subscription has) write the same cabinets' months."""
     cabs = assets["cabinet"][:2]  # few months: the workers often write the same one at once
     msgs = _readings(cabs, seed=2)
     stores = [open_store(store_url) for _ in range(2)]
-    errors: list[BaseException] = []
 
     def work(k: int) -> None:
-        try:
-            ing = Ingestor(stores[k], city="bondy", assets=assets, clock=CLOCK)
-            mine = msgs[k::2] + msgs[::7]  # every 7th reaches both workers (redelivered)
-            for m in mine:  # a transaction per message: many chances to overlap
-                ing.ingest([m])
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
+        ing = Ingestor(stores[k], city="bondy", assets=assets, clock=CLOCK)
+        mine = msgs[k::2] + msgs[::7]  # every 7th reaches both workers (redelivered)
+        for m in mine:  # a transaction per message: many chances to overlap
+            ing.ingest([m])
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
     try:
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(120)
-        assert not errors, errors
+        _in_two_threads(work)
         _same(stores[0].metered_energy(), _from_raw(stores[0]))
         assert stores[0].count("telemetry") == len(msgs)
     finally:
@@ -235,22 +245,13 @@ def test_concurrent_writes_of_one_month_lose_no_night(store_url):
             ("cabinet:1", f"2025-05-{d + 1:02d}", t0, float(t0 // 10**6), t1, float(t1 // 10**6))
         )
     stores = [open_store(store_url) for _ in range(2)]
-    errors: list[BaseException] = []
 
     def work(k: int) -> None:
-        try:
-            for r in rows[k::2]:
-                stores[k].write([(Store.UPSERT_METER, [r])])
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
+        for r in rows[k::2]:
+            stores[k].write([(Store.UPSERT_METER, [r])])
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
     try:
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(120)
-        assert not errors, errors
+        _in_two_threads(work)
         got = stores[0].metered_energy()
     finally:
         for s in stores:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +100,21 @@ def test_node_red_example_flow_uses_our_topics():
     cmd = next(n for n in flow if n["type"] == "inject")
     body = json.loads(cmd["payload"])
     assert {"id", "ts", "asset", "plan", "apply_at", "expires", "times", "lights"} <= set(body)
+    # the example command is stamped when it is sent, so that a device never finds it expired
+    stamp = next(n for n in flow if n["id"] in cmd["wires"][0])
+    assert stamp["type"] == "function"
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed: the function node's code is not run")
+    script = f"const msg = {{payload: {cmd['payload']}}};\n"
+    script += f"const out = (() => {{ {stamp['func']} }})();\nconsole.log(JSON.stringify(out));"
+    run = subprocess.run([node, "-e", script], capture_output=True, text=True, check=True)
+    sent = json.loads(run.stdout)["payload"]
+    now = dt.datetime.now(dt.UTC)
+    ts, expires = (dt.datetime.fromisoformat(sent[k]) for k in ("ts", "expires"))
+    assert abs((ts - now).total_seconds()) < 60 and expires - ts == dt.timedelta(hours=1)
+    assert sent["apply_at"] == sent["ts"] and sent["times"] == [sent["ts"]]
+    assert sent["lights"] == body["lights"] and sent["id"] != body["id"]
 
 
 NIGHT = "2024-01-15"

@@ -77,20 +77,66 @@ def test_a_lane_count_out_of_range_is_reported_with_the_way(
     assert all("way 42" in i for i in g.graph["lane_issues"])
 
 
-def test_municipal_lanes_are_inferred_not_read_as_tags() -> None:
+def test_municipal_lanes_are_inferred_from_counts_not_read_as_tags() -> None:
     issues: list[str] = []
     # a municipal centreline carries its class default as `lanes`: it is not an OSM tag
-    two_way = {"street_type": "AV", "lanes": 9, "aadt": 20000.0}
-    assert edge_lanes(two_way, "primary", oneway=False, where="m", issues=issues) == (
+    quiet = {"street_type": "RUE", "lanes": 9, "aadt": 3000.0}
+    assert edge_lanes(quiet, "residential", oneway=False, where="m", issues=issues) == (
         2,
         1,
         "inferred",
         "",
     )
-    assert edge_lanes(two_way, "primary", oneway=True, where="m", issues=issues)[:3] == (
+    # 20,000 veh/day in the busiest direction: 2,400 in the peak hour, three lanes of 900
+    busy = {"street_type": "AV", "lanes": 2, "aadt": 20000.0}
+    assert edge_lanes(busy, "primary", oneway=False, where="m", issues=issues)[:3] == (
+        6,
+        3,
+        "inferred",
+    )
+    # one-way: the count is that one direction's; 12,000 veh/day, 1,440 in the peak hour
+    one_way = {"street_type": "BD", "aadt": 12000.0}
+    assert edge_lanes(one_way, "secondary", oneway=True, where="m", issues=issues)[:3] == (
         2,
         2,
         "inferred",
+    )
+    # never more than three lanes each way, however large the count
+    huge = {"street_type": "AV", "aadt": 90000.0}
+    assert edge_lanes(huge, "primary", oneway=False, where="m", issues=issues)[:2] == (6, 3)
+    # a count never takes lanes away: a one-way street keeps its class's whole default
+    light = {"street_type": "AV", "aadt": 500.0}
+    assert edge_lanes(light, "primary", oneway=True, where="m", issues=issues)[:3] == (
+        2,
+        2,
+        "inferred",
+    )
+    # no count: street type and direction only, still inferred
+    uncounted = {"street_type": "AV", "lanes": 2}
+    assert edge_lanes(uncounted, "primary", oneway=False, where="m", issues=issues)[:3] == (
+        2,
+        1,
+        "inferred",
+    )
+    # an urban motorway is a dual carriageway of two lanes each way at least, counted or not
+    motorway = {"street_type": "AUTO"}
+    assert edge_lanes(motorway, "trunk", oneway=False, where="m", issues=issues)[:3] == (
+        4,
+        2,
+        "inferred",
+    )
+    assert edge_lanes(motorway, "trunk", oneway=True, where="m", issues=issues)[:2] == (2, 2)
+    busy_motorway = {"street_type": "AUTO", "aadt": 25000.0}
+    assert edge_lanes(busy_motorway, "trunk", oneway=False, where="m", issues=issues)[:2] == (
+        6,
+        3,
+    )
+    # an OSM edge's daily count (none in OSM, but say one were joined) sizes nothing
+    tagged = {"aadt": 20000.0}
+    assert edge_lanes(tagged, "primary", oneway=False, where="w", issues=issues)[:3] == (
+        2,
+        1,
+        "default",
     )
     assert not issues  # its `lanes` is not read, so not reported either
 
@@ -100,12 +146,21 @@ def test_montpellier_lanes(montpellier) -> None:  # type: ignore[no-untyped-def]
     assert set(seg["lanes_source"]) == {"inferred"}  # municipal data has no lane tags
     drive = seg[seg["drive"]]
     assert (drive["lanes_forward"] >= 1).all()
+    assert drive["lanes_forward"].max() <= 3
     total = drive["lanes_forward"] + drive["lanes_backward"]
     np.testing.assert_array_equal(total.to_numpy(), drive["lanes"].to_numpy())
     assert (drive.loc[drive["oneway"], "lanes_backward"] == 0).all()
     # a two-way street of two lanes or more has a lane each way (a one-lane one is shared)
     wide_two_way = drive[~drive["oneway"] & (drive["lanes"] >= 2)]
     assert (wide_two_way["lanes_backward"] >= 1).all()
+    # the counted main streets: hundreds of segments need two lanes or more each way
+    two_way_wide = drive[~drive["oneway"] & (drive["lanes_forward"] >= 2)]
+    assert len(two_way_wide) > 100
+    assert (two_way_wide["lanes_backward"] == two_way_wide["lanes_forward"]).all()
+    # the A9, a gateway, is a motorway: two lanes each way at least
+    a9 = drive[drive["name"].fillna("").str.contains("Autoroute A9")]
+    assert len(a9) > 0
+    assert (a9["lanes_forward"] >= 2).all()
 
 
 def test_bondy_lanes_come_from_its_tags(bondy) -> None:  # type: ignore[no-untyped-def]

@@ -101,6 +101,14 @@ def test_the_warning_check_can_fail(bondy, tmp_path: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known: since Montpellier's counted streets carry their lanes (two or three each way), "
+        "two junctions' programmes give a yielding green at once to two links that netconvert "
+        "makes yield to each other, and SUMO finds them incompatible with the junctions' logic"
+    ),
+)
 def test_montpellier_coordinated_export_carries_offsets_without_warning(
     montpellier, tmp_path: Path
 ):

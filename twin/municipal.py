@@ -19,7 +19,9 @@ The centrelines are bare lines: no class, lanes, speed or ``lit``.
   secondary, >= 3,000 tertiary). Roundabouts (RDPT) and junction places (CARR) take the highest
   class among the roads that meet them.
 * Speed: the counted street's legal speed (``VLEGALE``) where a count matched, else the road
-  class default. Lanes: the road class default.
+  class default. Lanes: inferred per direction from the class, the street type, one-way streets
+  and the counted traffic (:func:`twin.derive.segments.edge_lanes`); the ``lanes`` set here is
+  the class default, which that inference does not read.
 * ``lit``: unknown; the light inventory says where the lights are.
 """
 

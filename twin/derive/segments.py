@@ -30,9 +30,13 @@ from twin.registry import make_ids
 from ._tags import first, lit_value, main_class, to_number
 
 __all__ = [
+    "COUNTED_LANES_MAX",
     "DRIVE_CLASSES",
     "LANES_MAX",
+    "LANE_CAPACITY_VEH_H",
     "NO_WALK_CLASSES",
+    "PEAK_HOUR_SHARE",
+    "STREET_TYPE_LANES_EACH_WAY",
     "edge_lanes",
     "is_lit",
     "lit_summary",
@@ -70,6 +74,21 @@ LANES_MAX = 8
 """Most lanes one direction of a street may have; a tag above it (or 0) is a data error."""
 
 LaneSource = Literal["osm", "inferred", "default"]
+
+#: Practical capacity of one urban lane at a signalised or priority junction (veh/h): half the
+#: saturation flow of 1,800 pcu/h/lane (DESIGN section 4) at a green ratio of about 0.5.
+LANE_CAPACITY_VEH_H = 900.0
+
+#: Share of a day's traffic in the peak hour (Montpellier's counts: median PHJS/TJM 0.121).
+PEAK_HOUR_SHARE = 0.12
+
+#: Most lanes each way the counted flow of a municipal street may ask for.
+COUNTED_LANES_MAX = 3
+
+#: Fewest lanes each way of a municipal street type, above its road class's default: an urban
+#: motorway (``AUTO``) is a dual carriageway of two lanes each way at least (ICTAAL, the French
+#: motorway design rules: 2 x 2 lanes at least).
+STREET_TYPE_LANES_EACH_WAY: Mapping[str, int] = {"AUTO": 2}
 
 
 def _lane_tag(d: Mapping[str, Any], key: str, where: str, issues: list[str]) -> float:
@@ -110,16 +129,27 @@ def edge_lanes(
     """Lanes of a street (both directions) and of one directed edge, with their provenance.
 
     OpenStreetMap first (``lanes:forward``/``lanes:backward``, else ``lanes`` split evenly on a
-    two-way street, else the lanes of the edge's ``turn:lanes``): ``osm``. A municipal centreline
-    (an edge with a ``street_type``) has no lane tag: its lanes are inferred from its street
-    type (the road class it gives) and its direction of traffic, a one-way street keeping the
-    class's whole default on its one direction: ``inferred``. Otherwise the class default:
-    ``default``.
+    two-way street, else the lanes of the edge's ``turn:lanes``): ``osm``. Otherwise the road
+    class's default: ``default``.
 
-    The counted flows are not used yet: sizing the counted main streets' lanes from their peak
-    hour (two or three lanes each way) moved 531 Montpellier segments one EN 13201 class up,
-    and the SUMO export of those multi-lane junctions draws SUMO's "incompatible with logic"
-    warnings; they wait for an export that handles multi-lane approaches.
+    A municipal centreline (an edge with a ``street_type``) has no lane tag (its ``lanes`` is
+    the class default the reader put there, not read): its lanes are ``inferred``, in this order:
+
+    1. street type: the road class it gives (:mod:`twin.municipal`), and that class's default
+       lanes (``ROAD_CLASSES``), split evenly on a two-way street (one lane each way at least),
+       or the type's own minimum each way (:data:`STREET_TYPE_LANES_EACH_WAY`: two on an urban
+       motorway) where it is higher;
+    2. one-way street: the class's whole default on its one direction;
+    3. counted flow: where the street's busiest counted direction (``aadt``, the largest daily
+       count of one direction, TJM) has a peak hour (:data:`PEAK_HOUR_SHARE` of it, the median
+       PHJS/TJM ratio of Montpellier's counts) above :data:`LANE_CAPACITY_VEH_H` per lane, each
+       direction gets the lanes that peak hour needs, up to :data:`COUNTED_LANES_MAX`; a count
+       never takes lanes away. Both directions of a two-way street get the same lanes, since
+       the count names the street, not a direction of it.
+
+    Montpellier's centrelines give no carriageway width, so none is read. Its counted main
+    streets carry two or three lanes each way: lighting design reads the same lanes, so those
+    streets are multilane routes for EN 13201 (:mod:`twin.derive.lighting`).
 
     Returns
     -------
@@ -140,13 +170,16 @@ def edge_lanes(
     >>> edge_lanes({"street_type": "BD", "lanes": 2}, "primary", oneway=True, where="m",
     ...            issues=issues)
     (2, 2, 'inferred', '')
+    >>> edge_lanes({"street_type": "BD", "aadt": 12000.0}, "primary", oneway=False,
+    ...            where="m", issues=issues)  # 1,440 veh/h in the peak hour: two lanes
+    (4, 2, 'inferred', '')
     """
     defaults = lighting.ROAD_CLASSES
     default_total = int(cast(float, defaults.at[cls, "lanes"]))
     backward = bool(d.get("reversed", False)) and str(d.get("reversed")) != "False"
     side = "backward" if backward else "forward"
     if d.get("street_type") is not None:  # a municipal centreline: its lanes are not tags
-        d = {"street_type": d.get("street_type")}
+        d = {k: d.get(k) for k in ("street_type", "aadt")}
     total = _lane_tag(d, "lanes", where, issues)
     fwd = _lane_tag(d, "lanes:forward", where, issues)
     bwd = _lane_tag(d, "lanes:backward", where, issues)
@@ -165,8 +198,17 @@ def edge_lanes(
         if 1 <= n <= LANES_MAX:
             return (n if oneway else 2 * n), n, "osm", turn
     per_dir = default_total if oneway else max(1, default_total // 2)
-    source: LaneSource = "inferred" if d.get("street_type") is not None else "default"
-    return default_total, per_dir, source, turn
+    street_type = d.get("street_type")
+    if street_type is None:
+        return default_total, per_dir, "default", turn
+    need = STREET_TYPE_LANES_EACH_WAY.get(str(street_type).upper(), 0)
+    aadt = to_number(d.get("aadt"))
+    if math.isfinite(aadt) and aadt > 0:
+        peak = PEAK_HOUR_SHARE * aadt
+        need = max(need, min(COUNTED_LANES_MAX, math.ceil(peak / LANE_CAPACITY_VEH_H)))
+    if need > per_dir:
+        return (need if oneway else 2 * need), need, "inferred", turn
+    return default_total, per_dir, "inferred", turn
 
 
 def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:

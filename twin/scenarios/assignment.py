@@ -26,8 +26,8 @@ capacity (FHWA, *Delay-Volume Relations for Travel Forecasting*, ch. 4): 0.15 on
 trunk roads (BPR 1964), 1.0 on urban streets, where the junctions halve the speed at capacity
 (Spiess 1990's second standard); ``beta = 4`` (BPR 1964). Capacity ``c`` is per lane in the
 direction of travel: 1,800 veh/h on motorways and trunk roads (the saturation flow, DESIGN
-section 4), 900 veh/h (the saturation flow at a green ratio of 0.5) on main urban streets,
-600 veh/h on minor streets that give way.
+section 4), :data:`~twin.derive.segments.LANE_CAPACITY_VEH_H` (900 veh/h, the saturation flow
+at a green ratio of 0.5) on main urban streets, 600 veh/h on minor streets that give way.
 
 Examples
 --------

@@ -79,8 +79,9 @@ class ProfileDemand:
     """Demand by road class, points of interest and hour: the model before any simulation.
 
     ``footfall = CLASS_FOOTFALL[class] + POI_FOOTFALL * n_poi`` pedestrians per day and
-    ``traffic = CLASS_AADT[class]`` vehicles per day, times the hourly fraction of
-    :data:`HOURLY_PROFILES` (walk and car) and the :data:`DAY_FACTOR` of the local day.
+    ``traffic = CLASS_AADT[class]`` vehicles per day (on a counted street, its count in each
+    direction), times the hourly fraction of :data:`HOURLY_PROFILES` (walk and car) and the
+    :data:`DAY_FACTOR` of the local day.
 
     Parameters
     ----------
@@ -122,6 +123,17 @@ class ProfileDemand:
                 "walk"
             ].to_numpy(bool)
         traffic = hw.map(lambda h: CLASS_AADT.get(h, 0.0)).to_numpy(float)
+        # a counted street (municipal counts, its busiest direction's daily mean) carries its
+        # count in each direction it is driven, rather than its class's typical figure: the
+        # same counts size its lanes (twin.derive.segments.edge_lanes)
+        counted: dict[str, float] = {}
+        for *_, d in tw.drive.edges(data=True):
+            aadt, sid = d.get("aadt"), d.get("segment")
+            if sid is not None and isinstance(aadt, int | float) and np.isfinite(aadt) and aadt > 0:
+                counted[str(sid)] = counted.get(str(sid), 0.0) + float(aadt)
+        if counted:
+            by_count = seg.index.to_series().map(counted).to_numpy(float)
+            traffic = np.where(np.isfinite(by_count), by_count, traffic)
         traffic = np.where(seg["drive"].to_numpy(bool), traffic, 0.0)
         return cls(
             pd.Series(foot, index=seg.index),

@@ -26,6 +26,7 @@ Figures (Montpellier, 364 signalised junctions after clustering; ``--quick``: Pa
   at its longest cycle, in each (target: same sign, within 30% of SUMO's). The change is the
   mean over several demand seeds (``--corridor-seeds``): from one seed to the next it moves
   by as much as the 30% band (our plans at half flows, SUMO: +2.8 to +5.3 s).
+  ``--corridor-only`` runs this part alone (a few minutes).
 
 The city-wide DES also runs the baseline and our plans with a second seed: at the planning
 demand the city grid-locks, and where it does moves with the seed as much as with the plans
@@ -133,10 +134,107 @@ def _closing_table(des, band_rows, emergency, bd, noise) -> None:  # type: ignor
         print(f"{name:<46} {a:>9.2f} {b:>9.2f}  ({b - a:+.2f})")
 
 
+def _corridor_runs(tw, plans, co, seeds, quick):  # type: ignore[no-untyped-def]
+    """Changes of the corridor's mean travel time from Webster's plans, DES and SUMO, by seed."""
+    from optimize.coordination import coordinated_plans
+    from optimize.maxband import corridors
+
+    # one corridor in the DES and in SUMO, over several demand seeds (the change between plan
+    # sets moves by a few seconds from one seed to the next, as much as the 30% band)
+    corridor: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    tt_abs: dict[str, list[list[list[float]]]] = {}
+    arrived: dict[str, list[tuple[list[list[int]], int]]] = {}
+    whole = {a.name: a for a in corridors(tw, plans)}
+    pick = [n for n in whole if n.startswith("Avenue de Toulouse")]
+    if pick and not quick:
+        import tempfile
+
+        from optimize.evaluation import corridor_vs_sumo
+
+        whole_co = coordinated_plans(tw, plans, min_coupling=0.0, double_cycling=False)
+        sets = {"webster": dict(plans), "ours": co.plans, "whole corridor": whole_co.plans}
+        with tempfile.TemporaryDirectory() as work:
+            for scale in (0.5, 1.0):
+                key = f"{scale:g}"
+                corridor[key] = {"ours": [], "whole corridor": []}
+                tt_abs[key], arrived[key] = [], []
+                for seed in seeds:
+                    cs = corridor_vs_sumo(
+                        tw,
+                        sets,
+                        whole[pick[0]],
+                        flows_from=plans,
+                        out_dir=Path(work) / f"s{scale}-{seed}",
+                        scale=scale,
+                        rng=seed,
+                    )
+                    tt = cs["travel_time"]
+                    for name in corridor[key]:
+                        ch = tt.sel(scenario=name) - tt.sel(scenario="webster")
+                        corridor[key][name].append(
+                            (float(ch.sel(simulator="des")), float(ch.sel(simulator="sumo")))
+                        )
+                    tt_abs[key].append(tt.values.round(1).tolist())
+                    arrived[key].append((cs["arrived"].values.tolist(), int(cs.attrs["trips"])))
+
+    return corridor, tt_abs, arrived, pick
+
+
+def _corridor_rows(corridor, tt_abs, arrived, pick, seeds):  # type: ignore[no-untyped-def]
+    rows: list[tuple[str, object]] = []
+    for scale, by_set in corridor.items():
+        for name, changes in by_set.items():
+            c = np.array(changes)
+            per_seed = ", ".join(f"{d:+.1f}/{u:+.1f}" for d, u in changes)
+            rows.append(
+                (
+                    f"corridor {pick[0][:30]}, x{scale} flows, {name}: "
+                    "travel time change DES / SUMO (s), mean of seeds",
+                    f"{c[:, 0].mean():+.1f} / {c[:, 1].mean():+.1f} (seeds "
+                    f"{', '.join(map(str, seeds))}: {per_seed})",
+                )
+            )
+        for seed, (t, (a, n_trips)) in zip(
+            seeds, zip(tt_abs[scale], arrived[scale], strict=True), strict=True
+        ):
+            (w_des, w_sumo), (o_des, o_sumo), (x_des, x_sumo) = t  # scenario x simulator
+            rows.append(
+                (
+                    f"  x{scale} seed {seed}: travel time Webster / ours / whole, DES; SUMO (s); "
+                    "arrived DES, SUMO",
+                    f"{w_des:.0f} / {o_des:.0f} / {x_des:.0f}; {w_sumo:.0f} / {o_sumo:.0f} / "
+                    f"{x_sumo:.0f}; {[r[0] for r in a]}, {[r[1] for r in a]} of {n_trips}",
+                )
+            )
+    return rows
+
+
+def _corridor_targets(corridor, figures, reference, ratios, targets) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    def agree(c_des: float, c_sumo: float) -> bool:
+        same = bool(np.sign(c_des) == np.sign(c_sumo) != 0)
+        return same and abs(c_des - c_sumo) <= 0.3 * abs(c_sumo)
+
+    for scale, by_set in corridor.items():
+        for name, changes in by_set.items():
+            c = np.array(changes).mean(axis=0)
+            tag = f"{'' if name == 'ours' else 'whole_'}x{scale}"
+            figures[f"corridor_change_des_{tag}_s"] = float(c[0])
+            reference[f"corridor_change_sumo_{tag}_s"] = float(c[1])
+            ratios[f"corridor_change_{tag}"] = float(c[0] / c[1]) if c[1] else None
+            targets[f"corridor_vs_sumo_within_30pct_{tag}"] = target(
+                float(agree(float(c[0]), float(c[1]))), 1.0, ">="
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-des", action="store_true", help="skip the DES runs")
+    ap.add_argument(
+        "--corridor-only",
+        action="store_true",
+        help="only the corridor's DES-versus-SUMO comparison (Montpellier, Avenue de Toulouse)",
+    )
     ap.add_argument(
         "--corridor-seeds",
         type=int,
@@ -157,7 +255,7 @@ def main() -> None:
         emergency_waits,
         uniform_delay,
     )
-    from optimize.maxband import Arterial, arterial_stage, corridors, maxband
+    from optimize.maxband import Arterial, arterial_stage, maxband
     from optimize.signals import bus_priorities
     from twin.scenarios.network import REFERENCE_WEEKDAY, scenario_from_twin, signal_plans
     from twin.signals.buses import bus_groups, bus_routes
@@ -176,6 +274,19 @@ def main() -> None:
     t1 = time.perf_counter()
     co = coordinated_plans(tw, plans)
     coord_s = time.perf_counter() - t1
+    if args.corridor_only:
+        corridor, tt_abs, arrived, pick = _corridor_runs(
+            tw, plans, co, args.corridor_seeds, args.quick
+        )
+        for name, value in _corridor_rows(corridor, tt_abs, arrived, pick, args.corridor_seeds):
+            print(f"{name}  {value}")
+        c_fig: dict[str, object] = {}
+        c_ref: dict[str, object] = {}
+        c_rat: dict[str, object] = {}
+        c_tar: dict[str, object] = {}
+        _corridor_targets(corridor, c_fig, c_ref, c_rat, c_tar)
+        emit("signals", c_fig, reference=c_ref, ratios=c_rat, targets=c_tar)
+        return
     # LP splits against Webster's at the same cycle (non-corridor junctions keep Webster's)
     d_web, d_lp = [], []
     for jid, plan in plans.items():
@@ -286,43 +397,7 @@ def main() -> None:
             hours=(8, 9),
             rng=2,
         )
-    # one corridor in the DES and in SUMO, over several demand seeds (the change between plan
-    # sets moves by a few seconds from one seed to the next, as much as the 30% band)
-    corridor: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    tt_abs: dict[str, list[list[list[float]]]] = {}
-    arrived: dict[str, list[tuple[list[list[int]], int]]] = {}
-    whole = {a.name: a for a in corridors(tw, plans)}
-    pick = [n for n in whole if n.startswith("Avenue de Toulouse")]
-    if pick and not args.quick:
-        import tempfile
-
-        from optimize.evaluation import corridor_vs_sumo
-
-        whole_co = coordinated_plans(tw, plans, min_coupling=0.0, double_cycling=False)
-        sets = {"webster": dict(plans), "ours": co.plans, "whole corridor": whole_co.plans}
-        with tempfile.TemporaryDirectory() as work:
-            for scale in (0.5, 1.0):
-                key = f"{scale:g}"
-                corridor[key] = {"ours": [], "whole corridor": []}
-                tt_abs[key], arrived[key] = [], []
-                for seed in args.corridor_seeds:
-                    cs = corridor_vs_sumo(
-                        tw,
-                        sets,
-                        whole[pick[0]],
-                        flows_from=plans,
-                        out_dir=Path(work) / f"s{scale}-{seed}",
-                        scale=scale,
-                        rng=seed,
-                    )
-                    tt = cs["travel_time"]
-                    for name in corridor[key]:
-                        ch = tt.sel(scenario=name) - tt.sel(scenario="webster")
-                        corridor[key][name].append(
-                            (float(ch.sel(simulator="des")), float(ch.sel(simulator="sumo")))
-                        )
-                    tt_abs[key].append(tt.values.round(1).tolist())
-                    arrived[key].append((cs["arrived"].values.tolist(), int(cs.attrs["trips"])))
+    corridor, tt_abs, arrived, pick = _corridor_runs(tw, plans, co, args.corridor_seeds, args.quick)
 
     rows: list[tuple[str, object]] = [
         ("city", city),
@@ -414,30 +489,7 @@ def main() -> None:
         better = int(np.sum(d[1] < d[0] - 1.0))
         worse = int(np.sum(d[1] > d[0] + 1.0))
         rows.append(("DES junctions with less / more delay (> 1 s)", f"{better} / {worse}"))
-    for scale, by_set in corridor.items():
-        for name, changes in by_set.items():
-            c = np.array(changes)
-            per_seed = ", ".join(f"{d:+.1f}/{u:+.1f}" for d, u in changes)
-            rows.append(
-                (
-                    f"corridor {pick[0][:30]}, x{scale} flows, {name}: "
-                    "travel time change DES / SUMO (s), mean of seeds",
-                    f"{c[:, 0].mean():+.1f} / {c[:, 1].mean():+.1f} (seeds "
-                    f"{', '.join(map(str, args.corridor_seeds))}: {per_seed})",
-                )
-            )
-        for seed, (t, (a, n_trips)) in zip(
-            args.corridor_seeds, zip(tt_abs[scale], arrived[scale], strict=True), strict=True
-        ):
-            (w_des, w_sumo), (o_des, o_sumo), (x_des, x_sumo) = t  # scenario x simulator
-            rows.append(
-                (
-                    f"  x{scale} seed {seed}: travel time Webster / ours / whole, DES; SUMO (s); "
-                    "arrived DES, SUMO",
-                    f"{w_des:.0f} / {o_des:.0f} / {x_des:.0f}; {w_sumo:.0f} / {o_sumo:.0f} / "
-                    f"{x_sumo:.0f}; {[r[0] for r in a]}, {[r[1] for r in a]} of {n_trips}",
-                )
-            )
+    rows += _corridor_rows(corridor, tt_abs, arrived, pick, args.corridor_seeds)
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
@@ -507,22 +559,7 @@ def main() -> None:
             1.0,
             "<=",
         )
-    if corridor:
-
-        def agree(c_des: float, c_sumo: float) -> bool:
-            same = bool(np.sign(c_des) == np.sign(c_sumo) != 0)
-            return same and abs(c_des - c_sumo) <= 0.3 * abs(c_sumo)
-
-        for scale, by_set in corridor.items():
-            for name, changes in by_set.items():
-                c = np.array(changes).mean(axis=0)
-                tag = f"{'' if name == 'ours' else 'whole_'}x{scale}"
-                figures[f"corridor_change_des_{tag}_s"] = float(c[0])
-                reference[f"corridor_change_sumo_{tag}_s"] = float(c[1])
-                ratios[f"corridor_change_{tag}"] = float(c[0] / c[1]) if c[1] else None
-                targets[f"corridor_vs_sumo_within_30pct_{tag}"] = target(
-                    float(agree(float(c[0]), float(c[1]))), 1.0, ">="
-                )
+    _corridor_targets(corridor, figures, reference, ratios, targets)
     if des is not None:
         reference["des_delay_webster_seed2_s"] = float(
             noise["mean_delay"].sel(scenario="fixed-time Webster, seed 2")

@@ -121,9 +121,10 @@ def test_signal_gates_discharge_and_reports_delay():
     trips = (Trip("late", "w", "e", 0.0),)
     kw = {"speed_factor_sd": 0.0, "progress": False}
     ds = run(TrafficScenario(g, trips=trips, plans=(plan,), **kw), rng=0)
-    # it stopped: braking and accelerating back to 10 m/s lose 10 / 2 (1 / 2.6 + 1 / 4.5) = 3.03 s
+    # it stopped: its braking happens within its 30 s wait; accelerating back to 10 m/s loses
+    # 10 / (2 x 2.6) = 1.92 s after the stop line
     tt = float(ds["travel_time"].sel(trip="late"))
-    assert tt == pytest.approx(60.0 + 30.0 + 3.03, abs=0.05)
+    assert tt == pytest.approx(60.0 + 30.0 + 1.92, abs=0.05)
     nostop = run(TrafficScenario(g, trips=trips, plans=(plan,), stop_loss=False, **kw), rng=0)
     assert float(nostop["travel_time"].sel(trip="late")) == pytest.approx(60.0 + 30.0, abs=1.0)
     delay = ds["delay"].sel(approach="w->c#0")

@@ -41,12 +41,34 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
   ``saturation_flow / c_L`` vehicles of its edge's capacity, with ``c_L`` the same formula with
   the opposing flow and the major-street left-turn gaps (HCM 2000: 4.1 s and 2.2 s), so the
   vehicles behind it in its lane wait too (the lane's capacity credit may go into debt);
-* a vehicle held at the head of an edge (a red light, a full next edge, a give-way), and any
-  vehicle leaving a minor approach (it slows to look for a gap), loses, on its next edge, the
-  time to brake to a stop and accelerate back, ``v / 2 (1 / a + 1 / b)``
-  with SUMO's passenger-car ``a = 2.6`` and ``b = 4.5`` m/s2 (4.2 s at 50 km/h). Signal lost
-  time is the amber: the effective green is the displayed green (HCM's effective green
-  ``G + Y - l_1 - l_2`` with 2 s of start-up loss and 2 s used of the 3-4 s amber).
+* a vehicle that stops at a stop line loses the time to start again, on the edges where it
+  accelerates, and not its braking: the wait at the line counts from when it would have
+  reached the line cruising, so its braking happens within that wait. A queue that starts from
+  standstill discharges, in Newell's car-following model (Newell 2002, "A simplified
+  car-following theory"), as copies of its head's trajectory, each a reaction time and a jam
+  spacing ``s_j`` behind the one ahead: the ``k``-th vehicle crosses the line at the speed the
+  head had ``k s_j`` past it, ``u_k = min(v, sqrt(2 a k s_j))``, and every vehicle of the queue
+  ends up ``v / 2a`` behind where it would be had it crossed the line cruising at its
+  saturation-flow time (the queue's start-up lost time: 2.7 s at 50 km/h, HCM's is 2 s). The
+  saturation flow already spaces the crossings (and is not cut a second time), and the
+  effective green is the displayed green (HCM's effective green ``G + Y - l_1 - l_2``: 2 s
+  of start-up loss set against 2 s used of the 3-4 s amber), so each vehicle that stood loses
+  ``v / 2a`` after its crossing in the DES: its acceleration after the line,
+  ``(v - u_k)^2 / 2av``, on the edges where it accelerates (a vehicle from standstill needs
+  ``v^2 / 2a`` = 37 m at 50 km/h: it drives a 12 m edge in ``sqrt(2 L / a)`` = 3.0 s instead
+  of 0.9 s and goes on accelerating on the next), and the part of its start-up before the line,
+  ``v / 2a - (v - u_k)^2 / 2av``, on the edge it enters (the queue, shifted as a whole, still
+  discharges at saturation flow; the old charge of ``v / 2 (1/a + 1/b)`` to every held vehicle
+  on its next edge held a 12 m edge 4.2 s longer per vehicle and throttled its approach). A
+  lane's discharge is from standstill when its previous vehicle crossed more than 1.5
+  saturation headways (or steps) before; behind a vehicle that was not held it is a moving
+  stream, which loses nothing (a queue at capacity runs at free speed in a triangular
+  fundamental diagram). A vehicle held only ``w`` s brakes just enough to absorb it
+  (``(v - u)^2 / 2bv = w``) and loses ``min(v / 2a, b w / a)`` in all. A vehicle on a give-way
+  approach that goes on stops at its end to look (HCM's control delay at a two-way stop): it
+  loses its braking ``v / 2b`` on that edge, then starts from standstill; in all
+  ``v / 2 (1 / a + 1 / b)`` when nothing holds it (4.2 s at 50 km/h). ``a = 2.6`` and
+  ``b = 4.5`` m/s2 are SUMO's passenger car's.
 
 Hand-worked: a minor lane facing 900 veh/h of major traffic gets
 ``c = 900 * exp(-900 * 4.5 / 3600) = 292`` veh/h; facing none, ``3600 / 4 = 900`` veh/h; a
@@ -82,7 +104,7 @@ none did) and ``queue`` (time-mean number of vehicles held at the head, by Littl
 trip the departure, arrival and ``travel_time``; per origin-destination pair the
 ``mean_travel_time``; per signalised approach the mean ``delay``, the share of vehicles that
 ``stops`` there (a stop: a vehicle held at the head past its ready time, by a red, a queue
-ahead discharging or a full next edge; the same that is charged the stop-and-start loss) and
+ahead discharging or a full next edge; those that stood are charged the start-up loss) and
 its ``junction``.
 
 >>> import networkx as nx
@@ -439,9 +461,11 @@ class TrafficScenario:
         those behind it in its lane (as SUMO micro's lanes); one FIFO queue per edge,
         discharging all its lanes' flow to any movement, otherwise.
     stop_loss : bool
-        Add to a vehicle held at the head of an edge, and to any vehicle leaving a minor
-        approach of a priority junction, the time lost braking to a stop and accelerating back
-        to its speed (``v / 2 (1 / a + 1 / b)``, 4.2 s at 50 km/h).
+        Charge the time lost starting again to the vehicles that stopped at a stop line (a
+        red, a queue, a full next edge, a give-way approach): ``v / 2a`` to each vehicle of a
+        queue that started from standstill, over the edges on which it accelerates, less to
+        one held briefly, and the braking ``v / 2b`` to a vehicle that stops at the end of a
+        give-way approach (see the module's model).
     drive_on : {"right", "left"}
         Side of the road traffic drives on (which turns cross the opposing flow).
     max_extra_s : float
@@ -857,6 +881,9 @@ def gap_acceptance_capacity(
 ACCEL_M_S2 = 2.6
 DECEL_M_S2 = 4.5
 
+#: Rank in a lane's discharge that stands for a moving stream (no stop-and-start loss).
+_QUEUE_MOVING = 1 << 20
+
 #: Gap acceptance of a left turn across opposing traffic (HCM 2000 Exhibit 17-5, major-street
 #: left turn): critical gap and follow-up time (s).
 LEFT_TURN_CRITICAL_GAP_S = 4.1
@@ -934,7 +961,7 @@ class _Priority:
 
 def _lane_discharge(
     ok: np.ndarray, lanes: np.ndarray, pick: np.ndarray, weight: np.ndarray, credit: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vehicles (rows of edges, in edge order) that leave now, lane by lane.
 
     Parameters
@@ -956,6 +983,8 @@ def _lane_discharge(
         The vehicles that leave.
     credit : numpy.ndarray
         The lanes' credit left.
+    lane : numpy.ndarray of int
+        The lane each vehicle drives in (index, 0 the kerb lane).
 
     Each vehicle drives in one lane, the ``pick``-th of those it may use, and keeps it in the
     queue (it does not change lanes in a standing queue). It leaves if it may, its lane's
@@ -969,7 +998,7 @@ def _lane_discharge(
     vehicle (lanes 0 and 1, driving in lane 1): the second right turner waits for lane 0, the
     through vehicle passes it in lane 1.
 
-    >>> go, left = _lane_discharge(
+    >>> go, left, _ = _lane_discharge(
     ...     np.array([[True, True, True]]), np.array([[1, 1, 3]]), np.array([[0, 0, 1]]),
     ...     np.ones((1, 3)), np.array([[1.0, 1.0]]))
     >>> go.tolist(), left.tolist()
@@ -978,7 +1007,7 @@ def _lane_discharge(
     A held through vehicle in lane 1 holds the left turner behind it (lane 1), not the right
     turner (lane 0):
 
-    >>> go, _ = _lane_discharge(
+    >>> go, _, _ = _lane_discharge(
     ...     np.array([[False, True, True]]), np.array([[3, 2, 1]]), np.array([[1, 0, 0]]),
     ...     np.ones((1, 3)), np.array([[5.0, 5.0]]))
     >>> go.tolist()
@@ -1005,7 +1034,7 @@ def _lane_discharge(
         out[:, j] = go
         credit[rows, ln] -= np.where(go, w, 0.0)
         held[rows, ln] |= ~go
-    return out, credit
+    return out, credit, lane
 
 
 class _State:
@@ -1041,6 +1070,9 @@ class _State:
         self.pos = np.zeros(n, dtype=np.int64)
         self.ready = np.full(n, np.inf)
         self.enter = np.zeros(n)
+        # speed (m/s) at which a vehicle still accelerating from a stop reaches the end of its
+        # edge if nothing holds it; inf once it cruises
+        self.u_end = np.full(n, np.inf)
         self.arrive = np.full(n, np.nan)
         self.dropped = np.zeros(n, dtype=bool)
         self.pending = np.zeros(0, dtype=np.int64)
@@ -1053,6 +1085,11 @@ class _State:
         self.speed_factor = np.ones(n_e)  # product of the speed changes under way
         self.tt_free = net.tt_free.copy()
         self.credit = np.zeros((n_e, max(int(net.lanes.max()), 1)))  # per lane
+        # per lane: when its last vehicle crossed the stop line, and that vehicle's rank in the
+        # lane's discharge from standstill (_QUEUE_MOVING once the lane discharges a moving
+        # stream), for the stop-and-start loss
+        self.lane_last = np.full(self.credit.shape, -np.inf)
+        self.lane_rank = np.zeros(self.credit.shape, dtype=np.int64)
         self.last_seen = np.zeros(n_e)
         self.head_ready = np.full(n_e, np.inf)
         self.blocked_since = np.full(n_e, np.inf)  # since when the head has waited for room
@@ -1188,12 +1225,21 @@ class _State:
         edges: np.ndarray,
         t_enter: np.ndarray,
         t: float,
-        extra: np.ndarray | float = 0.0,
+        speed_in: np.ndarray | None = None,
+        shift: np.ndarray | None = None,
     ) -> None:
-        """Append vehicles to the tails of their edges (``extra``: time lost, s)."""
+        """Append vehicles to the tails of their edges.
+
+        ``speed_in`` (m/s) is the speed at which each enters (``inf``: cruising); one that
+        enters slower loses, on this edge, the time to accelerate back to its speed over what
+        of the acceleration distance lies on it (:meth:`_start_loss`); ``shift`` (s) is the
+        part of a queued vehicle's start-up it lost before the stop line.
+        """
         if not veh.size:
             return
-        extra = np.broadcast_to(np.asarray(extra, dtype=float), veh.shape)
+        extra = self._start_loss(veh, edges, speed_in)
+        if shift is not None:
+            extra = extra + shift
         slot = min(int(t // self.sc.slot_s), self.n_slots - 1)
         width = self.buf.shape[1]
         n_in = self.n_in[edges]
@@ -1234,6 +1280,43 @@ class _State:
         self.head_ready[ge[was_empty]] = ready[firsts[was_empty]]
         self.n_in[ge] += counts
         self.rec_in[slot, ge] += counts
+
+    def _start_loss(
+        self, veh: np.ndarray, edges: np.ndarray, speed_in: np.ndarray | None
+    ) -> np.ndarray:
+        """Time (s) lost on ``edges`` against cruising, setting :attr:`u_end`.
+
+        A vehicle entering at ``u`` below its speed ``v`` on the edge accelerates at ``a``: if
+        the edge holds the acceleration distance ``(v2 - u2) / 2a`` it loses
+        ``(v - u)2 / 2av`` and leaves cruising, else it leaves at ``sqrt(u2 + 2aL)`` after
+        ``(sqrt(u2 + 2aL) - u) / a`` instead of ``L / v``, and goes on accelerating on the next
+        edge. A vehicle entering a give-way approach on which its trip goes on also loses, on
+        it, the braking ``v / 2b`` to the stop it makes at the end (:meth:`_discharge`).
+        """
+        extra = np.zeros(veh.size)
+        self.u_end[veh] = np.inf
+        if not self.sc.stop_loss:
+            return extra
+        length = self.net.travel_length[edges]
+        v = length / (self.tt_free[edges] * self.inv_factor[veh])
+        if speed_in is not None:
+            slow = speed_in < v
+            if slow.any():
+                u, vs, ln = speed_in[slow], v[slow], length[slow]
+                reach = np.sqrt(u * u + 2 * ACCEL_M_S2 * ln)
+                whole = reach >= vs  # the edge holds the rest of the acceleration
+                lost = np.where(
+                    whole,
+                    (vs - u) ** 2 / (2 * ACCEL_M_S2 * vs),
+                    (reach - u) / ACCEL_M_S2 - ln / vs,
+                )
+                extra[slow] = lost
+                self.u_end[veh[slow]] = np.where(whole, np.inf, reach)
+        if self.give_way:
+            look = self.prio.minor[edges]
+            look &= self.pos[veh] < self.route_len[veh] - 1
+            extra[look] += v[look] / (2 * DECEL_M_S2)
+        return extra
 
     def _grow(self, need: int) -> None:
         old = self.buf
@@ -1439,7 +1522,7 @@ class _State:
         # a vehicle goes if its lane's credit is at least one vehicle; a left turner waiting
         # for a gap uses more than one (the credit may go negative, a debt)
         lanes = self._lane_masks(act, nxt, last, n_open)
-        ok, credit = _lane_discharge(ok, lanes, veh, np.where(last, 0.0, weight), credit)
+        ok, credit, lane = _lane_discharge(ok, lanes, veh, np.where(last, 0.0, weight), credit)
         n_exit = ok.sum(axis=1)
         forced_rows = (ok & forced).any(axis=1)
         if forced_rows.any():
@@ -1482,18 +1565,87 @@ class _State:
         self.n_active -= done.size
         go = vs[~arr]
         self.pos[go] += 1
-        extra: np.ndarray | float = 0.0
+        speed: np.ndarray | None = None
+        shift: np.ndarray | None = None
         if sc.stop_loss:
-            # a vehicle held at the stop line decelerated to a stop and accelerates again:
-            # v / 2 (1 / a + 1 / b) lost against cruising (a, b: SUMO's defaults)
-            # and so does one leaving a give-way approach, held or not: it slows down to look
-            # for a gap in the major road (HCM's control delay counts this deceleration and
-            # acceleration at a two-way stop too)
-            slowed = (t_exit - ready_t[ok])[~arr] > 0.0
-            slowed |= self.prio.minor[from_e[~arr]]
-            v = net.vfree[from_e[~arr]] / self.inv_factor[go]
-            extra = np.where(slowed, v / 2 * (1 / ACCEL_M_S2 + 1 / DECEL_M_S2), 0.0)
-        self._enter(go, nxt[ok][~arr], t_exit[~arr], t, extra)
+            speed, shift = self._stop_line_speed(
+                act, ok, lane, from_e, vs, t_exit, ready_t[ok], last[ok], dt_s
+            )
+            speed, shift = speed[~arr], shift[~arr]
+        self._enter(go, nxt[ok][~arr], t_exit[~arr], t, speed, shift)
+
+    def _stop_line_speed(
+        self,
+        act: np.ndarray,
+        ok: np.ndarray,
+        lane: np.ndarray,
+        from_e: np.ndarray,
+        vs: np.ndarray,
+        t_exit: np.ndarray,
+        ready: np.ndarray,
+        last: np.ndarray,
+        dt_s: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Speed (m/s) at which the vehicles leaving now cross their stop lines.
+
+        Rows of ``act`` and the flat arrays of the leaving vehicles ``vs`` (in queue order per
+        lane) as :meth:`_discharge` has them. A vehicle not held crosses as it came (cruising,
+        or still accelerating from an earlier stop). A held one that stood ``k`` places back
+        in a queue that started from standstill accelerated over ``k`` jam spacings before
+        the line: ``min(v, sqrt(2 a k s_j))``; the head (``k = 0``) crosses from standstill,
+        or, held only ``w`` seconds, at ``v - sqrt(2 b v w)`` (it slowed without stopping). A
+        lane's discharge is from standstill when its last vehicle crossed more than 1.5
+        headways (or steps) before; otherwise it is a moving stream, at its speed. A vehicle
+        leaving a give-way approach crosses from a stop.
+        """
+        net = self.net
+        n_l = self.credit.shape[1]
+        row_of = np.repeat(np.arange(act.size), ok.sum(axis=1))
+        ln = lane[ok]
+        key = act[row_of] * n_l + ln
+        v = net.travel_length[from_e] / (self.tt_free[from_e] * self.inv_factor[vs])
+        wait = t_exit - ready
+        held = wait > 0.0
+        u = np.minimum(self.u_end[vs], v)
+        # rank of each in its lane's discharge from standstill; vehicles ending their trip
+        # stop short of the line and do not count
+        go = ~last
+        kg = key[go]
+        o = np.argsort(kg, kind="stable")
+        ks, hs, ts = kg[o], held[go][o], t_exit[go][o]
+        first = np.concatenate(([True], ks[1:] != ks[:-1])) if ks.size else ks.astype(bool)
+        idx = np.arange(ks.size)
+        flat_last = self.lane_last.reshape(-1)
+        flat_rank = self.lane_rank.reshape(-1)
+        gap = 1.5 * max(3600.0 / self.sc.saturation_flow, dt_s)
+        prev_t = np.where(first, flat_last[ks], np.concatenate(([0.0], ts[:-1])))
+        # a held vehicle after a pause starts a queue from standstill (rank 0); one not held
+        # makes the lane a moving stream; the first of a lane otherwise counts on from the
+        # lane's last, and the others from the one ahead
+        fresh = hs & (ts - prev_t > gap)
+        reset = first | fresh | ~hs
+        val = np.where(fresh, 0, np.where(~hs, _QUEUE_MOVING, flat_rank[ks] + 1))
+        at = np.maximum.accumulate(np.where(reset, idx, 0))
+        rank = np.minimum(val[at] + (idx - at), _QUEUE_MOVING)
+        tail = np.concatenate((first[1:], [True])) if ks.size else first
+        flat_last[ks[tail]] = ts[tail]
+        flat_rank[ks[tail]] = rank[tail]
+        r = np.full(vs.size, _QUEUE_MOVING, dtype=np.int64)
+        r[np.flatnonzero(go)[o]] = rank
+        dist = r * self.sc.jam_spacing_m
+        queued = np.minimum(v, np.sqrt(2 * ACCEL_M_S2 * dist))
+        slowed = np.maximum(v - np.sqrt(2 * DECEL_M_S2 * v * np.maximum(wait, 0.0)), 0.0)
+        u = np.where(held, np.minimum(u, np.maximum(queued, slowed)), u)
+        if self.give_way:
+            u = np.where(self.prio.minor[from_e], 0.0, u)
+        # what of its start-up a vehicle that stood loses before the line (the platoon shift)
+        burst = held & (r < _QUEUE_MOVING)
+        if self.give_way:
+            burst &= ~self.prio.minor[from_e]
+        total = np.minimum(v / (2 * ACCEL_M_S2), DECEL_M_S2 / ACCEL_M_S2 * np.maximum(wait, 0.0))
+        after = (v - u) ** 2 / (2 * ACCEL_M_S2 * v)
+        shift = np.where(burst, np.maximum(total - after, 0.0), 0.0)
+        return u, shift
 
 
 def _stepper(env: simpy.Environment, st: _State, end_s: float, bar: Any) -> Any:

@@ -14,6 +14,7 @@ from test_demand import grid_twin
 
 from twin._errors import InputValidationError
 from twin.model import Twin
+from twin.scenarios import assignment as A
 from twin.scenarios import calibration as C
 from twin.scenarios import demand as D
 
@@ -196,8 +197,15 @@ def test_montpellier_calibration(montpellier: Twin) -> None:
     assert {"name", "direction", "observed", "modelled", "geh", "period"} <= set(t.columns)
     # counts with a problem are left out and listed with their site, never dropped silently
     issues = r.issues
-    assert not t["count"].isin(issues["count"]).any()
-    assert len(t) == 2 * (r.matched + r.unmatched - issues["count"].nunique())
+    tc = r.table_counts
+    assert not tc["count"].isin(issues["count"]).any()
+    assert len(tc) == 2 * (r.matched + r.unmatched - issues["count"].nunique())
+    # one row per site and peak: the mean of the site's counts, each count kept in table_counts
+    assert len(t) == 2 * t["site"].nunique()
+    assert t.groupby("period")["n_counts"].sum().eq(len(tc) // 2).all()
+    assert set(tc["site"]) == set(t["site"])
+    assert r.site_spread["counts_per_site_mean"] > 1.5
+    assert "per count" in r.summary()
     no_street = issues[issues["reason"] == "no matching street in the graph"]
     assert no_street["count"].nunique() == r.unmatched
     assert (no_street["value"] == "Voie non dénommée").sum() >= 30
@@ -216,7 +224,13 @@ def test_montpellier_calibration(montpellier: Twin) -> None:
     # the same seed gives the same fit; matrix estimation leaves the parameters alone
     # (the weight at which the estimate keeps within TAG M3.1's limits, so that one solve does)
     again = C.calibrate(
-        montpellier, rng=0, starts=1, maxiter=40, matrix_estimation=True, me_weight=16384.0
+        montpellier,
+        rng=0,
+        starts=1,
+        maxiter=40,
+        matrix_estimation=True,
+        me_weight=16384.0,
+        me_within_tag=False,
     )
     assert again.params == r.params
     assert r.od_factor is None and r.table_me is None
@@ -309,3 +323,200 @@ def test_montpellier_counts_disagree_with_their_repeats(montpellier_counts: pd.D
     a = C.repeat_agreement(montpellier_counts)
     assert a["sites"] > 500 and a["repeats"] > 1000
     assert 0.5 < a["share_geh_below_5"] < 0.7
+
+
+# ------------------------------------------------------------------------------------------------
+# one observed value per site: the mean of its repeat counts
+# ------------------------------------------------------------------------------------------------
+def _repeat_counts_twin(extra: list[dict[str, object]] | None = None) -> tuple[Twin, D.DemandModel]:
+    """A grid twin whose counts are repeats around ten times the model's own peak-hour flows.
+
+    Each counted site (a street between two cross streets, one direction) has three counts: 0.4,
+    1.0 and 1.6 times ten times its modelled flow. Their mean is exactly ten times the modelled
+    flow, so with one trip-rate factor of 10 every site mean is matched (GEH 0), while the single
+    counts at 0.4 and 1.6 times are off by far more than GEH 5.
+    """
+    base = grid_twin(n=6)
+    dm = D.build_demand(base, cell_m=300.0)
+    probe = _with_counts(
+        base,
+        [
+            {"name": f"{street} {j}", "direction": d, "daily": 1, "am_peak": 0, "pm_peak": 0}
+            for street in ("Rue", "Avenue") for j in (1, 2, 3, 4)
+            for d in ("0-2", "2-0", "2-4", "4-2")
+        ],
+    )  # fmt: skip
+    m = C.match_counts(probe)
+    asg = C.Assignment.build(dm, base.drive)
+    pos = {e: i for i, e in enumerate(asg.edges)}
+    avg = C._site_model(m, pos, len(asg.edges))
+    hourly = asg.hourly_flows(dm) @ avg.T
+    am = hourly[list(C.AM_HOURS)].max(axis=0)
+    pm = hourly[list(C.PM_HOURS)].max(axis=0)
+    rows: list[dict[str, object]] = []
+    for i, (name, direction) in enumerate(zip(m["name"], m["direction"], strict=True)):
+        if not (am[i] > 1 and pm[i] > 1):  # a site the model sends no traffic past
+            continue
+        for k, f in enumerate((0.4, 1.0, 1.6)):
+            rows.append(
+                {
+                    "REF": f"{i:03d}_{k}",
+                    "name": name,
+                    "direction": direction,
+                    "am_peak": 10.0 * f * am[i],
+                    "pm_peak": 10.0 * f * pm[i],
+                    "daily": 100.0 * f * (am[i] + pm[i]),
+                    "start": f"2012-0{k + 3}-01",
+                    "end": f"2012-0{k + 3}-07",
+                    "ANNEE": 2012,
+                }
+            )
+    assert len(rows) >= 3 * 8
+    tw = _with_counts(base, rows + (extra or []))
+    return tw, dm
+
+
+def test_site_means_of_repeat_counts_fit_where_single_counts_do_not() -> None:
+    tw, dm = _repeat_counts_twin()
+    r = C.calibrate(tw, model=dm, starts=1, maxiter=30, holdout=0.0)
+    t = r.table
+    # one row per site and peak, the mean of its three counts
+    n_sites = len(tw.counts_table) // 3
+    assert len(t) == 2 * n_sites
+    assert (t["n_counts"] == 3).all()
+    np.testing.assert_allclose(t["geh"], 0.0, atol=0.05)
+    assert r.share_geh_below_5 == 1.0
+    # each single count against its site's modelled flow is still reported, and misses
+    tc = r.table_counts
+    assert len(tc) == 2 * 3 * n_sites
+    assert set(tc["site"]) == set(t["site"])
+    ratio = (tc["observed"] / tc["modelled"]).round(2)
+    assert set(ratio) == {0.4, 1.0, 1.6}
+    assert r.share_geh_below_5_counts < 1.0
+    assert (tc.loc[ratio == 1.0, "geh"] < 0.05).all()
+    # the repeat spread is reported: counts per site and how far they are from their site mean
+    s = r.site_spread
+    assert s["sites"] == n_sites and s["counts_per_site_mean"] == 3.0
+    assert s["share_counts_geh_below_5_of_site_mean"] < 1.0
+    assert "per count" in r.summary() and "counts per site" in r.summary()
+    # fitting each count on its own cannot fit them all: the old figure is lower
+    single = C.calibrate(tw, model=dm, starts=1, maxiter=30, holdout=0.0, observed="count")
+    assert len(single.table) == 2 * 3 * n_sites
+    assert single.share_geh_below_5 < r.share_geh_below_5
+
+
+def test_recent_site_mean_keeps_the_latest_years() -> None:
+    counts = pd.DataFrame(
+        {
+            "name": ["Rue 2"] * 4,
+            "direction": ["1-3"] * 4,
+            "am_peak": [100.0, 110.0, 300.0, 500.0],
+            "pm_peak": [90.0, 90.0, 90.0, 90.0],
+            "daily": [1000.0] * 4,
+            "ANNEE": [2012, 2013, 2003, 1999],
+        }
+    )
+    tw = _with_counts(grid_twin(n=6), counts.to_dict("records"))
+    m = C.match_counts(tw)
+    sites, of_count = C.site_observations(m, tw.counts_table, observed="recent", recent_years=5)
+    assert len(sites) == 1 and of_count.nunique() == 1 and len(of_count) == 4
+    assert sites["observed_am"].iloc[0] == pytest.approx(105.0)
+    assert sites["n_counts"].iloc[0] == 2 and sites["years"].iloc[0] == "2012-2013"
+    everything, _ = C.site_observations(m, tw.counts_table, observed="mean")
+    assert everything["observed_am"].iloc[0] == pytest.approx(252.5)
+    with pytest.raises(InputValidationError, match="observed"):
+        C.site_observations(m, tw.counts_table, observed="median")
+
+
+def test_bad_counts_stay_out_of_site_means_and_are_reported_with_their_site() -> None:
+    import datetime as dt
+
+    def bad(ref: str, **change: object) -> dict[str, object]:
+        row: dict[str, object] = {
+            "REF": ref, "name": "Rue 2", "direction": "0-2", "am_peak": 5000.0,
+            "pm_peak": 5000.0, "daily": 60000.0, "start": "2012-05-01", "end": "2012-05-07",
+            "ANNEE": 2012,
+        }  # fmt: skip
+        return row | change
+
+    extra = [
+        bad("nostreet", name="Rue Inconnue"),
+        bad("negative", daily=-40.0),
+        bad("nan", am_peak=float("nan")),
+        bad("early", start="2001-05-01", end="2001-05-07", ANNEE=2001),
+    ]
+    tw, dm = _repeat_counts_twin(extra)
+    r = C.calibrate(
+        tw,
+        model=dm,
+        starts=1,
+        maxiter=30,
+        holdout=0.0,
+        period=(dt.date(2010, 1, 1), dt.date(2013, 12, 31)),
+    )
+    reported = set(zip(r.issues["site"], r.issues["reason"], strict=True))
+    assert ("nostreet", "no matching street in the graph") in reported
+    assert ("negative", "negative or NaN count") in reported
+    assert ("nan", "negative or NaN count") in reported
+    assert ("early", "outside the period 2010-01-01 to 2013-12-31") in reported
+    # none of them is averaged into a site: the site means still fit exactly
+    assert (r.table["n_counts"] == 3).all()
+    np.testing.assert_allclose(r.table["geh"], 0.0, atol=0.05)
+    assert not r.table_counts["count"].isin(r.issues["count"]).any()
+
+
+def test_matrix_estimation_searches_the_least_pull_within_tag() -> None:
+    tw, dm = _repeat_counts_twin()
+    counts = tw.counts_table
+    assert counts is not None
+    # every site off the model by its own factor, 0.3 to 3: cells must move to fit them
+    site = counts["REF"].str.split("_").str[0]
+    rng = np.random.default_rng(3)
+    factor = dict(zip(sorted(set(site)), np.exp(rng.uniform(np.log(0.3), np.log(3.0), 99)),
+                      strict=False))  # fmt: skip
+    counts = counts.assign(**{c: counts[c] * site.map(factor) for c in ("am_peak", "pm_peak")})
+    tw = _with_counts(tw, counts.to_dict("records"))
+    start = 1e6
+    r = C.calibrate(tw, model=dm, starts=1, maxiter=30, holdout=0.0, matrix_estimation=True,
+                    me_weight=start)  # fmt: skip
+    s = r.matrix_stats
+    # the first weight passed, so the search went down to the least pull that still passes
+    assert s["tag_pass"] == 1.0 and s["weight"] < start
+    weaker = C.calibrate(tw, model=dm, starts=1, maxiter=30, holdout=0.0,
+                         matrix_estimation=True, me_weight=s["weight"] / 4,
+                         me_within_tag=False)  # fmt: skip
+    assert weaker.matrix_stats["tag_pass"] == 0.0
+    assert weaker.matrix_stats["share_geh_below_5_fitted"] >= s["share_geh_below_5_fitted"]
+
+
+def test_assignment_routes_on_given_link_times() -> None:
+    tw = grid_twin(n=6)
+    dm = D.build_demand(tw, cell_m=300.0)
+    free = C.Assignment.build(dm, tw.drive)
+    net = A.AssignmentNetwork.from_graph(tw.drive)
+    same = C.Assignment.build(dm, tw.drive, net.t0_s)
+    assert (free.incidence != same.incidence).nnz == 0
+    # the busiest link made a hundred times slower: no path uses it any more
+    busiest = int(np.argmax(free.incidence.getnnz(axis=1)))
+    slow = net.t0_s.copy()
+    slow[busiest] *= 100.0
+    avoided = C.Assignment.build(dm, tw.drive, slow)
+    assert avoided.incidence[busiest].nnz == 0
+    assert avoided.unreachable_pairs == free.unreachable_pairs
+    with pytest.raises(InputValidationError, match="times"):
+        C.Assignment.build(dm, tw.drive, slow[:-1])
+
+
+def test_calibration_on_equilibrium_paths_reports_its_rounds() -> None:
+    tw, dm = _repeat_counts_twin()
+    r = C.calibrate(tw, model=dm, starts=1, maxiter=30, holdout=0.0, paths="equilibrium",
+                    eq_rounds=2)  # fmt: skip
+    rounds = r.equilibrium_rounds
+    assert 1 <= len(rounds) <= 2
+    # ten times the model's demand on a grid of one-lane streets: heavily congested, so the
+    # gap is reported whether or not the target was reached
+    assert (rounds[["rgap_am", "rgap_pm"]] < 1e-2).all().all()
+    assert set(rounds["converged"]) <= {0.0, 1.0}
+    assert r.paths == "equilibrium" and "equilibrium paths, round 1" in r.summary()
+    with pytest.raises(InputValidationError, match="paths"):
+        C.calibrate(tw, model=dm, paths="congested")

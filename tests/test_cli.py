@@ -141,17 +141,22 @@ def test_calibrate_writes_geh_per_site(montpellier, tmp_path, capsys):
 
     out = tmp_path / "cal"
     args = ["calibrate", "--city", "montpellier", "--out", str(out), "--starts", "1"]
-    assert main([*args, "--matrix-estimation", "--holdout", "0.3"]) == 0
+    assert main([*args, "--matrix-estimation", "--holdout", "0.3", "--paths", "free"]) == 0
     printed = capsys.readouterr().out
     assert "GEH < 5" in printed and "matrix estimation" in printed
     report = json.loads((out / "calibration.json").read_text())
     assert report["matched"] + report["unmatched"] == 3314
     for label in ("parameters", "matrix_estimation"):
         table = pd.read_csv(out / f"geh_{label}.csv")
-        # one row per site and peak, but for the counts left out (listed with their reason)
+        # one row per count and peak, but for the counts left out (listed with their reason)
+        counts = pd.read_csv(out / f"geh_counts_{label}.csv")
         left_out = pd.read_csv(out / "counts_left_out.csv")["count"].nunique()
-        assert len(table) == 2 * (report["matched"] + report["unmatched"] - left_out)
+        assert len(counts) == 2 * (report["matched"] + report["unmatched"] - left_out)
+        # one row per site and peak, the mean of its counts
+        assert len(table) == 2 * table["site"].nunique() < len(counts)
+        assert set(counts["site"]) == set(table["site"])
         assert (out / f"geh_{label}.png").read_bytes()[:4] == b"\x89PNG"
+    assert {"share_geh_below_5_fitted", "share_geh_below_5_holdout"} <= set(report["per_count"])
     table = pd.read_csv(out / "geh_parameters.csv")
     assert report["share_geh_below_5"] == pytest.approx(float((table["geh"] < 5).mean()))
     held = table.groupby("street")["holdout"].first()

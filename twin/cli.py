@@ -1270,6 +1270,26 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="use only the counts made within FIRST:LAST (ISO dates, e.g. 2008-01-01:2013-12-31)",
     )
+    p.add_argument(
+        "--observed",
+        choices=("mean", "recent", "count"),
+        default="mean",
+        help="observed flow of a site: the mean of its counts (default, as TAG M3.1 compares "
+        "a model of the average weekday), of its recent ones, or each count on its own",
+    )
+    p.add_argument(
+        "--recent-years",
+        type=_count,
+        default=5,
+        help="with --observed recent: years back from a site's latest count (default 5)",
+    )
+    p.add_argument(
+        "--paths",
+        choices=("free", "equilibrium"),
+        default="equilibrium",
+        help="assign on the peak hours' equilibrium paths, refitted until stable (default), "
+        "or on free-flow shortest paths (faster)",
+    )
 
 
 def _count_period(text: str) -> tuple[Any, Any]:
@@ -1304,11 +1324,18 @@ def cmd_calibrate(args: Args) -> int:
         me_weight=args.me_weight,
         period=args.period,
         gateways_from_counts=args.gateways_from_counts,
+        observed=args.observed,
+        recent_years=args.recent_years,
+        paths=args.paths,
     )
     print(res.summary())
     tables = {"parameters": res.table}
     if res.table_me is not None:
         tables["matrix_estimation"] = res.table_me
+    # each count against its site's modelled flow: the per-count figure, as a table only
+    count_tables = {"parameters": res.table_counts}
+    if res.table_me_counts is not None:
+        count_tables["matrix_estimation"] = res.table_me_counts
     written = []
     with staged(args.out, folder=True) as out:
         for label, table in tables.items():
@@ -1323,13 +1350,25 @@ def cmd_calibrate(args: Args) -> int:
                 out=png,
             )
             written += [csv.name, png.name]
+        for label, table in count_tables.items():
+            csv = out / f"geh_counts_{label}.csv"
+            table.to_csv(csv, index=False)
+            written.append(csv.name)
+        if len(res.equilibrium_rounds):
+            res.equilibrium_rounds.to_csv(out / "equilibrium_rounds.csv", index=False)
+            written.append("equilibrium_rounds.csv")
         report = {
             "city": tw.city.name,
             "matched": res.matched,
             "unmatched": res.unmatched,
             "share_geh_below_5_before": res.share_geh_below_5_before,
             "share_geh_below_5": res.share_geh_below_5,
+            "share_geh_below_5_fitted": res.share_geh_below_5_fitted,
             "share_geh_below_5_holdout": res.share_geh_below_5_holdout,
+            "observed": res.observed,
+            "paths": res.paths,
+            "per_count": calibration.geh_shares(res.table_counts),
+            "site_spread": res.site_spread,
             "dmrb_share": calibration.DMRB_SHARE,
             "params": res.params,
             "matrix_estimation": {k: float(v) for k, v in res.matrix_stats.items()},

@@ -14,29 +14,41 @@ Steps
    from the first to the second). Where only one is found, the site is the counted street within
    300 m of it, both directions averaged; where neither is (car parks, "Carrefour", ...), the
    whole street, both directions averaged.
-3. **Assign** the gravity OD of :class:`~twin.scenarios.demand.DemandModel` all-or-nothing on
+3. **One observed value per site** (:func:`site_observations`). The model is of an average
+   weekday, and TAG unit M3.1 compares it with counts that stand for that day: at a site counted
+   several times, the mean of its counts. Counts matched to the same street and edges are
+   repeats of one site and are averaged (``observed="mean"``; ``"recent"`` averages those
+   within :data:`RECENT_YEARS` of the site's latest; ``"count"`` keeps every count on its
+   own). Every count is still compared with its site's modelled flow and reported
+   (:attr:`CalibrationResult.table_counts`), with the spread of the repeats.
+4. **Assign** the gravity OD of :class:`~twin.scenarios.demand.DemandModel` all-or-nothing on
    the drive graph by free-flow time (one path per zone pair, from the zones' nodes). Paths do not
    depend on demand, so the path-edge incidence is built once and each evaluation of the
-   calibration is a matrix product.
-4. **Compare** hourly flows: the count's morning and evening peak hours (PHJM, PHJS) against
+   calibration is a matrix product. With ``paths="equilibrium"`` the calibrated demand's
+   morning and evening peak hours are then assigned to user equilibrium
+   (:func:`twin.scenarios.assignment.assign`), every pair is routed on the equilibrium link
+   times of its peak, the parameters are fitted again on these paths, and so on until they
+   stay within 1%.
+5. **Compare** hourly flows: the site's morning and evening peak hours (PHJM, PHJS) against
    the model's highest hourly flow on the site in 7-10 h and 16-19 h, with the GEH statistic
    ``GEH = sqrt(2 (M - C)^2 / (M + C))``. The UK DMRB (TA 46/97, now TAG unit M3.1) asks for
    GEH < 5 on more than 85% of sites.
-5. **Calibrate** the gravity ``beta`` and the external share (Nelder-Mead,
+6. **Calibrate** the gravity ``beta`` and the external share (Nelder-Mead,
    :func:`scipy.optimize.minimize`, from the defaults and seeded perturbations) and, inside each
    evaluation, one flow factor per road-class group (primary, secondary, tertiary, minor;
    bounded 1-D minimisation each) by minimising the mean GEH. Flows are linear in the trip rate,
    so the overall scale of the factors is reported as the calibrated vehicle trip rate and the
-   factors relative to it. A seeded hold-out of 30% of the streets measures the fit on sites the
-   calibration did not see.
-6. **Matrix estimation** (optional, ``matrix_estimation=True``): global parameters cannot
+   factors relative to it. A hold-out of 30% of the streets, by a fixed rule on their names
+   (:func:`held_out`), measures the fit on sites the calibration did not see.
+7. **Matrix estimation** (optional, ``matrix_estimation=True``): global parameters cannot
    place trips where the counts see them, so the OD cells themselves are adjusted to the counts
    of the fitted sites (:func:`estimate_matrix`): one multiplier per OD cell, found by bounded
    linear least squares (:func:`scipy.optimize.lsq_linear`) on the GEH-weighted residuals
    ``(M - C) / sqrt(C)`` of the peak hours, plus ``weight * (f - 1)^2`` per cell to stay near
    the gravity matrix. The changes are reported with the checks of the UK's TAG unit M3.1
    (Table 5): cell values and trip ends of the estimated matrix regressed on the prior ones
-   (slope, intercept, R^2), and the change of the mean trip time. The held-out streets show
+   (slope, intercept, R^2), and the change of the mean trip time; the least pull to the prior
+   that keeps within them is searched. The held-out streets show
    how far the estimated matrix generalises; the multipliers go into
    :attr:`DemandModel.od_factor <twin.scenarios.demand.DemandModel>` through
    :func:`calibrated_model`.
@@ -78,6 +90,7 @@ __all__ = [
     "count_issues",
     "held_out",
     "repeat_agreement",
+    "site_observations",
     "size_gateways",
     "CalibrationResult",
     "Assignment",
@@ -85,6 +98,7 @@ __all__ = [
     "calibrated_model",
     "estimate_matrix",
     "geh",
+    "geh_shares",
     "match_counts",
     "street_keys",
     "tag_m31_checks",
@@ -504,6 +518,112 @@ def repeat_agreement(counts: pd.DataFrame) -> dict[str, float]:
     }
 
 
+# ------------------------------------------------------------------------------------------------
+# one observed value per site
+# ------------------------------------------------------------------------------------------------
+OBSERVED = ("mean", "recent", "count")
+"""How :func:`site_observations` turns counts into observed site flows."""
+
+RECENT_YEARS = 5
+"""Years of a site's counts, back from its latest, that ``observed="recent"`` averages."""
+
+
+def _count_years(counts: pd.DataFrame) -> pd.Series:
+    """Year of each count: of its start date where it reads, else column ``ANNEE`` (else NaN)."""
+    year = pd.Series(np.nan, index=counts.index, dtype=float)
+    start_col = _first_column(counts, _START_COLUMNS)
+    if start_col:
+        year = _dates(counts[start_col]).dt.year.astype(float)
+    if "ANNEE" in counts.columns:
+        year = year.fillna(pd.to_numeric(counts["ANNEE"], errors="coerce").astype(float))
+    return year
+
+
+def site_observations(
+    sites: pd.DataFrame,
+    counts: pd.DataFrame,
+    *,
+    observed: str = "mean",
+    recent_years: int = RECENT_YEARS,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """One observed flow per modelled site and peak, from the counts matched to it.
+
+    TAG unit M3.1 and the DMRB compare a model of an average weekday with counts that stand for
+    it: at a site counted several times, the mean of its counts, not each day's count. A *site*
+    here is what the model can tell apart: the counts whose street and edges
+    (:func:`match_counts`) are the same are repeats of one site.
+
+    Parameters
+    ----------
+    sites : pandas.DataFrame
+        Usable counts as :func:`match_counts` gives them (index: the count labels).
+    counts : pandas.DataFrame
+        The twin's ``counts_table`` (for the counts' years: start date, else ``ANNEE``).
+    observed : {"mean", "recent", "count"}
+        ``mean``: the mean of all the site's counts; ``recent``: of those made within
+        ``recent_years`` of its latest (counts of unknown year are left out of it, unless
+        none has a year); ``count``: every count is a site of its own.
+    recent_years : int
+        See ``observed``.
+
+    Returns
+    -------
+    (site_frame, site_of_count)
+        One row per site, indexed by a site id: the columns of ``sites`` (from its first
+        count) with ``observed_am``, ``observed_pm``, ``observed_daily`` the means, ``n_counts``
+        (counts averaged), ``counts`` (their labels), ``years`` (``"first-last"``) and
+        ``cv_am``, ``cv_pm`` (coefficient of variation of the counts averaged; 0 for one
+        count); and the site id of every count of ``sites``.
+    """
+    if observed not in OBSERVED:
+        msg = f"observed: {observed!r} is not one of {', '.join(OBSERVED)}"
+        raise InputValidationError(msg)
+    if not (isinstance(recent_years, int) and recent_years >= 1):
+        msg = f"recent_years: {recent_years!r} must be a positive whole number"
+        raise InputValidationError(msg)
+    year = _count_years(counts).reindex(sites.index)
+    if observed == "count":
+        key = pd.Series([str(i) for i in sites.index], index=sites.index)
+    else:
+        key = sites["street"].astype(str) + "|" + sites["edges"].map(lambda e: repr(sorted(e)))
+    rows = []
+    site_of_count = pd.Series("", index=sites.index, dtype=object)
+    seen: set[str] = set()
+    for _, idx in key.groupby(key, sort=False).groups.items():
+        grp = sites.loc[idx]
+        yrs = year.loc[idx]
+        use = np.ones(len(grp), dtype=bool)
+        if observed == "recent" and yrs.notna().any():
+            use = (yrs >= yrs.max() - (recent_years - 1)).to_numpy()
+        first = grp.iloc[0]
+        if observed == "count":
+            sid = str(grp.index[0])
+        elif first["direction_found"] == 0:
+            sid = f"{first['street']} (whole street)"
+        else:
+            sid = f"{first['street']} ({first['direction']})"
+        if sid in seen:  # the same street and direction text, matched to other edges
+            sid = f"{sid} #{len(seen)}"
+        seen.add(sid)
+        site_of_count.loc[idx] = sid
+        used = grp[use]
+        row = first.to_dict()
+        for col in ("observed_am", "observed_pm", "observed_daily"):
+            row[col] = float(used[col].mean())
+        for col, peak in (("cv_am", "observed_am"), ("cv_pm", "observed_pm")):
+            vals = used[peak].to_numpy(float)
+            row[col] = float(vals.std() / vals.mean()) if vals.size > 1 and vals.mean() > 0 else 0.0
+        y = yrs[use].dropna()
+        row["n_counts"] = len(used)
+        row["counts"] = tuple(used.index)
+        row["years"] = f"{int(y.min())}-{int(y.max())}" if len(y) else ""
+        row["site"] = sid
+        rows.append(row)
+    columns = [*sites.columns, "n_counts", "counts", "years", "cv_am", "cv_pm", "site"]
+    frame = pd.DataFrame(rows, columns=columns).set_index("site")
+    return frame, site_of_count
+
+
 HOLDOUT_BUCKETS = (0, 1, 2)
 """Hold-out rule: a street is held out when the CRC-32 of its name, modulo 10, is one of these
 (about 30% of the streets, the same ones on every run and every machine)."""
@@ -638,15 +758,27 @@ class Assignment:
     unreachable_pairs: int
 
     @classmethod
-    def build(cls, model: DemandModel, graph: nx.MultiDiGraph) -> Assignment:
-        """Shortest paths by free-flow time from every zone node to every other."""
+    def build(
+        cls, model: DemandModel, graph: nx.MultiDiGraph, times: np.ndarray | None = None
+    ) -> Assignment:
+        """Shortest paths from every zone node to every other, by free-flow time or ``times``.
+
+        ``times`` (s, one per edge of ``graph`` in its edge order, as
+        :func:`twin.scenarios.assignment.assign` gives them) routes on congested link times.
+        """
         nodes = list(graph.nodes)
         pos = {n: i for i, n in enumerate(nodes)}
         edges = list(graph.edges(keys=True, data=True))
-        cost = np.array(
-            [max(float(d.get("length", 1.0)), 0.1) / max(float(d.get("speed_kph") or 30.0), 1.0)
-             for _, _, _, d in edges]
-        )  # fmt: skip
+        if times is None:
+            cost = np.array(
+                [max(float(d.get("length", 1.0)), 0.1) / max(float(d.get("speed_kph") or 30.0),
+                 1.0) for _, _, _, d in edges]
+            )  # fmt: skip
+        else:
+            cost = np.asarray(times, dtype=float)
+            if cost.shape != (len(edges),) or not np.all(cost > 0):
+                msg = f"Assignment.build.times: one positive time per edge ({len(edges)}) needed"
+                raise InputValidationError(msg)
         u = np.array([pos[e[0]] for e in edges], dtype=np.int64)
         v = np.array([pos[e[1]] for e in edges], dtype=np.int64)
         # fastest parallel edge per node pair
@@ -717,9 +849,11 @@ class CalibrationResult:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per matched site and peak period: ``name``, ``direction``, ``period``
-        (``am``/``pm``), ``observed``, ``modelled`` (veh/h), ``geh``, ``holdout``, and the
-        daily ``observed_daily``/``modelled_daily`` (veh/day, mean day of the week).
+        One row per site (:func:`site_observations`) and peak period: ``site``, ``name``,
+        ``direction``, ``period`` (``am``/``pm``), ``observed`` (the site's mean count),
+        ``modelled`` (veh/h), ``geh``, ``holdout``, ``n_counts`` (counts averaged), ``years``,
+        ``cv`` (their coefficient of variation), and the daily ``observed_daily`` /
+        ``modelled_daily`` (veh/day, mean day of the week).
     matched, unmatched : int
         Counts matched to a street, and not.
     share_geh_below_5 : float
@@ -750,6 +884,19 @@ class CalibrationResult:
         a bound on the share of GEH < 5 any model can reach on these counts.
     provenance : dict
         Where the demand model's zones, population, activity and external traffic came from.
+    table_counts : pandas.DataFrame
+        Every usable count against the flow modelled at its site (``count``, ``site``,
+        ``period``, ``observed``, ``modelled``, ``geh``, ``holdout``): the per-count figure.
+    table_me_counts : pandas.DataFrame or None
+        The same after matrix estimation.
+    site_spread : dict
+        How many counts the sites average and how far the counts lie from their site's mean
+        (``share_counts_geh_below_5_of_site_mean``, ``median_cv_of_repeated_sites``).
+    equilibrium_rounds : pandas.DataFrame
+        With ``paths="equilibrium"``: per round, the relative gaps of the peak-hour
+        assignments, the fitted parameters and GEH shares.
+    observed, paths : str
+        The ``observed`` and ``paths`` options of :func:`calibrate`.
     """
 
     table: pd.DataFrame
@@ -767,6 +914,22 @@ class CalibrationResult:
     gateways: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     count_agreement: dict[str, float] = dataclasses.field(default_factory=dict)
     provenance: dict[str, str] = dataclasses.field(default_factory=dict)
+    table_counts: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    table_me_counts: pd.DataFrame | None = None
+    site_spread: dict[str, float] = dataclasses.field(default_factory=dict)
+    equilibrium_rounds: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    observed: str = "mean"
+    paths: str = "free"
+
+    @property
+    def share_geh_below_5_fitted(self) -> float:
+        """Share of the fitted (not held-out) site-peaks with GEH < 5."""
+        return _share(self.table[~self.table["holdout"]]) if len(self.table) else 0.0
+
+    @property
+    def share_geh_below_5_counts(self) -> float:
+        """Share of single counts with GEH < 5 against the flow modelled at their site."""
+        return _share(self.table_counts) if len(self.table_counts) else 0.0
 
     @property
     def matched_share(self) -> float:
@@ -775,15 +938,45 @@ class CalibrationResult:
 
     def summary(self) -> str:
         """Return a readable summary."""
+        kinds = {"mean": "site means", "recent": "recent site means", "count": "single counts"}
         text = (
             f"counts matched: {self.matched} of {self.matched + self.unmatched} "
-            f"({100 * self.matched_share:.1f}%)\n"
-            f"GEH < 5: {100 * self.share_geh_below_5_before:.1f}% before, "
+            f"({100 * self.matched_share:.1f}%); observed: {kinds.get(self.observed, '?')}, "
+            f"paths: {self.paths}\n"
+            f"GEH < 5 on site-peaks: {100 * self.share_geh_below_5_before:.1f}% before, "
             f"{100 * self.share_geh_below_5:.1f}% after calibration "
-            f"({100 * self.share_geh_below_5_holdout:.1f}% on held-out streets); "
+            f"({100 * self.share_geh_below_5_fitted:.1f}% fitted, "
+            f"{100 * self.share_geh_below_5_holdout:.1f}% on held-out streets); "
             f"DMRB asks {100 * DMRB_SHARE:.0f}%\n"
-            "params: " + ", ".join(f"{k}={v:.3g}" for k, v in self.params.items())
         )
+        if len(self.table_counts):
+            c = geh_shares(self.table_counts)
+            text += (
+                f"GEH < 5 per count (each count against its site's flow): "
+                f"{100 * c['share_geh_below_5_fitted']:.1f}% fitted, "
+                f"{100 * c['share_geh_below_5_holdout']:.1f}% held out\n"
+            )
+        sp = self.site_spread
+        if sp:
+            text += (
+                f"sites: {sp['sites']:.0f} averaging {sp['counts']:.0f} counts "
+                f"({sp['counts_per_site_mean']:.2f} counts per site, at most "
+                f"{sp['counts_per_site_max']:.0f}; {sp['sites_with_repeats']:.0f} sites counted "
+                f"more than once, median coefficient of variation of their peaks "
+                f"{sp['median_cv_of_repeated_sites']:.2f}); "
+                f"{100 * sp['share_counts_geh_below_5_of_site_mean']:.1f}% of the counts are "
+                "within GEH 5 of their site's mean\n"
+            )
+        for rd in self.equilibrium_rounds.to_dict("records"):
+            text += (
+                f"equilibrium paths, round {rd['round']:.0f}: relative gap {rd['rgap_am']:.1e} "
+                f"(am), {rd['rgap_pm']:.1e} (pm); GEH < 5 "
+                f"{100 * rd['share_geh_below_5_fitted']:.1f}% fitted, "
+                f"{100 * rd['share_geh_below_5_holdout']:.1f}% held out"
+                + ("" if rd.get("converged", 1.0) else " (assignment gap above its target)")
+                + "\n"
+            )
+        text += "params: " + ", ".join(f"{k}={v:.3g}" for k, v in self.params.items())
         s = self.matrix_stats
         if s:
             text += (
@@ -795,7 +988,11 @@ class CalibrationResult:
                 f"> 0.95), trip ends slope {s['trip_end_slope']:.3f} R2 "
                 f"{s['trip_end_r2']:.3f} (0.99-1.01, > 0.98), mean trip time "
                 f"{s['mean_time_change_pct']:+.1f}% (within 5%), trips "
-                f"{s['total_change_pct']:+.1f}%; TAG M3.1 "
+                f"{s['total_change_pct']:+.1f}%"
+                + (f"; per count {100 * s['share_geh_below_5_fitted_counts']:.1f}% fitted, "
+                   f"{100 * s['share_geh_below_5_holdout_counts']:.1f}% held out"
+                   if "share_geh_below_5_fitted_counts" in s else "")
+                + "; TAG M3.1 "
                 + ("pass" if s.get("tag_pass") else "FAIL (" + ", ".join(
                     k.removeprefix("tag_").removesuffix("_pass")
                     for k, v in s.items() if k.startswith("tag_") and k != "tag_pass" and not v
@@ -851,6 +1048,7 @@ def estimate_matrix(
     *,
     weight: float = 1.0,
     max_factor: float = 10.0,
+    assign_pm: Assignment | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Adjust the OD cells of ``model`` to peak-hour counts (matrix estimation).
 
@@ -865,7 +1063,8 @@ def estimate_matrix(
     model : DemandModel
         The prior (its ``base_od`` is the prior matrix).
     assign : Assignment
-        All-or-nothing paths of ``model``'s zones.
+        All-or-nothing paths of ``model``'s zones (of the morning peak, and of the evening one
+        unless ``assign_pm`` is given).
     sites : scipy.sparse.csr_matrix
         ``(n_site, n_edge)``: a site's flow from the edges' flows.
     observed_am, observed_pm : numpy.ndarray
@@ -874,6 +1073,8 @@ def estimate_matrix(
         Weight of the pull towards the prior (> 0).
     max_factor : float
         Largest multiplier of a cell.
+    assign_pm : Assignment, optional
+        Paths of the evening peak, when they differ from the morning's (congested paths).
 
     Returns
     -------
@@ -897,13 +1098,13 @@ def estimate_matrix(
     T = model.base_od()
     nz = T.shape[0]
     # site flow per trip of each pair, outward (o -> d) and return (d -> o) legs of the cell
-    per_pair = (sites @ assign.incidence).tocsc()
     perm = np.arange(nz * nz).reshape(nz, nz).T.ravel()
-    per_return = per_pair[:, perm]
     out, back = assign.hour_weights("weekday")
-    hourly = assign.hourly_flows(model) @ sites.T  # (24, n_site)
     blocks = []
-    for hours in (AM_HOURS, PM_HOURS):
+    for hours, asg in ((AM_HOURS, assign), (PM_HOURS, assign_pm or assign)):
+        per_pair = (sites @ asg.incidence).tocsc()
+        per_return = per_pair[:, perm]
+        hourly = asg.hourly_flows(model) @ sites.T  # (24, n_site)
         h = np.asarray(hours)[hourly[list(hours)].argmax(axis=0)]  # each site's peak hour
         blocks.append(sparse.diags(out[h]) @ per_pair + sparse.diags(back[h]) @ per_return)
     A = (sparse.vstack(blocks) @ sparse.diags(T.ravel())).tocsc()
@@ -965,6 +1166,10 @@ def tag_m31_checks(stats: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+PATHS = ("free", "equilibrium")
+"""Paths the calibration assigns on: free-flow shortest paths, or those of the equilibrium."""
+
+
 def calibrate(
     tw: Twin,
     *,
@@ -979,6 +1184,10 @@ def calibrate(
     period: tuple[dt.date, dt.date] | None = None,
     gateways_from_counts: bool = False,
     me_within_tag: bool = True,
+    observed: str = "mean",
+    recent_years: int = RECENT_YEARS,
+    paths: str = "free",
+    eq_rounds: int = 3,
 ) -> CalibrationResult:
     """Match the counts, assign the gravity OD and fit global parameters to the peak-hour counts.
 
@@ -1002,15 +1211,26 @@ def calibrate(
     me_weight, me_max_factor : float
         ``weight`` and ``max_factor`` of :func:`estimate_matrix`.
     me_within_tag : bool
-        Raise the weight fourfold (at most :data:`ME_TAG_STEPS` tries) until the estimated
-        matrix keeps within TAG M3.1's limits (:func:`tag_m31_checks`), then narrow it down
-        (two halvings of its log-interval) to the smallest weight found to pass; the weight
-        used is in ``matrix_stats["weight"]``.
+        Search the smallest pull to the prior whose estimate keeps within TAG M3.1's limits
+        (:func:`tag_m31_checks`): from ``me_weight``, the weight is divided by four while the
+        estimate passes, or multiplied by four until it does (at most :data:`ME_TAG_STEPS`
+        tries), then the interval between the last failing and the smallest passing weight is
+        narrowed by two halvings of its log; the weight used is in ``matrix_stats["weight"]``.
     period : (datetime.date, datetime.date), optional
         Use only the counts made within these days.
     gateways_from_counts : bool
         Share the external traffic among the gateways by the counts of their entry roads
         (:func:`size_gateways`) rather than by their lanes.
+    observed, recent_years
+        One observed flow per site (:func:`site_observations`): the mean of its counts
+        (``"mean"``), of its recent ones (``"recent"``), or each count on its own (``"count"``).
+    paths : {"free", "equilibrium"}
+        Assign on free-flow shortest paths, or on the paths of the user equilibrium
+        (:func:`twin.scenarios.assignment.assign`) of the calibrated demand in the morning and
+        evening peak hours: assign, route every pair on the equilibrium link times, fit again,
+        and repeat until the parameters move by less than 1% (at most ``eq_rounds`` times).
+    eq_rounds : int
+        See ``paths``.
 
     Counts with a problem (:func:`count_issues`: no matching street, a negative or NaN count,
     a peak above the daily count, a wrong date or one outside ``period``) are left out of the
@@ -1018,6 +1238,12 @@ def calibrate(
     """
     if not 0 <= holdout < 1:
         msg = f"holdout: {holdout!r} must be within [0, 1)"
+        raise InputValidationError(msg)
+    if paths not in PATHS:
+        msg = f"paths: {paths!r} is not one of {', '.join(PATHS)}"
+        raise InputValidationError(msg)
+    if not (isinstance(eq_rounds, int) and eq_rounds >= 1):
+        msg = f"eq_rounds: {eq_rounds!r} must be a positive whole number"
         raise InputValidationError(msg)
     rng = np.random.default_rng(rng)
     model = model or build_demand(tw)
@@ -1027,13 +1253,17 @@ def calibrate(
     ok = matches["street"].notna() & (matches["edges"].map(len) > 0)
     matched, unmatched = int(ok.sum()), int((~ok).sum())
     ok &= ~matches.index.isin(issues["count"])
-    sites = matches[ok].copy()
+    usable = matches[ok].copy()
+    sites, site_of_count = site_observations(
+        usable, tw.counts_table, observed=observed, recent_years=recent_years
+    )
     log.info(
-        "calibration: %d of %d counts matched, %d used (%d problems reported)",
+        "calibration: %d of %d counts matched, %d used (%d problems reported), %d sites",
         matched,
         len(matches),
-        len(sites),
+        len(usable),
         len(issues),
+        len(sites),
     )
 
     gateways = pd.DataFrame()
@@ -1041,13 +1271,19 @@ def calibrate(
         names = tw.registry["segment"]["name"].to_dict()
         model, gateways = size_gateways(model, sites, tw.drive, names)
 
-    assign = Assignment.build(model, tw.drive)
+    graph = tw.drive
+    assign = Assignment.build(model, graph)
+    assign_pm = assign
     edge_pos = {e: i for i, e in enumerate(assign.edges)}
     avg = _site_model(sites, edge_pos, len(assign.edges))
     group_idx = sites["group"].map(GROUPS.index).to_numpy(int)
     is_held = held_out(sites["street"].astype(str), tuple(range(round(10 * holdout))))
     obs_am = sites["observed_am"].to_numpy(float)
     obs_pm = sites["observed_pm"].to_numpy(float)
+    # each count against the flow modelled at its site (the per-count figure)
+    count_site = sites.index.get_indexer(pd.Index(site_of_count))
+    count_am = usable["observed_am"].to_numpy(float)
+    count_pm = usable["observed_pm"].to_numpy(float)
     week = (
         sum(DAY_FACTOR["car"][d] * n for d, n in (("weekday", 5), ("saturday", 1), ("sunday", 1)))
         / 7
@@ -1061,10 +1297,11 @@ def calibrate(
     groups_present = [g for g in range(len(GROUPS)) if (group_idx == g).any()]
 
     def site_flows(m: DemandModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        hourly = assign.hourly_flows(m) @ avg.T  # (24, n_site)
-        am = hourly[list(AM_HOURS)].max(axis=0)
-        pm = hourly[list(PM_HOURS)].max(axis=0)
-        return am, pm, hourly.sum(axis=0) * week
+        h_am = assign.hourly_flows(m) @ avg.T  # (24, n_site)
+        h_pm = h_am if assign_pm is assign else assign_pm.hourly_flows(m) @ avg.T
+        am = h_am[list(AM_HOURS)].max(axis=0)
+        pm = h_pm[list(PM_HOURS)].max(axis=0)
+        return am, pm, (h_am[:12].sum(axis=0) + h_pm[12:].sum(axis=0)) * week
 
     def flows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         p = np.exp(np.clip(x, lo, hi))
@@ -1096,48 +1333,119 @@ def calibrate(
         _, mean_geh = fit_factors(am, pm)
         return mean_geh + 10.0 * float(np.sum(np.clip(x - hi, 0, None) + np.clip(lo - x, 0, None)))
 
-    best_x, best_f = x0, objective(x0)
-    for s in range(max(1, starts)):
-        start = x0 if s == 0 else x0 + rng.normal(0.0, 0.4, size=len(x0))
-        res = optimize.minimize(objective, start, method="Nelder-Mead",
-                                options={"maxiter": maxiter, "xatol": 1e-3,
-                                         "fatol": 1e-4})  # fmt: skip
-        if res.fun < best_f:
-            best_x, best_f = res.x, float(res.fun)
-    am_b, pm_b, _ = flows(best_x)
-    best_factors, _ = fit_factors(am_b, pm_b)
+    def fit(x_start: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        best_x, best_f = x_start, objective(x_start)
+        for s in range(max(1, starts)):
+            start = x_start if s == 0 else x_start + rng.normal(0.0, 0.4, size=len(x_start))
+            res = optimize.minimize(objective, start, method="Nelder-Mead",
+                                    options={"maxiter": maxiter, "xatol": 1e-3,
+                                             "fatol": 1e-4})  # fmt: skip
+            if res.fun < best_f:
+                best_x, best_f = res.x, float(res.fun)
+        am_b, pm_b, _ = flows(best_x)
+        return best_x, fit_factors(am_b, pm_b)[0], best_f
 
-    def evaluate(x: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        am, pm, daily = flows(x)
-        f = factors[group_idx]
-        return am * f, pm * f, daily * f
-
-    def table_for(x: np.ndarray, factors: np.ndarray) -> pd.DataFrame:
-        return table_of(*evaluate(x, factors))
+    def overall_scale(factors: np.ndarray) -> float:
+        # the overall scale goes into the trip rate (site-weighted geometric mean of the factors)
+        return float(np.exp(np.mean(np.log(factors[group_idx])))) if len(group_idx) else 1.0
 
     def table_of(am: np.ndarray, pm: np.ndarray, daily: np.ndarray) -> pd.DataFrame:
         base = pd.DataFrame(
             {
-                "count": sites.index,
+                "site": sites.index,
                 "name": sites["name"].to_numpy(),
                 "direction": sites["direction"].to_numpy(),
                 "street": sites["street"].to_numpy(),
                 "direction_found": sites["direction_found"].to_numpy(),
                 "group": sites["group"].to_numpy(),
                 "holdout": is_held,
+                "n_counts": sites["n_counts"].to_numpy(int),
+                "years": sites["years"].to_numpy(),
                 "observed_daily": sites["observed_daily"].to_numpy(),
                 "modelled_daily": daily,
             }
         )
-        am_t = base.assign(period="am", observed=obs_am, modelled=am, geh=geh(am, obs_am))
-        pm_t = base.assign(period="pm", observed=obs_pm, modelled=pm, geh=geh(pm, obs_pm))
+        am_t = base.assign(period="am", observed=obs_am, modelled=am, geh=geh(am, obs_am),
+                           cv=sites["cv_am"].to_numpy())  # fmt: skip
+        pm_t = base.assign(period="pm", observed=obs_pm, modelled=pm, geh=geh(pm, obs_pm),
+                           cv=sites["cv_pm"].to_numpy())  # fmt: skip
         return pd.concat([am_t, pm_t], ignore_index=True)
 
-    before = table_for(x0, np.ones(len(GROUPS)))
-    after = table_for(best_x, best_factors)
+    def counts_of(table: pd.DataFrame) -> pd.DataFrame:
+        """Each usable count against the flow modelled at its site."""
+        base = pd.DataFrame(
+            {
+                "count": usable.index,
+                "site": site_of_count.to_numpy(),
+                "name": usable["name"].to_numpy(),
+                "direction": usable["direction"].to_numpy(),
+                "street": usable["street"].to_numpy(),
+                "holdout": is_held[count_site],
+            }
+        )
+        parts = []
+        for name, obs in (("am", count_am), ("pm", count_pm)):
+            mod = table.loc[table["period"] == name, "modelled"].to_numpy(float)[count_site]
+            parts.append(base.assign(period=name, observed=obs, modelled=mod, geh=geh(mod, obs)))
+        return pd.concat(parts, ignore_index=True)
+
+    before = table_of(*flows(x0))
+    best_x, best_factors, _ = fit(x0)
+    rounds: list[dict[str, float]] = []
+    if paths == "equilibrium":
+        from twin.scenarios.assignment import AssignmentNetwork
+        from twin.scenarios.assignment import assign as assign_ue
+
+        net = AssignmentNetwork.from_graph(graph)
+        reach = np.flatnonzero(model.reachable)
+        zones = [model.zone_node[i] for i in reach]
+        out_w, back_w = Assignment.hour_weights("weekday")
+        for r in range(eq_rounds):
+            p = np.exp(np.clip(best_x, lo, hi))
+            demand = model.with_params(
+                trip_rate=float(defaults.trip_rate * overall_scale(best_factors)),
+                beta_per_min=float(p[0]),
+                external_share=float(p[1]),
+            )
+            T = demand.base_od()
+            routed, gaps, converged = [], [], True
+            for hours in (AM_HOURS, PM_HOURS):
+                h = max(hours, key=lambda k: out_w[k] + back_w[k])  # the profile's peak hour
+                od = (out_w[h] * T + back_w[h] * T.T)[np.ix_(reach, reach)]
+                res_ue = assign_ue(net, od, zones, rgap_target=1e-3, max_iter=200)
+                routed.append(Assignment.build(model, graph, res_ue.time_s))
+                gaps.append(res_ue.rgap)
+                converged &= res_ue.converged
+            assign, assign_pm = routed
+            prev = best_x
+            best_x, best_factors, best_f = fit(best_x)
+            am_e, pm_e, d_e = flows(best_x)
+            f_e = best_factors[group_idx]
+            tab = table_of(am_e * f_e, pm_e * f_e, d_e * f_e)
+            below = tab["geh"] < 5
+            rounds.append(
+                {
+                    "round": float(r + 1),
+                    "rgap_am": gaps[0],
+                    "rgap_pm": gaps[1],
+                    "converged": float(converged),
+                    "beta_per_min": float(np.exp(np.clip(best_x, lo, hi))[0]),
+                    "external_share": float(np.exp(np.clip(best_x, lo, hi))[1]),
+                    "mean_geh": best_f,
+                    "share_geh_below_5_fitted": float(below[~tab["holdout"]].mean()),
+                    "share_geh_below_5_holdout": float(below[tab["holdout"]].mean()),
+                }
+            )
+            log.info("equilibrium paths, round %d: %s", r + 1, rounds[-1])
+            if float(np.max(np.abs(best_x - prev))) < 0.01:
+                break
+
+    am_b, pm_b, daily_b = flows(best_x)
+    f_b = best_factors[group_idx]
+    after = table_of(am_b * f_b, pm_b * f_b, daily_b * f_b)
+    after_counts = counts_of(after)
     p = np.exp(np.clip(best_x, lo, hi))
-    # the overall scale goes into the trip rate (site-weighted geometric mean of the factors)
-    scale = float(np.exp(np.mean(np.log(best_factors[group_idx])))) if len(group_idx) else 1.0
+    scale = overall_scale(best_factors)
     params = {
         "trip_rate": float(defaults.trip_rate * scale),
         "beta_per_min": float(p[0]),
@@ -1145,8 +1453,7 @@ def calibrate(
         **{f"factor_{g}": float(best_factors[i] / scale) for i, g in enumerate(GROUPS)},
         "car_share": float(defaults.car_share),
     }
-    held_rows = after[after["holdout"]]
-    od_factor, table_me = None, None
+    od_factor, table_me, table_me_counts = None, None, None
     stats: dict[str, float] = {}
     if matrix_estimation:
         prior = model.with_params(
@@ -1154,19 +1461,18 @@ def calibrate(
             beta_per_min=params["beta_per_min"],
             external_share=params["external_share"],
         )
-        fit = ~is_held
+        fit_rows = np.flatnonzero(~is_held)
 
-        # the pull to the prior grows fourfold until the estimate keeps within TAG M3.1's limits,
-        # then the smallest passing weight is narrowed down by halving its log-interval twice
         def estimate(w: float) -> tuple[np.ndarray, dict[str, float]]:
             f, st = estimate_matrix(
                 prior,
                 assign,
-                avg[np.flatnonzero(fit)],
-                obs_am[fit],
-                obs_pm[fit],
+                avg[fit_rows],
+                obs_am[fit_rows],
+                obs_pm[fit_rows],
                 weight=w,
                 max_factor=me_max_factor,
+                assign_pm=assign_pm,
             )
             log.info("matrix estimation: weight %g, TAG M3.1 %s", w,
                      "pass" if st["tag_pass"] else "fail")  # fmt: skip
@@ -1174,35 +1480,55 @@ def calibrate(
 
         weight = me_weight
         od_factor, stats = estimate(weight)
-        step = 1
-        while me_within_tag and not stats["tag_pass"] and step < ME_TAG_STEPS:
-            weight *= 4.0
-            od_factor, stats = estimate(weight)
-            step += 1
-        if me_within_tag and stats["tag_pass"] and step > 1:
-            w_fail, w_pass = weight / 4.0, weight
-            for _ in range(2):
-                mid = float(np.sqrt(w_fail * w_pass))
-                f_mid, s_mid = estimate(mid)
-                if s_mid["tag_pass"]:
-                    w_pass, od_factor, stats = mid, f_mid, s_mid
+        if me_within_tag:
+            passing: dict[float, tuple[np.ndarray, dict[str, float]]] = {}
+            w_pass: float | None = None
+            w_fail: float | None = None
+            if stats["tag_pass"]:
+                w_pass, passing[weight] = weight, (od_factor, stats)
+            else:
+                w_fail = weight
+            # down while it passes (the least pull wanted), up until it passes
+            step = 0.25 if w_pass is not None else 4.0
+            w, tries = weight, 1
+            while tries < ME_TAG_STEPS and (w_pass is None or w_fail is None):
+                w *= step
+                f_w, s_w = estimate(w)
+                tries += 1
+                if s_w["tag_pass"]:
+                    w_pass, passing[w] = w, (f_w, s_w)
                 else:
-                    w_fail = mid
-            weight = w_pass
+                    w_fail = w
+                od_factor, stats = f_w, s_w
+            if w_pass is not None and w_fail is not None:
+                for _ in range(2):
+                    mid = float(np.sqrt(w_fail * w_pass))
+                    f_w, s_w = estimate(mid)
+                    if s_w["tag_pass"]:
+                        w_pass, passing[mid] = mid, (f_w, s_w)
+                    else:
+                        w_fail = mid
+            if w_pass is not None:
+                weight = w_pass
+                od_factor, stats = passing[w_pass]
+            else:
+                weight = w
         stats["weight"] = weight
         prior_table = table_of(*site_flows(prior))
         table_me = table_of(*site_flows(dataclasses.replace(prior, od_factor=od_factor)))
+        table_me_counts = counts_of(table_me)
         below = table_me["geh"] < 5
         stats["share_geh_below_5_prior"] = float((prior_table["geh"] < 5).mean())
         stats["share_geh_below_5_fitted"] = float(below[~table_me["holdout"]].mean())
         stats["share_geh_below_5_holdout"] = float(below[table_me["holdout"]].mean())
+        stats |= {f"{k}_counts": v for k, v in geh_shares(table_me_counts).items()}
     return CalibrationResult(
         table=after,
         matched=matched,
         unmatched=unmatched,
-        share_geh_below_5=float((after["geh"] < 5).mean()) if len(after) else 0.0,
-        share_geh_below_5_before=float((before["geh"] < 5).mean()) if len(before) else 0.0,
-        share_geh_below_5_holdout=float((held_rows["geh"] < 5).mean()) if len(held_rows) else 0.0,
+        share_geh_below_5=_share(after),
+        share_geh_below_5_before=_share(before),
+        share_geh_below_5_holdout=_share(after[after["holdout"]]),
         params=params,
         matches=matches,
         od_factor=od_factor,
@@ -1212,7 +1538,53 @@ def calibrate(
         gateways=gateways,
         count_agreement=repeat_agreement(tw.counts_table),
         provenance=dict(model.provenance),
+        table_counts=after_counts,
+        table_me_counts=table_me_counts,
+        site_spread=_site_spread(sites, usable, site_of_count, observed),
+        equilibrium_rounds=pd.DataFrame(rounds),
+        observed=observed,
+        paths=paths,
     )
+
+
+def _share(table: pd.DataFrame) -> float:
+    """Share of a table's rows with GEH < 5 (0 for none)."""
+    return float((table["geh"] < 5).mean()) if len(table) else 0.0
+
+
+def geh_shares(table: pd.DataFrame) -> dict[str, float]:
+    """``share_geh_below_5`` of a table, and of its fitted and held-out rows."""
+    return {
+        "share_geh_below_5": _share(table),
+        "share_geh_below_5_fitted": _share(table[~table["holdout"]]),
+        "share_geh_below_5_holdout": _share(table[table["holdout"]]),
+    }
+
+
+def _site_spread(
+    sites: pd.DataFrame, usable: pd.DataFrame, site_of_count: pd.Series, observed: str
+) -> dict[str, float]:
+    """How many counts each site averages, and how far its counts lie from their mean."""
+    n = sites["n_counts"].to_numpy(float)
+    pos = sites.index.get_indexer(pd.Index(site_of_count))
+    counted = np.isin(usable.index, [c for cs in sites["counts"] for c in cs])
+    g = np.concatenate(
+        [
+            geh(usable[col].to_numpy(float)[counted], sites[col].to_numpy(float)[pos][counted])
+            for col in ("observed_am", "observed_pm")
+        ]
+    )
+    multi = n > 1
+    cv = np.r_[sites["cv_am"].to_numpy(float)[multi], sites["cv_pm"].to_numpy(float)[multi]]
+    return {
+        "sites": float(len(sites)),
+        "counts": float(n.sum()),
+        "counts_per_site_mean": float(n.mean()) if n.size else 0.0,
+        "counts_per_site_max": float(n.max()) if n.size else 0.0,
+        "sites_with_repeats": float(multi.sum()),
+        "share_counts_geh_below_5_of_site_mean": float((g < 5).mean()) if g.size else 1.0,
+        "median_cv_of_repeated_sites": float(np.median(cv)) if cv.size else 0.0,
+    }
 
 
 def calibrated_params(result: CalibrationResult, base: DemandParams | None = None) -> DemandParams:

@@ -19,7 +19,8 @@ Figures (Montpellier, 364 signalised junctions after clustering; ``--quick``: Pa
   traffic (half and full planning flows), without and with preemption; and the signal wait
   of one at the head of the queue, replayed from the programmes;
 * on Bondy's bus routes (its ``route=bus`` relations), buses in the city's DES without and with
-  priority; and the signal wait of one at the head of the queue, replayed;
+  priority (check-in / check-out: extension and early green); and the signal wait of one at
+  the head of the queue, replayed. ``--buses-only`` runs this part alone (under a minute);
 * one corridor (Avenue de Toulouse; ``--quick``: none) in the DES and in SUMO (micro) on the
   same sub-network and fixed-route trips, at half and at the full planning flows: the change
   of mean travel time from the baseline to our plans, and to the whole corridor coordinated
@@ -43,6 +44,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -226,6 +228,70 @@ def _corridor_targets(corridor, figures, reference, ratios, targets) -> None:  #
             )
 
 
+def _bus_runs() -> tuple[int, object, object]:
+    """Bondy's bus priority: the replayed signal waits and the buses in the city's DES."""
+    import twin
+    from optimize.evaluation import bus_trips, bus_waits, des_buses
+    from optimize.signals import bus_priorities
+    from twin.scenarios.network import REFERENCE_WEEKDAY, scenario_from_twin, signal_plans
+    from twin.signals.buses import bus_groups, bus_routes
+
+    bondy = twin.load("bondy")
+    bplans = signal_plans(bondy, day=REFERENCE_WEEKDAY, hour=8)
+    routes = bus_routes(bondy)
+    prio = bus_priorities(bplans, bplans.models, bus_groups(routes, bplans.models))
+    bw = bus_waits(bplans, bplans.models, prio)
+    bsc = scenario_from_twin(
+        bondy, day=REFERENCE_WEEKDAY, hours=(8, 9), rng=2018, plans=dict(bplans), progress=False
+    )
+    buses = bus_trips(
+        bsc.graph, routes, prio, bplans.models, window_s=(120.0, 3000.0), headway_s=600.0
+    )
+    bd = des_buses(bsc, dict(bplans), bplans.models, prio, buses)
+    return len(routes), bw, bd
+
+
+def _bus_rows(n_routes: int, bw: Any, bd: Any) -> list[tuple[str, str]]:
+    bus_d = bd["delay"].mean("bus")
+    others = bd["others_travel_time"]
+    return [
+        (
+            f"bus wait, Bondy ({n_routes} routes, {bw.sizes['approach']} bus approaches) (s)",
+            f"{float(bw['without'].mean()):.1f} -> {float(bw['with'].mean()):.1f} with priority",
+        ),
+        (
+            f"buses in the DES, Bondy ({bd.sizes['bus']} buses): delay (s)",
+            f"{float(bus_d.sel(scenario='without')):.1f} -> "
+            f"{float(bus_d.sel(scenario='priority')):.1f} with priority "
+            f"({bd.attrs['served']} calls served: {bd.attrs['early']} early greens, "
+            f"{bd.attrs['extended']} extended; {bd.attrs['refused']} refused; check-in "
+            f"{bd.attrs['checkin_m']:g} m, extension up to {bd.attrs['max_extension_s']:g} s; "
+            f"others {float(others.sel(scenario='without')):.1f} -> "
+            f"{float(others.sel(scenario='priority')):.1f} s, unfinished "
+            f"{int(bd['others_unfinished'].sel(scenario='without'))} -> "
+            f"{int(bd['others_unfinished'].sel(scenario='priority'))})",
+        ),
+    ]
+
+
+def _bus_figures(bw: Any, bd: Any) -> tuple[dict[str, object], dict[str, object]]:
+    bus_d = bd["delay"].mean("bus")
+    others = bd["others_travel_time"]
+    fig: dict[str, object] = {
+        "bus_wait_priority_s": float(bw["with"].mean()),
+        "bus_des_delay_priority_s": float(bus_d.sel(scenario="priority")),
+        "bus_des_others_priority_s": float(others.sel(scenario="priority")),
+        "bus_des_served": int(bd.attrs["served"]),
+        "bus_des_refused": int(bd.attrs["refused"]),
+    }
+    ref: dict[str, object] = {
+        "bus_wait_without_priority_s": float(bw["without"].mean()),
+        "bus_des_delay_without_s": float(bus_d.sel(scenario="without")),
+        "bus_des_others_without_s": float(others.sel(scenario="without")),
+    }
+    return fig, ref
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -236,6 +302,11 @@ def main() -> None:
         help="only the corridor's DES-versus-SUMO comparison (Montpellier, Avenue de Toulouse)",
     )
     ap.add_argument(
+        "--buses-only",
+        action="store_true",
+        help="only Bondy's bus priority (replayed waits, buses in the DES; under a minute)",
+    )
+    ap.add_argument(
         "--corridor-seeds",
         type=int,
         nargs="+",
@@ -243,22 +314,28 @@ def main() -> None:
         help="demand seeds of the corridor's DES and SUMO runs (the change is their mean)",
     )
     args = ap.parse_args()
+    if args.buses_only:
+        n_routes, bw, bd = _bus_runs()
+        for name, value in _bus_rows(n_routes, bw, bd):
+            print(f"{name}  {value}")
+        b_fig, b_ref = _bus_figures(bw, bd)
+        bus_d = bd["delay"].mean("bus")
+        ratio = float(bus_d.sel(scenario="priority")) / max(
+            float(bus_d.sel(scenario="without")), 1e-9
+        )
+        emit("signals", b_fig, reference=b_ref, ratios={"bus_des_delay": ratio})
+        return
     import twin
     from optimize.coordination import coordinated_plans, junction_flows
     from optimize.evaluation import (
         achieved_band,
-        bus_trips,
-        bus_waits,
-        des_buses,
         des_comparison,
         des_emergency,
         emergency_waits,
         uniform_delay,
     )
     from optimize.maxband import Arterial, arterial_stage, maxband
-    from optimize.signals import bus_priorities
-    from twin.scenarios.network import REFERENCE_WEEKDAY, scenario_from_twin, signal_plans
-    from twin.signals.buses import bus_groups, bus_routes
+    from twin.scenarios.network import REFERENCE_WEEKDAY, signal_plans
     from twin.signals.safety import check_plan
 
     city = "paris-trocadero" if args.quick else "montpellier"
@@ -357,18 +434,7 @@ def main() -> None:
         emergency["emergency_free_flow_s"] = float(ev["free_flow"])
         emergency["emergency_route_signals"] = float(ev.attrs["route_signals"])
     # bus priority on Bondy's real bus routes
-    bondy = twin.load("bondy")
-    bplans = signal_plans(bondy, day=REFERENCE_WEEKDAY, hour=8)
-    routes = bus_routes(bondy)
-    prio = bus_priorities(bplans, bplans.models, bus_groups(routes, bplans.models))
-    bw = bus_waits(bplans, bplans.models, prio)
-    bsc = scenario_from_twin(
-        bondy, day=REFERENCE_WEEKDAY, hours=(8, 9), rng=2018, plans=dict(bplans), progress=False
-    )
-    buses = bus_trips(
-        bsc.graph, routes, prio, bplans.models, window_s=(120.0, 3000.0), headway_s=600.0
-    )
-    bd = des_buses(bsc, dict(bplans), bplans.models, prio, buses)
+    n_routes, bw, bd = _bus_runs()
     # the DES, on the same trips
     des = None
     if not args.no_des:
@@ -449,23 +515,7 @@ def main() -> None:
                     f"{emergency[k + '_refused']:.0f} calls refused)",
                 )
             )
-    rows.append(
-        (
-            f"bus wait, Bondy ({len(routes)} routes, {bw.sizes['approach']} bus approaches) (s)",
-            f"{float(bw['without'].mean()):.1f} -> {float(bw['with'].mean()):.1f} with priority",
-        )
-    )
-    bus_d = bd["delay"].mean("bus")
-    rows.append(
-        (
-            f"buses in the DES, Bondy ({bd.sizes['bus']} buses): delay (s)",
-            f"{float(bus_d.sel(scenario='without')):.1f} -> "
-            f"{float(bus_d.sel(scenario='priority')):.1f} with priority "
-            f"({bd.attrs['served']} calls served, {bd.attrs['refused']} refused; others "
-            f"{float(bd['others_travel_time'][0]):.1f} -> "
-            f"{float(bd['others_travel_time'][1]):.1f} s)",
-        )
-    )
+    rows.extend(_bus_rows(n_routes, bw, bd))
     if des is not None:
         for s in des["scenario"].values:
             rows.append(
@@ -524,8 +574,9 @@ def main() -> None:
     }
     if len(b_base) and b_base.mean() > 0:
         ratios["band"] = float(b_ours.mean() / b_base.mean())
-    figures["bus_des_delay_priority_s"] = float(bus_d.sel(scenario="priority"))
-    reference["bus_des_delay_without_s"] = float(bus_d.sel(scenario="without"))
+    b_fig, b_ref = _bus_figures(bw, bd)
+    figures.update(b_fig)
+    reference.update(b_ref)
     if des is not None:
         reference["des_delay_whole_corridors_s"] = float(
             des["mean_delay"].sel(scenario="whole corridors, longest cycle")

@@ -30,9 +30,10 @@ sirens). The DES runs measure what the queues do to them:
 * :func:`des_emergency`: emergency vehicles driven through the DES along a corridor among its
   traffic; with preemption, each signal is called from a check-in ahead of its stop line and
   held while the vehicle waits in the queue it clears;
-* :func:`des_buses`: buses (:func:`bus_trips`) among a city's DES traffic; with priority, the
-  controller answers each check-in with the green extension or the early green when it serves
-  the bus sooner, spliced into the running cycle and validated.
+* :func:`des_buses`: buses (:func:`bus_trips`) among a city's DES traffic; with priority, a
+  check-in loop upstream of the stop line and a check-out at it: an early green at a red
+  check-in, a green held (extended) while the bus has not checked out
+  (:func:`optimize.signals.bus_call`), each switch validated, the plan resumed with its offset.
 
 Both switch programmes through the simulation's public calls
 (:meth:`~twin.scenarios.traffic.TrafficSimulation.set_program`, ``set_plan``, ``locate``),
@@ -620,16 +621,33 @@ def _follow(
     answer: Any,
     step_s: float = 1.0,
     tick: Any = None,
+    lead_m: float | None = None,
 ) -> None:
     """Step ``sim`` and call ``answer(vehicle, junction, now)`` once per signal on its route.
 
     ``calls[vehicle]`` lists ``(route index of the approach, junction)``; the call goes when
     the vehicle's free-flow time to that stop line falls to ``lead_s`` or below (a check-in
-    detector upstream of the stop line). ``tick(now, where)``, if given, runs after every step
-    with ``where(vehicle)``: the route index of the edge the vehicle is on, or ``None``; it
-    returns whether it still has work (the stepping goes on while it has).
+    detector upstream of the stop line), or, if ``lead_m`` is given, when its distance to the
+    stop line falls to ``lead_m`` (m; a check-in loop that far upstream; the position on an
+    edge is where free-flow driving since entering it would put the vehicle, at most the stop
+    line). ``tick(now, where)``, if given, runs after every step with ``where(vehicle)``: the
+    route index of the edge the vehicle is on, or ``None``; it returns whether it still has
+    work (the stepping goes on while it has).
     """
-    ends = {v: _free_times(graph, r) for v, (_, r) in vehicles.items()}
+    if lead_m is not None:  # the same test in distance: lead_m over 1 m/s
+        ends = {
+            v: np.cumsum([float(graph.edges[e]["length"]) for e in r])
+            for v, (_, r) in vehicles.items()
+        }
+        speeds = {
+            v: [float(graph.edges[e]["speed_kph"]) / 3.6 for e in r]
+            for v, (_, r) in vehicles.items()
+        }
+        lead = float(lead_m)
+    else:
+        ends = {v: _free_times(graph, r) for v, (_, r) in vehicles.items()}
+        speeds = {v: [1.0] * len(r) for v, (_, r) in vehicles.items()}
+        lead = lead_s
     pos = {v: {e: i for i, e in enumerate(r)} for v, (_, r) in vehicles.items()}
     todo = {v: list(c) for v, c in calls.items()}
     last = max(d for d, _ in vehicles.values())
@@ -655,7 +673,10 @@ def _follow(
             start = ends[v][i - 1] if i else 0.0
             while pending and pending[0][0] < i:
                 pending.pop(0)  # passed without a call (entered past the check-in)
-            while pending and ends[v][pending[0][0]] - start - (t - entered) <= lead_s:
+            done = (t - entered) * speeds[v][i]
+            if lead_m is not None:
+                done = min(done, ends[v][i] - start)  # held at the stop line, not past it
+            while pending and ends[v][pending[0][0]] - start - done <= lead:
                 answer(v, pending[0][1], t)
                 pending.pop(0)
         busy = bool(tick(t, where)) if tick is not None else False
@@ -795,65 +816,6 @@ def des_emergency(
     )
 
 
-def _spliced(base: Any, chosen: Any, at_s: float, cycles: int) -> Any:
-    """The one-off programme of a priority call, its times from a cycle start.
-
-    ``base`` up to ``at_s``, ``chosen`` from there to the end of cycle ``cycles``, then
-    ``base`` for one more cycle.
-    """
-    from twin.signals.safety import GroupProgram
-    from twin.signals.safety import SignalProgram as GroupedProgram
-
-    cyc = float(base.cycle_s)
-    horizon = (cycles + 1) * cyc
-    segments = ((base, 0.0, at_s), (chosen, at_s, cycles * cyc), (base, cycles * cyc, horizon))
-    groups = []
-    for gp in base.groups:
-        wins: list[tuple[float, float]] = []
-        for prog, lo, hi in segments:
-            own = prog.group(gp.group)
-            for k in range(cycles + 1):
-                for s, e in own.greens if own is not None else ():
-                    a, b = max(s + k * cyc, lo), min(e + k * cyc, hi)
-                    if b > a:
-                        wins.append((a, b))
-        merged: list[tuple[float, float]] = []
-        for s, e in sorted(wins):
-            if merged and s <= merged[-1][1] + 1e-9:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-            else:
-                merged.append((s, e))
-        groups.append(GroupProgram(gp.group, tuple(merged), gp.amber_s))
-    return GroupedProgram(base.junction, horizon, base.offset_s, tuple(groups), horizon_s=horizon)
-
-
-def _skips(base: Any, chosen: Any, prog: Any, cycles: int) -> bool:
-    """Whether ``prog`` cuts a stage short of both the plan and the priority programme.
-
-    That is: gives a group, in one of its first ``cycles`` cycles, less green than both. A
-    priority call may lengthen or advance the bus's stage within what the priority programme
-    allows the others, never cut a stage short of it: switching in mid-stage could otherwise
-    end a stage after its minimum green, or skip it, and cost its approaches a cycle.
-    """
-    cyc = float(base.cycle_s)
-
-    def green(p: Any, g: str, lo: float, hi: float, periodic: bool) -> float:
-        own = p.group(g)
-        if own is None:
-            return 0.0
-        shifts = (lo,) if periodic else (0.0,)
-        return float(
-            sum(max(0.0, min(e + d, hi) - max(s + d, lo)) for d in shifts for s, e in own.greens)
-        )
-
-    for gp in base.groups:
-        need = min(green(base, gp.group, 0, cyc, True), green(chosen, gp.group, 0, cyc, True))
-        for k in range(cycles):
-            if green(prog, gp.group, k * cyc, (k + 1) * cyc, False) < need - 0.5:
-                return True
-    return False
-
-
 _GOLDEN = (5**0.5 - 1) / 2
 
 
@@ -921,35 +883,53 @@ def des_buses(
     priorities: Mapping[str, Sequence[BusPriority]],
     buses: Sequence[Any],
     *,
-    lead_s: float = 20.0,
+    checkin_m: float = 150.0,
+    max_extension_s: float = 15.0,
+    max_early_s: float | None = None,
     rng: int = 2018,
 ) -> xr.Dataset:
     """Buses in the DES among the scenario's traffic, without and with bus priority.
 
-    With priority, a bus checks in when it is ``lead_s`` of free-flow time from the stop line
-    of a junction where its approach has priority; the controller predicts its arrival and,
-    if the green extension or the early green (:func:`optimize.signals.bus_priority`) serves it
-    sooner than the plan, runs that programme from the call to the end of the arrival's
-    cycle, then the plan again (:meth:`~twin.scenarios.traffic.TrafficSimulation.set_program`,
-    :meth:`~twin.scenarios.traffic.TrafficSimulation.set_plan`). The switch is validated as a
-    one-off programme (:func:`twin.signals.safety.validate`); a call whose switch is unsafe,
-    would cut a stage short of what both programmes give it, or finds the junction already
-    serving a call, gets nothing (``refused``). Buses queue with the other traffic (no bus
-    lanes in the DES).
+    With priority, the controller works as a check-in / check-out bus priority does (SCOOT and
+    MOVA bus priority, the French "priorité bus"): no arrival is predicted. A bus checks in
+    ``checkin_m`` upstream of the stop line of a junction where its approach has priority
+    (default 150 m: about 11 s at 50 km/h, 18 s at 30 km/h, the span of the longest
+    extension) and checks out as it crosses the stop line (it leaves the approach's edge).
+
+    * Red at check-in: an early green at once (:func:`optimize.signals.bus_call`), the
+      conflicting stages cut to their minimum greens (at most ``max_early_s`` in all).
+    * Green (also after an early green): while the bus has not checked out as the green is
+      about to end, it is extended 2 s at a time, up to ``max_extension_s``, the following
+      stages giving the time back down to their minimums; the check-out cancels (no more
+      extension), the plan resumes with its offset (compensation) as the programme hands back.
+
+    Each programme is one-off, validated over its horizon
+    (:func:`twin.signals.safety.validate`), switched in with
+    :meth:`~twin.scenarios.traffic.TrafficSimulation.set_program` and ended with
+    :meth:`~twin.scenarios.traffic.TrafficSimulation.set_plan` where it hands back. A call that
+    finds the junction serving a bus on another approach (or on the same one after its green),
+    or that no safe programme answers, gets nothing (``refused``); a bus checking in on the
+    approach being served joins the call (the extension waits for it too). Buses queue with
+    the other traffic (no bus lanes in the DES).
 
     Returns
     -------
     xarray.Dataset
         Dims ``scenario`` (``without``, ``priority``) and ``bus``: ``travel_time`` and
         ``delay`` (s, over the free-flow time of its route); per scenario
-        ``others_travel_time``; attrs ``served``, ``refused``.
+        ``others_travel_time`` (s, of the finished ones) and ``others_unfinished``; attrs
+        ``served`` (calls answered with a changed programme), ``early``, ``extended`` (of
+        those), ``refused``, ``checkin_m``, ``max_extension_s``.
     """
     import dataclasses as dc
 
-    from twin._errors import UnsafePlanError
+    from optimize.signals import bus_call
+    from twin._errors import InputValidationError
     from twin.scenarios.traffic import TrafficSimulation
-    from twin.signals.safety import validate
 
+    if checkin_m <= 0 or max_extension_s < 0:
+        msg = f"checkin_m {checkin_m!r} must be > 0 and max_extension_s {max_extension_s!r} >= 0"
+        raise ValueError(msg)
     graph = scenario.graph
     sc = dc.replace(scenario, trips=(*scenario.trips, *buses))
     by_edge = {
@@ -965,51 +945,98 @@ def des_buses(
     free = np.array([float(_free_times(graph, b.route)[-1]) for b in buses])
     tt = np.full((2, len(buses)), np.nan)
     others = np.full(2, np.nan)
-    served = refused = 0
+    stuck = np.zeros(2, dtype=int)
+    served = refused = early = extended = 0
+    step_ext = 2.0
     for s in range(2):
         sim = TrafficSimulation(sc, rng=rng)
         if s == 1:
-            busy: dict[str, float] = {}
+            active: dict[str, dict[str, Any]] = {}
 
-            def answer(v: str, k: str, now: float, sim: Any = sim, busy: Any = busy) -> None:
-                nonlocal served, refused
-                edge = tuple(route_of[v][int(k)])
-                j, bp = by_edge[edge]
-                plan = plans[j]
-                cyc = plan.cycle_s
-                ta = now + lead_s
-                tc = (ta - plan.offset_s) % cyc
-                w0 = float(signal_delay(program_of(plan, models[j]), bp.group, [tc])[0])
-                options = [
-                    (float(signal_delay(p, bp.group, [tc])[0]), p) for p in (bp.extended, bp.early)
-                ]
-                wait, chosen = min(options, key=lambda x: x[0])
-                if wait >= w0:
-                    return  # the plan serves it as soon
-                if busy.get(j, -np.inf) > now:
-                    refused += 1
+            def switch(j: str, a: dict[str, Any], now: float, sim: Any = sim) -> None:
+                prog = des_program(a["answer"].program, plans[j], models[j], graph, start_s=a["t0"])
+                sim.set_program(prog, at_s=now)
+
+            def answer(v: str, k: str, now: float, active: Any = active) -> None:
+                nonlocal served, refused, early
+                idx = int(k)
+                j, bp = by_edge[tuple(route_of[v][idx])]
+                a = active.get(j)
+                if a is not None:
+                    if a["group"] == bp.group and now < a["t0"] + a["answer"].green_end_s:
+                        a["buses"][v] = idx
+                    else:
+                        refused += 1
                     return
-                start = now - (now - plan.offset_s) % cyc
-                cycles = int((ta - start) // cyc) + 1
-                base = program_of(plan, models[j])
-                prog = _spliced(base, chosen, now - start, cycles)
                 try:
-                    validate(prog, models[j])
-                except UnsafePlanError:
+                    ans = bus_call(
+                        plans[j], models[j], bp.group, call_s=now, max_early_s=max_early_s
+                    )
+                except InputValidationError:
                     refused += 1
                     return
-                if _skips(base, chosen, prog, cycles):
-                    refused += 1
-                    return
-                horizon = float(prog.horizon_s or prog.cycle_s)
-                sim.set_program(des_program(prog, plan, models[j], graph, start_s=start), at_s=now)
-                sim.set_plan(plan, at_s=start + horizon)
-                busy[j] = start + horizon
-                served += 1
+                a = {
+                    "group": bp.group,
+                    "call": now,
+                    "t0": ans.cycle_start_s,
+                    "answer": ans,
+                    "asked": 0.0,
+                    "buses": {v: idx},
+                }
+                active[j] = a
+                if ans.changed:
+                    switch(j, a, now)
+                    served += 1
+                    early += 1
+
+            def tick(now: float, where: Any, active: Any = active, sim: Any = sim) -> bool:
+                nonlocal served, extended
+                for j in list(active):
+                    a = active[j]
+                    ans = a["answer"]
+                    out = all((i := where(v)) is None or i > k for v, k in a["buses"].items())
+                    end = a["t0"] + ans.green_end_s
+                    if not out and end - 1.0 - 1e-9 <= now < end and a["asked"] < max_extension_s:
+                        # still before the stop line as its green ends: extend
+                        ask = min(a["asked"] + step_ext, max_extension_s)
+                        try:
+                            new = bus_call(
+                                plans[j],
+                                models[j],
+                                a["group"],
+                                call_s=a["call"],
+                                extension_s=ask,
+                                max_early_s=max_early_s,
+                            )
+                        except InputValidationError:
+                            new = None
+                        if new is not None and new.extension_s > ans.extension_s + 1e-9:
+                            if not ans.changed:
+                                served += 1
+                            if ans.extension_s == 0:
+                                extended += 1
+                            a["answer"], a["asked"] = new, ask
+                            switch(j, a, now)
+                        else:
+                            a["asked"] = max_extension_s  # the others have nothing more to give
+                        ans = a["answer"]
+                    if ans.changed:
+                        back = a["t0"] + ans.handback_s
+                        if back <= now + 1.0:
+                            sim.set_plan(plans[j], at_s=max(back, now))
+                            del active[j]
+                    elif out or now >= a["t0"] + ans.green_end_s:
+                        del active[j]  # checked out, or its green is over: nothing changed
+                return bool(active)
 
             vehicles = {b.id: (b.depart_s, tuple(b.route)) for b in buses}
-            _follow(sim, graph, vehicles, calls, lead_s, answer)
-        tt[s], others[s] = _times(sim, ids)
+            _follow(sim, graph, vehicles, calls, 0.0, answer, tick=tick, lead_m=checkin_m)
+        res = sim.result()
+        t_all = res["travel_time"]
+        mask = ~np.isin(res["trip"].values, ids)
+        tt[s] = [float(t_all.sel(trip=v)) for v in ids]
+        others[s] = float(np.nanmean(t_all.values[mask]))
+        stuck[s] = int(np.isnan(t_all.values[mask]).sum())
     return xr.Dataset(
         {
             "travel_time": (("scenario", "bus"), tt, {"units": "s", "long_name": "bus trip"}),
@@ -1023,7 +1050,19 @@ def des_buses(
                 others,
                 {"units": "s", "long_name": "mean travel time of the other trips"},
             ),
+            "others_unfinished": (
+                "scenario",
+                stuck,
+                {"units": "1", "long_name": "other trips not finished by the end of the run"},
+            ),
         },
         coords={"scenario": ["without", "priority"], "bus": ids},
-        attrs={"served": served, "refused": refused},
+        attrs={
+            "served": served,
+            "early": early,
+            "extended": extended,
+            "refused": refused,
+            "checkin_m": float(checkin_m),
+            "max_extension_s": float(max_extension_s),
+        },
     )

@@ -14,6 +14,10 @@ junction model before it is returned.
 * :func:`bus_priority`: green extension and early green for the stage of a bus approach (the
   two actions a Dijon-type priority gives a bus): the extended and the early programmes, each
   validated (the other stages keep their minimums, the cycle stays within 120 s).
+* :func:`bus_call`: the controller's answer to one bus check-in (check-in / check-out bus
+  priority): an early green if the bus's stage is red, an extension while the bus has not
+  checked out if green, the other stages at no less than their minimums, back to the plan with
+  its offset; a one-off programme validated over its horizon and the cycle before it.
 * :func:`preemption`: a one-off sequence that gives green to an emergency vehicle's approach as
   soon as safely possible (current greens keep their minimum, then amber and all-red), holds it,
   and recovers to the coordinated plan by a transition stage that re-synchronises the offset;
@@ -50,10 +54,12 @@ from twin.signals.safety import (
 
 __all__ = [
     "OBJECTIVES",
+    "BusCall",
     "BusPriority",
     "solve_quietly",
     "optimise_splits",
     "preemption",
+    "bus_call",
     "bus_priorities",
     "bus_priority",
     "signal_delay",
@@ -300,6 +306,223 @@ def bus_priorities(
                 )
             )
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class BusCall:
+    """The controller's answer to one bus check-in (:func:`bus_call`).
+
+    Attributes
+    ----------
+    program : SignalProgram
+        One-off programme (``horizon_s``), its time 0 at the start of the plan's cycle that
+        holds the check-in; the plan before the check-in, the priority from it, the plan again
+        from ``handback_s``. Validated over its whole horizon.
+    cycle_start_s : float
+        That cycle's start, in the plan's time (offset included).
+    green_start_s, green_end_s : float
+        The bus's green (programme time): the stage occurrence that serves it.
+    handback_s : float
+        From then on (programme time) the programme is the plan's (same offset).
+    early_s, extension_s : float
+        Seconds the bus's green starts earlier and ends later than the plan's.
+    """
+
+    program: SignalProgram
+    cycle_start_s: float
+    green_start_s: float
+    green_end_s: float
+    handback_s: float
+    early_s: float
+    extension_s: float
+
+    @property
+    def changed(self) -> bool:
+        """Whether the programme differs from the plan."""
+        return self.early_s > 0 or self.extension_s > 0
+
+
+def bus_call(
+    plan: SignalPlan,
+    model: JunctionModel,
+    group: str,
+    *,
+    call_s: float,
+    extension_s: float = 0.0,
+    max_early_s: float | None = None,
+    rules: SafetyRules | None = None,
+) -> BusCall:
+    """The programme that answers a bus checking in on ``group`` at ``call_s``.
+
+    As a check-in / check-out bus priority does (SCOOT and MOVA bus priority, the French
+    "priorité bus" with its check-in and check-out loops): if the bus's stage is green at the
+    check-in, it is extended by ``extension_s`` (the controller asks for more, a few seconds at
+    a time, while the bus has not checked out at the stop line); the following stages give the
+    time back, each down to its minimum (:func:`~twin.signals.plans.stage_minimums`), so the
+    cycle and the offset are kept. If it is red, the bus gets an early green (a recall): the
+    running stage ends as soon as the check-in comes and its minimum green is reached, the
+    stages before the bus's run at their minimums (at most ``max_early_s`` taken in all; all
+    they have above their minimums if ``None``), and the bus's stage, starting that much
+    earlier, ends where the plan ends it (then ``extension_s`` may lengthen it too). No stage
+    is skipped; a running green is never cut before its minimum. Where cutting the running
+    stage at once would end a crossing's walk too late for its clearance, it is cut a second at
+    a time later.
+
+    The same ``call_s`` with a longer ``extension_s`` gives the same programme up to the end of
+    the shorter extension, so the controller may switch from one to the next.
+
+    Parameters
+    ----------
+    plan, model : the junction's plan and the model it was made on
+    group : str
+        The bus's approach (signal group).
+    call_s : float
+        The check-in, in the plan's time (offset included; any cycle).
+    extension_s : float
+        Green extension asked for (s); :attr:`BusCall.extension_s` is what the other stages
+        can give.
+    max_early_s : float, optional
+        Most the early green may take from the other stages (s).
+    rules : SafetyRules, optional
+
+    Raises
+    ------
+    InputValidationError
+        If no stage serves ``group``, or if no safe programme answers the call.
+    """
+    r = rules or SafetyRules()
+    model.index(group)
+    stages = _stages_of(plan, model)
+    serving = {k for k, s in enumerate(stages) if group in s}
+    if not serving:
+        msg = f"bus_call: no stage of {plan.plan_id} serves {group}"
+        raise InputValidationError(msg)
+    n, cyc = len(stages), plan.cycle_s
+    mins = stage_minimums(model, stages, rules=r, all_red_s=plan.all_red_s)
+    greens = [p.green_s for p in plan.phases]
+    starts = plan.phase_starts()
+    c = (call_s - plan.offset_s) % cyc
+    occ = [(i, starts[i] + m * cyc) for m in range(3) for i in range(n)]
+    cur = max(q for q in range(len(occ)) if occ[q][1] <= c + 1e-9)
+    i_cur, s_cur = occ[cur]
+    green_now = i_cur in serving and (
+        c < s_cur + greens[i_cur] - 1e-9 or occ[cur + 1][0] in serving
+    )
+    if green_now:
+        target = cur
+        while target + 1 < cur + n and occ[target + 1][0] in serving:
+            target += 1
+    else:
+        target = next(q for q in range(cur + 1, cur + n + 1) if occ[q][0] in serving)
+    cap = math.inf if max_early_s is None else max(float(max_early_s), 0.0)
+    base = program_of(plan, model)
+    last_err: Exception | None = None
+    running_end = s_cur + greens[i_cur]
+    pads = range(int(math.ceil(max(running_end - c, 0.0))) + 1) if not green_now else range(1)
+    for pad in pads:
+        new: dict[int, float] = {}  # occurrence -> its green
+        saved = 0.0
+        if not green_now:
+            for q in range(cur, target):
+                i, s = occ[q]
+                if q == cur:
+                    if c >= s + greens[i] - 1e-9:
+                        continue  # in its intergreen: it has ended
+                    g = min(greens[i], max(c - s, mins[i]) + pad)
+                else:
+                    g = min(greens[i], mins[i])
+                g = max(g, greens[i] - (cap - saved))
+                saved += greens[i] - g
+                new[q] = g
+        left = max(float(extension_s), 0.0)
+        for q in range(target + 1, cur + n):
+            i = occ[q][0]
+            take = min(max(greens[i] - mins[i], 0.0), left)
+            if take > 0:
+                new[q] = greens[i] - take
+                left -= take
+        granted = max(float(extension_s), 0.0) - left
+        new[target] = greens[occ[target][0]] + saved + granted
+        g_start = occ[target][1] - saved
+        g_end = occ[target][1] + greens[occ[target][0]] + granted
+        changed = [q for q, g in new.items() if abs(g - greens[occ[q][0]]) > 1e-9]
+        if not changed:
+            prog, _ = _one_off(base, base, 0.0, c, c, cyc)
+            return BusCall(prog, call_s - c, g_start, g_end, c, 0.0, 0.0)
+        handback = occ[max(changed) + 1][1]
+        chosen_greens = list(greens)
+        for q, g in new.items():
+            chosen_greens[occ[q][0]] = g
+        # the chosen plan's cycle from the first changed occurrence holds every change (they
+        # are on distinct stages); it starts that occurrence when the plan does
+        i_f = occ[min(changed)][0]
+        shift = sum(greens[i] - chosen_greens[i] for i in range(i_f))
+        try:
+            chosen = stage_plan(
+                model,
+                chosen_greens,
+                stages=stages,
+                offset_s=plan.offset_s + shift,
+                all_red_s=plan.all_red_s,
+                rules=r,
+                plan_id=plan.plan_id,
+            )
+            prog, context = _one_off(base, program_of(chosen, model), shift, c, handback, cyc)
+            validate(context, model, rules=r)
+        except (UnsafePlanError, InputValidationError) as exc:
+            last_err = exc
+            continue
+        return BusCall(prog, call_s - c, g_start, g_end, handback, saved, granted)
+    msg = f"bus call of {group} at {plan.junction}: no safe programme ({last_err})"
+    raise InputValidationError(msg)
+
+
+def _one_off(
+    base: SignalProgram,
+    chosen: SignalProgram,
+    shift_s: float,
+    at_s: float,
+    until_s: float,
+    cycle_s: float,
+) -> tuple[SignalProgram, SignalProgram]:
+    """A one-off programme from a cycle start of ``base``: three segments spliced.
+
+    ``base`` up to ``at_s``, ``chosen`` (its windows ``shift_s`` later) to ``until_s``, then
+    ``base`` for at least one more cycle. Returned twice: as it runs, and with the cycle of
+    ``base`` before it prepended (its times one cycle later), for the validator to see the
+    reds and intergreens that run into the splice from before it.
+    """
+    horizon = (math.ceil(until_s / cycle_s - 1e-9) + 1) * cycle_s
+    segments = (
+        (base, 0.0, -cycle_s, at_s),
+        (chosen, shift_s, at_s, until_s),
+        (base, 0.0, until_s, horizon),
+    )
+    runs, context = [], []
+    for gp in base.groups:
+        wins: list[tuple[float, float]] = []
+        for prog, d, lo, hi in segments:
+            own = prog.group(gp.group)
+            for m in range(-3, int(horizon / cycle_s) + 2):
+                for s, e in own.greens if own is not None else ():
+                    a, b = max(s + d + m * cycle_s, lo), min(e + d + m * cycle_s, hi)
+                    if b > a + 1e-9:
+                        wins.append((a, b))
+        merged: list[tuple[float, float]] = []
+        for s, e in sorted(wins):
+            if merged and s <= merged[-1][1] + 1e-9:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        mine = tuple((max(s, 0.0), e) for s, e in merged if e > 1e-9)
+        runs.append(GroupProgram(gp.group, mine, gp.amber_s))
+        shifted = tuple((s + cycle_s, e + cycle_s) for s, e in merged)
+        context.append(GroupProgram(gp.group, shifted, gp.amber_s))
+    full = horizon + cycle_s
+    return (
+        SignalProgram(base.junction, horizon, base.offset_s, tuple(runs), horizon_s=horizon),
+        SignalProgram(base.junction, full, base.offset_s, tuple(context), horizon_s=full),
+    )
 
 
 def _stages_of(plan: SignalPlan, model: JunctionModel) -> list[tuple[str, ...]]:

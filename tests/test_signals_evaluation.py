@@ -193,8 +193,9 @@ def test_emergency_vehicles_in_the_des_gain_from_preemption(montpellier, montpel
 
 
 def test_buses_in_the_des_gain_from_priority(bondy):
-    """Bondy's buses among the morning traffic: priority (extension or early green, validated
-    as spliced into the running cycle) cuts their mean delay, at little cost to the others."""
+    """Bondy's buses among the morning traffic: priority (check-in / check-out: early green
+    at red, green held until the bus checks out; validated as spliced into the running cycle)
+    cuts their mean delay, at little cost to the others."""
     from optimize.evaluation import bus_trips, des_buses
     from twin.scenarios.network import scenario_from_twin
 
@@ -214,3 +215,5 @@ def test_buses_in_the_des_gain_from_priority(bondy):
     assert float(d.sel(scenario="priority")) < float(d.sel(scenario="without")) - 2.0
     others = ds["others_travel_time"]
     assert float(others.sel(scenario="priority")) < 1.05 * float(others.sel(scenario="without"))
+    stuck = ds["others_unfinished"]
+    assert int(stuck.sel(scenario="priority")) <= int(stuck.sel(scenario="without"))

@@ -76,6 +76,7 @@ __all__ = [
     "VC_HOURS",
     "WeekdayResult",
     "link_time_agreement",
+    "network_state",
     "simulate_weekday",
     "write_weekday_report",
 ]
@@ -145,7 +146,7 @@ class WeekdayResult:
             f"factor {f['rtf']:,.0f} ({f['simulated_s']:,.0f} s simulated in {f['wall_s']:,.0f}"
             " s)",
         ]
-        for h in VC_HOURS:
+        for h in self.vc.columns:
             lines.append(
                 f"v/c at {h:02d}:00: {f[f'vc_share_above_1_at_{h}h']:.1%} of segments above 1, "
                 f"p95 {f[f'vc_p95_at_{h}h']:.2f}"
@@ -237,6 +238,28 @@ def link_time_agreement(
     return pd.DataFrame(rows)
 
 
+def network_state(sim: tr.TrafficSimulation) -> dict[str, int]:
+    """The state of a running traffic simulation's network, to tell flow from grid-lock.
+
+    Returns
+    -------
+    dict
+        ``on_road`` (vehicles on an edge), ``waiting`` (departed but held off their first
+        edge, full), ``full_edges`` (edges holding their storage), ``held_heads`` (edges whose
+        head vehicle waits for room on its next edge) and ``forced`` (heads let into a full edge
+        after ``max_blocked_s`` so far).
+    """
+    st, net = sim._st, sim._net  # read only
+    t = sim.now
+    return {
+        "on_road": int(st.n_active),
+        "waiting": int(np.sum(st.depart[st.pending] <= t)),
+        "full_edges": int(np.sum(st.n_in - st.n_out >= net.storage)),
+        "held_heads": int(np.isfinite(st.blocked_since).sum()),
+        "forced": int(st.n_forced),
+    }
+
+
 def simulate_weekday(
     tw: Twin,
     *,
@@ -249,6 +272,8 @@ def simulate_weekday(
     dt_s: float = 2.0,
     reroute_s: float = 120.0,
     extra_h: float = 4.0,
+    hours: tuple[float, float] = (0.0, 24.0),
+    snapshots_h: tuple[float, ...] = (),
     rng: np.random.Generator | int | None = 20240604,
     progress: bool | None = None,
 ) -> WeekdayResult:
@@ -279,7 +304,18 @@ def simulate_weekday(
         path that was free (on Montpellier at 08:00, 600 s left 19,000 vehicles on the road
         and 1,900 teleports; 120 s, 14,600 and 670).
     extra_h : float
-        Hours simulated after midnight for the last trips to finish.
+        Hours simulated after the window's end (midnight for the whole day) for the last trips
+        to finish.
+    hours : (float, float)
+        Local-clock window ``[start, end)`` of departures simulated (the whole day by
+        default): the run starts at ``start`` with an empty network, only the trips departing
+        in the window are drawn into it (the same trips as the whole day's, same seed), and it
+        ends ``extra_h`` after ``end``. A window of the morning peak, ``(5, 10)``, tells in a
+        fifth of the time whether the network copes with it.
+    snapshots_h : tuple of float
+        Local-clock hours at which the state of the network is recorded in
+        ``figures["snapshots"]`` (vehicles on the road, waiting to enter, full edges, heads
+        held by a full next edge, heads forced so far); see :func:`network_state`.
     rng : numpy.random.Generator, int or None
         Draws the trips, the sample and the speed factors.
     progress : bool, optional
@@ -302,6 +338,14 @@ def simulate_weekday(
     if day_type_of(day) != "weekday":
         msg = f"day: {day.isoformat()} is not a weekday (a {day_type_of(day)} profile)"
         raise InputValidationError(msg)
+    h0, h1 = (float(h) for h in hours)
+    if not 0.0 <= h0 < h1 <= 24.0:
+        msg = f"hours: {hours!r} must be a window (start, end) with 0 <= start < end <= 24"
+        raise InputValidationError(msg)
+    for h in snapshots_h:
+        if not h0 <= h <= h1 + extra_h:
+            msg = f"snapshots_h: {h!r} is outside the run ({h0:g} h to {h1 + extra_h:g} h)"
+            raise InputValidationError(msg)
     gen = np.random.default_rng(rng)
     graph = drive_graph(tw)
     model = build_demand(tw) if model is None else model
@@ -309,8 +353,11 @@ def simulate_weekday(
     n_drawn = len(frame)
     if share < 1:
         frame = frame[gen.random(n_drawn) < share]
+    # the window's trips, departures counted from its start
+    off_s = h0 * 3600.0
+    frame = frame[(frame["depart_s"] >= off_s) & (frame["depart_s"] < h1 * 3600.0)]
     trips = tuple(
-        tr.Trip(f"t{i}", o, d, float(s))
+        tr.Trip(f"t{i}", o, d, float(s) - off_s)
         for i, (o, d, s) in enumerate(
             zip(frame["origin"], frame["destination"], frame["depart_s"], strict=True)
         )
@@ -327,24 +374,33 @@ def simulate_weekday(
     )
     plans = signal_plans(tw)
     t0 = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tw.city.timezone))
+    t0 = (t0 + dt.timedelta(hours=h0)).astimezone(ZoneInfo(tw.city.timezone))
+    # the periods' times from the window's start: the one under way at the start applies at 0
+    first = max(k for k, (s, _) in enumerate(eq_times) if s <= off_s)
+    run_times = tuple((max(s - off_s, 0.0), c) for s, c in eq_times[first:])
     sc = tr.TrafficScenario(
         graph,
         trips=trips,
         plans=tuple(plans.values()),
         t0=t0,
-        duration_s=86400.0 + extra_h * 3600.0,
+        duration_s=(h1 - h0 + extra_h) * 3600.0,
         dt_s=dt_s,
         slot_s=3600.0,
         reroute_s=reroute_s,
-        routing_times=eq_times if routing == "equilibrium" else (),
+        routing_times=run_times if routing == "equilibrium" else (),
         progress=progress,
     )
     wall = time.perf_counter()
-    ds = tr.run(sc, rng=gen)
+    sim = tr.TrafficSimulation(sc, rng=gen)
+    snapshots = []
+    for h in sorted(snapshots_h):
+        sim.run_until((h - h0) * 3600.0)
+        snapshots.append({"hour": h, **network_state(sim)})
+    ds = sim.result()
     wall = time.perf_counter() - wall
     tt = ds["travel_time"].values
-    arrive = ds["arrive"].values
-    dep_h = (ds["depart"].values // 3600).astype(int)
+    arrive = ds["arrive"].values + off_s  # s since local midnight
+    dep_h = ((ds["depart"].values + off_s) // 3600).astype(int)
     by_hour = (
         pd.DataFrame({"hour": dep_h, "tt": tt, "done": np.isfinite(tt)})
         .groupby("hour")
@@ -358,15 +414,20 @@ def simulate_weekday(
     scale = 1.0 / share
     cap = AssignmentNetwork.from_graph(graph).capacity_veh_h
     seg = np.array([d for *_, d in graph.edges(keys=True, data="segment")], dtype=str)
+    n_slot = ds.sizes["time"]
+    vc_hours = [h for h in VC_HOURS if 0 <= h - int(h0) < n_slot and h0 == int(h0)]
     vc = pd.DataFrame(
         {
-            h: pd.Series(ds["flow"].isel(time=h).values * scale / cap, index=seg)
+            h: pd.Series(ds["flow"].isel(time=h - int(h0)).values * scale / cap, index=seg)
             .groupby(level=0)
             .max()
-            for h in VC_HOURS
+            for h in vc_hours
         }
     )
-    agreement = link_time_agreement(ds, eq_times)
+    agreement = link_time_agreement(ds, run_times)
+    if len(agreement):
+        agreement["start_h"] += int(h0)
+        agreement["end_h"] = np.minimum(agreement["end_h"] + int(h0), 24)
     simulated = float(ds.attrs["simulated_s"])
     n = max(len(tt), 1)
     figures: dict[str, Any] = {
@@ -375,7 +436,9 @@ def simulate_weekday(
         "share": share,
         "routing": routing,
         "dropped_no_route": int(ds.attrs["n_dropped"]),
+        "hours": [h0, h1],
         "finished_by_midnight": float((np.isfinite(arrive) & (arrive <= 86400.0)).sum() / n),
+        "finished_by_window_end": float((np.isfinite(arrive) & (arrive <= h1 * 3600.0)).sum() / n),
         "finished_by_end": float(np.isfinite(arrive).sum() / n),
         "unfinished": int(ds.attrs["n_unfinished"]),
         "forced": int(ds.attrs["n_forced"]),
@@ -386,9 +449,11 @@ def simulate_weekday(
         "wall_s": wall,
         "rtf": simulated / wall,
     }
-    for h in VC_HOURS:
+    for h in vc_hours:
         figures[f"vc_share_above_1_at_{h}h"] = float((vc[h] > 1.0).mean())
+        figures[f"vc_max_at_{h}h"] = float(vc[h].max())
         figures[f"vc_p95_at_{h}h"] = float(vc[h].quantile(0.95))
+    figures["snapshots"] = snapshots
     return WeekdayResult(
         city=tw.city.name,
         day=day,
@@ -472,8 +537,8 @@ def write_weekday_report(res: WeekdayResult, tw: Twin, out: Path) -> list[str]:
     (out / "weekday.json").write_text(json.dumps(report, indent=2, default=float))
     names = ["trips_by_hour.csv", "vc.csv", "link_time_agreement.csv", "assignment.csv"]
     names.append("weekday.json")
-    for h in VC_HOURS:
-        _vc_map(tw, res.vc[h], h, out / f"vc_{h:02d}h.png")
+    for h in res.vc.columns:
+        _vc_map(tw, res.vc[h], int(h), out / f"vc_{h:02d}h.png")
         names.append(f"vc_{h:02d}h.png")
     _by_hour_plot(res, out / "trips_by_hour.png")
     names.append("trips_by_hour.png")

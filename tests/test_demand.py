@@ -495,3 +495,8 @@ def test_montpellier_gateways_on_the_concave_outline(montpellier: Twin) -> None:
     assert ext.min() > 0
     assert dm.unreachable_zones() == []
     assert "concave" in dm.provenance["external"]
+    # a gateway's node, and a node serving a cell cut off from the network, belong to two zones;
+    # a trip between them is no trip
+    trips = dm.trips("weekday", rng=1)
+    assert (trips["origin"] != trips["destination"]).all()
+    assert trips.attrs["same_node_trips"] > 0

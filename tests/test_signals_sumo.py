@@ -2,9 +2,10 @@
 
 SUMO checks every traffic-light programme it loads: two major (``G``) links into one lane are an
 "unsafe green phase", and a programme whose greens the junction's right of way was not built
-for is "incompatible with logic". Our exports of real extracts, multi-node junctions included,
-must draw neither; the same programmes with every yielding green made major must (the check
-can fail).
+for is "incompatible with logic" (two links that yield to each other both on a yielding green:
+the export holds one of them red for that stage). Our exports of real extracts, multi-node and
+multi-lane junctions included, must draw neither; the same programmes with every yielding green
+made major must (the check can fail).
 """
 
 from __future__ import annotations
@@ -101,14 +102,6 @@ def test_the_warning_check_can_fail(bondy, tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known: since Montpellier's counted streets carry their lanes (two or three each way), "
-        "two junctions' programmes give a yielding green at once to two links that netconvert "
-        "makes yield to each other, and SUMO finds them incompatible with the junctions' logic"
-    ),
-)
 def test_montpellier_coordinated_export_carries_offsets_without_warning(
     montpellier, tmp_path: Path
 ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import xml.etree.ElementTree as ET
 
 import networkx as nx
 import numpy as np
@@ -201,3 +202,31 @@ def test_errors_name_the_problem(tmp_path, written):
     graph, _ = read_sumo_net(paths["net"])
     with pytest.raises(InputValidationError, match="edge 'zz' is not in the network"):
         read_sumo_routes(bad, graph)
+
+
+def test_a_held_link_waits_its_stage_with_amber_before(written, tmp_path):
+    """A link held for one stage (where it and another would yield to each other on a common
+    yielding green) shows red through that stage and amber at the end of the stage before."""
+    from twin.sumo import _mutual_minor_greens, _tl_links, _write_tls
+
+    g, paths, _ = written
+    links = _tl_links(paths["net"], ["J1"])["J1"]
+    plan = centre_plan()
+    ids = {(u, v, k): f"{u}_{v}_{k}" for u, v, k in g.edges(keys=True)}
+    ns = {ids[a] for a in plan.phases[0].approaches}
+    # a north-south link, green in stage 0, held in stage 1 (where it is red anyway) and 0
+    i = next(i for i, lk in sorted(links.items()) if lk.edge in ns)
+    out = tmp_path / "held.tls.add.xml"
+    _write_tls({"J1": links}, [plan], ids, out, hold={"J1": {0: {i}}})
+    states = [ph.get("state", "") for ph in ET.parse(out).getroot().iter("phase")]
+    assert len(states) == 6  # green, amber, all-red per stage
+    assert [s[i] for s in states] == ["r", "r", "r", "r", "r", "r"]
+    _write_tls({"J1": links}, [plan], ids, out, hold={"J1": {1: {i}}})
+    states = [ph.get("state", "") for ph in ET.parse(out).getroot().iter("phase")]
+    # green in stage 0, amber at its end, then red; the others as without a hold
+    assert states[0][i] in "Gg" and states[1][i] == "y" and states[2][i] == "r"
+    _write_tls({"J1": links}, [plan], ids, out)
+    free = [ph.get("state", "") for ph in ET.parse(out).getroot().iter("phase")]
+    assert [s[:i] + s[i + 1 :] for s in states] == [s[:i] + s[i + 1 :] for s in free]
+    # the written net has no pair of links that yield to each other on a common green
+    assert _mutual_minor_greens(paths["net"]) == []

@@ -489,8 +489,30 @@ def write_sumo(
         # the programmes, so that netconvert sets each junction's right of way for *their*
         # phases (SUMO finds an added programme "incompatible with logic" otherwise)
         paths["tls"] = out / f"{name}.tls.add.xml"
-        _write_tls(paths["net"], plans, edge_ids, paths["tls"])
-        _run([*cmd, "--tllogic-files", str(paths["tls"])], what="netconvert")
+        links = _tl_links(paths["net"], [p.junction for p in plans])
+        hold: dict[str, dict[int, set[int]]] = {}
+        for _ in range(_MAX_HOLD_ROUNDS):
+            _write_tls(links, plans, edge_ids, paths["tls"], hold=hold)
+            _run([*cmd, "--tllogic-files", str(paths["tls"])], what="netconvert")
+            mutual = _mutual_minor_greens(paths["net"])
+            if not mutual or not _hold_one_of_each(mutual, links, plans, edge_ids, hold):
+                break
+        if mutual:
+            log.warning(
+                "SUMO export: %d pair(s) of links that yield to each other keep a common "
+                "yielding green (traffic lights %s): SUMO will find those programmes "
+                "incompatible with the junctions' logic",
+                len(mutual),
+                ", ".join(sorted({m[0] for m in mutual})[:10]),
+            )
+        held = sum(len(v) for by_stage in hold.values() for v in by_stage.values())
+        if held:
+            log.info(
+                "SUMO export: %d link(s) held red for one stage at %d traffic light(s), "
+                "where two links would yield to each other",
+                held,
+                len(hold),
+            )
     cfg = ET.Element("configuration")
     inp = ET.SubElement(cfg, "input")
     ET.SubElement(inp, "net-file", {"value": paths["net"].name})
@@ -514,8 +536,120 @@ _YIELDING = frozenset({"l", "L", "t"})
 _RANK = {"s": 0, "r": 1, "R": 1}
 
 
+#: Rounds of building the net, finding links that yield to each other on a common yielding
+#: green, and holding one of them red for that stage (one pair per round and light, mostly).
+_MAX_HOLD_ROUNDS = 6
+
+#: SUMO's minor link states (``g`` yielding green, ``o`` blinking, ``s`` stop then go).
+_MINOR = frozenset("gos")
+
+
+def _tl_links(net_path: Path, tl_ids: Iterable[str]) -> dict[str, dict[int, _Link]]:
+    """The links of each traffic light, by signal index, as the first build numbered them."""
+    net = sumolib.net.readNet(str(net_path), withPrograms=True)
+    out: dict[str, dict[int, _Link]] = {}
+    for tl_id in tl_ids:
+        links: dict[int, _Link] = {}
+        for in_lane, out_lane, index in net.getTLS(tl_id).getConnections():
+            con = [c for c in in_lane.getOutgoing() if c.getToLane() is out_lane]
+            links[int(index)] = _Link(
+                in_lane.getEdge().getID(),
+                out_lane.getID(),
+                con[0].getDirection() if con else "s",
+            )
+        out[tl_id] = links
+    return out
+
+
+def _mutual_minor_greens(net_path: Path) -> list[tuple[str, int, int, int]]:
+    """Pairs of links that must yield to each other and share a yielding green.
+
+    netconvert may give two links of a junction a *mutual* response (each must yield to the
+    other: two turns merging into one lane, a turn crossing a left turn that waits inside the
+    junction); where a programme shows both a yielding green at once, neither goes, and SUMO
+    reports the programme "incompatible with logic at junction" (``MSTrafficLightLogic``, the
+    check it runs on loading). Returns ``(traffic light, phase, link, link)``, signal indices.
+    """
+    response: dict[str, list[str]] = {}
+    tl_index: dict[tuple[str, int], tuple[str, int]] = {}  # (junction, link) -> (tl, index)
+    states: dict[str, list[str]] = {}
+    for _, el in ET.iterparse(net_path, events=("end",)):
+        if el.tag == "junction":
+            if el.get("type") != "internal":
+                reqs = sorted(el.iter("request"), key=lambda r: int(r.get("index", "0")))
+                if reqs:
+                    response[el.get("id", "")] = [r.get("response", "") for r in reqs]
+            el.clear()
+        elif el.tag == "connection":
+            via, tl = el.get("via"), el.get("tl")
+            if via and tl and el.get("linkIndex") is not None:
+                # the first internal lane of a link, ':<junction>_<i>_<lane>', is its link i + lane
+                junction, edge_no, lane_no = via[1:].rsplit("_", 2)
+                tl_index[(junction, int(edge_no) + int(lane_no))] = (
+                    tl,
+                    int(el.get("linkIndex", 0)),
+                )
+        elif el.tag == "tlLogic":
+            states[el.get("id", "")] = [ph.get("state", "") for ph in el.iter("phase")]
+    found: list[tuple[str, int, int, int]] = []
+    for junction, resp in response.items():
+        n = len(resp)
+        for u in range(n):
+            for v in range(u + 1, n):
+                if not (resp[u][n - 1 - v] == "1" and resp[v][n - 1 - u] == "1"):
+                    continue
+                a, b = tl_index.get((junction, u)), tl_index.get((junction, v))
+                if a is None or b is None or a[0] != b[0] or a[0] not in states:
+                    continue
+                for k, st in enumerate(states[a[0]]):
+                    if st[a[1]] in _MINOR and st[b[1]] in _MINOR:
+                        found.append((a[0], k, a[1], b[1]))
+    return found
+
+
+def _stage_of(plan: SignalPlan, phase: int) -> int:
+    """The stage of a plan that a SUMO phase of :func:`_write_tls` belongs to."""
+    return phase // (3 if plan.all_red_s > 0 else 2)
+
+
+def _hold_one_of_each(
+    mutual: Sequence[tuple[str, int, int, int]],
+    links: Mapping[str, Mapping[int, _Link]],
+    plans: Sequence[SignalPlan],
+    edge_ids: Mapping[EdgeKey, str],
+    hold: dict[str, dict[int, set[int]]],
+) -> bool:
+    """Hold one link of each mutual pair red for the stage; False if nothing new is held.
+
+    The link held is, in order: one our plan does not signal (an edge inside a junction of
+    several graph nodes, green throughout otherwise), a turn that yields on its green (left
+    turn, U-turn), the later signal index. The other keeps its green.
+    """
+    by_id = {p.junction: p for p in plans}
+    added = False
+    for tl, phase, a, b in mutual:
+        plan = by_id[tl]
+        signalled = {edge_ids[e] for p in plan.phases for e in p.approaches}
+
+        def keep_first(i: int, tl: str = tl, signalled: set[str] = signalled) -> tuple[int, ...]:
+            lk = links[tl][i]
+            return (lk.edge in signalled, lk.direction not in _YIELDING, -i)
+
+        held = min((a, b), key=keep_first)
+        stage = hold.setdefault(tl, {}).setdefault(_stage_of(plan, phase), set())
+        if held not in stage:
+            stage.add(held)
+            added = True
+    return added
+
+
 def _write_tls(
-    net_path: Path, plans: Sequence[SignalPlan], edge_ids: Mapping[EdgeKey, str], out: Path
+    links_by_tl: Mapping[str, Mapping[int, _Link]],
+    plans: Sequence[SignalPlan],
+    edge_ids: Mapping[EdgeKey, str],
+    out: Path,
+    *,
+    hold: Mapping[str, Mapping[int, set[int]]] | None = None,
 ) -> None:
     """Our plans as SUMO ``tlLogic`` programmes (``programID="twin"``), with their offsets.
 
@@ -526,21 +660,17 @@ def _write_tls(
     most one green link enters a lane as major (``G``): through movements first, then right
     turns; the others merging into that lane, and left turns and U-turns, yield (``g``). SUMO
     warns "unsafe green phase" otherwise: two major streams merging with neither giving way.
+
+    ``hold`` names, per traffic light and stage (a phase of the plan), links shown red for that
+    whole stage: where netconvert makes two links yield to each other (see
+    :func:`_mutual_minor_greens`), one of them waits. A held link that was green shows amber
+    at the end of the stage before.
     """
-    net = sumolib.net.readNet(str(net_path), withPrograms=True)
     root = ET.Element("additional")
     for plan in plans:
-        tls = net.getTLS(plan.junction)
-        conns = tls.getConnections()
-        links: dict[int, _Link] = {}
-        for in_lane, out_lane, index in conns:
-            con = [c for c in in_lane.getOutgoing() if c.getToLane() is out_lane]
-            links[int(index)] = _Link(
-                in_lane.getEdge().getID(),
-                out_lane.getID(),
-                con[0].getDirection() if con else "s",
-            )
+        links = links_by_tl[plan.junction]
         n_links = max(links) + 1
+        held = (hold or {}).get(plan.junction, {})
         sets = [{edge_ids[a] for a in p.approaches} for p in plan.phases]
         signalled = set().union(*sets)
         free = {lk.edge for lk in links.values()} - signalled
@@ -558,19 +688,22 @@ def _write_tls(
         for i, p in enumerate(plan.phases):
             nxt = sets[(i + 1) % len(sets)]
             keep = sets[i] & nxt
-            states: list[tuple[float, set[str], set[str]]] = [(p.green_s, sets[i], set())]
-            states.append((plan.amber_s, keep, sets[i] - keep))
+            now, then = held.get(i, set()), held.get((i + 1) % len(sets), set())
+            # (duration, green edges, amber edges, links red, links from green to amber)
+            states: list[tuple[float, set[str], set[str], set[int], set[int]]] = [
+                (p.green_s, sets[i], set(), now, set())
+            ]
+            states.append((plan.amber_s, keep, sets[i] - keep, now, then - now))
             if plan.all_red_s > 0:
-                states.append((plan.all_red_s, keep, set()))
-            for duration, green, amber in states:
-                ET.SubElement(
-                    el,
-                    "phase",
-                    {
-                        "duration": f"{duration:.2f}",
-                        "state": _state(n_links, links, green, amber, free=free),
-                    },
-                )
+                states.append((plan.all_red_s, keep, set(), now | then, set()))
+            for duration, green, amber, red, to_amber in states:
+                chars = list(_state(n_links, links, green, amber, free=free))
+                for j in red:
+                    chars[j] = "r"
+                for j in to_amber:
+                    if chars[j] in "Gg":
+                        chars[j] = "y"
+                ET.SubElement(el, "phase", {"duration": f"{duration:.2f}", "state": "".join(chars)})
     _write_xml(root, out)
 
 

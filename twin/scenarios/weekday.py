@@ -19,14 +19,12 @@ departure period (``routing="equilibrium"``) or on the DES's own current times
 
 :func:`write_weekday_report` writes them (CSV, JSON, PNG); ``twin traffic weekday`` is its CLI.
 
-Where Montpellier's full weekday stands (544,171 car trips; the DES's state at 08:00 local)
------------------------------------------------------------------------------------------
-The grid-lock is oversaturation that spills back, not a deadlock of the model: of the 890 full
-edges at 08:00 (routes every 600 s), 836 had their head waiting for a full next edge, in chains
-that end at 54 edges held by their own capacity (signals, give-way) and at one circuit of 8
-trunk and primary edges; 5,000 trips waited to enter at four gateway roads whose first edge was full
-(the A9, Avenue de Palavas, Route de Ganges, Avenue Pierre Mendes France: one lane per direction,
-the municipal centreline's class default). What changed it:
+Where Montpellier's full weekday stands (about 556,000 car trips)
+----------------------------------------------------------------
+The grid-lock is oversaturation that spills back, not a deadlock of the model. With four
+gateways of one lane each (the convex hull's) and every street at one lane a way, 890 edges
+were full at 08:00 (routes every 600 s), 836 of them waiting for a full next edge, and 5,000
+trips waited to enter at the gateways. What changed it:
 
 ============================================  ===============  ========  ===========
 routing (08:00, full demand)                  on the road      forced    full edges
@@ -38,13 +36,30 @@ equilibrium times of the period (7-10 h)      26,543           5,285     1,333
 the above, main roads at two lanes a way      15,100           121       392
 ============================================  ===============  ========  ===========
 
-Routing on the equilibrium's times sends every trip of a pair down one path for the whole
-period, and the assignment's BPR capacities (900 veh/h a lane on main streets, 600 on minor
-ones) do not see the DES's give-way and signal capacities, so it does worse than routing on the
-DES's own times; it is kept as an option. With every street at one lane a way (the inference
-for municipal centrelines, :func:`twin.derive.segments.edge_lanes`), about 15,000 vehicles are
-still on the road at 08:00 where free flow would hold about 6,600 (departures per hour times the
-mean trip time): lanes sized from the counted peak flows are the next step.
+With the gateways on the network's concave outline (17, sized by what their entry roads carry),
+the cells cut off from the main network served from it, and lanes sized from the counted peak
+flows, the morning window (``hours=(5, 10)``, routes on current times every 120 s) still locks:
+
+=====  ===========  ========  ===========  ==========  ========
+local  on the road  waiting   full edges   held heads  forced
+=====  ===========  ========  ===========  ==========  ========
+08:00  16,102       256       470          588         121
+08:30  28,697       759       954          1,286       645
+09:00  44,398       1,959     1,645        2,233       3,108
+=====  ===========  ========  ===========  ==========  ========
+
+The gateways are no longer where it starts (2 of their 36 edges full at 08:00). The static
+equilibrium of the 08:00 hour (54,800 veh/h) holds about 5,700 vehicles on the road (its
+vehicle-hours per hour) with 87 of 13,809 links above capacity, so the network's BPR capacity
+carries the demand; the DES's does not. At 08:00, 262 of the 470 full edges are residential
+and 152 tertiary, mostly one lane a way, and of the 153 that are held by their own capacity
+rather than by a full next edge, 97 are unsignalised: minor approaches of priority junctions,
+discharging at the gap-acceptance capacity of the summed major flow
+(:func:`twin.scenarios.traffic.gap_acceptance_capacity`; 260 veh/h against 1,000 veh/h). With
+``priority_junctions=False`` the same run has 9,138 vehicles on the road at 08:00, 103 full
+edges and 4 forced heads; without the left-turn yield, or without the stop-and-start loss, it is
+unchanged (16,185 and 16,846 on the road). The junction model's minor capacities, not the
+demand's entry points or the links' lanes, are what holds the peak now.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ the assignment's; the maps and tables go to ``--out``.
 Targets (issue T10): 99% of trips finished by midnight, a real-time factor of 50.
 
 Usage: ``python benchmarks/traffic_weekday.py [--quick] [--routing dynamic|equilibrium]
-[--out DIR]`` (``--quick``: one trip in ten).
+[--hours START END] [--snapshots H ...] [--out DIR]`` (``--quick``: one trip in ten;
+``--hours 5 10``: only the trips departing from 05:00 to 10:00 local, a cheap look at the
+morning peak; ``--snapshots 8 8.5 9``: the network's state at those local hours).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import time
 from pathlib import Path
 
+import pandas as pd
 from _report import emit, target
 
 import twin
@@ -36,6 +39,22 @@ def main() -> None:
     ap.add_argument("--routing", choices=("dynamic", "equilibrium"), default="dynamic")
     ap.add_argument("--out", type=Path, default=None, help="write the v/c maps and tables here")
     ap.add_argument("--dt", type=float, default=2.0)
+    ap.add_argument(
+        "--hours",
+        type=float,
+        nargs=2,
+        default=(0.0, 24.0),
+        metavar=("START", "END"),
+        help="simulate the departures of this local-clock window only",
+    )
+    ap.add_argument("--extra", type=float, default=4.0, help="hours run after the window")
+    ap.add_argument(
+        "--snapshots",
+        type=float,
+        nargs="*",
+        default=(8.0, 8.5, 9.0, 17.0, 18.0),
+        help="local hours at which to record the network's state",
+    )
     args = ap.parse_args()
     t = time.perf_counter()
     tw = twin.load("montpellier", progress=False)
@@ -44,6 +63,11 @@ def main() -> None:
         share=QUICK_SHARE if args.quick else 1.0,
         routing=args.routing,
         dt_s=args.dt,
+        hours=(args.hours[0], args.hours[1]),
+        extra_h=args.extra,
+        snapshots_h=tuple(
+            h for h in args.snapshots if args.hours[0] <= h <= args.hours[1] + args.extra
+        ),
         rng=SEED,
         progress=True,
     )
@@ -51,6 +75,8 @@ def main() -> None:
     print(res.by_hour.round(1).to_string())
     print(res.assignment.to_string(index=False))
     print(res.agreement.round(3).to_string(index=False))
+    if f_snap := res.figures["snapshots"]:
+        print(pd.DataFrame(f_snap).to_string(index=False))
     print(res.summary())
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -58,6 +84,10 @@ def main() -> None:
     f = res.figures
     figures = {k: v for k, v in f.items() if isinstance(v, int | float)}
     figures["total_s"] = total_s
+    for snap in f["snapshots"]:
+        for k, v in snap.items():
+            if k != "hour":
+                figures[f"{k}_at_{snap['hour']:g}h"] = v
     for r in res.agreement.itertuples():
         figures[f"link_time_ratio_median_{r.start_h:02d}_{r.end_h:02d}h"] = r.median_ratio
         figures[f"link_time_share_within_{r.start_h:02d}_{r.end_h:02d}h"] = r.share_within

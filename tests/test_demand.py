@@ -367,3 +367,136 @@ def test_bondy_demand(bondy: Twin) -> None:
     t, rates = dm.pedestrian_intensity(day=dt.date(2026, 3, 28))
     assert rates.shape == (len(dm.segments), 96)
     assert np.isfinite(rates).all()
+
+
+# --- gateways and zones off the main network ---------------------------------------------------
+def _c_twin(*, spur: bool = False) -> Twin:
+    """A C-shaped street network (a concave town) with a primary road ending inside its notch.
+
+    Three 2 km arms of a 150 m grid around a 1.2 km notch; a primary road runs from the inner
+    edge of the left arm into the notch and stops there, 600 m from the convex hull's edge but
+    on the concave outline. With ``spur``, a one-way loop of residential streets 300 m beyond
+    the right arm's edge forms its own strongly connected component.
+    """
+    g = nx.MultiDiGraph(crs=LAMBERT93)
+    x0, y0, s = 650_000.0, 6_860_000.0, 150.0
+    pts = {}
+    for i in range(14):  # 0..1950 m
+        for j in range(14):
+            x, y = i * s, j * s
+            in_notch = x > 450.0 and 450.0 < y < 1500.0
+            if not in_notch:
+                pts[(i, j)] = (x0 + x, y0 + y)
+    nid = {k: n for n, k in enumerate(sorted(pts))}
+    for k, n in nid.items():
+        g.add_node(n, x=pts[k][0], y=pts[k][1])
+    pairs = []
+    for i, j in pts:
+        for di, dj in ((1, 0), (0, 1)):
+            if (i + di, j + dj) in pts:
+                pairs.append((nid[(i, j)], nid[(i + di, j + dj)], "Rue", "residential", True))
+    # the primary road into the notch: from (3, 6) east, 3 nodes, ending in a dead end
+    last = nid[(3, 6)]
+    for k in range(1, 4):
+        n = len(g)
+        g.add_node(n, x=x0 + (3 + k) * s, y=y0 + 6 * s)
+        pairs.append((last, n, "Route du Golfe", "primary", True))
+        last = n
+    if spur:
+        base = len(g)
+        ring = [(2250.0, 900.0), (2400.0, 900.0), (2400.0, 1050.0), (2250.0, 1050.0)]
+        for k, (x, y) in enumerate(ring):
+            g.add_node(base + k, x=x0 + x, y=y0 + y)
+        for k in range(4):
+            pairs.append((base + k, base + (k + 1) % 4, "Rue à sens unique", "residential", False))
+    rows = []
+    for sidx, (u, v, name, hw, two_way) in enumerate(pairs):
+        sid = f"segment:{sidx:06d}"
+        a = (g.nodes[u]["x"], g.nodes[u]["y"])
+        b = (g.nodes[v]["x"], g.nodes[v]["y"])
+        geom = shapely.LineString([a, b])
+        attrs = {
+            "length": float(np.hypot(b[0] - a[0], b[1] - a[1])),
+            "speed_kph": 50.0,
+            "lanes": 2 if two_way else 1,
+            "lanes_dir": 1,
+            "highway": hw,
+            "segment": sid,
+            "drive": True,
+            "name": name,
+        }
+        g.add_edge(u, v, geometry=geom, **attrs)
+        if two_way:
+            g.add_edge(v, u, geometry=geom.reverse(), **attrs)
+        rows.append(
+            {
+                "id": sid, "u": u, "v": v, "osmid": str(sidx), "name": name, "highway": hw,
+                "lanes": attrs["lanes"], "speed_kph": 50.0, "length_m": attrs["length"],
+                "drive": True, "walk": True, "lighting_class": "P2", "geometry": geom,
+            }
+        )  # fmt: skip
+    seg = gpd.GeoDataFrame(rows, geometry="geometry", crs=LAMBERT93)
+    city = City(
+        name="c",
+        title="c",
+        timezone="Europe/Paris",
+        centre=(2.3, 48.8),
+        attribution="test",
+        licence="test",
+        source={"kind": "osm"},
+        boundary={
+            "kind": "communes",
+            "communes": [{"insee": "0", "name": "c", "population": 20_000}],
+        },
+    )
+    return Twin(city, g, Registry({"segment": seg}), meta={})
+
+
+def test_gateway_in_the_notch_of_a_concave_network() -> None:
+    # the convex hull's edge is 600 m from the dead end; the network's own outline is at it
+    dm = D.build_demand(_c_twin())
+    gates = [z for z in dm.zone_ids if z.startswith("gateway:")]
+    assert len(gates) == 1
+    node = dm.zone_node[dm.zone_ids.index(gates[0])]
+    tw = _c_twin()
+    ((_, _, hw),) = tw.drive.in_edges(node, data="highway")
+    assert hw == "primary"
+    assert "concave" in dm.provenance["external"]
+
+
+def test_zone_off_the_main_network_attached_to_nearest_main_node() -> None:
+    tw = _c_twin(spur=True)
+    dm = D.build_demand(tw)
+    # the one-way loop is its own component: its cell is served from the main network
+    assert dm.unreachable_zones() == []
+    assert dm.dropped_per_day() == 0
+    spur = {n for n in tw.drive.nodes if tw.drive.nodes[n]["x"] > 650_000.0 + 2_200.0}
+    zones = [z for z, n in zip(dm.zone_ids, dm.zone_node, strict=True) if z.startswith("cell:")]
+    assert zones
+    assert not spur & set(dm.node_ids), "trips must not start on the loop they cannot leave"
+    assert "attached" in dm.provenance["zones"]
+    trips = dm.trips("weekday", rng=3)
+    assert len(trips) > 0
+
+
+def test_montpellier_gateways_on_the_concave_outline(montpellier: Twin) -> None:
+    dm = D.build_demand(montpellier)
+    gates = [i for i, z in enumerate(dm.zone_ids) if z.startswith("gateway:")]
+    names = set()
+    for i in gates:
+        node = dm.zone_node[i]
+        names |= {str(nm) for *_, nm in montpellier.drive.in_edges(node, data="name")}
+    # more than the convex hull's four, the main entry roads among them
+    assert 12 <= len(gates) <= 30, sorted(names)
+    for road in ("Autoroute A9", "Avenue de Palavas", "Route de Ganges", "Route de Lodève"):
+        assert any(road in n for n in names), (road, sorted(names))
+    # shared by what each entry road can carry, the A9 most
+    ext = dm.external[gates]
+    assert ext.min() > 0
+    assert dm.unreachable_zones() == []
+    assert "concave" in dm.provenance["external"]
+    # a gateway's node, and a node serving a cell cut off from the network, belong to two zones;
+    # a trip between them is no trip
+    trips = dm.trips("weekday", rng=1)
+    assert (trips["origin"] != trips["destination"]).all()
+    assert trips.attrs["same_node_trips"] > 0

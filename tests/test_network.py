@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import pickle
 import subprocess
@@ -184,6 +185,10 @@ def test_incident_on_a_segment_closes_its_edges(bondy):
         progress=False,
         incidents=[Incident(seg, lanes_closed=9, start_s=600.0, end_s=3600.0)],
     )
+    # no head forced into the closed street after max_blocked_s (the spillback valve would let
+    # the vehicles routed before the closure in, one per upstream edge every 300 s)
+    sc = dataclasses.replace(sc, max_blocked_s=86400.0)
+    base = run(dataclasses.replace(base_sc, max_blocked_s=86400.0), rng=3)
     assert {i.edge[:2] for i in sc.incidents} == {
         (u, v) for (u, v, k), i in idx.items() if i in closed
     }

@@ -202,8 +202,19 @@ def test_buses_in_the_des_gain_from_priority(bondy):
     plans = signal_plans(bondy, day=REFERENCE_WEEKDAY, hour=8)
     routes = bus_routes(bondy)
     prio = bus_priorities(plans, plans.models, bus_groups(routes, plans.models))
+    # the extract's own traffic: the external trips of its gateways (three tertiary entry
+    # roads) queue at its edges whatever the signals do
+    from twin.scenarios.demand import build_demand
+
+    local = build_demand(bondy).with_params(external_share=0.0)
     sc = scenario_from_twin(
-        bondy, day=REFERENCE_WEEKDAY, hours=(8, 9), rng=2018, plans=dict(plans), progress=False
+        bondy,
+        day=REFERENCE_WEEKDAY,
+        hours=(8, 9),
+        rng=2018,
+        plans=dict(plans),
+        model=local,
+        progress=False,
     )
     buses = bus_trips(
         sc.graph, routes, prio, plans.models, window_s=(120.0, 3000.0), headway_s=600.0

@@ -180,3 +180,29 @@ def test_weekday_cli_names_a_bad_share(tmp_path, capsys):
     )
     assert code == 2
     assert "--share" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_weekday_window_runs_the_day_s_trips_of_its_hours(bondy):
+    from twin.scenarios.demand import build_demand
+    from twin.scenarios.weekday import simulate_weekday
+
+    gen = np.random.default_rng(5)
+    drawn = build_demand(bondy).trips(day_type="weekday", rng=gen)
+    drawn = drawn[gen.random(len(drawn)) < 0.2]
+    in_window = int(drawn["depart_s"].between(7 * 3600.0, 10 * 3600.0, inclusive="left").sum())
+    win = simulate_weekday(
+        bondy, share=0.2, routing="dynamic", hours=(7, 10), extra_h=1.0, snapshots_h=(8, 9), rng=5
+    )
+    f = win.figures
+    # the same draw of the day, cut to its departures from 07:00 to 10:00
+    assert f["trips"] == in_window
+    assert list(win.by_hour.index) == [7, 8, 9]
+    assert f["hours"] == [7.0, 10.0]
+    assert f["simulated_s"] <= 4 * 3600.0
+    assert [s["hour"] for s in f["snapshots"]] == [8, 9]
+    assert all(s["on_road"] > 0 for s in f["snapshots"])
+    assert list(win.vc.columns) == [8]
+    assert 0 < f["finished_by_window_end"] <= f["finished_by_midnight"]
+    with pytest.raises(InputValidationError, match="hours"):
+        simulate_weekday(bondy, share=0.2, hours=(10, 7))

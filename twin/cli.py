@@ -1791,6 +1791,15 @@ def _weekday_args(p: argparse.ArgumentParser) -> None:
         "assignment's times of their departure period",
     )
     p.add_argument("--rng", type=_seed, default=20240604, help="seed of the trips (>= 0)")
+    p.add_argument(
+        "--hours",
+        type=_number,
+        nargs=2,
+        default=(0.0, 24.0),
+        metavar=("START", "END"),
+        help="simulate only the trips departing in this local-clock window (e.g. 5 10 for "
+        "the morning peak); default the whole day",
+    )
 
 
 @command("traffic weekday", arguments=_weekday_args)
@@ -1805,6 +1814,7 @@ def cmd_traffic_weekday(args: Args) -> int:
         day=args.date if args.date is not None else REFERENCE_WEEKDAY,
         share=args.share,
         routing=args.routing,
+        hours=(args.hours[0], args.hours[1]),
         rng=args.rng,
     )
     print(res.summary())

@@ -475,7 +475,7 @@ class DemandModel:
         depart = (s + rng.random(s.size)) * slot_s
         on = self._draw_nodes(o, rng)
         dn = self._draw_nodes(d, rng)
-        keep = on != dn
+        keep = self.node_ids[on] != self.node_ids[dn]  # a node may serve two zones
         order = np.argsort(depart[keep], kind="stable")
         frame = pd.DataFrame(
             {

@@ -19,14 +19,12 @@ departure period (``routing="equilibrium"``) or on the DES's own current times
 
 :func:`write_weekday_report` writes them (CSV, JSON, PNG); ``twin traffic weekday`` is its CLI.
 
-Where Montpellier's full weekday stands (544,171 car trips; the DES's state at 08:00 local)
------------------------------------------------------------------------------------------
-The grid-lock is oversaturation that spills back, not a deadlock of the model: of the 890 full
-edges at 08:00 (routes every 600 s), 836 had their head waiting for a full next edge, in chains
-that end at 54 edges held by their own capacity (signals, give-way) and at one circuit of 8
-trunk and primary edges; 5,000 trips waited to enter at four gateway roads whose first edge was full
-(the A9, Avenue de Palavas, Route de Ganges, Avenue Pierre Mendes France: one lane per direction,
-the municipal centreline's class default). What changed it:
+Where Montpellier's full weekday stands (about 556,000 car trips)
+----------------------------------------------------------------
+The grid-lock is oversaturation that spills back, not a deadlock of the model. With four
+gateways of one lane each (the convex hull's) and every street at one lane a way, 890 edges
+were full at 08:00 (routes every 600 s), 836 of them waiting for a full next edge, and 5,000
+trips waited to enter at the gateways. What changed it:
 
 ============================================  ===============  ========  ===========
 routing (08:00, full demand)                  on the road      forced    full edges
@@ -38,13 +36,30 @@ equilibrium times of the period (7-10 h)      26,543           5,285     1,333
 the above, main roads at two lanes a way      15,100           121       392
 ============================================  ===============  ========  ===========
 
-Routing on the equilibrium's times sends every trip of a pair down one path for the whole
-period, and the assignment's BPR capacities (900 veh/h a lane on main streets, 600 on minor
-ones) do not see the DES's give-way and signal capacities, so it does worse than routing on the
-DES's own times; it is kept as an option. With every street at one lane a way (the inference
-for municipal centrelines, :func:`twin.derive.segments.edge_lanes`), about 15,000 vehicles are
-still on the road at 08:00 where free flow would hold about 6,600 (departures per hour times the
-mean trip time): lanes sized from the counted peak flows are the next step.
+With the gateways on the network's concave outline (17, sized by what their entry roads carry),
+the cells cut off from the main network served from it, and lanes sized from the counted peak
+flows, the morning window (``hours=(5, 10)``, routes on current times every 120 s) still locks:
+
+=====  ===========  ========  ===========  ==========  ========
+local  on the road  waiting   full edges   held heads  forced
+=====  ===========  ========  ===========  ==========  ========
+08:00  16,102       256       470          588         121
+08:30  28,697       759       954          1,286       645
+09:00  44,398       1,959     1,645        2,233       3,108
+=====  ===========  ========  ===========  ==========  ========
+
+The gateways are no longer where it starts (2 of their 36 edges full at 08:00). The static
+equilibrium of the 08:00 hour (54,800 veh/h) holds about 5,700 vehicles on the road (its
+vehicle-hours per hour) with 87 of 13,809 links above capacity, so the network's BPR capacity
+carries the demand; the DES's does not. At 08:00, 262 of the 470 full edges are residential
+and 152 tertiary, mostly one lane a way, and of the 153 that are held by their own capacity
+rather than by a full next edge, 97 are unsignalised: minor approaches of priority junctions,
+discharging at the gap-acceptance capacity of the summed major flow
+(:func:`twin.scenarios.traffic.gap_acceptance_capacity`; 260 veh/h against 1,000 veh/h). With
+``priority_junctions=False`` the same run has 9,138 vehicles on the road at 08:00, 103 full
+edges and 4 forced heads; without the left-turn yield, or without the stop-and-start loss, it is
+unchanged (16,185 and 16,846 on the road). The junction model's minor capacities, not the
+demand's entry points or the links' lanes, are what holds the peak now.
 """
 
 from __future__ import annotations
@@ -76,6 +91,7 @@ __all__ = [
     "VC_HOURS",
     "WeekdayResult",
     "link_time_agreement",
+    "network_state",
     "simulate_weekday",
     "write_weekday_report",
 ]
@@ -145,7 +161,7 @@ class WeekdayResult:
             f"factor {f['rtf']:,.0f} ({f['simulated_s']:,.0f} s simulated in {f['wall_s']:,.0f}"
             " s)",
         ]
-        for h in VC_HOURS:
+        for h in self.vc.columns:
             lines.append(
                 f"v/c at {h:02d}:00: {f[f'vc_share_above_1_at_{h}h']:.1%} of segments above 1, "
                 f"p95 {f[f'vc_p95_at_{h}h']:.2f}"
@@ -237,6 +253,28 @@ def link_time_agreement(
     return pd.DataFrame(rows)
 
 
+def network_state(sim: tr.TrafficSimulation) -> dict[str, int]:
+    """The state of a running traffic simulation's network, to tell flow from grid-lock.
+
+    Returns
+    -------
+    dict
+        ``on_road`` (vehicles on an edge), ``waiting`` (departed but held off their first
+        edge, full), ``full_edges`` (edges holding their storage), ``held_heads`` (edges whose
+        head vehicle waits for room on its next edge) and ``forced`` (heads let into a full edge
+        after ``max_blocked_s`` so far).
+    """
+    st, net = sim._st, sim._net  # read only
+    t = sim.now
+    return {
+        "on_road": int(st.n_active),
+        "waiting": int(np.sum(st.depart[st.pending] <= t)),
+        "full_edges": int(np.sum(st.n_in - st.n_out >= net.storage)),
+        "held_heads": int(np.isfinite(st.blocked_since).sum()),
+        "forced": int(st.n_forced),
+    }
+
+
 def simulate_weekday(
     tw: Twin,
     *,
@@ -249,6 +287,8 @@ def simulate_weekday(
     dt_s: float = 2.0,
     reroute_s: float = 120.0,
     extra_h: float = 4.0,
+    hours: tuple[float, float] = (0.0, 24.0),
+    snapshots_h: tuple[float, ...] = (),
     rng: np.random.Generator | int | None = 20240604,
     progress: bool | None = None,
 ) -> WeekdayResult:
@@ -279,7 +319,18 @@ def simulate_weekday(
         path that was free (on Montpellier at 08:00, 600 s left 19,000 vehicles on the road
         and 1,900 teleports; 120 s, 14,600 and 670).
     extra_h : float
-        Hours simulated after midnight for the last trips to finish.
+        Hours simulated after the window's end (midnight for the whole day) for the last trips
+        to finish.
+    hours : (float, float)
+        Local-clock window ``[start, end)`` of departures simulated (the whole day by
+        default): the run starts at ``start`` with an empty network, only the trips departing
+        in the window are drawn into it (the same trips as the whole day's, same seed), and it
+        ends ``extra_h`` after ``end``. A window of the morning peak, ``(5, 10)``, tells in a
+        fifth of the time whether the network copes with it.
+    snapshots_h : tuple of float
+        Local-clock hours at which the state of the network is recorded in
+        ``figures["snapshots"]`` (vehicles on the road, waiting to enter, full edges, heads
+        held by a full next edge, heads forced so far); see :func:`network_state`.
     rng : numpy.random.Generator, int or None
         Draws the trips, the sample and the speed factors.
     progress : bool, optional
@@ -302,6 +353,14 @@ def simulate_weekday(
     if day_type_of(day) != "weekday":
         msg = f"day: {day.isoformat()} is not a weekday (a {day_type_of(day)} profile)"
         raise InputValidationError(msg)
+    h0, h1 = (float(h) for h in hours)
+    if not 0.0 <= h0 < h1 <= 24.0:
+        msg = f"hours: {hours!r} must be a window (start, end) with 0 <= start < end <= 24"
+        raise InputValidationError(msg)
+    for h in snapshots_h:
+        if not h0 <= h <= h1 + extra_h:
+            msg = f"snapshots_h: {h!r} is outside the run ({h0:g} h to {h1 + extra_h:g} h)"
+            raise InputValidationError(msg)
     gen = np.random.default_rng(rng)
     graph = drive_graph(tw)
     model = build_demand(tw) if model is None else model
@@ -309,8 +368,11 @@ def simulate_weekday(
     n_drawn = len(frame)
     if share < 1:
         frame = frame[gen.random(n_drawn) < share]
+    # the window's trips, departures counted from its start
+    off_s = h0 * 3600.0
+    frame = frame[(frame["depart_s"] >= off_s) & (frame["depart_s"] < h1 * 3600.0)]
     trips = tuple(
-        tr.Trip(f"t{i}", o, d, float(s))
+        tr.Trip(f"t{i}", o, d, float(s) - off_s)
         for i, (o, d, s) in enumerate(
             zip(frame["origin"], frame["destination"], frame["depart_s"], strict=True)
         )
@@ -327,24 +389,33 @@ def simulate_weekday(
     )
     plans = signal_plans(tw)
     t0 = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tw.city.timezone))
+    t0 = (t0 + dt.timedelta(hours=h0)).astimezone(ZoneInfo(tw.city.timezone))
+    # the periods' times from the window's start: the one under way at the start applies at 0
+    first = max(k for k, (s, _) in enumerate(eq_times) if s <= off_s)
+    run_times = tuple((max(s - off_s, 0.0), c) for s, c in eq_times[first:])
     sc = tr.TrafficScenario(
         graph,
         trips=trips,
         plans=tuple(plans.values()),
         t0=t0,
-        duration_s=86400.0 + extra_h * 3600.0,
+        duration_s=(h1 - h0 + extra_h) * 3600.0,
         dt_s=dt_s,
         slot_s=3600.0,
         reroute_s=reroute_s,
-        routing_times=eq_times if routing == "equilibrium" else (),
+        routing_times=run_times if routing == "equilibrium" else (),
         progress=progress,
     )
     wall = time.perf_counter()
-    ds = tr.run(sc, rng=gen)
+    sim = tr.TrafficSimulation(sc, rng=gen)
+    snapshots = []
+    for h in sorted(snapshots_h):
+        sim.run_until((h - h0) * 3600.0)
+        snapshots.append({"hour": h, **network_state(sim)})
+    ds = sim.result()
     wall = time.perf_counter() - wall
     tt = ds["travel_time"].values
-    arrive = ds["arrive"].values
-    dep_h = (ds["depart"].values // 3600).astype(int)
+    arrive = ds["arrive"].values + off_s  # s since local midnight
+    dep_h = ((ds["depart"].values + off_s) // 3600).astype(int)
     by_hour = (
         pd.DataFrame({"hour": dep_h, "tt": tt, "done": np.isfinite(tt)})
         .groupby("hour")
@@ -358,15 +429,20 @@ def simulate_weekday(
     scale = 1.0 / share
     cap = AssignmentNetwork.from_graph(graph).capacity_veh_h
     seg = np.array([d for *_, d in graph.edges(keys=True, data="segment")], dtype=str)
+    n_slot = ds.sizes["time"]
+    vc_hours = [h for h in VC_HOURS if 0 <= h - int(h0) < n_slot and h0 == int(h0)]
     vc = pd.DataFrame(
         {
-            h: pd.Series(ds["flow"].isel(time=h).values * scale / cap, index=seg)
+            h: pd.Series(ds["flow"].isel(time=h - int(h0)).values * scale / cap, index=seg)
             .groupby(level=0)
             .max()
-            for h in VC_HOURS
+            for h in vc_hours
         }
     )
-    agreement = link_time_agreement(ds, eq_times)
+    agreement = link_time_agreement(ds, run_times)
+    if len(agreement):
+        agreement["start_h"] += int(h0)
+        agreement["end_h"] = np.minimum(agreement["end_h"] + int(h0), 24)
     simulated = float(ds.attrs["simulated_s"])
     n = max(len(tt), 1)
     figures: dict[str, Any] = {
@@ -375,7 +451,9 @@ def simulate_weekday(
         "share": share,
         "routing": routing,
         "dropped_no_route": int(ds.attrs["n_dropped"]),
+        "hours": [h0, h1],
         "finished_by_midnight": float((np.isfinite(arrive) & (arrive <= 86400.0)).sum() / n),
+        "finished_by_window_end": float((np.isfinite(arrive) & (arrive <= h1 * 3600.0)).sum() / n),
         "finished_by_end": float(np.isfinite(arrive).sum() / n),
         "unfinished": int(ds.attrs["n_unfinished"]),
         "forced": int(ds.attrs["n_forced"]),
@@ -386,9 +464,11 @@ def simulate_weekday(
         "wall_s": wall,
         "rtf": simulated / wall,
     }
-    for h in VC_HOURS:
+    for h in vc_hours:
         figures[f"vc_share_above_1_at_{h}h"] = float((vc[h] > 1.0).mean())
+        figures[f"vc_max_at_{h}h"] = float(vc[h].max())
         figures[f"vc_p95_at_{h}h"] = float(vc[h].quantile(0.95))
+    figures["snapshots"] = snapshots
     return WeekdayResult(
         city=tw.city.name,
         day=day,
@@ -472,8 +552,8 @@ def write_weekday_report(res: WeekdayResult, tw: Twin, out: Path) -> list[str]:
     (out / "weekday.json").write_text(json.dumps(report, indent=2, default=float))
     names = ["trips_by_hour.csv", "vc.csv", "link_time_agreement.csv", "assignment.csv"]
     names.append("weekday.json")
-    for h in VC_HOURS:
-        _vc_map(tw, res.vc[h], h, out / f"vc_{h:02d}h.png")
+    for h in res.vc.columns:
+        _vc_map(tw, res.vc[h], int(h), out / f"vc_{h:02d}h.png")
         names.append(f"vc_{h:02d}h.png")
     _by_hour_plot(res, out / "trips_by_hour.png")
     names.append("trips_by_hour.png")

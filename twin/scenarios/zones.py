@@ -24,6 +24,7 @@ from scipy.sparse import csgraph
 
 from twin._errors import InputValidationError, UnknownAssetError
 from twin.crs import to_xy
+from twin.scenarios.assignment import BPR
 from twin.scenarios.events import Event
 from twin.scenarios.gravity import DemandModel, DemandParams
 
@@ -31,7 +32,11 @@ if TYPE_CHECKING:
     from twin.model import Twin
 
 __all__ = [
+    "ATTACH_M",
     "CELL_M",
+    "GATEWAY_CLASSES",
+    "GATEWAY_HULL_M",
+    "GATEWAY_HULL_RATIO",
     "MAIN_ROAD_WEIGHT",
     "PEDESTRIAN_WEIGHT",
     "PERSONS_PER_WEIGHTED_M",
@@ -80,6 +85,75 @@ Measured on Montpellier (302,500 inhabitants, INSEE 2021, over its municipal cen
 and used to estimate the population of an extract that covers only part of a commune (the
 definition's ``boundary.kind = "extract"``): population = min(commune population, this density
 x the extract's weighted street length)."""
+
+
+GATEWAY_CLASSES: tuple[str, ...] = ("motorway", "trunk", "primary", "secondary", "tertiary")
+"""Road classes whose dead ends at the network's outline are gateways (where the data stop,
+main roads go on to the rest of the region; a municipal centreline network classes many entry
+roads, Montpellier's Route de Lodeve and Route de Laverune among them, as tertiary)."""
+
+GATEWAY_HULL_M = 300.0
+"""Largest distance of a gateway from the network's outline (m)."""
+
+GATEWAY_HULL_RATIO = 0.1
+"""``ratio`` of :func:`shapely.concave_hull` for the network's outline.
+
+A commune is rarely convex, and the convex hull of its nodes leaves the roads that stop at a
+concave stretch of its boundary hundreds of metres inside it: on Montpellier (municipal
+centrelines) it finds 4 gateways. At 0.1 the concave hull of Montpellier's drive nodes covers
+55 km2, near the commune's 56.9 km2 (INSEE), and finds 17 gateways, the A9, the Avenue de
+Palavas, the Route de Ganges, the Route de Lodeve and the Route de Laverune among them; at 0.05
+(48 km2) it cuts into the town and takes side streets too; at 1.0 it is the convex hull."""
+
+ATTACH_M = 1000.0
+"""A cell with no node on the main strongly connected drive network is served from the nearest
+node of it within this distance of the cell's centre (m); beyond, its trips are dropped and
+reported (:meth:`~twin.scenarios.gravity.DemandModel.unreachable_zones`)."""
+
+
+def _gateways(
+    drive: nx.MultiDiGraph, nodes: list[Hashable], nxy: np.ndarray, in_main: np.ndarray
+) -> tuple[dict[int, float], str]:
+    """Gateway nodes (index into ``nodes``) and their weights, and where the weights come from.
+
+    A gateway is a node of the main network with a single neighbour, on a road of
+    :data:`GATEWAY_CLASSES`, within :data:`GATEWAY_HULL_M` of the concave hull of the nodes.
+    Its weight is the capacity of its entry road (lanes in its direction times the capacity per
+    lane of its class, :data:`twin.scenarios.assignment.BPR`), so that external traffic is
+    shared as the roads can carry it when no count says otherwise
+    (:func:`twin.scenarios.calibration.size_gateways` reweighs them by their counts).
+    """
+    if len(nodes) < 3:
+        return {}, "no gateway"
+    und = drive.to_undirected(as_view=True)
+    hull = shapely.concave_hull(shapely.multipoints(nxy), ratio=GATEWAY_HULL_RATIO)
+    outline = hull.exterior if isinstance(hull, shapely.Polygon) else hull.boundary
+    gate_w: dict[int, float] = {}
+    for i, n in enumerate(nodes):
+        if not in_main[i] or und.degree(n) > 2 or len(set(und.neighbors(n)) - {n}) != 1:
+            continue
+        ends = [d for _, _, d in drive.in_edges(n, data=True)] + [
+            d for _, _, d in drive.out_edges(n, data=True)
+        ]
+        hw = [str(_first(d.get("highway", ""))) for d in ends]
+        if not any(h in GATEWAY_CLASSES for h in hw):
+            continue
+        if outline.distance(shapely.Point(nxy[i])) > GATEWAY_HULL_M:
+            continue
+        cap = 0.0
+        for h, d in zip(hw, ends, strict=True):
+            lanes = _first(d.get("lanes_dir", d.get("lanes", 1)))
+            try:
+                n_lanes = max(float(str(lanes or 1)), 1.0)
+            except (TypeError, ValueError):
+                n_lanes = 1.0
+            cap = max(cap, n_lanes * BPR.get(h, BPR["other"])[2])
+        gate_w[i] = cap
+    return gate_w, "lanes in its direction x capacity per lane of its class (assignment.BPR)"
+
+
+def _first(value: object) -> object:
+    return value[0] if isinstance(value, list | tuple) and value else value
 
 
 def _class_weight(highway: pd.Series, table: Mapping[str, float]) -> np.ndarray:
@@ -249,28 +323,13 @@ def build_demand(
     ninside = (npos < n_cell) & (keys[np.minimum(npos, n_cell - 1)] == nkey) & in_main
     degree = np.asarray((mat > 0).sum(axis=1)).ravel() + np.asarray((mat > 0).sum(axis=0)).ravel()
 
-    # gateways: main-road nodes at the edge of the network with a single neighbour
-    main_cls = {"motorway", "trunk", "primary", "secondary"}
-    gate_w: dict[int, float] = {}
-    und = drive.to_undirected(as_view=True)
-    hull = shapely.convex_hull(shapely.multipoints(nxy)) if n_nodes > 2 else None
-    for i, n in enumerate(nodes):
-        if not in_main[i] or und.degree(n) > 2:
-            continue
-        nbrs = set(und.neighbors(n)) - {n}
-        if len(nbrs) != 1:
-            continue
-        classes = [d.get("highway") for _, _, d in und.edges(n, data=True)]
-        if not any(c in main_cls for c in classes):
-            continue
-        if hull is not None and hull.exterior.distance(shapely.Point(nxy[i])) > 300.0:
-            continue
-        lanes = max(int(d.get("lanes", 1) or 1) for _, _, d in und.edges(n, data=True))
-        gate_w[i] = float(lanes)
+    # gateways: main-road dead ends on the network's concave outline
+    gate_w, gate_from = _gateways(drive, nodes, nxy, in_main)
     gate_idx = np.array(sorted(gate_w), dtype=int)
     provenance["external"] = (
-        f"{len(gate_idx)} gateways (main-road dead ends within 300 m of the network's hull), "
-        "weighted by their lanes"
+        f"{len(gate_idx)} gateways (dead ends of {'/'.join(GATEWAY_CLASSES)} roads within "
+        f"{GATEWAY_HULL_M:g} m of the network's concave hull, shapely.concave_hull ratio "
+        f"{GATEWAY_HULL_RATIO:g}), weighted by what their entry road carries: {gate_from}"
     )
 
     zone_ids = cell_ids + [f"gateway:{nodes[i]}" for i in gate_idx]
@@ -294,6 +353,29 @@ def build_demand(
         if len(cand):
             d = np.hypot(*(nxy[cand] - zone_xy[z]).T) - 10.0 * degree[cand]
             rep[z] = int(cand[np.argmin(d)])
+    # cells whose nodes are all off the main network (one-way loops, private roads the data cut
+    # off) are served from the nearest main-network node within ATTACH_M of their centre
+    main_idx = np.flatnonzero(in_main)
+    attached = []
+    if main_idx.size:
+        served = np.zeros(nz, dtype=bool)
+        served[np.unique(node_zone)] = True
+        has_pop = (population > 0) | (activity > 0)
+        for zi in np.flatnonzero(~served[:n_cell] & has_pop[:n_cell]).tolist():
+            z = int(zi)
+            d = np.hypot(*(nxy[main_idx] - zone_xy[z]).T)
+            k = int(np.argmin(d))
+            if d[k] <= ATTACH_M:
+                rep[z] = int(main_idx[k])
+                node_zone = np.append(node_zone, z)
+                node_index = np.append(node_index, main_idx[k])
+                node_weight = np.append(node_weight, 1.0)
+                attached.append(f"{zone_ids[z]} ({d[k]:.0f} m)")
+    if attached:
+        provenance["zones"] += (
+            f"; {len(attached)} cell(s) without a node on the main drive network attached to the "
+            f"nearest node of it within {ATTACH_M:g} m of their centre: {', '.join(attached)}"
+        )
     has = rep >= 0
     cost = np.full((nz, nz), np.inf)
     if has.any():

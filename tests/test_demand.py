@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -29,6 +30,25 @@ PARIS = ZoneInfo("Europe/Paris")
 def _data_root() -> Path:
     root = Path(__file__).resolve().parents[1]
     return (root / os.environ.get("TWIN_DATA", "../shared/data")).resolve()
+
+
+def _small_twin(name: str, g: nx.MultiDiGraph, rows: list[dict[str, Any]]) -> Twin:
+    """A twin of one commune of 20,000 people on ``g``, with ``rows`` as its segments."""
+    seg = gpd.GeoDataFrame(rows, geometry="geometry", crs=LAMBERT93)
+    city = City(
+        name=name,
+        title=name,
+        timezone="Europe/Paris",
+        centre=(2.3, 48.8),
+        attribution="test",
+        licence="test",
+        source={"kind": "osm"},
+        boundary={
+            "kind": "communes",
+            "communes": [{"insee": "0", "name": name[0], "population": 20_000}],
+        },
+    )
+    return Twin(city, g, Registry({"segment": seg}), meta={})
 
 
 def grid_twin(n: int = 8, spacing: float = 150.0, *, island: bool = False) -> Twin:
@@ -99,21 +119,7 @@ def grid_twin(n: int = 8, spacing: float = 150.0, *, island: bool = False) -> Tw
                 "geometry": geom,
             }
         )
-    seg = gpd.GeoDataFrame(rows, geometry="geometry", crs=LAMBERT93)
-    city = City(
-        name="grid",
-        title="grid",
-        timezone="Europe/Paris",
-        centre=(2.3, 48.8),
-        attribution="test",
-        licence="test",
-        source={"kind": "osm"},
-        boundary={
-            "kind": "communes",
-            "communes": [{"insee": "0", "name": "g", "population": 20_000}],
-        },
-    )
-    return Twin(city, g, Registry({"segment": seg}), meta={})
+    return _small_twin("grid", g, rows)
 
 
 def xy_to_lonlat(x: float, y: float) -> tuple[float, float]:
@@ -435,21 +441,7 @@ def _c_twin(*, spur: bool = False) -> Twin:
                 "drive": True, "walk": True, "lighting_class": "P2", "geometry": geom,
             }
         )  # fmt: skip
-    seg = gpd.GeoDataFrame(rows, geometry="geometry", crs=LAMBERT93)
-    city = City(
-        name="c",
-        title="c",
-        timezone="Europe/Paris",
-        centre=(2.3, 48.8),
-        attribution="test",
-        licence="test",
-        source={"kind": "osm"},
-        boundary={
-            "kind": "communes",
-            "communes": [{"insee": "0", "name": "c", "population": 20_000}],
-        },
-    )
-    return Twin(city, g, Registry({"segment": seg}), meta={})
+    return _small_twin("c", g, rows)
 
 
 def test_gateway_in_the_notch_of_a_concave_network() -> None:

@@ -50,13 +50,6 @@ def montpellier_coordinated(montpellier):  # type: ignore[no-untyped-def]
     return plans, coordinated_plans(montpellier, plans)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known since Montpellier's counted streets carry the lanes and the flows of their "
-        "counts: the coordination gives 9 bands, not 10 or more"
-    ),
-)
 def test_replayed_band_matches_maxband(montpellier, montpellier_coordinated):
     plans, co = montpellier_coordinated
     assert len(co.bands) >= 10

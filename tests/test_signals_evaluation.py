@@ -156,13 +156,25 @@ def test_corridor_delay_change_agrees_with_sumo(montpellier, montpellier_coordin
     assert abs(des - sumo) <= 0.3 * abs(sumo)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known since Montpellier's counted streets carry the lanes and the flows of their "
-        "counts: the emergency route of the longest coordinated run passes 4 of its 7 signals"
-    ),
-)
+def test_arterial_route_crosses_every_signal_in_order(montpellier, montpellier_coordinated):
+    """The way a control room sends an emergency vehicle: along each coordinated run, through
+    a signalised approach of every junction in turn (inbound where the street is one way), even
+    where the street ends at the run's last signal (Avenue de l'Europe at Place Robert
+    Schuman)."""
+    from optimize.evaluation import arterial_route
+
+    _, co = montpellier_coordinated
+    longest = max(co.bands, key=lambda n: len(co.arterials[n].junctions))
+    europe = next(n for n in co.arterials if n.startswith("Avenue de l'Europe"))
+    for name in (longest, europe):
+        art = co.arterials[name]
+        route = arterial_route(montpellier, co.plans, art)
+        app_of = {a: j for j in art.junctions for a in co.plans[j].approaches}
+        passed = [app_of[e] for e in route if e in app_of]
+        assert passed in (list(art.junctions), list(art.junctions[::-1])), name
+        assert all(a[1] == b[0] for a, b in zip(route, route[1:], strict=False)), name
+
+
 def test_emergency_vehicles_in_the_des_gain_from_preemption(montpellier, montpellier_coordinated):
     """Emergency vehicles driven through the DES along the longest coordinated run, among the
     corridor's traffic at half the planning flows: preemption, switched in through the

@@ -293,6 +293,7 @@ def coordinated_plans(
                     cycle_s=common,
                     red_s=tuple(x * f for x in r.red_s),
                     green_start_s=tuple(x * f for x in r.green_start_s),
+                    period_s=(common,) * len(r.junctions),
                 )
             )
     for jid, plan in plans.items():

@@ -21,10 +21,11 @@
    default the splits of greatest reserve capacity); every other junction keeps its Webster
    plan (``split_all`` gives them the LP's splits too);
 4. MAXBAND (Little, Kelson and Gartner 1981) on each run, its reds and green starts those of
-   the re-timed plans (a double-cycled signal counts one of its two greens per common cycle,
-   so the band is never wider than what the plans give); its offsets become the plans'
-   ``offset_s``. An infeasible run keeps offsets 0 and is reported with its binding
-   constraints.
+   the re-timed plans (a double-cycled signal's red recurs every half cycle, and a band may
+   pass in either of its two greens: counting one green per common cycle made 10 of
+   Montpellier's 19 corridors infeasible once their counted flows coupled whole corridors at
+   120 s); its offsets become the plans' ``offset_s``. An infeasible run keeps offsets 0
+   and is reported with its binding constraints.
 
 Every plan returned passes :func:`twin.signals.safety.validate` on its junction model (the
 offset does not change what a junction shows within its cycle).
@@ -292,6 +293,7 @@ def coordinated_plans(
                     cycle_s=common,
                     red_s=tuple(x * f for x in r.red_s),
                     green_start_s=tuple(x * f for x in r.green_start_s),
+                    period_s=(common,) * len(r.junctions),
                 )
             )
     for jid, plan in plans.items():
@@ -310,13 +312,16 @@ def coordinated_plans(
         out.solutions[jid] = sol
     for art in runs:
         street = _street(art)
-        reds, starts = [], []
+        reds, starts, periods = [], [], []
         for j in art.junctions:
             p = out.plans[j]
             k = arterial_stage(tw, p, street)
-            reds.append(art.cycle_s - p.phases[k].green_s)
+            reds.append(p.cycle_s - p.phases[k].green_s)
             starts.append(p.phase_starts()[k])
-        solved = dataclasses.replace(art, red_s=tuple(reds), green_start_s=tuple(starts))
+            periods.append(p.cycle_s)
+        solved = dataclasses.replace(
+            art, red_s=tuple(reds), green_start_s=tuple(starts), period_s=tuple(periods)
+        )
         out.arterials[art.name] = solved
         try:
             band = maxband(solved, **dict(maxband_options or {}))

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "achieved_band",
+    "arterial_route",
     "bus_trips",
     "bus_waits",
     "corridor_demand",
@@ -485,6 +486,106 @@ def corridor_demand(
     return sub, trips, {j: [n for n in nodes_of[j] if n in sub] for j in art.junctions}
 
 
+def arterial_route(
+    tw: Twin, plans: Mapping[str, SignalPlan], art: Arterial
+) -> tuple[tuple[Any, Any, int], ...]:
+    """The way along an arterial through each of its signals in turn.
+
+    It enters the first signal by the signalised approach that heads most nearly towards the
+    second, goes from each signal to the next by the shortest path, and leaves the last by the
+    exit that turns least from the way it came; outbound, or inbound where the street is one
+    way (part of Avenue de Villeneuve-Angoulème). No node is passed twice (no U-turn through a
+    junction), and no other signal of the arterial lies between two consecutive ones. The
+    street's name is not needed at the two ends: a corridor may end where its street does
+    (Avenue de l'Europe at Place Robert Schuman), and an emergency vehicle sent along it still
+    crosses every signal of it.
+
+    Returns
+    -------
+    tuple of (u, v, key)
+        Edges of the street graph (``tw.drive``).
+
+    Raises
+    ------
+    ValueError
+        If no way through every signal exists in the street graph, either way.
+    """
+    try:
+        return _route_along(tw, plans, art, art.junctions)
+    except ValueError as out:
+        try:
+            return _route_along(tw, plans, art, art.junctions[::-1])
+        except ValueError:
+            raise out from None
+
+
+def _route_along(
+    tw: Twin, plans: Mapping[str, SignalPlan], art: Arterial, order: Sequence[str]
+) -> tuple[tuple[Any, Any, int], ...]:
+    import networkx as nx
+
+    drive = tw.drive
+    reg = tw.registry["junction"]
+    nodes_of = {
+        j: [n for n in map(_as_node, str(reg.loc[j, "nodes"]).split()) if n in drive] for j in order
+    }
+    centre = {
+        j: np.mean([(drive.nodes[n]["x"], drive.nodes[n]["y"]) for n in ns], axis=0)
+        for j, ns in nodes_of.items()
+    }
+    first, second = order[0], order[1]
+    dx, dy = centre[second] - centre[first]
+    heading = float(np.degrees(np.arctan2(dy, dx)))
+    entries = [a for a in plans[first].approaches if a in drive.edges]
+    if not entries:
+        msg = f"{art.name}: no signalised approach of {first} in the street graph"
+        raise ValueError(msg)
+    entry = min(entries, key=lambda a: _turn(heading, _bearing(drive, a)))
+    nodes: list[Any] = [entry[0], entry[1]]
+    for k, j in enumerate(order[1:], start=1):
+        # to a signalised approach of the next signal, by neither a node already passed (no
+        # U-turn back through a junction) nor another signal of the arterial
+        others = {n for i in order if i not in (j, order[k - 1]) for n in nodes_of[i]}
+        banned = (set(nodes[:-1]) | others) - {nodes[-1]}
+        view = nx.restricted_view(drive, banned, [])
+        dist_to, paths = nx.single_source_dijkstra(view, nodes[-1], cutoff=5000.0, weight="length")
+        step = centre[j] - centre[order[k - 1]]
+        towards = float(np.degrees(np.arctan2(step[1], step[0])))
+        ways = [
+            (dist_to[a[0]] + float(drive.edges[a]["length"]), a)
+            for a in plans[j].approaches
+            if _turn(towards, _bearing(drive, a)) < 90.0  # arriving from the signal before
+            if a in drive.edges
+            and a[0] in dist_to
+            and a[0] not in nodes_of[j]
+            and a[1] not in banned
+        ]
+        if not ways:
+            msg = f"{art.name}: no way from {order[k - 1]} to {j} in the street graph"
+            raise ValueError(msg)
+        a = min(ways, key=lambda x: x[0])[1]
+        nodes += [*paths[a[0]][1:], a[1]]
+    last = set(nodes_of[order[-1]])
+    arrive = (nodes[-2], nodes[-1])
+    h = _bearing(drive, (*arrive, 0))
+    exits = [
+        (a, b, k)
+        for a in [nodes[-1]]
+        for _, b, k in drive.out_edges(a, keys=True)
+        if b not in last and b not in nodes and drive.edges[a, b, k].get("drive", True) is not False
+    ]
+    if not exits:
+        msg = f"{art.name}: no way out of {order[-1]} in the street graph"
+        raise ValueError(msg)
+    ex = min(exits, key=lambda e: _turn(h, _bearing(drive, e)))
+    nodes.append(ex[1])
+
+    def link(a: Any, b: Any) -> tuple[Any, Any, int]:
+        return (a, b, min(drive[a][b], key=lambda k: drive[a][b][k]["length"]))
+
+    return (entry, *(link(a, b) for a, b in zip(nodes[1:], nodes[2:], strict=False)))
+
+
 def corridor_vs_sumo(
     tw: Twin,
     plan_sets: Mapping[str, Mapping[str, SignalPlan]],
@@ -709,12 +810,15 @@ def des_emergency(
     """Emergency vehicles along a corridor in the DES, without and with preemption.
 
     The corridor's sub-network and traffic are :func:`corridor_demand`'s. ``runs`` emergency
-    vehicles drive its longest route, every ``spacing_s`` from ``first_s``; they queue like the
+    vehicles drive the arterial from end to end (:func:`arterial_route`, as a control room
+    sends them), every ``spacing_s`` from ``first_s``; they queue like the
     others (no overtaking in the DES). With preemption, each signal on the way is called when the
     vehicle is ``lead_s`` of free-flow time from its stop line
     (:func:`optimize.signals.preemption`, holding ``hold_s``, then the recovery back to the plan
-    with its offset); while the vehicle has not crossed the stop line (held in the queue that
-    the green is clearing), the hold is lengthened by 10 s at a time, up to ``max_hold_s`` (a
+    with its offset), and not before it has crossed the signal before (where signals are
+    close, the check-in of the next one lies in the queue of the one before); while the
+    vehicle has not crossed the stop line (held in the queue that the green is clearing), the
+    hold is lengthened by 10 s at a time, up to ``max_hold_s`` (a
     check-out detector: the same sequence from the same call, validated again). The
     programmes are switched in the DES through
     :meth:`~twin.scenarios.traffic.TrafficSimulation.set_program` and back through
@@ -736,11 +840,18 @@ def des_emergency(
         msg = f"runs: {runs!r} must be at least 1"
         raise ValueError(msg)
     graph, trips, _ = corridor_demand(tw, flows_from, art, scale=scale, rng=rng)
-    routes = [t.route for t in trips if t.route is not None]
-    route = max(routes, key=len)
+    route = arterial_route(tw, plans, art)
+    for e in route:  # the sub-network holds the corridor's traffic; add the way in and out
+        for n in e[:2]:
+            if n not in graph:
+                graph.add_node(n, **tw.drive.nodes[n])
+        if not graph.has_edge(*e):
+            graph.add_edge(*e, **tw.drive.edges[e])
     app_of = {a: j for j in art.junctions for a in plans[j].approaches}
     calls = [(i, app_of[e]) for i, e in enumerate(route) if e in app_of]
     calls_at = {j: i for i, j in calls}
+    before = {j: calls[k - 1][1] for k, (_, j) in enumerate(calls) if k}
+    index_of = {e: i for i, e in enumerate(route)}
     ids = [f"emergency.{m}" for m in range(runs)]
     evs = {v: (first_s + m * spacing_s, route) for m, v in enumerate(ids)}
     extra = tuple(Trip(v, route[0][0], route[-1][1], d, route) for v, (d, _) in evs.items())
@@ -763,7 +874,23 @@ def des_emergency(
                 sim.set_program(des_program(prog, plan, model, graph, start_s=start), at_s=now)
                 return start + float(prog.horizon_s or prog.cycle_s)
 
-            def answer(v: str, j: str, now: float, active: Any = active) -> None:
+            deferred: list[tuple[str, str]] = []
+
+            def crossed(v: str, j: str, sim: Any = sim) -> bool:
+                """Whether ``v`` is past ``j``'s stop line (or out of the network)."""
+                edge, _ = sim.locate(v)
+                return edge is None or index_of[tuple(edge)] > calls_at[j]
+
+            def answer(v: str, j: str, now: float, deferred: Any = deferred) -> None:
+                # the next signal is called once the vehicle has crossed the one before it: a
+                # vehicle held in a queue is no nearer the next stop line, and a call made from
+                # there would run out (and the junction recover) before it arrives
+                if j in before and not crossed(v, before[j]):
+                    deferred.append((v, j))
+                    return
+                call(v, j, now)
+
+            def call(v: str, j: str, now: float, active: Any = active) -> None:
                 nonlocal refused
                 if j in active:  # still serving an earlier call
                     refused += 1
@@ -776,8 +903,17 @@ def des_emergency(
                 active[j] = {"v": v, "call": now, "hold": hold_s, "resume": resume}
 
             def tick(
-                now: float, where: Any, active: Any = active, sim: Any = sim, step: float = 1.0
+                now: float,
+                where: Any,
+                active: Any = active,
+                sim: Any = sim,
+                step: float = 1.0,
+                deferred: Any = deferred,
             ) -> bool:
+                for v, j in list(deferred):
+                    if crossed(v, before[j]):
+                        deferred.remove((v, j))
+                        call(v, j, now)
                 for j in list(active):
                     a = active[j]
                     i = where(a["v"])
@@ -793,7 +929,7 @@ def des_emergency(
                     if a["resume"] <= now + step:
                         sim.set_plan(plans[j], at_s=max(a["resume"], now))
                         del active[j]
-                return bool(active)
+                return bool(active) or bool(deferred)
 
             _follow(sim, graph, evs, {v: calls for v in ids}, lead_s, answer, tick=tick)
         tt[s], others[s] = _times(sim, ids)

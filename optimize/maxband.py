@@ -6,17 +6,21 @@ along the outbound direction) has a red of ``r_i`` cycles for the arterial (both
 stage); the outbound band of width ``b`` passes it ``w_i`` after the end of its red, the inbound
 band of width ``bb`` ends ``ww_i`` before the start of its red. Constraints:
 
-* fit in the green: ``w_i + b <= 1 - r_i``, ``ww_i + bb <= 1 - r_i``;
+* fit in the green: ``w_i + b <= 1 - r_i``, ``ww_i + bb <= 1 - r_i`` (``1 / 2 - r_i`` at a
+  double-cycled signal, whose red ``r_i`` recurs every half cycle);
 * travel times ``t_i``, ``tt_i`` (cycles) between ``i`` and ``i+1`` at a speed in
   ``[v_min, v_max]``: ``d_i z / v_max <= t_i <= d_i z / v_min`` (``speed_range[i]``);
 * speed change between links at most ``max_speed_change`` (``speed_change[i]``):
   ``|d_i / t_i - d_(i+1) / t_(i+1)|``, written linearly on ``1 / t`` through the bounds of
   MAXBAND's ``(d_i / d_(i+1)) t_(i+1) - t_i`` constraints;
 * the loop integer constraint ``(w_i + ww_i) - (w_(i+1) + ww_(i+1)) + (t_i + tt_i)
-  + (r_i - r_(i+1)) = m_i``, ``m_i`` integer (``loop[i]``), derived in the module's docstring:
+  + (r_i - r_(i+1)) = p_(i+1) n_(i+1) - p_i n_i``, ``n_i`` integer and ``p_i`` signal ``i``'s
+  own cycle (1, or 1/2 where it is double-cycled) (``loop[i]``); with every ``p_i = 1`` this is
+  MAXBAND's ``= m_i``, ``m_i`` integer. Derivation:
   the outbound band leaves red ``i`` at ``c_i + r_i / 2 + w_i`` and reaches ``i+1``
-  ``t_i`` later; the inbound band does the reverse; the two differences of red centres add
-  to an integer;
+  ``t_i`` later; the inbound band does the reverse; at each signal, the time between the
+  two bands is fixed up to a multiple of its own cycle (a double-cycled signal's reds are
+  half a cycle apart, and each band may pass either);
 * optionally ``b, bb >= min_band`` (``min_band``) and ``bb = k b`` kept near a ratio.
 
 Maximise ``b + k bb`` (``k`` the inbound/outbound flow ratio). Offsets follow: the red centre of
@@ -83,6 +87,9 @@ class Arterial:
         into plan offsets.
     speed_limit_kph : tuple of float
         Limit on each link (``n - 1`` values).
+    period_s : tuple of float
+        Each signal's own cycle: ``cycle_s``, or ``cycle_s / 2`` for a double-cycled signal,
+        whose red ``red_s`` then recurs twice per common cycle (default: ``cycle_s`` for all).
     """
 
     name: str
@@ -92,6 +99,7 @@ class Arterial:
     cycle_s: float
     green_start_s: tuple[float, ...] = ()
     speed_limit_kph: tuple[float, ...] = ()
+    period_s: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.junctions)
@@ -101,8 +109,18 @@ class Arterial:
         if len(self.distances_m) != n - 1 or any(not d > 0 for d in self.distances_m):
             msg = f"Arterial({self.name}).distances_m: {n - 1} positive distances are needed"
             raise InputValidationError(msg)
-        if len(self.red_s) != n or any(not 0 <= r < self.cycle_s for r in self.red_s):
-            msg = f"Arterial({self.name}).red_s: {n} reds within the cycle are needed"
+        if not self.period_s:
+            object.__setattr__(self, "period_s", (float(self.cycle_s),) * n)
+        if len(self.period_s) != n or any(
+            not np.isclose(p, self.cycle_s) and not np.isclose(2 * p, self.cycle_s)
+            for p in self.period_s
+        ):
+            msg = f"Arterial({self.name}).period_s: {n} periods, each the cycle or half of it"
+            raise InputValidationError(msg)
+        if len(self.red_s) != n or any(
+            not 0 <= r < p for r, p in zip(self.red_s, self.period_s, strict=True)
+        ):
+            msg = f"Arterial({self.name}).red_s: {n} reds within the signals' periods are needed"
             raise InputValidationError(msg)
         if not self.speed_limit_kph:
             object.__setattr__(self, "speed_limit_kph", (50.0,) * (n - 1))
@@ -140,7 +158,8 @@ def maxband(
         Dims ``junction``: ``offset`` (s, start of the arterial green after the common origin),
         ``red`` (s), ``position`` (m), ``w``, ``ww`` (s); dims ``link``: ``speed_out``,
         ``speed_in`` (km/h); attrs ``band_out_s``, ``band_in_s``, ``cycle_s``, ``status``,
-        ``solve_s``, ``build_s``, ``efficiency`` ((b + bb) / 2C).
+        ``solve_s``, ``build_s``, ``efficiency`` ((b + bb) / 2C), ``band_in_start_s`` (the
+        inbound band's start at the last signal, s).
 
     Raises
     ------
@@ -199,6 +218,9 @@ def _build(
     n = len(art.junctions)
     c = art.cycle_s
     r = [x / c for x in art.red_s]
+    g = [p / c - x for p, x in zip(art.period_s, r, strict=True)]  # green, in cycles
+    # each signal's own cycle, in cycles: 1, or 1/2 where it is double-cycled (its red recurs)
+    per = [p / c for p in art.period_s]
     d = art.distances_m
     prob = pulp.LpProblem("maxband", pulp.LpMaximize)
     b = add_variable(prob, "b", low=0.0, up=1.0)
@@ -207,12 +229,15 @@ def _build(
     ww = add_variable_dict(prob, "ww", range(n), low=0.0, up=1.0)
     t = add_variable_dict(prob, "t", range(n - 1), low=0.0)
     tt = add_variable_dict(prob, "tt", range(n - 1), low=0.0)
-    # inverse travel times (speeds in links per cycle) for the speed-change rows
-    m = add_variable_dict(prob, "m", range(n - 1), low=-10, up=10, cat="Integer")
+    # the loop integers, one per signal in units of its own cycle (m_i = n_(i+1) - n_i where
+    # every signal runs the common cycle, MAXBAND's form); n_0 = 0 (the common origin)
+    m = add_variable_dict(prob, "m", range(n), low=-100, up=100, cat="Integer")
+    prob += (m[0] == 0, "origin")
     prob += b + ratio * bb
     for i in range(n - 1):
         prob += (
-            (w[i] + ww[i]) - (w[i + 1] + ww[i + 1]) + (t[i] + tt[i]) + (r[i] - r[i + 1]) == m[i],
+            (w[i] + ww[i]) - (w[i + 1] + ww[i + 1]) + (t[i] + tt[i]) + (r[i] - r[i + 1])
+            == per[i + 1] * m[i + 1] - per[i] * m[i],
             f"loop_{i}",
         )
     for name in sorted(active):
@@ -220,8 +245,8 @@ def _build(
             tag = name.replace("[", "_").replace("]", "")
             if kind == "fit":
                 i = data
-                prob += (w[i] + b <= 1 - r[i], f"{tag}_out")
-                prob += (ww[i] + bb <= 1 - r[i], f"{tag}_in")
+                prob += (w[i] + b <= g[i], f"{tag}_out")
+                prob += (ww[i] + bb <= g[i], f"{tag}_in")
             elif kind == "speed":
                 i, v_lo, v_hi = data
                 for var, sfx in ((t[i], "out"), (tt[i], "in")):
@@ -276,10 +301,20 @@ def _dataset(
     offsets = [((centre[i] + r[i] / 2) * c - art.green_start_s[i]) % c for i in range(n)]
     pos = np.concatenate([[0.0], np.cumsum(art.distances_m)])
     b, bb = float(v["b"].value()), float(v["bb"].value())
+    # the inbound band's start at the last signal: the centres follow the outbound band, and
+    # where the last signal is double-cycled the inbound band may pass its other red
+    last = n - 1
+    n_last = round(float(v["m"][last].value()))
+    in_start = (centre[last] - r[last] / 2 - ww[last] - bb) * c - n_last * art.period_s[last]
     ds = xr.Dataset(
         {
             "offset": ("junction", offsets, {"units": "s", "long_name": "plan offset"}),
             "red": ("junction", list(art.red_s), {"units": "s", "long_name": "arterial red"}),
+            "period": (
+                "junction",
+                list(art.period_s),
+                {"units": "s", "long_name": "signal's own cycle (half the cycle if double-cycled)"},
+            ),
             "position": ("junction", pos, {"units": "m", "long_name": "distance along"}),
             "red_centre": ("junction", [x * c % c for x in centre], {"units": "s"}),
             "w": ("junction", [x * c for x in w], {"units": "s", "long_name": "outbound slack"}),
@@ -301,6 +336,7 @@ def _dataset(
             "cycle_s": c,
             "band_out_s": b * c,
             "band_in_s": bb * c,
+            "band_in_start_s": in_start % c,
             "efficiency": (b + bb) / 2,
             "status": status,
             "build_s": build_s,
@@ -322,10 +358,11 @@ def time_space_diagram(
     c = float(ds.attrs["cycle_s"])
     pos = ds["position"].values
     reds = ds["red"].values
+    period = ds["period"].values if "period" in ds else np.full(len(pos), c)
     centre = ds["red_centre"].values
     for i, y in enumerate(pos):
-        for k in range(-1, cycles + 1):
-            s = centre[i] - reds[i] / 2 + k * c
+        for k in range(-1, int(round(cycles * c / period[i])) + 1):
+            s = centre[i] - reds[i] / 2 + k * period[i]
             ax.plot([s, s + reds[i]], [y, y], color="tab:red", lw=4, solid_capstyle="butt")
     # outbound band: leaves signal 0 at the end of its red plus w_0
     w, ww = ds["w"].values, ds["ww"].values
@@ -340,9 +377,10 @@ def time_space_diagram(
             ys.append(pos[i + 1])
         if b > 0:
             ax.fill_betweenx(ys, xs, [x + b for x in xs], color="tab:green", alpha=0.3)
-        # inbound band ends ww before the red at the last signal
+        # inbound band ends ww before a red at the last signal
         n = len(pos) - 1
-        t = centre[n] - reds[n] / 2 - ww[n] - bb + k * c
+        start = ds.attrs.get("band_in_start_s", centre[n] - reds[n] / 2 - ww[n] - bb)
+        t = start + k * c
         xs, ys = [t], [pos[n]]
         for i in range(n - 1, -1, -1):
             t += (pos[i + 1] - pos[i]) / v_in[i]

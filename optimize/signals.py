@@ -650,6 +650,12 @@ def preemption(
                 if g in served and s <= resume and trial[g]:
                     trial[g][-1] = (trial[g][-1][0], min(e, horizon))  # green through to it
                     continue
+                floor = r.min_green_s if kind[g] == "vehicle" else r.min_walk_s
+                if s < resume and e - resume < floor:
+                    # the plan's green began before R, while the sequence held the group red:
+                    # what is left of it after R is shorter than a green may be; the group
+                    # waits for its next green instead
+                    continue
                 trial[g].append((max(s, resume), min(e, horizon)))
         groups = []
         for g in model.group_ids:

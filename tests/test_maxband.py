@@ -40,6 +40,52 @@ def test_maxband_ten_signals_two_way_band():
     assert (ds["speed_out"] <= 50.0 + 1e-6).all() and (ds["speed_out"] >= 0.85 * 50 - 1e-6).all()
 
 
+def _green_at(ds, i: int, s: float) -> bool:  # type: ignore[no-untyped-def]
+    period, red, centre = ds["period"].values, ds["red"].values, ds["red_centre"].values
+    x = (s - (centre[i] - red[i] / 2)) % period[i]  # time since the red started
+    return bool(x >= red[i] - 1e-6 or x <= 1e-6)  # a band may end as the red starts
+
+
+def test_maxband_double_cycled_signals_pass_the_band_in_either_green():
+    """A signal at half the common cycle shows its green twice per cycle. Counting only one of
+    them (a red of C - g) leaves no two-way band here; a band through either green exists,
+    and both bands, replayed at each signal's own cycle, meet no red."""
+    dist = (220.0, 160.0, 300.0, 180.0, 250.0)
+    half = (True, True, False, True, True, True)
+    green = (30.0, 28.0, 50.0, 30.0, 32.0, 28.0)
+    c = 120.0
+    one_green = Arterial(
+        "one green", tuple(f"j{i}" for i in range(6)), dist, tuple(c - g for g in green), c
+    )
+    with pytest.raises(MaxbandInfeasibleError):
+        maxband(one_green)
+    art = Arterial(
+        "double-cycled",
+        tuple(f"j{i}" for i in range(6)),
+        dist,
+        tuple((c / 2 if h else c) - g for h, g in zip(half, green, strict=True)),
+        c,
+        period_s=tuple(c / 2 if h else c for h in half),
+    )
+    ds = maxband(art)
+    b, bb = ds.attrs["band_out_s"], ds.attrs["band_in_s"]
+    assert b + bb > 10.0
+    assert b <= min(green) + 1e-6 and bb <= min(green) + 1e-6
+    pos, w, ww = ds["position"].values, ds["w"].values, ds["ww"].values
+    red, centre = ds["red"].values, ds["red_centre"].values
+    t = centre[0] + red[0] / 2 + w[0]  # outbound band's start at the first signal
+    for i in range(6):
+        if i:
+            t += (pos[i] - pos[i - 1]) / (ds["speed_out"].values[i - 1] / 3.6)
+        assert all(_green_at(ds, i, s) for s in np.linspace(t, t + b, 9)[1:-1]), ("out", i)
+    t = ds.attrs["band_in_start_s"]  # ww[5] before one of the last signal's reds
+    assert (t - (centre[5] - red[5] / 2 - ww[5] - bb)) % (c / 2) == pytest.approx(0.0, abs=1e-6)
+    for i in range(5, -1, -1):
+        if i < 5:
+            t += (pos[i + 1] - pos[i]) / (ds["speed_in"].values[i] / 3.6)
+        assert all(_green_at(ds, i, s) for s in np.linspace(t, t + bb, 9)[1:-1]), ("in", i)
+
+
 def test_maxband_infeasible_names_binding_constraints():
     art = Arterial(
         "tight",

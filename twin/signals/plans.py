@@ -288,6 +288,22 @@ def webster(
         raise InputValidationError(msg)
     shares = [y / y_sum for y in ys] if y_sum > 0 else [1.0 / n] * n
     greens = _fit(shares, mins, max(cycle, sum(mins) + lost) - lost)
+    if cycle_s is None:
+        # a stage held at its minimum green (a pedestrian crossing of a wide street) is time
+        # the other stages cannot use: it counts as lost time in Webster's formula, which the
+        # other stages' ratios alone then size; otherwise a 40 s cycle leaves a busy street
+        # what the crossing does not take (8.7 s of 40 on Avenue de Toulouse, x = 1.9)
+        for _ in range(n):
+            held = [k for k in range(n) if greens[k] <= mins[k] + _EPS and ys[k] * cycle < mins[k]]
+            y_rest = sum(ys[k] for k in range(n) if k not in held)
+            if not held or y_rest <= 0 or y_rest >= 1.0:
+                break
+            lost_held = lost + sum(mins[k] for k in held)
+            again = min(max((1.5 * lost_held + 5.0) / (1.0 - y_rest), CYCLE_MIN_S), CYCLE_MAX_S)
+            if again <= cycle + _EPS:
+                break
+            cycle = again
+            greens = _fit(shares, mins, max(cycle, sum(mins) + lost) - lost)
     if sum(greens) + lost > cycle_cap + _EPS:
         greens = _fit(shares, mins, cycle_cap - lost)
     return stage_plan(

@@ -144,9 +144,9 @@ def test_des_comparison_same_plans_same_result(bondy):
 def test_corridor_delay_change_agrees_with_sumo(montpellier, montpellier_coordinated, tmp_path):
     """Coordinating the whole of Avenue de Toulouse at its longest cycle: the DES's change of
     travel time has SUMO's sign and a size within 30% of SUMO's, at half the planning flows
-    (both simulators undersaturated). The default coordination (coupled runs, double
-    cycling) agrees on the mean of four demand seeds (+3.7 s against SUMO's +3.5) but not on
-    this seed alone (+5.8 against +3.1): benchmarks/signals.py prints both, per seed."""
+    (both simulators undersaturated). benchmarks/signals.py --corridor-only prints the change
+    per demand seed and on the mean of four, for the default coordination too (-15.9 s against
+    SUMO's -14.3 at half flows, -11.6 against -13.1 at full flows)."""
     from optimize.evaluation import corridor_vs_sumo
     from optimize.maxband import corridors
 

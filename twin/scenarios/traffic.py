@@ -24,6 +24,10 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
   resolves grid-lock, and is counted (``n_forced``); the wait counts from the first step the
   head could otherwise have left, and only the head's, so a queue that spills back keeps
   blocking upstream;
+* a closed edge (every lane closed) takes no vehicle, forced or not: a head whose next edge
+  is closed is routed again from where it is, round the closure, unless its trip carries its
+  own route or there is no way round (it then waits, and looks again ``reroute_s`` later);
+  a trip whose first edge is closed waits to depart;
 * a vehicle whose route ends on the edge leaves it at its ready time, without waiting for the
   signal (it stops before the stop line), but never before the vehicles ahead of it;
 * at an unsignalised junction with three or more approaches (a priority junction), the two
@@ -444,7 +448,8 @@ class TrafficScenario:
     spillback : bool
         Hold vehicles whose next edge is full.
     max_blocked_s : float
-        Longest a ready head vehicle is held for lack of space downstream (s).
+        Longest a ready head vehicle is held for lack of space downstream (s); never lets one
+        into a closed edge.
     priority_junctions : bool
         Minor approaches of unsignalised junctions give way to the major road (gap acceptance).
     critical_gap_s, follow_up_s : float
@@ -1067,6 +1072,7 @@ class _State:
         self.route_len = np.full(n, -1, dtype=np.int64)  # -1: not routed yet
         self.route_flat = np.zeros(0, dtype=np.int64)
         self.fixed = np.zeros(n, dtype=bool)  # trips that carry their own routes
+        self.retry_at = np.zeros(n)  # when a head facing a closed edge may look for a way round
         self.pos = np.zeros(n, dtype=np.int64)
         self.ready = np.full(n, np.inf)
         self.enter = np.zeros(n)
@@ -1163,8 +1169,32 @@ class _State:
         )
         if not sel.size:
             return
+        ok, flat, hops_ok = self._paths(self.origin[sel], self.dest[sel], self.link_cost(t_from))
+        hops = np.zeros(sel.size, dtype=np.int64)
+        hops[ok] = hops_ok
+        bad = hops == 0  # unreachable, or origin and destination the same node
         net = self.net
-        cost = self.link_cost(t_from)
+        for i in np.flatnonzero(bad):
+            key = (net.nodes[self.origin[sel[i]]], net.nodes[self.dest[sel[i]]])
+            self.unreachable[key] = self.unreachable.get(key, 0) + 1
+        self.dropped[sel[bad]] = True
+        sel, hops = sel[~bad], hops[~bad]
+        if not sel.size:
+            return
+        starts = np.concatenate(([0], np.cumsum(hops)))[:-1]
+        self.route_ptr[sel] = self.route_flat.size + starts
+        self.route_len[sel] = hops
+        self.route_flat = np.concatenate([self.route_flat, flat])
+
+    def _paths(
+        self, origin: np.ndarray, dest: np.ndarray, cost: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cheapest routes between node indices on link costs ``cost`` (inf: no way through).
+
+        Returns whether each pair is reachable, the edges of the reachable routes end to end
+        and the number of edges of each reachable route (0 where origin and destination meet).
+        """
+        net = self.net
         ok = np.isfinite(cost)
         # cheapest edge of each node pair
         pair, c, e = net.pair[ok], cost[ok], np.flatnonzero(ok)
@@ -1174,27 +1204,19 @@ class _State:
         pair, c, e = pair[first], c[first], e[first]
         n = len(net.nodes)
         mat = sparse.csr_matrix((c, (pair // n, pair % n)), shape=(n, n))
-        origins, row = np.unique(self.origin[sel], return_inverse=True)
+        origins, row = np.unique(origin, return_inverse=True)
         _, pred = csgraph.dijkstra(mat, indices=origins, return_predecessors=True)
-        dest = self.dest[sel]
-        reach = (pred[row, dest] >= 0) | (dest == origins[row])
         same = dest == origins[row]
-        bad = ~reach | same
-        for i in np.flatnonzero(bad):
-            key = (net.nodes[self.origin[sel[i]]], net.nodes[dest[i]])
-            self.unreachable[key] = self.unreachable.get(key, 0) + 1
-        self.dropped[sel[bad]] = True
-        sel, row, dest = sel[~bad], row[~bad], dest[~bad]
-        if not sel.size:
-            return
+        reach = (pred[row, dest] >= 0) | same
+        row, dest = row[reach], dest[reach]
         # walk back from the destinations, all trips at once
         cur = dest.copy()
         steps: list[np.ndarray] = []
-        hops = np.zeros(sel.size, dtype=np.int64)
-        live = np.ones(sel.size, dtype=bool)
+        hops = np.zeros(dest.size, dtype=np.int64)
+        live = ~same[reach]
         while live.any():
             prev = np.where(live, pred[row, cur], -1)
-            edge = np.full(sel.size, -1, dtype=np.int64)
+            edge = np.full(dest.size, -1, dtype=np.int64)
             li = np.flatnonzero(live)
             k = np.searchsorted(pair, prev[li] * n + cur[li])
             edge[li] = e[k]
@@ -1202,14 +1224,14 @@ class _State:
             hops += live
             cur = np.where(live, prev, cur)
             live &= cur != origins[row]
+        if not steps:
+            return reach, np.zeros(0, dtype=np.int64), hops
         mat_e = np.vstack(steps)  # (hop, trip), reversed order
-        trip_rep = np.repeat(np.arange(sel.size), hops)
+        trip_rep = np.repeat(np.arange(dest.size), hops)
         starts = np.concatenate(([0], np.cumsum(hops)))[:-1]
         j = np.arange(trip_rep.size) - np.repeat(starts, hops)
-        flat = mat_e[hops[trip_rep] - 1 - j, trip_rep]
-        self.route_ptr[sel] = self.route_flat.size + starts
-        self.route_len[sel] = hops
-        self.route_flat = np.concatenate([self.route_flat, flat])
+        flat: np.ndarray = mat_e[hops[trip_rep] - 1 - j, trip_rep]
+        return reach, flat, hops
 
     def reroute_undeparted(self, t: float) -> None:
         """Route again, on the current costs, the trips routed ahead that have not left yet."""
@@ -1217,6 +1239,34 @@ class _State:
         if again.any():
             self.route_len[again] = -1
             self.route_window(t, t + self.sc.reroute_s)
+
+    def _reroute_heads(self, veh: np.ndarray, edges: np.ndarray, t: float) -> bool:
+        """Route again, from the end of ``edges``, the heads ``veh`` whose next edge is closed.
+
+        Trips that carry their own routes keep them, and wait; so do those with no way round,
+        which look again ``reroute_s`` later. Returns whether any route changed.
+        """
+        can = ~self.fixed[veh] & (self.retry_at[veh] <= t)
+        veh, edges = veh[can], edges[can]
+        if not veh.size:
+            return False
+        ok, flat, hops = self._paths(self.net.v[edges], self.dest[veh], self.link_cost(t))
+        self.retry_at[veh[~ok]] = t + self.sc.reroute_s
+        veh, edges = veh[ok], edges[ok]
+        if not veh.size:
+            return False
+        # the new route starts with the edge the vehicle is on, at its current position
+        hops1 = hops + 1
+        starts = np.concatenate(([0], np.cumsum(hops1)))[:-1]
+        new = np.empty(int(hops1.sum()), dtype=np.int64)
+        head = np.zeros(new.size, dtype=bool)
+        head[starts] = True
+        new[head] = edges
+        new[~head] = flat
+        self.route_ptr[veh] = self.route_flat.size + starts - self.pos[veh]
+        self.route_len[veh] = self.pos[veh] + hops1
+        self.route_flat = np.concatenate([self.route_flat, new])
+        return True
 
     # ---- stepping -----------------------------------------------------------------------------
     def _enter(
@@ -1350,6 +1400,7 @@ class _State:
         first = self.route_flat[self.route_ptr[pu]]
         if sc.spillback:
             space = net.storage[first] - (self.n_in[first] - self.n_out[first])
+            space[self.lanes_open[first] <= 0] = 0  # a closed first edge: the trip waits
             o = np.argsort(first, kind="stable")
             fs = first[o]
             new_group = np.concatenate(([True], fs[1:] != fs[:-1]))
@@ -1358,7 +1409,7 @@ class _State:
             rank[o] = idx - np.maximum.accumulate(np.where(new_group, idx, 0))
             go = rank < space
         else:
-            go = np.ones(pu.size, dtype=bool)
+            go = self.lanes_open[first] > 0
         veh = pu[go]
         self.n_active += veh.size
         gone = np.zeros(p.size, dtype=bool)
@@ -1497,6 +1548,11 @@ class _State:
         pos = self.pos[veh]
         last = pos >= self.route_len[veh] - 1
         nxt = self.route_flat[np.minimum(self.route_ptr[veh] + pos + 1, self.route_flat.size - 1)]
+        shut = ready[:, 0] & ~last[:, 0] & (self.lanes_open[nxt[:, 0]] <= 0)
+        if shut.any() and self._reroute_heads(veh[shut, 0], act[shut], t):
+            nxt = self.route_flat[
+                np.minimum(self.route_ptr[veh] + pos + 1, self.route_flat.size - 1)
+            ]
         needcap = ~last
         weight = needcap.astype(float)
         if self.prio.left_turns:
@@ -1505,17 +1561,20 @@ class _State:
         if sig.signalised[act].any():
             # green per movement: a right turn may go while the through movement waits
             ok &= last | sig.green_move(np.broadcast_to(act[:, None], nxt.shape), nxt, t)
+        # a closed edge takes no vehicle: its vehicles wait (or were routed round it above)
+        open_ = self.lanes_open[nxt] > 0
         if sc.spillback:
-            room = self.n_in[nxt] - self.n_out[nxt] < net.storage[nxt]
+            room = (self.n_in[nxt] - self.n_out[nxt] < net.storage[nxt]) & open_
             # the head waits for room from the first step it could otherwise have left; it is
             # let through once it has waited max_blocked_s, whatever else holds it meanwhile
             waits = ok[:, 0] & ~last[:, 0] & ~room[:, 0]
             self.blocked_since[act[waits]] = np.minimum(self.blocked_since[act[waits]], t)
             jump = np.zeros(room.shape, dtype=bool)
-            jump[:, 0] = t - self.blocked_since[act] >= sc.max_blocked_s
+            jump[:, 0] = (t - self.blocked_since[act] >= sc.max_blocked_s) & open_[:, 0]
             ok &= last | room | jump
             forced = jump & ~room & ~last
         else:
+            ok &= last | open_
             forced = np.zeros(ok.shape, dtype=bool)
         # queues at the edge end, one per lane: a vehicle held (by its signal, a full next
         # edge) holds those behind it in its lane; the others change lanes round it

@@ -298,6 +298,22 @@ def test_gap_acceptance_capacity_hand_worked():
     assert c == pytest.approx([900.0, 292.2], abs=0.1)
 
 
+def test_hcm_potential_capacity_hand_worked():
+    from twin.scenarios.traffic import hcm_potential_capacity
+
+    # HCM: c = v_c exp(-v_c t_c / 3600) / (1 - exp(-v_c t_f / 3600))
+    # right turn, v_c = 450 veh/h, 6.2 / 3.3 s: 450 * 0.46070 / 0.33801 = 613.4 veh/h
+    # through, v_c = 900 veh/h, 6.5 / 4.0 s: 900 * 0.19691 / 0.63212 = 280.4 veh/h
+    # left turn, v_c = 900 veh/h, 7.1 / 3.5 s: 900 * 0.16948 / 0.58314 = 261.6 veh/h
+    # no conflicting flow: 3600 / t_f
+    c = hcm_potential_capacity(
+        np.array([450.0, 900.0, 900.0, 0.0]),
+        critical_gap_s=np.array([6.2, 6.5, 7.1, 6.5]),
+        follow_up_s=np.array([3.3, 4.0, 3.5, 4.0]),
+    )
+    assert c == pytest.approx([613.4, 280.4, 261.6, 900.0], abs=0.1)
+
+
 def minor_discharge(g, major_trips, *, dest="e", t_from=1200.0, t_to=3000.0, **kw):
     """Vehicles of a saturated approach (w -> dest) arriving in [t_from, t_to)."""
     minor = tuple(Trip(f"m{i}", "w", dest, 0.0) for i in range(1500))
@@ -315,11 +331,21 @@ def test_priority_junction_minor_capacity_against_hand_worked_numbers():
     assert minor_discharge(g, ()) == pytest.approx(450, abs=5)
     # without give-way it would discharge at the saturation flow (1,800 veh/h -> 900)
     assert minor_discharge(g, (), priority_junctions=False) == pytest.approx(900, abs=5)
-    # 900 veh/h on the major road (450 veh/h each way): 292.2 veh/h -> 146 in 1,800 s
+    # 900 veh/h on the major road (450 veh/h each way); HCM potential capacity per movement
+    # (test_hcm_potential_capacity_hand_worked) over 1,800 s:
     major = tuple(Trip(f"ns{i}", "n", "s", 8.0 * i) for i in range(450)) + tuple(
         Trip(f"sn{i}", "s", "n", 8.0 * i + 4.0) for i in range(450)
     )
-    assert minor_discharge(g, major) == pytest.approx(146, rel=0.05)
+    # through (w -> e) against both streams, 6.5 / 4.0 s: 280.4 veh/h -> 140.2
+    assert minor_discharge(g, major) == pytest.approx(140.2, rel=0.05)
+    # left turn (w -> n) against both streams, 7.1 / 3.5 s: 261.6 veh/h -> 130.8
+    assert minor_discharge(g, major, dest="n") == pytest.approx(130.8, rel=0.05)
+    # right turn (w -> s) against the stream from its left only (n -> s, 450 veh/h),
+    # 6.2 / 3.3 s: 613.4 veh/h -> 306.7
+    assert minor_discharge(g, major, dest="s") == pytest.approx(306.7, rel=0.05)
+    # where traffic keeps left, the near stream of that turn (now w -> n) is s -> n
+    left_hand = minor_discharge(g, major, dest="n", drive_on="left")
+    assert left_hand == pytest.approx(306.7, rel=0.05)
 
 
 def test_a_vehicle_on_a_give_way_approach_slows_to_look() -> None:

@@ -154,6 +154,7 @@ __all__ = [
     "Trip",
     "edge_index",
     "gap_acceptance_capacity",
+    "hcm_potential_capacity",
     "run",
 ]
 
@@ -453,7 +454,9 @@ class TrafficScenario:
     priority_junctions : bool
         Minor approaches of unsignalised junctions give way to the major road (gap acceptance).
     critical_gap_s, follow_up_s : float
-        Gap-acceptance parameters of the minor approaches (s); HCM 2000 values by default.
+        Gap-acceptance parameters of a through movement from a minor approach (s); HCM values
+        by default. Right and left turns from a minor approach use HCM's own
+        (``MINOR_RIGHT_GAPS_S``, ``MINOR_LEFT_GAPS_S``).
     priority_window_s : float
         Time constant of the smoothing of the major-road flow seen by the minor approaches (s).
     left_turns_yield : bool
@@ -882,6 +885,47 @@ def gap_acceptance_capacity(
     return cap
 
 
+def hcm_potential_capacity(
+    conflicting_flow_veh_h: np.ndarray | float, *, critical_gap_s: float, follow_up_s: float
+) -> np.ndarray:
+    """Potential capacity of a minor movement at a two-way stop (HCM), in veh/h.
+
+    ``c = v_c exp(-v_c t_c / 3600) / (1 - exp(-v_c t_f / 3600))``, and ``3600 / t_f`` when no
+    flow conflicts (its limit at ``v_c = 0``).
+
+    Parameters
+    ----------
+    conflicting_flow_veh_h : array_like
+        Conflicting flow ``v_c`` of the movement (veh/h).
+    critical_gap_s, follow_up_s : float
+        Critical gap ``t_c`` and follow-up time ``t_f`` (s).
+
+    Returns
+    -------
+    numpy.ndarray
+        Capacity (veh/h per lane).
+
+    Examples
+    --------
+    >>> hcm_potential_capacity([0.0, 500.0], critical_gap_s=6.5, follow_up_s=4.0).round(1)
+    array([900. , 475.6])
+    """
+    v = np.maximum(np.asarray(conflicting_flow_veh_h, dtype=float), 0.0)
+    vs = np.maximum(v, 1e-9)  # v_c = 0 is the limit, 3600 / t_f
+    cap: np.ndarray = np.where(
+        v > 1e-6,
+        vs * np.exp(-vs * critical_gap_s / 3600.0) / -np.expm1(-vs * follow_up_s / 3600.0),
+        3600.0 / follow_up_s,
+    )
+    return cap
+
+
+#: Critical gap and follow-up time (s) of a right and of a left turn from a minor approach
+#: (HCM 6th edition, two-way stop control, base values for a two-lane major road); a through
+#: movement uses the scenario's ``critical_gap_s`` and ``follow_up_s`` (6.5 s and 4.0 s).
+MINOR_RIGHT_GAPS_S = (6.2, 3.3)
+MINOR_LEFT_GAPS_S = (7.1, 3.5)
+
 #: Acceleration and deceleration of a car (m/s2), SUMO's defaults for a passenger car.
 ACCEL_M_S2 = 2.6
 DECEL_M_S2 = 4.5
@@ -903,6 +947,9 @@ class _Priority:
         self.minor = np.zeros(n_e, dtype=bool)
         self.major = np.zeros(n_e, dtype=bool)
         self.opposing = np.full(n_e, -1, dtype=np.int64)
+        # per minor approach, the major approach whose stream comes from its left (right-hand
+        # traffic; from its right in left-hand traffic): the one a right turn merges into
+        self.near = np.full(n_e, -1, dtype=np.int64)
         self.heading = np.zeros((n_e, 2))
         self.side = 1.0 if sc.drive_on == "right" else -1.0
         self.left_turns = sc.left_turns_yield
@@ -961,7 +1008,17 @@ class _Priority:
                 assert best_pair is not None  # top holds at least two approaches
                 pair = best_pair
             self.major[list(pair)] = True
-            self.minor[[e for e in inc if e not in pair]] = True
+            for e in inc:
+                if e in pair:
+                    continue
+                self.minor[e] = True
+                side = [
+                    self.side * (heading[e][0] * heading[a][1] - heading[e][1] * heading[a][0])
+                    for a in pair
+                ]
+                j = int(np.argmin(side))
+                if side[j] < -0.5:
+                    self.near[e] = pair[j]
 
 
 def _lane_discharge(
@@ -1457,6 +1514,41 @@ class _State:
             w[left] = np.maximum(self.sc.saturation_flow / c, 1.0)
         return w
 
+    def _minor_weight(self, edges: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """Capacity used by each vehicle of minor approaches ``edges`` heading for ``nxt``.
+
+        The ratio of a lane's saturation flow to the HCM potential capacity of its movement
+        (:func:`hcm_potential_capacity`), at least one vehicle. Each movement has its own
+        critical gap and follow-up time and its own conflicting flow: a right turn the major
+        stream coming from its left (from its right where traffic keeps left), a through
+        movement or a left (or U) turn both major approaches. The approaches' flows are their
+        whole discharge, turns included: a right turn's conflicting flow counts the near
+        stream's right turns in full, not half as in HCM, and a left turn's the far stream's
+        left turns once, within that stream.
+        """
+        pr = self.prio
+        e = np.broadcast_to(edges[:, None], nxt.shape)
+        hx, hy = pr.heading[:, 0], pr.heading[:, 1]
+        cross = pr.side * (hx[e] * hy[nxt] - hy[e] * hx[nxt])
+        dot = hx[e] * hx[nxt] + hy[e] * hy[nxt]
+        left = (cross > 0.5) | (dot < -0.9)
+        right = (cross < -0.5) & ~left
+        near = pr.near[e]
+        both = self.q_major[self.net.v[e]]
+        q_near = np.where(near >= 0, 3600.0 * self.flow_ema[np.maximum(near, 0)], 0.0)
+        c = hcm_potential_capacity(
+            both, critical_gap_s=self.sc.critical_gap_s, follow_up_s=self.sc.follow_up_s
+        )
+        if right.any():
+            t_c, t_f = MINOR_RIGHT_GAPS_S
+            c[right] = hcm_potential_capacity(q_near[right], critical_gap_s=t_c, follow_up_s=t_f)
+        if left.any():
+            t_c, t_f = MINOR_LEFT_GAPS_S
+            c[left] = hcm_potential_capacity(both[left], critical_gap_s=t_c, follow_up_s=t_f)
+        sat = 3600.0 * self.net.cap_rate[e] / np.maximum(self.net.lanes[e], 1)  # veh/h a lane
+        w: np.ndarray = np.maximum(sat / np.maximum(c, 1e-9), 1.0)
+        return w
+
     def _lane_masks(
         self, edges: np.ndarray, nxt: np.ndarray, last: np.ndarray, n_open: np.ndarray
     ) -> np.ndarray:
@@ -1481,19 +1573,20 @@ class _State:
         out: np.ndarray = np.where(last, every, np.where(kerb, 1, np.where(across, centre, every)))
         return out
 
-    def _rate(self, edges: np.ndarray) -> np.ndarray:
+    def _rate(self, edges: np.ndarray, *, give_way: bool = True) -> np.ndarray:
         """Discharge rate of ``edges`` (veh/s).
 
-        Lanes open x saturation flow or, on a minor approach, the gap-acceptance capacity if
-        lower.
+        Lanes open x saturation flow or, on a minor approach (unless ``give_way`` is off), the
+        gap-acceptance capacity of a through movement if lower: what routing counts on. The
+        discharge itself charges each movement its own (:meth:`_minor_weight`).
         """
         rate: np.ndarray = self.cap_rate[edges]
-        if not self.give_way:
+        if not self.give_way or not give_way:
             return rate
         minor = self.prio.minor[edges]
         if minor.any():
             e = edges[minor]
-            c = gap_acceptance_capacity(
+            c = hcm_potential_capacity(
                 self.q_major[self.net.v[e]],
                 critical_gap_s=self.sc.critical_gap_s,
                 follow_up_s=self.sc.follow_up_s,
@@ -1531,7 +1624,7 @@ class _State:
         n_open = np.clip(self.lanes_open[act], 1, self.credit.shape[1])
         if not sc.multi_queue:
             n_open = np.ones_like(n_open)
-        rate = (self._rate(act) / n_open)[:, None]
+        rate = (self._rate(act, give_way=False) / n_open)[:, None]
         credit = np.minimum(
             self.credit[act] + rate * (t - self.last_seen[act])[:, None], rate * dt_s + 1.0
         )
@@ -1557,6 +1650,12 @@ class _State:
         weight = needcap.astype(float)
         if self.prio.left_turns:
             weight = np.where(needcap, self._turn_weight(act, nxt), 0.0)
+        if self.give_way:
+            minor = self.prio.minor[act]
+            if minor.any():
+                weight[minor] = np.where(
+                    needcap[minor], self._minor_weight(act[minor], nxt[minor]), 0.0
+                )
         ok = ready.copy()
         if sig.signalised[act].any():
             # green per movement: a right turn may go while the through movement waits

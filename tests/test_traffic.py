@@ -191,25 +191,61 @@ def test_incident_closing_lanes_delays_trips():
 
 
 def test_queue_spills_back_and_only_a_long_blocked_head_is_let_through():
-    # 0 -> 1 -> 2 -> 3, 75 m edges of one lane (storage 10 vehicles each); 1 -> 2 is closed
-    # for 2,000 s, so it fills, then 0 -> 1 fills behind it and holds the rest at their origin
-    g = line(3, 75.0)
-    route = ((0, 1, 0), (1, 2, 0), (2, 3, 0))
-    trips = tuple(Trip(f"v{i}", 0, 3, float(i), route=route) for i in range(60))
-    inc = (Incident((1, 2, 0), 1, 0.0, 2000.0),)
+    # 0 -> 1 -> 2 -> 3 -> 4, 75 m edges of one lane (storage 10 vehicles each); 2 -> 3 is
+    # closed for 2,000 s, so 1 -> 2 fills, then 0 -> 1 fills behind it and holds the rest at
+    # their origin
+    g = line(4, 75.0)
+    route = ((0, 1, 0), (1, 2, 0), (2, 3, 0), (3, 4, 0))
+    trips = tuple(Trip(f"v{i}", 0, 4, float(i), route=route) for i in range(60))
+    inc = (Incident((2, 3, 0), 1, 0.0, 2000.0),)
     kw = {"speed_factor_sd": 0.0, "progress": False, "slot_s": 100.0, "max_blocked_s": 100.0}
     ds = run(TrafficScenario(g, trips=trips, incidents=inc, **kw), rng=0)
     entered = (ds["flow"].sel(edge="1->2#0") * 100.0 / 3600.0).values  # vehicles per slot
     during = entered[:20]  # the 20 slots of the closure
-    # 10 fill the closed edge; after that only the head of 0 -> 1 that has waited 100 s for
-    # room goes in: at most one per 100 s slot, never the whole queue behind it
+    # 10 fill 1 -> 2; after that only the head of 0 -> 1 that has waited 100 s for room goes
+    # in: at most one per 100 s slot, never the whole queue behind it; none enters the closed
+    # edge itself (test_a_held_head_never_enters_a_closed_edge)
     full = int(np.argmax(np.cumsum(during) >= 10))
     assert during[: full + 1].sum() <= 11
     assert during[full + 1 :].max() <= 1
     assert 10 + 15 <= during.sum() <= 10 + 20
+    assert float(ds["flow"].sel(edge="2->3#0")[:20].sum()) == 0.0
     assert ds.attrs["n_unfinished"] == 0  # all get through once the edge reopens
     no_spill = run(TrafficScenario(g, trips=trips, incidents=inc, spillback=False, **kw), rng=0)
     assert float((no_spill["flow"].sel(edge="1->2#0")[:20] * 100.0 / 3600.0).sum()) == 60.0
+
+
+def test_a_held_head_never_enters_a_closed_edge():
+    # 0 -> 1 -> 2 with a fixed route: 1 -> 2 is closed from 10 s to 1,000 s, so the vehicle
+    # waits at the end of 0 -> 1 far past max_blocked_s, and goes on only once it reopens
+    g = line(2)
+    route = ((0, 1, 0), (1, 2, 0))
+    trips = (Trip("a", 0, 2, 0.0, route=route),)
+    inc = (Incident((1, 2, 0), 1, 10.0, 1000.0),)
+    kw = {"speed_factor_sd": 0.0, "progress": False, "slot_s": 100.0, "max_blocked_s": 10.0}
+    ds = run(TrafficScenario(g, trips=trips, incidents=inc, **kw), rng=0)
+    entered = ds["flow"].sel(edge="1->2#0").values
+    assert float(entered[:10].sum()) == 0.0
+    assert float(entered[10:].sum()) > 0.0
+    # 20 s on 1 -> 2 once it reopens, plus the start from a stop
+    assert 1020.0 <= float(ds["arrive"].sel(trip="a")) <= 1022.0
+    assert int(ds["forced"].sum()) == 0
+
+
+def test_a_held_head_routes_round_a_closed_edge():
+    # 5 -> 0, then 0 -> 1 -> 3 (short) or 0 -> 2 -> 3 (long); 0 -> 1 closes after the
+    # vehicle has left on the short route: at the end of 5 -> 0 it takes the long one
+    g = nx.MultiDiGraph(crs="EPSG:2154")
+    for n, (x, y) in {5: (-300, 0), 0: (0, 0), 1: (300, 100), 2: (300, -400), 3: (600, 0)}.items():
+        g.add_node(n, x=X0 + x, y=Y0 + y)
+    for u, v, length in ((5, 0, 300), (0, 1, 300), (1, 3, 300), (0, 2, 500), (2, 3, 500)):
+        g.add_edge(u, v, length=float(length), speed_kph=36.0, lanes=1, highway="primary")
+    inc = (Incident((0, 1, 0), 1, 10.0, 2000.0),)
+    kw = {"speed_factor_sd": 0.0, "progress": False, "max_blocked_s": 10.0}
+    ds = run(TrafficScenario(g, trips=(Trip("a", 5, 3, 0.0),), incidents=inc, **kw), rng=0)
+    assert float(ds["flow"].sel(edge="0->1#0").sum()) == 0.0
+    assert float(ds["flow"].sel(edge="0->2#0").sum()) > 0.0
+    assert float(ds["travel_time"].sel(trip="a")) == pytest.approx(130.0, abs=2.0)
 
 
 def test_demand_validation_names_zone_and_slot():
@@ -262,6 +298,22 @@ def test_gap_acceptance_capacity_hand_worked():
     assert c == pytest.approx([900.0, 292.2], abs=0.1)
 
 
+def test_hcm_potential_capacity_hand_worked():
+    from twin.scenarios.traffic import hcm_potential_capacity
+
+    # HCM: c = v_c exp(-v_c t_c / 3600) / (1 - exp(-v_c t_f / 3600))
+    # right turn, v_c = 450 veh/h, 6.2 / 3.3 s: 450 * 0.46070 / 0.33801 = 613.4 veh/h
+    # through, v_c = 900 veh/h, 6.5 / 4.0 s: 900 * 0.19691 / 0.63212 = 280.4 veh/h
+    # left turn, v_c = 900 veh/h, 7.1 / 3.5 s: 900 * 0.16948 / 0.58314 = 261.6 veh/h
+    # no conflicting flow: 3600 / t_f
+    c = hcm_potential_capacity(
+        np.array([450.0, 900.0, 900.0, 0.0]),
+        critical_gap_s=np.array([6.2, 6.5, 7.1, 6.5]),
+        follow_up_s=np.array([3.3, 4.0, 3.5, 4.0]),
+    )
+    assert c == pytest.approx([613.4, 280.4, 261.6, 900.0], abs=0.1)
+
+
 def minor_discharge(g, major_trips, *, dest="e", t_from=1200.0, t_to=3000.0, **kw):
     """Vehicles of a saturated approach (w -> dest) arriving in [t_from, t_to)."""
     minor = tuple(Trip(f"m{i}", "w", dest, 0.0) for i in range(1500))
@@ -279,11 +331,21 @@ def test_priority_junction_minor_capacity_against_hand_worked_numbers():
     assert minor_discharge(g, ()) == pytest.approx(450, abs=5)
     # without give-way it would discharge at the saturation flow (1,800 veh/h -> 900)
     assert minor_discharge(g, (), priority_junctions=False) == pytest.approx(900, abs=5)
-    # 900 veh/h on the major road (450 veh/h each way): 292.2 veh/h -> 146 in 1,800 s
+    # 900 veh/h on the major road (450 veh/h each way); HCM potential capacity per movement
+    # (test_hcm_potential_capacity_hand_worked) over 1,800 s:
     major = tuple(Trip(f"ns{i}", "n", "s", 8.0 * i) for i in range(450)) + tuple(
         Trip(f"sn{i}", "s", "n", 8.0 * i + 4.0) for i in range(450)
     )
-    assert minor_discharge(g, major) == pytest.approx(146, rel=0.05)
+    # through (w -> e) against both streams, 6.5 / 4.0 s: 280.4 veh/h -> 140.2
+    assert minor_discharge(g, major) == pytest.approx(140.2, rel=0.05)
+    # left turn (w -> n) against both streams, 7.1 / 3.5 s: 261.6 veh/h -> 130.8
+    assert minor_discharge(g, major, dest="n") == pytest.approx(130.8, rel=0.05)
+    # right turn (w -> s) against the stream from its left only (n -> s, 450 veh/h),
+    # 6.2 / 3.3 s: 613.4 veh/h -> 306.7
+    assert minor_discharge(g, major, dest="s") == pytest.approx(306.7, rel=0.05)
+    # where traffic keeps left, the near stream of that turn (now w -> n) is s -> n
+    left_hand = minor_discharge(g, major, dest="n", drive_on="left")
+    assert left_hand == pytest.approx(306.7, rel=0.05)
 
 
 def test_a_vehicle_on_a_give_way_approach_slows_to_look() -> None:

@@ -107,8 +107,9 @@ def test_routes_go_round_a_queue_held_by_spillback():
 
 
 def test_heads_forced_into_a_full_edge_are_counted():
-    # 0 -> 1 -> 2 -> 3, 1 -> 2 closed and 15 m long (storage 2): the heads of 0 -> 1 wait for room,
-    # and each is let in after max_blocked_s (SUMO's teleport), which the run counts per edge
+    # 0 -> 1 -> 2 -> 3, 1 -> 2 15 m long (storage 2) and 2 -> 3 closed: 1 -> 2 fills, the heads
+    # of 0 -> 1 wait for room, and each is let in after max_blocked_s (SUMO's teleport), which
+    # the run counts per edge; none is let into the closed edge itself
     g = nx.MultiDiGraph(crs="EPSG:2154")
     for i, x in enumerate((0.0, 200.0, 215.0, 415.0)):
         g.add_node(i, x=X0 + x, y=Y0)
@@ -117,10 +118,10 @@ def test_heads_forced_into_a_full_edge_are_counted():
     g.add_edge(2, 3, length=200.0, speed_kph=36.0, lanes=1, highway="primary")
     route = ((0, 1, 0), (1, 2, 0), (2, 3, 0))
     trips = tuple(Trip(f"v{i}", 0, 3, float(i), route=route) for i in range(6))
-    inc = (Incident((1, 2, 0), 1, 0.0, 1000.0),)
+    inc = (Incident((2, 3, 0), 1, 0.0, 1000.0),)
     kw = {"speed_factor_sd": 0.0, "progress": False, "max_blocked_s": 100.0}
     ds = run(TrafficScenario(g, trips=trips, incidents=inc, **kw), rng=0)
-    # 2 fill 1 -> 2; the other 4 are forced in one by one, 100 s apart, before it reopens
+    # 2 fill 1 -> 2; the other 4 are forced in one by one, 100 s apart, before 2 -> 3 reopens
     assert ds.attrs["n_forced"] == 4
     assert int(ds["forced"].sel(edge="0->1#0")) == 4
     assert int(ds["forced"].sum()) == 4

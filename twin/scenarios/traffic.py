@@ -24,6 +24,10 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
   resolves grid-lock, and is counted (``n_forced``); the wait counts from the first step the
   head could otherwise have left, and only the head's, so a queue that spills back keeps
   blocking upstream;
+* a closed edge (every lane closed) takes no vehicle, forced or not: a head whose next edge
+  is closed is routed again from where it is, round the closure, unless its trip carries its
+  own route or there is no way round (it then waits, and looks again ``reroute_s`` later);
+  a trip whose first edge is closed waits to depart;
 * a vehicle whose route ends on the edge leaves it at its ready time, without waiting for the
   signal (it stops before the stop line), but never before the vehicles ahead of it;
 * at an unsignalised junction with three or more approaches (a priority junction), the two
@@ -150,6 +154,7 @@ __all__ = [
     "Trip",
     "edge_index",
     "gap_acceptance_capacity",
+    "hcm_potential_capacity",
     "run",
 ]
 
@@ -444,11 +449,14 @@ class TrafficScenario:
     spillback : bool
         Hold vehicles whose next edge is full.
     max_blocked_s : float
-        Longest a ready head vehicle is held for lack of space downstream (s).
+        Longest a ready head vehicle is held for lack of space downstream (s); never lets one
+        into a closed edge.
     priority_junctions : bool
         Minor approaches of unsignalised junctions give way to the major road (gap acceptance).
     critical_gap_s, follow_up_s : float
-        Gap-acceptance parameters of the minor approaches (s); HCM 2000 values by default.
+        Gap-acceptance parameters of a through movement from a minor approach (s); HCM values
+        by default. Right and left turns from a minor approach use HCM's own
+        (``MINOR_RIGHT_GAPS_S``, ``MINOR_LEFT_GAPS_S``).
     priority_window_s : float
         Time constant of the smoothing of the major-road flow seen by the minor approaches (s).
     left_turns_yield : bool
@@ -877,6 +885,47 @@ def gap_acceptance_capacity(
     return cap
 
 
+def hcm_potential_capacity(
+    conflicting_flow_veh_h: np.ndarray | float, *, critical_gap_s: float, follow_up_s: float
+) -> np.ndarray:
+    """Potential capacity of a minor movement at a two-way stop (HCM), in veh/h.
+
+    ``c = v_c exp(-v_c t_c / 3600) / (1 - exp(-v_c t_f / 3600))``, and ``3600 / t_f`` when no
+    flow conflicts (its limit at ``v_c = 0``).
+
+    Parameters
+    ----------
+    conflicting_flow_veh_h : array_like
+        Conflicting flow ``v_c`` of the movement (veh/h).
+    critical_gap_s, follow_up_s : float
+        Critical gap ``t_c`` and follow-up time ``t_f`` (s).
+
+    Returns
+    -------
+    numpy.ndarray
+        Capacity (veh/h per lane).
+
+    Examples
+    --------
+    >>> hcm_potential_capacity([0.0, 500.0], critical_gap_s=6.5, follow_up_s=4.0).round(1)
+    array([900. , 475.6])
+    """
+    v = np.maximum(np.asarray(conflicting_flow_veh_h, dtype=float), 0.0)
+    vs = np.maximum(v, 1e-9)  # v_c = 0 is the limit, 3600 / t_f
+    cap: np.ndarray = np.where(
+        v > 1e-6,
+        vs * np.exp(-vs * critical_gap_s / 3600.0) / -np.expm1(-vs * follow_up_s / 3600.0),
+        3600.0 / follow_up_s,
+    )
+    return cap
+
+
+#: Critical gap and follow-up time (s) of a right and of a left turn from a minor approach
+#: (HCM 6th edition, two-way stop control, base values for a two-lane major road); a through
+#: movement uses the scenario's ``critical_gap_s`` and ``follow_up_s`` (6.5 s and 4.0 s).
+MINOR_RIGHT_GAPS_S = (6.2, 3.3)
+MINOR_LEFT_GAPS_S = (7.1, 3.5)
+
 #: Acceleration and deceleration of a car (m/s2), SUMO's defaults for a passenger car.
 ACCEL_M_S2 = 2.6
 DECEL_M_S2 = 4.5
@@ -898,6 +947,9 @@ class _Priority:
         self.minor = np.zeros(n_e, dtype=bool)
         self.major = np.zeros(n_e, dtype=bool)
         self.opposing = np.full(n_e, -1, dtype=np.int64)
+        # per minor approach, the major approach whose stream comes from its left (right-hand
+        # traffic; from its right in left-hand traffic): the one a right turn merges into
+        self.near = np.full(n_e, -1, dtype=np.int64)
         self.heading = np.zeros((n_e, 2))
         self.side = 1.0 if sc.drive_on == "right" else -1.0
         self.left_turns = sc.left_turns_yield
@@ -956,7 +1008,17 @@ class _Priority:
                 assert best_pair is not None  # top holds at least two approaches
                 pair = best_pair
             self.major[list(pair)] = True
-            self.minor[[e for e in inc if e not in pair]] = True
+            for e in inc:
+                if e in pair:
+                    continue
+                self.minor[e] = True
+                side = [
+                    self.side * (heading[e][0] * heading[a][1] - heading[e][1] * heading[a][0])
+                    for a in pair
+                ]
+                j = int(np.argmin(side))
+                if side[j] < -0.5:
+                    self.near[e] = pair[j]
 
 
 def _lane_discharge(
@@ -1067,6 +1129,7 @@ class _State:
         self.route_len = np.full(n, -1, dtype=np.int64)  # -1: not routed yet
         self.route_flat = np.zeros(0, dtype=np.int64)
         self.fixed = np.zeros(n, dtype=bool)  # trips that carry their own routes
+        self.retry_at = np.zeros(n)  # when a head facing a closed edge may look for a way round
         self.pos = np.zeros(n, dtype=np.int64)
         self.ready = np.full(n, np.inf)
         self.enter = np.zeros(n)
@@ -1163,8 +1226,32 @@ class _State:
         )
         if not sel.size:
             return
+        ok, flat, hops_ok = self._paths(self.origin[sel], self.dest[sel], self.link_cost(t_from))
+        hops = np.zeros(sel.size, dtype=np.int64)
+        hops[ok] = hops_ok
+        bad = hops == 0  # unreachable, or origin and destination the same node
         net = self.net
-        cost = self.link_cost(t_from)
+        for i in np.flatnonzero(bad):
+            key = (net.nodes[self.origin[sel[i]]], net.nodes[self.dest[sel[i]]])
+            self.unreachable[key] = self.unreachable.get(key, 0) + 1
+        self.dropped[sel[bad]] = True
+        sel, hops = sel[~bad], hops[~bad]
+        if not sel.size:
+            return
+        starts = np.concatenate(([0], np.cumsum(hops)))[:-1]
+        self.route_ptr[sel] = self.route_flat.size + starts
+        self.route_len[sel] = hops
+        self.route_flat = np.concatenate([self.route_flat, flat])
+
+    def _paths(
+        self, origin: np.ndarray, dest: np.ndarray, cost: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cheapest routes between node indices on link costs ``cost`` (inf: no way through).
+
+        Returns whether each pair is reachable, the edges of the reachable routes end to end
+        and the number of edges of each reachable route (0 where origin and destination meet).
+        """
+        net = self.net
         ok = np.isfinite(cost)
         # cheapest edge of each node pair
         pair, c, e = net.pair[ok], cost[ok], np.flatnonzero(ok)
@@ -1174,27 +1261,19 @@ class _State:
         pair, c, e = pair[first], c[first], e[first]
         n = len(net.nodes)
         mat = sparse.csr_matrix((c, (pair // n, pair % n)), shape=(n, n))
-        origins, row = np.unique(self.origin[sel], return_inverse=True)
+        origins, row = np.unique(origin, return_inverse=True)
         _, pred = csgraph.dijkstra(mat, indices=origins, return_predecessors=True)
-        dest = self.dest[sel]
-        reach = (pred[row, dest] >= 0) | (dest == origins[row])
         same = dest == origins[row]
-        bad = ~reach | same
-        for i in np.flatnonzero(bad):
-            key = (net.nodes[self.origin[sel[i]]], net.nodes[dest[i]])
-            self.unreachable[key] = self.unreachable.get(key, 0) + 1
-        self.dropped[sel[bad]] = True
-        sel, row, dest = sel[~bad], row[~bad], dest[~bad]
-        if not sel.size:
-            return
+        reach = (pred[row, dest] >= 0) | same
+        row, dest = row[reach], dest[reach]
         # walk back from the destinations, all trips at once
         cur = dest.copy()
         steps: list[np.ndarray] = []
-        hops = np.zeros(sel.size, dtype=np.int64)
-        live = np.ones(sel.size, dtype=bool)
+        hops = np.zeros(dest.size, dtype=np.int64)
+        live = ~same[reach]
         while live.any():
             prev = np.where(live, pred[row, cur], -1)
-            edge = np.full(sel.size, -1, dtype=np.int64)
+            edge = np.full(dest.size, -1, dtype=np.int64)
             li = np.flatnonzero(live)
             k = np.searchsorted(pair, prev[li] * n + cur[li])
             edge[li] = e[k]
@@ -1202,14 +1281,14 @@ class _State:
             hops += live
             cur = np.where(live, prev, cur)
             live &= cur != origins[row]
+        if not steps:
+            return reach, np.zeros(0, dtype=np.int64), hops
         mat_e = np.vstack(steps)  # (hop, trip), reversed order
-        trip_rep = np.repeat(np.arange(sel.size), hops)
+        trip_rep = np.repeat(np.arange(dest.size), hops)
         starts = np.concatenate(([0], np.cumsum(hops)))[:-1]
         j = np.arange(trip_rep.size) - np.repeat(starts, hops)
-        flat = mat_e[hops[trip_rep] - 1 - j, trip_rep]
-        self.route_ptr[sel] = self.route_flat.size + starts
-        self.route_len[sel] = hops
-        self.route_flat = np.concatenate([self.route_flat, flat])
+        flat: np.ndarray = mat_e[hops[trip_rep] - 1 - j, trip_rep]
+        return reach, flat, hops
 
     def reroute_undeparted(self, t: float) -> None:
         """Route again, on the current costs, the trips routed ahead that have not left yet."""
@@ -1217,6 +1296,34 @@ class _State:
         if again.any():
             self.route_len[again] = -1
             self.route_window(t, t + self.sc.reroute_s)
+
+    def _reroute_heads(self, veh: np.ndarray, edges: np.ndarray, t: float) -> bool:
+        """Route again, from the end of ``edges``, the heads ``veh`` whose next edge is closed.
+
+        Trips that carry their own routes keep them, and wait; so do those with no way round,
+        which look again ``reroute_s`` later. Returns whether any route changed.
+        """
+        can = ~self.fixed[veh] & (self.retry_at[veh] <= t)
+        veh, edges = veh[can], edges[can]
+        if not veh.size:
+            return False
+        ok, flat, hops = self._paths(self.net.v[edges], self.dest[veh], self.link_cost(t))
+        self.retry_at[veh[~ok]] = t + self.sc.reroute_s
+        veh, edges = veh[ok], edges[ok]
+        if not veh.size:
+            return False
+        # the new route starts with the edge the vehicle is on, at its current position
+        hops1 = hops + 1
+        starts = np.concatenate(([0], np.cumsum(hops1)))[:-1]
+        new = np.empty(int(hops1.sum()), dtype=np.int64)
+        head = np.zeros(new.size, dtype=bool)
+        head[starts] = True
+        new[head] = edges
+        new[~head] = flat
+        self.route_ptr[veh] = self.route_flat.size + starts - self.pos[veh]
+        self.route_len[veh] = self.pos[veh] + hops1
+        self.route_flat = np.concatenate([self.route_flat, new])
+        return True
 
     # ---- stepping -----------------------------------------------------------------------------
     def _enter(
@@ -1350,6 +1457,7 @@ class _State:
         first = self.route_flat[self.route_ptr[pu]]
         if sc.spillback:
             space = net.storage[first] - (self.n_in[first] - self.n_out[first])
+            space[self.lanes_open[first] <= 0] = 0  # a closed first edge: the trip waits
             o = np.argsort(first, kind="stable")
             fs = first[o]
             new_group = np.concatenate(([True], fs[1:] != fs[:-1]))
@@ -1358,7 +1466,7 @@ class _State:
             rank[o] = idx - np.maximum.accumulate(np.where(new_group, idx, 0))
             go = rank < space
         else:
-            go = np.ones(pu.size, dtype=bool)
+            go = self.lanes_open[first] > 0
         veh = pu[go]
         self.n_active += veh.size
         gone = np.zeros(p.size, dtype=bool)
@@ -1406,6 +1514,41 @@ class _State:
             w[left] = np.maximum(self.sc.saturation_flow / c, 1.0)
         return w
 
+    def _minor_weight(self, edges: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """Capacity used by each vehicle of minor approaches ``edges`` heading for ``nxt``.
+
+        The ratio of a lane's saturation flow to the HCM potential capacity of its movement
+        (:func:`hcm_potential_capacity`), at least one vehicle. Each movement has its own
+        critical gap and follow-up time and its own conflicting flow: a right turn the major
+        stream coming from its left (from its right where traffic keeps left), a through
+        movement or a left (or U) turn both major approaches. The approaches' flows are their
+        whole discharge, turns included: a right turn's conflicting flow counts the near
+        stream's right turns in full, not half as in HCM, and a left turn's the far stream's
+        left turns once, within that stream.
+        """
+        pr = self.prio
+        e = np.broadcast_to(edges[:, None], nxt.shape)
+        hx, hy = pr.heading[:, 0], pr.heading[:, 1]
+        cross = pr.side * (hx[e] * hy[nxt] - hy[e] * hx[nxt])
+        dot = hx[e] * hx[nxt] + hy[e] * hy[nxt]
+        left = (cross > 0.5) | (dot < -0.9)
+        right = (cross < -0.5) & ~left
+        near = pr.near[e]
+        both = self.q_major[self.net.v[e]]
+        q_near = np.where(near >= 0, 3600.0 * self.flow_ema[np.maximum(near, 0)], 0.0)
+        c = hcm_potential_capacity(
+            both, critical_gap_s=self.sc.critical_gap_s, follow_up_s=self.sc.follow_up_s
+        )
+        if right.any():
+            t_c, t_f = MINOR_RIGHT_GAPS_S
+            c[right] = hcm_potential_capacity(q_near[right], critical_gap_s=t_c, follow_up_s=t_f)
+        if left.any():
+            t_c, t_f = MINOR_LEFT_GAPS_S
+            c[left] = hcm_potential_capacity(both[left], critical_gap_s=t_c, follow_up_s=t_f)
+        sat = 3600.0 * self.net.cap_rate[e] / np.maximum(self.net.lanes[e], 1)  # veh/h a lane
+        w: np.ndarray = np.maximum(sat / np.maximum(c, 1e-9), 1.0)
+        return w
+
     def _lane_masks(
         self, edges: np.ndarray, nxt: np.ndarray, last: np.ndarray, n_open: np.ndarray
     ) -> np.ndarray:
@@ -1430,19 +1573,20 @@ class _State:
         out: np.ndarray = np.where(last, every, np.where(kerb, 1, np.where(across, centre, every)))
         return out
 
-    def _rate(self, edges: np.ndarray) -> np.ndarray:
+    def _rate(self, edges: np.ndarray, *, give_way: bool = True) -> np.ndarray:
         """Discharge rate of ``edges`` (veh/s).
 
-        Lanes open x saturation flow or, on a minor approach, the gap-acceptance capacity if
-        lower.
+        Lanes open x saturation flow or, on a minor approach (unless ``give_way`` is off), the
+        gap-acceptance capacity of a through movement if lower: what routing counts on. The
+        discharge itself charges each movement its own (:meth:`_minor_weight`).
         """
         rate: np.ndarray = self.cap_rate[edges]
-        if not self.give_way:
+        if not self.give_way or not give_way:
             return rate
         minor = self.prio.minor[edges]
         if minor.any():
             e = edges[minor]
-            c = gap_acceptance_capacity(
+            c = hcm_potential_capacity(
                 self.q_major[self.net.v[e]],
                 critical_gap_s=self.sc.critical_gap_s,
                 follow_up_s=self.sc.follow_up_s,
@@ -1480,7 +1624,7 @@ class _State:
         n_open = np.clip(self.lanes_open[act], 1, self.credit.shape[1])
         if not sc.multi_queue:
             n_open = np.ones_like(n_open)
-        rate = (self._rate(act) / n_open)[:, None]
+        rate = (self._rate(act, give_way=False) / n_open)[:, None]
         credit = np.minimum(
             self.credit[act] + rate * (t - self.last_seen[act])[:, None], rate * dt_s + 1.0
         )
@@ -1497,25 +1641,39 @@ class _State:
         pos = self.pos[veh]
         last = pos >= self.route_len[veh] - 1
         nxt = self.route_flat[np.minimum(self.route_ptr[veh] + pos + 1, self.route_flat.size - 1)]
+        shut = ready[:, 0] & ~last[:, 0] & (self.lanes_open[nxt[:, 0]] <= 0)
+        if shut.any() and self._reroute_heads(veh[shut, 0], act[shut], t):
+            nxt = self.route_flat[
+                np.minimum(self.route_ptr[veh] + pos + 1, self.route_flat.size - 1)
+            ]
         needcap = ~last
         weight = needcap.astype(float)
         if self.prio.left_turns:
             weight = np.where(needcap, self._turn_weight(act, nxt), 0.0)
+        if self.give_way:
+            minor = self.prio.minor[act]
+            if minor.any():
+                weight[minor] = np.where(
+                    needcap[minor], self._minor_weight(act[minor], nxt[minor]), 0.0
+                )
         ok = ready.copy()
         if sig.signalised[act].any():
             # green per movement: a right turn may go while the through movement waits
             ok &= last | sig.green_move(np.broadcast_to(act[:, None], nxt.shape), nxt, t)
+        # a closed edge takes no vehicle: its vehicles wait (or were routed round it above)
+        open_ = self.lanes_open[nxt] > 0
         if sc.spillback:
-            room = self.n_in[nxt] - self.n_out[nxt] < net.storage[nxt]
+            room = (self.n_in[nxt] - self.n_out[nxt] < net.storage[nxt]) & open_
             # the head waits for room from the first step it could otherwise have left; it is
             # let through once it has waited max_blocked_s, whatever else holds it meanwhile
             waits = ok[:, 0] & ~last[:, 0] & ~room[:, 0]
             self.blocked_since[act[waits]] = np.minimum(self.blocked_since[act[waits]], t)
             jump = np.zeros(room.shape, dtype=bool)
-            jump[:, 0] = t - self.blocked_since[act] >= sc.max_blocked_s
+            jump[:, 0] = (t - self.blocked_since[act] >= sc.max_blocked_s) & open_[:, 0]
             ok &= last | room | jump
             forced = jump & ~room & ~last
         else:
+            ok &= last | open_
             forced = np.zeros(ok.shape, dtype=bool)
         # queues at the edge end, one per lane: a vehicle held (by its signal, a full next
         # edge) holds those behind it in its lane; the others change lanes round it

@@ -49,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
@@ -58,6 +58,7 @@ import pandas as pd
 import xarray as xr
 
 from twin._errors import InputValidationError
+from twin.scenarios.capacity import BPR
 
 if TYPE_CHECKING:
     from twin.model import Twin
@@ -78,17 +79,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Algorithm = Literal["fw", "cfw", "bfw"]
-
-_MOTOR = {"motorway", "motorway_link", "trunk", "trunk_link"}
-_MAIN = {"primary", "primary_link", "secondary", "secondary_link", "tertiary", "tertiary_link"}
-
-#: BPR ``(alpha, beta, capacity per lane in veh/h)`` per road class (see the module docstring);
-#: classes not listed use ``BPR["other"]``.
-BPR: Mapping[str, tuple[float, float, float]] = {
-    **{c: (0.15, 4.0, 1800.0) for c in _MOTOR},
-    **{c: (1.0, 4.0, 900.0) for c in _MAIN},
-    "other": (1.0, 4.0, 600.0),
-}
 
 
 def bpr_time(

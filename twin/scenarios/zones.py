@@ -24,7 +24,7 @@ from scipy.sparse import csgraph
 
 from twin._errors import InputValidationError, UnknownAssetError
 from twin.crs import to_xy
-from twin.scenarios.assignment import BPR
+from twin.scenarios.capacity import BPR
 from twin.scenarios.events import Event
 from twin.scenarios.gravity import DemandModel, DemandParams
 
@@ -119,7 +119,7 @@ def _gateways(
     A gateway is a node of the main network with a single neighbour, on a road of
     :data:`GATEWAY_CLASSES`, within :data:`GATEWAY_HULL_M` of the concave hull of the nodes.
     Its weight is the capacity of its entry road (lanes in its direction times the capacity per
-    lane of its class, :data:`twin.scenarios.assignment.BPR`), so that external traffic is
+    lane of its class, :data:`twin.scenarios.capacity.BPR`), so that external traffic is
     shared as the roads can carry it when no count says otherwise
     (:func:`twin.scenarios.calibration.size_gateways` reweighs them by their counts).
     """
@@ -149,7 +149,7 @@ def _gateways(
                 n_lanes = 1.0
             cap = max(cap, n_lanes * BPR.get(h, BPR["other"])[2])
         gate_w[i] = cap
-    return gate_w, "lanes in its direction x capacity per lane of its class (assignment.BPR)"
+    return gate_w, "lanes in its direction x capacity per lane of its class (capacity.BPR)"
 
 
 def _first(value: object) -> object:

@@ -160,6 +160,27 @@ def test_import_routes_and_run_des(written):
     assert np.all(ds["travel_time"].values > 0)
 
 
+def test_vehroute_of_a_rerouted_vehicle_reads_its_driven_route(written, tmp_path):
+    # SUMO's --vehroute-output writes a vehicle that changed route as a routeDistribution whose
+    # last route is the one driven
+    _, paths, trips = written
+    graph, _, back = import_sumo(paths["net"], paths["routes"])
+    root = ET.parse(paths["routes"]).getroot()
+    edges = next(v for v in root.iter("vehicle") if v.get("id") == "r0").find("route").get("edges")
+    first = edges.split()[0]
+    vehroute = tmp_path / "vehroutes.xml"
+    vehroute.write_text(
+        f'<routes><vehicle id="v" depart="2.00"><routeDistribution last="1">'
+        f'<route replacedOnEdge="{first}" replacedAtTime="2.00" edges="{first}"/>'
+        f'<route edges="{edges}"/></routeDistribution></vehicle></routes>'
+    )
+    (trip,) = read_sumo_routes(vehroute, graph)
+    assert trip.route == trips[0].route and trip.depart_s == 2.0
+    vehroute.write_text('<routes><vehicle id="w" depart="0"/></routes>')
+    with pytest.raises(InputValidationError, match="vehicle 'w' has no route"):
+        read_sumo_routes(vehroute, graph)
+
+
 def test_netgenerate_grid_with_signals(tmp_path):
     net = tmp_path / "g.net.xml"
     subprocess.run(

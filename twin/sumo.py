@@ -306,6 +306,10 @@ def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:
             elif el.tag == "vehicle":
                 vid = el.get("id", "")
                 child = el.find("route")
+                dist = el.find("routeDistribution")
+                if child is None and dist is not None and len(dist.findall("route")):
+                    # a vehicle re-routed on its way (vehroute output): the driven route is last
+                    child = dist.findall("route")[-1]
                 if child is not None:
                     route = tuple(
                         edge(e, f"vehicle {vid!r}") for e in child.get("edges", "").split()

@@ -534,6 +534,7 @@ def export_twin(
     rng: np.random.Generator | int | None = 2018,
     check: bool = True,
     plans: Mapping[str, SignalPlan] | None = None,
+    model: DemandModel | None = None,
 ) -> int:
     """Back end of ``twin export sumo --city C --out DIR``.
 
@@ -560,6 +561,9 @@ def export_twin(
     plans : mapping of junction id to SignalPlan, optional
         The plans to export (e.g. optimised and coordinated ones, with their offsets); default
         the Webster plans of :func:`signal_plans`.
+    model : DemandModel, optional
+        The demand model whose trips are exported (default: the twin's,
+        :func:`~twin.scenarios.zones.build_demand`).
 
     Returns
     -------
@@ -569,7 +573,7 @@ def export_twin(
     from twin.sumo import export_sumo, sumo_binary  # SUMO is only needed here
 
     day = REFERENCE_WEEKDAY if day is None else validate_date(day, field="day")
-    sc = scenario_from_twin(tw, day=day, hours=hours, rng=rng, plans=plans)
+    sc = scenario_from_twin(tw, day=day, hours=hours, rng=rng, plans=plans, model=model)
     graph = _sumo_graph(sc.graph, sc.plans)
     paths = export_sumo(
         graph,

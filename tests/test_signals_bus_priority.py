@@ -5,13 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optimize.signals import bus_call, bus_priorities, signal_delay
-from twin._errors import InputValidationError
+from optimize.signals import _one_off, bus_call, bus_priorities, signal_delay
+from twin._errors import InputValidationError, UnsafePlanError
 from twin.scenarios.network import REFERENCE_WEEKDAY, signal_plans
 from twin.signals.buses import bus_groups, bus_routes
 from twin.signals.junction import approaches_of, build_junction, crossroads_graph
-from twin.signals.plans import stage_minimums, webster
-from twin.signals.safety import SafetyRules, check_program, program_of
+from twin.signals.plans import stage_minimums, stage_plan, webster
+from twin.signals.safety import (
+    GroupProgram,
+    SafetyRules,
+    SignalProgram,
+    check_plan,
+    check_program,
+    program_of,
+    validate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +134,81 @@ def test_nothing_unsafe_passes(bondy, crossroads):
                             if s > 0.0 and e < ans.program.cycle_s:
                                 assert e - s >= p.min_green_s - 1e-6
     assert answered > 0
+
+
+def _after_a_cycle_of(base, prog):  # type: ignore[no-untyped-def]
+    """``prog`` (a one-off from a cycle start) with one cycle of ``base`` run before it."""
+    cyc = base.cycle_s
+    groups = []
+    for gp in base.groups:
+        before = [(s, min(e, cyc)) for s, e in gp.greens]
+        after = [(s + cyc, e + cyc) for s, e in _greens(prog, gp.group)]
+        merged: list[tuple[float, float]] = []
+        for s, e in sorted(before + after):
+            if merged and s <= merged[-1][1] + 1e-9:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        groups.append(GroupProgram(gp.group, tuple(merged), gp.amber_s))
+    full = cyc + prog.cycle_s
+    return SignalProgram(base.junction, full, base.offset_s, tuple(groups), horizon_s=full)
+
+
+def test_an_early_green_is_validated_as_spliced_into_the_running_cycle():
+    """The whole-splice check of :func:`bus_call`.
+
+    At the check-in the conflicting stage's crossing is still walking: the plan walks it until
+    its clearance (7 m at 1.0 m/s, MUTCD 2009 4E.06) ends as the bus's stage starts. Cutting
+    that stage at the check-in gives a plan that is safe as a cycle of its own, but not as
+    spliced into the running cycle: the walk already shown needs its whole clearance before
+    the bus's green. The answer is validated as spliced (the plan's previous cycle, the plan
+    up to the check-in, the new timing, the plan again), so the cut comes later.
+    """
+    g = crossroads_graph()
+    g.add_node(90, x=0.0, y=10.0, highway="crossing")
+    g.add_node(91, x=10.0, y=0.0, highway="crossing")
+    m = build_junction(
+        g, "junction:0", nodes=[0], approaches=approaches_of(g, [0]), crossings=[90, 91]
+    )
+    plan = webster(m, {"a:1": 600.0, "a:3": 500.0, "a:2": 500.0, "a:4": 400.0}, cycle_s=80.0)
+    bus = m.group_of_edge(plan.phases[0].approaches[0])
+    walker = dict(plan.phases[1].walks)
+    (crossing,) = [c for c in walker if m.conflicts(c, bus)]
+    clear = m.clearance_s(crossing)
+    base = program_of(plan, m)
+    ((w_start, w_end),) = _greens(base, crossing)
+    s1, cyc = plan.phase_starts()[1], plan.cycle_s
+    mins = stage_minimums(m, all_red_s=plan.all_red_s)
+    assert w_start == pytest.approx(s1) and clear > plan.intergreen_s
+    calls = np.arange(s1 + mins[1], w_end, 0.5)
+    assert len(calls) > 10
+    early = []
+    for c in calls:
+        ans = bus_call(plan, m, bus, call_s=float(c))
+        early.append(ans.early_s)
+        # the walk that was showing at the check-in runs on, and clears before the bus's green
+        shown = [e for s, e in _greens(ans.program, crossing) if s <= c + 1e-9 <= e]
+        assert shown, c
+        assert ans.green_start_s >= shown[0] + clear - 1e-9, c
+        assert check_program(_after_a_cycle_of(base, ans.program), m) == [], c
+    assert np.mean(np.array(early) > 0) > 0.8  # the bus still gains, mostly
+    # the same early green with the stage cut at the check-in at once: the new timing alone
+    # is a safe plan, the splice is not, and the validator refuses it naming the rule
+    c = s1 + 10.0
+    saved = plan.phases[1].green_s - (c - s1)
+    chosen = stage_plan(
+        m,
+        [plan.phases[0].green_s + saved, c - s1],
+        offset_s=plan.offset_s - saved,
+        all_red_s=plan.all_red_s,
+    )
+    assert check_plan(chosen, m) == []
+    handback = bus_call(plan, m, bus, call_s=c).handback_s
+    _, spliced = _one_off(base, program_of(chosen, m), -saved, c, handback, cyc)
+    with pytest.raises(UnsafePlanError, match="intergreen") as err:
+        validate(spliced, m)
+    bad = [v for v in err.value.violations if v.rule == "intergreen"]  # type: ignore[attr-defined]
+    assert bad and all(v.groups[0] == crossing for v in bad)
+    assert {v.groups[1] for v in bad} == {m.group_of_edge(a) for a in plan.phases[0].approaches}
+    assert all(v.required_s == pytest.approx(clear) for v in bad)
+    assert all(v.actual_s == pytest.approx(plan.intergreen_s) for v in bad)

@@ -1,0 +1,99 @@
+"""Emergency preemption: the one-off sequence and its recovery, on a hand-built junction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optimize.signals import preemption
+from twin._errors import InputValidationError
+from twin.scenarios.signals import SignalPlan
+from twin.signals.junction import JunctionModel, approaches_of, build_junction, crossroads_graph
+from twin.signals.plans import stage_plan
+from twin.signals.safety import SafetyRules, SignalProgram, check_program, program_of
+
+# the rules preemption applies unless told otherwise (IISR part 6 art. 110: 240 s at most)
+PREEMPTION_RULES = SafetyRules(max_red_s=240.0)
+
+
+def _crossroads() -> JunctionModel:
+    """A crossroads with crossings on the north and east arms, 10 m from the centre (7 m wide)."""
+    g = crossroads_graph()
+    g.add_node(90, x=0.0, y=10.0, highway="crossing")
+    g.add_node(91, x=10.0, y=0.0, highway="crossing")
+    return build_junction(
+        g, "junction:0", nodes=[0], approaches=approaches_of(g, [0]), crossings=[90, 91]
+    )
+
+
+def _walk_across_the_boundary(m: JunctionModel) -> tuple[SignalPlan, str]:
+    """Three stages; the east crossing walks with the last and the first, so across the cycle.
+
+    Its walk starts with the last stage and ends 7 s (its clearance) before the second stage;
+    the first stage is 5 s, so the walk ends 2.9 s into the next cycle.
+    """
+    walker = next(c.id for c in m.crossings if c.node == 91)
+    stages = [("a:1", walker), ("a:2", "a:4", "crossing:0.0"), ("a:3", walker)]
+    return stage_plan(m, [5.0, 25.0, 20.0], stages=stages), walker
+
+
+def _greens(prog: SignalProgram, group: str) -> list[tuple[float, float]]:
+    gp = prog.group(group)
+    return [] if gp is None else list(gp.greens)
+
+
+def _clip(windows: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
+    return [(max(s, lo), min(e, hi)) for s, e in windows if min(e, hi) > max(s, lo) + 1e-9]
+
+
+def test_recovery_leaves_out_a_walk_remnant_shorter_than_the_minimum():
+    """The recovery resumes the plan at a cycle boundary R. Where a crossing's walk began
+    before R (the sequence held it) and the plan has less than the minimum walk of it left
+    after R, showing that remnant would be a walk shorter than ``min_walk_s`` (5 s; the
+    validator's ``min_green`` rule): the crossing waits for its next walk instead, and every
+    other group runs the plan from R."""
+    m = _crossroads()
+    plan, walker = _walk_across_the_boundary(m)
+    cyc = plan.cycle_s
+    base = program_of(plan, m)
+    ((w_start, w_end),) = _greens(base, walker)
+    remnant = w_end - cyc
+    assert w_start < cyc < w_end and 0.0 < remnant < PREEMPTION_RULES.min_walk_s
+    emergency = "a:2"
+    assert m.conflicts(walker, emergency)
+    hold = 20.0
+    for call in np.arange(0.0, cyc, 1.0):
+        prog = preemption(plan, m, emergency, call_s=float(call), hold_s=hold)
+        horizon = prog.horizon_s
+        assert horizon is not None
+        assert check_program(prog, m, rules=PREEMPTION_RULES) == [], call
+        # the emergency approach is green for the hold from the first safe moment on
+        held = [(s, e) for s, e in _greens(prog, emergency) if e >= call + hold - 1e-9]
+        assert held and held[0][1] - max(held[0][0], call) >= hold - 1e-9, call
+        # the recovery: from the boundary R (one cycle before the horizon) the plan's own
+        # stages, with the crossing's 2.9 s remnant left out
+        resume = horizon - cyc
+        assert resume >= held[0][1] - 1e-9 and resume % cyc == pytest.approx(0.0, abs=1e-6)
+        for g in m.group_ids:
+            unrolled = [(s + k * cyc, e + k * cyc) for k in (-1, 0) for s, e in _greens(base, g)]
+            want = _clip(unrolled, 0.0, cyc)
+            if g == walker:
+                want = [(s, e) for s, e in want if s > 0.0]  # no remnant at R
+                assert want == [(pytest.approx(w_start), pytest.approx(cyc))]
+            got = [(s - resume, e - resume) for s, e in _clip(_greens(prog, g), resume, horizon)]
+            assert len(got) == len(want), (call, g, got, want)
+            for (a, b), (c, d) in zip(got, want, strict=True):
+                assert (a, b) == (pytest.approx(c), pytest.approx(d)), (call, g)
+
+
+def test_an_unsafe_sequence_is_refused_naming_the_rule():
+    """The whole sequence (the cut of the running greens, the hold, the recovery) is validated
+    as one: a hold that keeps the other approaches red longer than the rules allow is refused
+    at every boundary, and the refusal names the rule, the groups and the seconds."""
+    m = _crossroads()
+    plan, _ = _walk_across_the_boundary(m)
+    strict = SafetyRules(max_red_s=90.0)
+    assert check_program(program_of(plan, m), m, rules=strict) == []
+    preemption(plan, m, "a:2", call_s=12.0, hold_s=20.0, rules=strict)  # a short hold passes
+    with pytest.raises(InputValidationError, match=r"no safe recovery.*max_red: a:\d .* s"):
+        preemption(plan, m, "a:2", call_s=12.0, hold_s=120.0, rules=strict)

@@ -31,13 +31,15 @@ Every plan returned passes :func:`twin.signals.safety.validate` on its junction 
 offset does not change what a junction shows within its cycle).
 
 In the city-wide traffic DES of Montpellier's morning peak (8-9 h, one queue per lane), the
-planning demand grid-locks (18,000 to 26,000 trips unfinished) and where it does moves with
-the seed: the fixed-time Webster plans give a mean stop-line delay of 262 s/veh, the default
-coordination 298 (+14%); with another seed 231 and 198 (-14%). The junctions whose plans are
-unchanged move as much as the 110 re-timed ones (first seed: +37 and +36 s/veh; second: -22
-and -52): the difference is mostly where the grid-lock settles, not the re-timed junctions;
-over the two seeds the default is within 1% of Webster (248 against 246). Whole corridors at
-their longest cycle with the LP's splits everywhere: 294 on the first seed.
+planning demand grid-locks (10,600 to 17,200 trips unfinished) and where it does moves with
+the seed: the fixed-time Webster plans give a mean stop-line delay of 205 s/veh, the default
+coordination 193 (-6%); with seed 2 instead of 2018, 231 and 172 (-25%; 11,300 trips
+unfinished against 17,200). With seed 2018 the 125 re-timed junctions gain (229 to 189 s/veh)
+and the 195 unchanged ones do not (191 to 196); with seed 2 the unchanged ones gain almost as
+much as the re-timed (-52 and -69 s/veh): part of the difference is where the grid-lock
+settles, not the re-timed junctions. Over the two seeds the default is 16% below Webster (183
+against 218). Whole corridors at their longest cycle with the LP's splits everywhere: 153 with
+seed 2018 (10,600 trips unfinished).
 benchmarks/signals.py prints the figures.
 """
 

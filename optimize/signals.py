@@ -568,7 +568,8 @@ def preemption(
     From the call at ``call_s`` (s in the plan's cycle, offset included), groups that are green
     keep it until their minimum green is reached, then show amber and the all-red that the
     junction's intergreens ask for; ``group`` (and every group compatible with all of it) then
-    gets green for ``hold_s``; the sequence then returns to the plan at the start of the next
+    gets green for ``hold_s`` (such a group green at the call stays green through to it: no
+    amber is cut short); the sequence then returns to the plan at the start of the next
     cycle boundary that gives a safe sequence (the recovery: coordination resumes with the same
     offset). Unless ``rules`` say otherwise, a group may wait up to 240 s during the sequence
     (IISR part 6 art. 110 allows 240 s for public-transport priority; 120 s otherwise).
@@ -625,9 +626,13 @@ def preemption(
                 if model.conflicts(g, h):
                     release = max(release, e + model.intergreen(g, h))
     hold_end = release + hold_s
+    # a held group green at the call keeps that green through to the hold: ended before the
+    # hold starts, it would show its amber and turn green again, an amber cut short whenever
+    # the hold starts less than an amber after the plan ends that green (a conflicting group
+    # cut at the call still clearing, say); nothing that conflicts with it is active meanwhile
     for g in served:
-        keep = [w for w in out[g] if w[1] < release - 1e-9]
-        cur = [w for w in out[g] if w[1] >= release - 1e-9]
+        keep = [w for w in out[g] if w[1] <= call]
+        cur = [w for w in out[g] if w[1] > call]
         out[g] = keep + [(min([w[0] for w in cur] + [release]), hold_end)]
     # recovery: every other group stays red until a cycle boundary R, where the plan resumes
     # as it was (the offset, so the coordination, is kept); a held group that the plan has green

@@ -10,7 +10,13 @@ from twin._errors import InputValidationError
 from twin.scenarios.signals import SignalPlan
 from twin.signals.junction import JunctionModel, approaches_of, build_junction, crossroads_graph
 from twin.signals.plans import stage_plan
-from twin.signals.safety import SafetyRules, SignalProgram, check_program, program_of
+from twin.signals.safety import (
+    GroupProgram,
+    SafetyRules,
+    SignalProgram,
+    check_program,
+    program_of,
+)
 
 # the rules preemption applies unless told otherwise (IISR part 6 art. 110: 240 s at most)
 PREEMPTION_RULES = SafetyRules(max_red_s=240.0)
@@ -97,3 +103,89 @@ def test_an_unsafe_sequence_is_refused_naming_the_rule():
     preemption(plan, m, "a:2", call_s=12.0, hold_s=20.0, rules=strict)  # a short hold passes
     with pytest.raises(InputValidationError, match=r"no safe recovery.*max_red: a:\d .* s"):
         preemption(plan, m, "a:2", call_s=12.0, hold_s=120.0, rules=strict)
+
+
+def _t_junction() -> JunctionModel:
+    """A T junction (arms N, E, S; no west arm) whose south arm is one way into it.
+
+    The north approach only turns left into the east arm, which crosses nothing the east
+    approach does (it turns right into the north arm): the two are compatible. The south
+    approach (through to the north, right to the east) runs with the north one and conflicts
+    with the east one.
+    """
+    g = crossroads_graph()
+    g.remove_node(4)
+    g.remove_edge(0, 3)
+    return build_junction(g, "junction:0", nodes=[0], approaches=approaches_of(g, [0]))
+
+
+def _spliced(base: SignalProgram, prog: SignalProgram, call: float, cyc: float) -> SignalProgram:
+    """The signals as they run: the plan up to the call (from a cycle before the sequence's
+    start), the sequence from it; times one cycle later, for the validator to see the greens,
+    ambers and intergreens that run into the call from before it."""
+    horizon = prog.horizon_s
+    assert horizon is not None
+    groups = []
+    for gp in base.groups:
+        plan_w = [(s + k * cyc, e + k * cyc) for k in (-2, -1, 0, 1) for s, e in gp.greens]
+        wins = _clip(plan_w, -cyc, call) + _clip(_greens(prog, gp.group), call, horizon)
+        merged: list[tuple[float, float]] = []
+        for s, e in sorted(wins):
+            if merged and s <= merged[-1][1] + 1e-9:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        shifted = tuple((s + cyc, e + cyc) for s, e in merged)
+        groups.append(GroupProgram(gp.group, shifted, gp.amber_s))
+    full = horizon + cyc
+    return SignalProgram(base.junction, full, base.offset_s, tuple(groups), horizon_s=full)
+
+
+def test_a_compatible_green_running_at_the_call_is_kept_through_to_the_hold():
+    """A group compatible with the emergency movement, green at the call, whose plan ends
+    its green less than an amber before the hold can start (the conflicting group cut at the
+    call still needs its intergreen): ending it there and starting it again with the hold
+    would show an amber shorter than 3 s (the validator's ``amber`` rule), so every recovery
+    was refused. It keeps its green through to the hold instead; no amber is shortened.
+    Every call second gets a sequence safe as spliced into the running plan, the emergency
+    approach green for the hold, and the plan resumed at a cycle boundary."""
+    m = _t_junction()
+    emergency, compatible, cut = "a:2", "a:1", "a:3"
+    assert not m.conflicts(compatible, emergency) and m.conflicts(cut, emergency)
+    plan = stage_plan(m, [30.0, 20.0], offset_s=7.0)
+    cyc = plan.cycle_s
+    base = program_of(plan, m)
+    ((c_start, c_end),) = _greens(base, compatible)
+    assert _greens(base, cut) == [(c_start, c_end)]
+    amber = plan.amber_s
+    hold = 20.0
+    # the calls at which the hold would start less than an amber after the compatible green
+    # ends: the case this test is about (its own seconds, so the test keeps its point)
+    tight = [
+        call
+        for call in np.arange(0.0, cyc, 0.5)
+        if c_end - m.intergreen(cut, emergency) < call < c_end
+        and c_end < call + m.intergreen(cut, emergency) < c_end + amber
+    ]
+    assert len(tight) >= 4
+    for call_plan in np.arange(0.0, cyc, 0.5):
+        call_plan = float(call_plan)
+        call = (call_plan - plan.offset_s) % cyc  # in the sequence's own time
+        prog = preemption(plan, m, emergency, call_s=call_plan, hold_s=hold)
+        horizon = prog.horizon_s
+        assert horizon is not None
+        assert check_program(prog, m, rules=PREEMPTION_RULES) == [], call
+        assert check_program(_spliced(base, prog, call, cyc), m, rules=PREEMPTION_RULES) == [], call
+        held = [(s, e) for s, e in _greens(prog, emergency) if e >= call + hold - 1e-9]
+        assert held and held[0][1] - max(held[0][0], call) >= hold - 1e-9, call
+        if c_start <= call < c_end:
+            # green at the call: one green from its plan start through the hold
+            keep = [(s, e) for s, e in _greens(prog, compatible) if s <= call < e]
+            assert keep and keep[0][0] == pytest.approx(c_start), call
+            assert keep[0][1] >= held[0][1] - 1e-9, call
+        resume = horizon - cyc
+        assert resume >= held[0][1] - 1e-9 and resume % cyc == pytest.approx(0.0, abs=1e-6)
+        for g in m.group_ids:
+            want = _clip(_greens(base, g), 0.0, cyc)
+            got = [(s - resume, e - resume) for s, e in _clip(_greens(prog, g), resume, horizon)]
+            assert got == [(pytest.approx(s), pytest.approx(e)) for s, e in want], (call, g)

@@ -293,6 +293,73 @@ def _bus_figures(bw: Any, bd: Any) -> tuple[dict[str, object], dict[str, object]
     return fig, ref
 
 
+def _emergency_runs(tw, plans, co) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Emergency waits (replayed calls) and emergency vehicles in the DES along the longest
+    coordinated corridor, without and with preemption ({} without a corridor)."""
+    from optimize.evaluation import des_emergency, emergency_waits
+
+    emergency: dict[str, float] = {}
+    if co.bands:
+        name = max(co.bands, key=lambda n: len(co.arterials[n].junctions))
+        art = co.arterials[name]
+        street = name.rsplit(" (", 1)[0]
+        models = [plans.models[j] for j in art.junctions]
+        groups = [_corridor_group(m, street) for m in models]
+        w_base, _, _ = emergency_waits([plans[j] for j in art.junctions], models, groups)
+        w_no, w_pre, refused = emergency_waits([co.plans[j] for j in art.junctions], models, groups)
+        emergency = {
+            "corridor": name,  # type: ignore[dict-item]
+            "emergency_wait_baseline_s": float(w_base.sum()),
+            "emergency_wait_ours_s": float(w_no.sum()),
+            "emergency_wait_preemption_s": float(w_pre.sum()),
+            "preemptions_refused": float(refused),
+        }
+        for scale in (0.5, 1.0):
+            ev = des_emergency(tw, co.plans, plans.models, art, flows_from=plans, scale=scale)
+            tt = ev["travel_time"].mean("vehicle")
+            emergency[f"emergency_des_x{scale:g}_without_s"] = float(tt.sel(scenario="without"))
+            emergency[f"emergency_des_x{scale:g}_preemption_s"] = float(
+                tt.sel(scenario="preemption")
+            )
+            emergency[f"emergency_des_x{scale:g}_others_without_s"] = float(
+                ev["others_travel_time"].sel(scenario="without")
+            )
+            emergency[f"emergency_des_x{scale:g}_others_preemption_s"] = float(
+                ev["others_travel_time"].sel(scenario="preemption")
+            )
+            emergency[f"emergency_des_x{scale:g}_refused"] = float(ev.attrs["refused"])
+        emergency["emergency_free_flow_s"] = float(ev["free_flow"])
+        emergency["emergency_route_signals"] = float(ev.attrs["route_signals"])
+    return emergency
+
+
+def _emergency_rows(emergency: dict[str, float]) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    if emergency:
+        rows.append(
+            (
+                "emergency signal wait along the corridor (s)",
+                f"baseline {emergency['emergency_wait_baseline_s']:.0f}, ours "
+                f"{emergency['emergency_wait_ours_s']:.0f}, with preemption "
+                f"{emergency['emergency_wait_preemption_s']:.0f} "
+                f"({emergency['preemptions_refused']:.0f} calls refused)",
+            )
+        )
+        for scale in (0.5, 1.0):
+            k = f"emergency_des_x{scale:g}"
+            rows.append(
+                (
+                    f"emergency vehicles in the DES, x{scale:g} flows: travel time (s)",
+                    f"{emergency[k + '_without_s']:.0f} -> {emergency[k + '_preemption_s']:.0f} "
+                    f"with preemption (free flow {emergency['emergency_free_flow_s']:.0f}; "
+                    f"others {emergency[k + '_others_without_s']:.0f} -> "
+                    f"{emergency[k + '_others_preemption_s']:.0f}; "
+                    f"{emergency[k + '_refused']:.0f} calls refused)",
+                )
+            )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -306,6 +373,12 @@ def main() -> None:
         "--buses-only",
         action="store_true",
         help="only Bondy's bus priority (replayed waits, buses in the DES; under a minute)",
+    )
+    ap.add_argument(
+        "--emergency-only",
+        action="store_true",
+        help="only the emergency runs along the longest coordinated corridor (Montpellier): "
+        "replayed waits and emergency vehicles in the DES, without and with preemption",
     )
     ap.add_argument(
         "--corridor-seeds",
@@ -331,8 +404,6 @@ def main() -> None:
     from optimize.evaluation import (
         achieved_band,
         des_comparison,
-        des_emergency,
-        emergency_waits,
         uniform_delay,
     )
     from optimize.maxband import Arterial, arterial_stage, maxband
@@ -364,6 +435,15 @@ def main() -> None:
         c_tar: dict[str, object] = {}
         _corridor_targets(corridor, c_fig, c_ref, c_rat, c_tar)
         emit("signals", c_fig, reference=c_ref, ratios=c_rat, targets=c_tar)
+        return
+    if args.emergency_only:
+        emergency = _emergency_runs(tw, plans, co)
+        for name, value in [
+            ("corridor", emergency.get("corridor", "-")),
+            *_emergency_rows(emergency),
+        ]:
+            print(f"{name}  {value}")
+        emit("signals", {k: v for k, v in emergency.items() if k != "corridor"})
         return
     # LP splits against Webster's at the same cycle (non-corridor junctions keep Webster's)
     d_web, d_lp = [], []
@@ -402,38 +482,7 @@ def main() -> None:
         b_base = achieved_band(base, st_base, art, sp_out, sp_in)
         band_rows.append((name, len(art.junctions), b_base, b_ours))
     # emergency run along the longest coordinated corridor
-    emergency: dict[str, float] = {}
-    if co.bands:
-        name = max(co.bands, key=lambda n: len(co.arterials[n].junctions))
-        art = co.arterials[name]
-        street = name.rsplit(" (", 1)[0]
-        models = [plans.models[j] for j in art.junctions]
-        groups = [_corridor_group(m, street) for m in models]
-        w_base, _, _ = emergency_waits([plans[j] for j in art.junctions], models, groups)
-        w_no, w_pre, refused = emergency_waits([co.plans[j] for j in art.junctions], models, groups)
-        emergency = {
-            "corridor": name,  # type: ignore[dict-item]
-            "emergency_wait_baseline_s": float(w_base.sum()),
-            "emergency_wait_ours_s": float(w_no.sum()),
-            "emergency_wait_preemption_s": float(w_pre.sum()),
-            "preemptions_refused": float(refused),
-        }
-        for scale in (0.5, 1.0):
-            ev = des_emergency(tw, co.plans, plans.models, art, flows_from=plans, scale=scale)
-            tt = ev["travel_time"].mean("vehicle")
-            emergency[f"emergency_des_x{scale:g}_without_s"] = float(tt.sel(scenario="without"))
-            emergency[f"emergency_des_x{scale:g}_preemption_s"] = float(
-                tt.sel(scenario="preemption")
-            )
-            emergency[f"emergency_des_x{scale:g}_others_without_s"] = float(
-                ev["others_travel_time"].sel(scenario="without")
-            )
-            emergency[f"emergency_des_x{scale:g}_others_preemption_s"] = float(
-                ev["others_travel_time"].sel(scenario="preemption")
-            )
-            emergency[f"emergency_des_x{scale:g}_refused"] = float(ev.attrs["refused"])
-        emergency["emergency_free_flow_s"] = float(ev["free_flow"])
-        emergency["emergency_route_signals"] = float(ev.attrs["route_signals"])
+    emergency = _emergency_runs(tw, plans, co)
     # bus priority on Bondy's real bus routes
     n_routes, bw, bd = _bus_runs()
     # the DES, on the same trips
@@ -495,27 +544,7 @@ def main() -> None:
                 f"{b0[0]:.0f}/{b0[1]:.0f} s -> {b1[0]:.0f}/{b1[1]:.0f} s",
             )
         )
-    if emergency:
-        rows.append(
-            (
-                "emergency signal wait along the corridor (s)",
-                f"baseline {emergency['emergency_wait_baseline_s']:.0f}, ours "
-                f"{emergency['emergency_wait_ours_s']:.0f}, with preemption "
-                f"{emergency['emergency_wait_preemption_s']:.0f}",
-            )
-        )
-        for scale in (0.5, 1.0):
-            k = f"emergency_des_x{scale:g}"
-            rows.append(
-                (
-                    f"emergency vehicles in the DES, x{scale:g} flows: travel time (s)",
-                    f"{emergency[k + '_without_s']:.0f} -> {emergency[k + '_preemption_s']:.0f} "
-                    f"with preemption (free flow {emergency['emergency_free_flow_s']:.0f}; "
-                    f"others {emergency[k + '_others_without_s']:.0f} -> "
-                    f"{emergency[k + '_others_preemption_s']:.0f}; "
-                    f"{emergency[k + '_refused']:.0f} calls refused)",
-                )
-            )
+    rows.extend(_emergency_rows(emergency))
     rows.extend(_bus_rows(n_routes, bw, bd))
     if des is not None:
         for s in des["scenario"].values:

@@ -587,9 +587,11 @@ def preemption(
     cyc = plan.cycle_s
     base = program_of(plan, model)
     call = (call_s - plan.offset_s) % cyc  # in the plan's own cycle
-    # the plan's windows, unrolled over a few cycles
+    # the plan's windows, unrolled over a few cycles from the one before: a green or a walk
+    # that runs across the cycle's start is running at a call early in the cycle, and must be
+    # cut and cleared like any other
     windows = {
-        gp.group: sorted((s + k * cyc, e + k * cyc) for k in range(5) for s, e in gp.greens)
+        gp.group: sorted((s + k * cyc, e + k * cyc) for k in range(-1, 5) for s, e in gp.greens)
         for gp in base.groups
     }
     amber = {gp.group: gp.amber_s for gp in base.groups}
@@ -670,7 +672,8 @@ def preemption(
                     merged[-1] = (merged[-1][0], max(merged[-1][1], e))
                 elif e > s:
                     merged.append((s, e))
-            groups.append(GroupProgram(g, tuple(merged), amber[g]))
+            mine = tuple((max(s, 0.0), e) for s, e in merged if e > 1e-9)  # from the cycle start
+            groups.append(GroupProgram(g, mine, amber[g]))
         prog = SignalProgram(
             plan.junction, horizon, plan.offset_s, tuple(groups), horizon_s=horizon
         )

@@ -98,7 +98,8 @@ def test_an_unsafe_sequence_is_refused_naming_the_rule():
     at every boundary, and the refusal names the rule, the groups and the seconds."""
     m = _crossroads()
     plan, _ = _walk_across_the_boundary(m)
-    strict = SafetyRules(max_red_s=90.0)
+    # (the short hold keeps the east crossing waiting 94.6 s: its walk ends 2.9 s into the cycle)
+    strict = SafetyRules(max_red_s=100.0)
     assert check_program(program_of(plan, m), m, rules=strict) == []
     preemption(plan, m, "a:2", call_s=12.0, hold_s=20.0, rules=strict)  # a short hold passes
     with pytest.raises(InputValidationError, match=r"no safe recovery.*max_red: a:\d .* s"):
@@ -189,3 +190,27 @@ def test_a_compatible_green_running_at_the_call_is_kept_through_to_the_hold():
             want = _clip(_greens(base, g), 0.0, cyc)
             got = [(s - resume, e - resume) for s, e in _clip(_greens(prog, g), resume, horizon)]
             assert got == [(pytest.approx(s), pytest.approx(e)) for s, e in want], (call, g)
+
+
+def test_a_walk_running_across_the_cycle_start_is_cut_and_cleared_at_a_call():
+    """A crossing that walks with the last stage and on into the first is walking when a call
+    comes early in the cycle. The sequence starts at the cycle's start, but that walk began in
+    the cycle before: it must be cut at the call and cleared (7 s) before a conflicting hold
+    starts, as any running walk is. Validated spliced into the running plan: pedestrians on
+    the crossing never meet the emergency approach's green."""
+    m = _crossroads()
+    _, walker = _walk_across_the_boundary(m)
+    stages = [("a:1", walker), ("a:2", "a:4", "crossing:0.0"), ("a:3", walker)]
+    plan = stage_plan(m, [15.0, 25.0, 20.0], stages=stages)
+    cyc = plan.cycle_s
+    base = program_of(plan, m)
+    ((w_start, w_end),) = _greens(base, walker)
+    assert w_start < cyc < w_end - PREEMPTION_RULES.min_walk_s  # walking well into the cycle
+    for emergency in ("a:2", "a:4"):
+        assert m.conflicts(walker, emergency)
+        for call in np.arange(0.0, cyc, 0.5):
+            call = float(call)
+            prog = preemption(plan, m, emergency, call_s=call, hold_s=20.0)
+            assert check_program(prog, m, rules=PREEMPTION_RULES) == [], call
+            spliced = _spliced(base, prog, call, cyc)
+            assert check_program(spliced, m, rules=PREEMPTION_RULES) == [], (emergency, call)

@@ -571,8 +571,10 @@ def preemption(
     gets green for ``hold_s`` (such a group green at the call stays green through to it: no
     amber is cut short); the sequence then returns to the plan at the start of the next
     cycle boundary that gives a safe sequence (the recovery: coordination resumes with the same
-    offset). Unless ``rules`` say otherwise, a group may wait up to 240 s during the sequence
-    (IISR part 6 art. 110 allows 240 s for public-transport priority; 120 s otherwise).
+    offset; a group held with ``group`` that the plan has red there ends its green in time to
+    clear before the plan's first conflicting green). Unless ``rules`` say otherwise, a group
+    may wait up to 240 s during the sequence (IISR part 6 art. 110 allows 240 s for
+    public-transport priority; 120 s otherwise).
 
     Returns
     -------
@@ -664,6 +666,27 @@ def preemption(
                     # waits for its next green instead
                     continue
                 trial[g].append((max(s, resume), min(e, horizon)))
+        # a held group other than the called one, red in the plan at R, ends its green in time
+        # to clear (its amber, or a walk's clearance) before the first conflicting green from R
+        # on; never before its minimum, nor before the call
+        for g in served:
+            if g == group or abs(trial[g][len(out[g]) - 1][1] - hold_end) > 1e-9:
+                continue
+            s0, e0 = trial[g][len(out[g]) - 1]
+            clear = min(
+                (
+                    s - model.intergreen(g, h)
+                    for h in model.group_ids
+                    if model.conflicts(g, h)
+                    for s, _ in trial[h]
+                    if s > s0 + 1e-9
+                ),
+                default=e0,
+            )
+            floor = r.min_green_s if kind[g] == "vehicle" else r.min_walk_s
+            end = max(clear, s0 + floor, call)
+            if end < e0 - 1e-9:
+                trial[g][len(out[g]) - 1] = (s0, end)
         groups = []
         for g in model.group_ids:
             merged: list[tuple[float, float]] = []

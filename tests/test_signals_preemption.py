@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -214,3 +216,37 @@ def test_a_walk_running_across_the_cycle_start_is_cut_and_cleared_at_a_call():
             assert check_program(prog, m, rules=PREEMPTION_RULES) == [], call
             spliced = _spliced(base, prog, call, cyc)
             assert check_program(spliced, m, rules=PREEMPTION_RULES) == [], (emergency, call)
+
+
+def test_a_held_walk_clears_before_the_plan_resumes():
+    """A crossing compatible with the emergency approach walks with its hold. Where the plan
+    resumes at R less than the walk's clearance after the hold, the walk ends early enough to
+    clear before the plan's first conflicting green (never before its minimum walk), instead of
+    running into R: the plan resumes at the first boundary the called approach's own
+    intergreens allow."""
+    m = _crossroads()
+    plan, _ = _walk_across_the_boundary(m)
+    cyc = plan.cycle_s
+    base = program_of(plan, m)
+    emergency, walk, hold = "a:2", "crossing:0.0", 20.0
+    assert not m.conflicts(walk, emergency)
+    own = max(m.intergreen(emergency, h) for h in m.group_ids if m.conflicts(emergency, h))
+    clearance = max(m.intergreen(walk, h) for h in m.group_ids if m.conflicts(walk, h))
+    assert clearance > own
+    tight = 0
+    for call in np.arange(0.0, cyc, 0.5):
+        call = float(call)
+        prog = preemption(plan, m, emergency, call_s=call, hold_s=hold)
+        horizon = prog.horizon_s
+        assert horizon is not None
+        assert check_program(_spliced(base, prog, call, cyc), m, rules=PREEMPTION_RULES) == []
+        held = [(s, e) for s, e in _greens(prog, emergency) if e >= call + hold - 1e-9]
+        hold_end = held[0][1]
+        first = math.ceil(hold_end / cyc - 1e-9) * cyc
+        if first - hold_end < own or first - hold_end >= clearance:
+            continue
+        tight += 1
+        assert horizon - cyc == pytest.approx(first), call  # resumed at the first boundary
+        ends = [e for s, e in _greens(prog, walk) if s < hold_end < e + clearance]
+        assert ends and max(ends) <= first - clearance + 1e-9, call
+    assert tight >= 4

@@ -111,7 +111,8 @@ def test_emergency_preemption_cuts_the_wait(montpellier_coordinated):
     assert len(without) == len(js)
     assert np.all(with_ <= without + 1e-9)
     assert with_.sum() < 0.5 * without.sum()
-    assert refused < len(js) * 5
+    # every call finds a safe sequence (one at junction:122 found none: an amber cut short)
+    assert refused == 0
 
 
 def test_bus_priority_cuts_bus_waits(bondy):

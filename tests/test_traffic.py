@@ -403,3 +403,31 @@ def test_sumo_net_edges_count_the_junction_crossing():
         g.nodes[n]["sumo_type"] = "priority"
     sumo = run(TrafficScenario(g, trips=(Trip("a", 0, 1, 0.0),), **kw), rng=0)
     assert float(sumo["travel_time"].sel(trip="a")) == pytest.approx(20.0)  # 200 m
+
+
+def test_routes_count_the_delay_of_giving_way():
+    # a cross-roads whose N-S road is major, and a bypass of the W-E crossing, w -> b -> e,
+    # 2 x 360 m (72 s at 10 m/s) against 2 x 300 m (60 s) through the junction. Crossing from
+    # the give-way approach costs the stop to look, 5 (1 / 2.6 + 1 / 4.5) = 3.03 s, plus the
+    # time to find a gap, 3600 / c (HCM): with no major traffic c = 900 veh/h (4.0 s), so the
+    # junction is quicker (67.0 s); with 900 veh/h on the major road c = 280.4 veh/h (12.8 s),
+    # and the bypass is (75.9 s)
+    g = cross(lanes=1)
+    g.add_node("b", x=X0, y=Y0 - 150.0)
+    for u, v in (("w", "b"), ("b", "e")):
+        g.add_edge(u, v, length=360.0, speed_kph=36.0, lanes=1, highway="primary")
+    major = tuple(Trip(f"ns{i}", "n", "s", 8.0 * i) for i in range(300)) + tuple(
+        Trip(f"sn{i}", "s", "n", 8.0 * i + 4.0) for i in range(300)
+    )
+    probe = (Trip("x", "w", "e", 600.0),)
+
+    def through_junction(trips, **kw):
+        sc = TrafficScenario(g, trips=trips, speed_factor_sd=0.0, progress=False, **kw)
+        ds = run(sc, rng=0)
+        on = (ds["edge_u"] == "w") & (ds["edge_v"] == "c")
+        return round(float(ds["flow"].where(on, 0).sum()) * ds.attrs["slot_s"] / 3600)
+
+    assert through_junction(probe) == 1
+    assert through_junction(probe + major) == 0
+    # without the give-way delay in the routing costs, the busy junction looks as quick
+    assert through_junction(probe + major, route_give_way=False) == 1

@@ -91,10 +91,11 @@ vehicles that move, not with the network size. Exit times are exact (the ready t
 vehicle was not held, so the step length does not bias travel times.
 
 Routing uses the current link costs (free time, or the time to discharge the vehicles present,
-whichever is larger, plus Webster's uniform signal delay ``C (1 - g/C)^2 / 2``; a queue at the
-stop line discharges at the edge's recent outflow where a full edge downstream holds it below
-capacity, so routes go round spillback), or given link times per period
-(``TrafficScenario.routing_times``, e.g. an equilibrium assignment's), with
+whichever is larger, plus Webster's uniform signal delay ``C (1 - g/C)^2 / 2`` on a signalised
+approach and, on a give-way approach, the HCM control delay with no queue, ``3600 / c`` plus the
+stop to look; a queue at the stop line discharges at the edge's recent outflow where a full
+edge downstream holds it below capacity, so routes go round spillback), or given link times
+per period (``TrafficScenario.routing_times``, e.g. an equilibrium assignment's), with
 :func:`scipy.sparse.csgraph.dijkstra` batched by origin and a vectorised walk of the predecessor
 matrix. A route is fixed at departure; a disturbance (:class:`TrafficSimulation`: lanes,
 speeds, a signal plan) re-routes the trips routed ahead that have not left yet. Trips may also
@@ -483,6 +484,12 @@ class TrafficScenario:
         recent discharge (smoothed over ``priority_window_s``, at least one vehicle per
         ``max_blocked_s``) where that is below its capacity, so that routes avoid queues held
         by spillback; at capacity otherwise.
+    route_give_way : bool
+        Routing on current times counts, at the end of each give-way approach, the delay a
+        vehicle expects there with no queue (HCM's control delay at a two-way stop, ``3600 / c``
+        at the current major flow, plus the stop to look), as it counts a signal's uniform
+        delay; without it routes cut through side streets whose exits onto a busy main road
+        cannot take them.
     routing_times : tuple of (float, numpy.ndarray)
         Link times to route on instead of the current ones: ``(start_s, time per edge in the
         graph's edge order, s)``, in increasing ``start_s``; a trip departing at ``t`` takes a
@@ -522,6 +529,7 @@ class TrafficScenario:
     max_extra_s: float = 4 * 3600.0
     routing_times: tuple[tuple[float, np.ndarray], ...] = ()
     route_on_discharge: bool = True
+    route_give_way: bool = True
     progress: bool | None = None
 
     def __post_init__(self) -> None:
@@ -1214,9 +1222,34 @@ class _State:
             rate = np.where(queued, np.minimum(rate, seen), rate)
         with np.errstate(divide="ignore"):
             drain = np.where(rate > 0, occ / np.maximum(rate, 1e-12), np.inf)
-        cost = np.maximum(self.tt_free, drain) + self.sig.red_delay
+        cost = np.maximum(self.tt_free, drain) + self.sig.red_delay + self._give_way_delay()
         cost[self.lanes_open <= 0] = np.inf
         out: np.ndarray = np.maximum(cost, 1e-3)
+        return out
+
+    def _give_way_delay(self) -> np.ndarray:
+        """Delay a vehicle expects at the end of each edge from giving way, with no queue ahead.
+
+        On a minor approach of a priority junction, the HCM control delay of a two-way stop at
+        low volume/capacity: the time to find a gap, ``3600 / c`` with ``c`` the through
+        movement's potential capacity at the current major flow
+        (:func:`hcm_potential_capacity`), plus the stop to look, ``v / 2 (1 / a + 1 / b)``
+        (HCM's ``+ 5`` s); 0 elsewhere. A queue already there is priced by its discharge time.
+        Without it, routes see a signal's uniform delay on main roads but nothing at a
+        give-way line, and cut through side streets whose exits cannot take them.
+        """
+        out = np.zeros(len(self.net.edges))
+        if not (self.give_way and self.sc.route_give_way):
+            return out
+        e = np.flatnonzero(self.prio.minor)
+        if e.size:
+            c = hcm_potential_capacity(
+                self.q_major[self.net.v[e]],
+                critical_gap_s=self.sc.critical_gap_s,
+                follow_up_s=self.sc.follow_up_s,
+            )
+            v = self.net.vfree[e]
+            out[e] = 3600.0 / np.maximum(c, 1.0) + v / 2 * (1 / ACCEL_M_S2 + 1 / DECEL_M_S2)
         return out
 
     def route_window(self, t_from: float, t_to: float) -> None:

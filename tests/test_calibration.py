@@ -634,3 +634,38 @@ def test_bad_gateway_counts_are_reported_with_their_site() -> None:
     ends[g] = (-1.0, 5.0)
     with pytest.raises(InputValidationError, match="external_ends"):
         dataclasses.replace(dm, external_ends=ends)
+
+
+def test_calibration_with_gateways_sized_from_counts() -> None:
+    from test_demand import _c_twin
+
+    base = _c_twin()
+    dm = D.build_demand(base)
+    count = {"daily": 6000.0, "am_peak": 600.0, "pm_peak": 550.0}
+    tw = _with_counts(
+        base,
+        [
+            {"REF": "golfe", "name": "Route du Golfe", "direction": "Parking-Usine", **count},
+            {
+                "REF": "rue",
+                "name": "Rue",
+                "direction": "",
+                "daily": 900,
+                "am_peak": 90,
+                "pm_peak": 80,
+            },
+        ],  # fmt: skip
+    )
+    r = C.calibrate(tw, model=dm, starts=1, maxiter=20, holdout=0.0, gateways_from_counts=True)
+    g = r.gateways
+    assert len(g) == 1 and g.iloc[0]["source"] == "count"
+    assert g.iloc[0]["ways"] == "both"  # a count of the whole street: both directions
+    ends = r.external_ends
+    assert ends is not None
+    gate = [i for i, z in enumerate(dm.zone_ids) if z.startswith("gateway:")]
+    # both directions counted alike: the ends split evenly, and the external share is not fitted
+    assert ends[gate[0], 0] == pytest.approx(ends[gate[0], 1])
+    assert r.params["external_share"] == dm.params.external_share
+    assert "gateways sized from counts: 1 of 1 (Route du Golfe" in r.summary()
+    sized = C.calibrated_model(r, dm)
+    np.testing.assert_allclose(sized.base_od()[gate[0]].sum(), ends[gate[0], 0], rtol=1e-6)

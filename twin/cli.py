@@ -1262,7 +1262,8 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gateways-from-counts",
         action="store_true",
-        help="share the external traffic among the gateways by their entry roads' counts",
+        help="size each gateway's external traffic from its entry road's counts (daily, PHJM, "
+        "PHJS; held-out streets not used) instead of a fitted share spread by capacity",
     )
     p.add_argument(
         "--period",

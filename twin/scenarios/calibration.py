@@ -33,6 +33,12 @@ Steps
    the model's highest hourly flow on the site in 7-10 h and 16-19 h, with the GEH statistic
    ``GEH = sqrt(2 (M - C)^2 / (M + C))``. The UK DMRB (TA 46/97, now TAG unit M3.1) asks for
    GEH < 5 on more than 85% of sites.
+   **Gateways** (``gateways_from_counts=True``, :func:`size_gateways`): the through and
+   external traffic of each gateway is sized from the counts of its entry road (daily count and
+   PHJM/PHJS, by direction where the count has one), in vehicles a day, instead of a fitted
+   share of the internal trips spread by the entry roads' capacities; the gateways no count
+   matches keep their capacity, scaled by the counted ones. A gateway whose entry road is a
+   held-out street is not sized by its count (the hold-out stays honest).
 6. **Calibrate** the gravity ``beta`` and the external share (Nelder-Mead,
    :func:`scipy.optimize.minimize`, from the defaults and seeded perturbations) and, inside each
    evaluation, one flow factor per road-class group (primary, secondary, tertiary, minor;
@@ -1176,6 +1182,23 @@ class CalibrationResult:
                     for k, v in s.items() if k.startswith("tag_") and k != "tag_pass" and not v
                 ) + ")")
             )  # fmt: skip
+        if len(self.gateways) and "source" in self.gateways:
+            g = self.gateways
+            counted = g[g["source"] == "count"]
+            held = g[g["source"] == "capacity (count held out)"]
+            text += (
+                f"\ngateways sized from counts: {len(counted)} of {len(g)} ("
+                + "; ".join(
+                    f"{road} {ends:,.0f}/day"
+                    for road, ends in zip(
+                        counted["entry_roads"].astype(str).tolist(),
+                        (counted["home_end"] + counted["activity_end"]).astype(float).tolist(),
+                        strict=True,
+                    )
+                )
+                + f"); {len(held)} on held-out streets sized by capacity"
+                + (f" ({'; '.join(held['entry_roads'].astype(str))})" if len(held) else "")
+            )
         for what, source in self.provenance.items():
             text += f"\n{what}: {source}"
         a = self.count_agreement

@@ -590,6 +590,10 @@ def test_gateways_sized_from_the_counts_of_their_entry_road() -> None:
     back = _gateway_flows(sized, asg, g, sites)
     np.testing.assert_allclose(back[list(C.AM_HOURS)].max(axis=0), sites["observed_am"], rtol=1e-3)
     np.testing.assert_allclose(back[list(C.PM_HOURS)].max(axis=0), sites["observed_pm"], rtol=1e-3)
+    # a count of both directions (a site averaging them) gives the sum, split evenly
+    cols = ["observed_am", "observed_pm", "observed_daily"]
+    both = pd.DataFrame([sites[cols].mean()], index=["golfe (both)"]).assign(way="both")
+    np.testing.assert_allclose(C.gateway_ends(both, week=week), (2000.0, 2000.0), rtol=1e-3)
     # and the external traffic no longer follows the external share
     other = sized.with_params(external_share=0.9).base_od()
     np.testing.assert_allclose(other[g].sum(), 3000.0, rtol=1e-6)

@@ -732,9 +732,9 @@ def gateway_ends(
         raise InputValidationError(msg)
     a, b = np.vstack(rows), np.asarray(rhs)
     if (observed["way"] == "both").all():
-        # counts of both directions tell the sum, not the split: half and half
-        total, _ = optimize.nnls(a.sum(axis=1, keepdims=True), b)
-        return float(total[0]) / 2.0, float(total[0]) / 2.0
+        # counts of both directions tell the sum, not the split: half and half, R = C = x
+        half, _ = optimize.nnls(a.sum(axis=1, keepdims=True), b)
+        return float(half[0]), float(half[0])
     sol, _ = optimize.nnls(a, b)
     return float(sol[0]), float(sol[1])
 

@@ -143,6 +143,7 @@ class DemandParams:
         "combined" function; Ortúzar and Willumsen, *Modelling Transport*, 4th ed., 5.5.4);
         0, the default, is the exponential function. With ``alpha > 0`` the deterrence rises
         to its peak at ``t = alpha / beta`` and falls beyond it: the shortest trips are fewer.
+        On Montpellier's counts it fits worse than the exponential (:mod:`.calibration`, Notes).
     external_share : float
         External vehicle trips (entering, leaving or crossing the network through gateways) per
         internal vehicle trip.

@@ -520,3 +520,156 @@ def test_calibration_on_equilibrium_paths_reports_its_rounds() -> None:
     assert r.paths == "equilibrium" and "equilibrium paths, round 1" in r.summary()
     with pytest.raises(InputValidationError, match="paths"):
         C.calibrate(tw, model=dm, paths="congested")
+
+
+# --- gateways sized from the counts of their entry roads --------------------------------------
+def _gateway_case() -> tuple[Twin, D.DemandModel, C.Assignment, pd.DataFrame, int]:
+    """The C-shaped town (one gateway, at the end of the Route du Golfe) with two counted sites
+    on the gateway's last edge, inbound and outbound, and the gateway's index."""
+    from test_demand import _c_twin
+
+    tw = _c_twin()
+    dm = D.build_demand(tw)
+    (g,) = [i for i, z in enumerate(dm.zone_ids) if z.startswith("gateway:")]
+    node = dm.zone_node[g]
+    ((prev, _, k_out),) = tw.drive.in_edges(node, keys=True)
+    ((_, _, k_in),) = tw.drive.out_edges(node, keys=True)
+    sites = pd.DataFrame(
+        {
+            "street": ["Route du Golfe", "Route du Golfe"],
+            "edges": [[(node, prev, k_in)], [(prev, node, k_out)]],
+            "direction_found": [2, 2],
+            "observed_daily": [np.nan, np.nan],
+            "observed_am": [np.nan, np.nan],
+            "observed_pm": [np.nan, np.nan],
+        },
+        index=pd.Index(["golfe (in)", "golfe (out)"], name="site"),
+    )
+    return tw, dm, C.Assignment.build(dm, tw.drive), sites, g
+
+
+def _gateway_flows(dm: D.DemandModel, asg: C.Assignment, g: int, sites: pd.DataFrame) -> np.ndarray:
+    """``(24, 2)`` veh/h of the gateway's own trips on the two sites' edges."""
+    T = dm.base_od()
+    own = np.zeros_like(T)
+    own[g, :], own[:, g] = T[g, :], T[:, g]
+    out, back = C.Assignment.hour_weights()
+    f = out[:, None] * (asg.incidence @ own.ravel()) + back[:, None] * (
+        asg.incidence @ own.T.ravel()
+    )
+    pos = {e: i for i, e in enumerate(asg.edges)}
+    return np.stack([f[:, pos[e[0]]] for e in sites["edges"]], axis=1)
+
+
+def test_gateways_sized_from_the_counts_of_their_entry_road() -> None:
+    tw, dm, asg, sites, g = _gateway_case()
+    week = 0.9
+    # the counts are what a model with known trip ends at the gateway puts on its entry road:
+    # 3,000 trips a day with their home end outside, 1,000 with their activity end outside
+    truth = np.full((len(dm.zone_ids), 2), np.nan)
+    truth[g] = (3000.0, 1000.0)
+    known = dataclasses.replace(dm, external_ends=truth)
+    T = known.base_od()
+    np.testing.assert_allclose([T[g].sum(), T[:, g].sum()], [3000.0, 1000.0], rtol=1e-6)
+    assert T[g, g] == 0.0  # no trip enters and leaves by the same gateway
+    flows = _gateway_flows(known, asg, g, sites)
+    sites["observed_am"] = flows[list(C.AM_HOURS)].max(axis=0)
+    sites["observed_pm"] = flows[list(C.PM_HOURS)].max(axis=0)
+    sites["observed_daily"] = flows.sum(axis=0) * week
+    # more comes in than goes out in the morning, the other way round in the evening
+    assert sites["observed_am"].iloc[0] > 1.5 * sites["observed_am"].iloc[1]
+    assert sites["observed_pm"].iloc[1] > 1.5 * sites["observed_pm"].iloc[0]
+    names = tw.registry["segment"]["name"].to_dict()
+    sized, table = C.size_gateways(dm, sites, tw.drive, names, week=week)
+    assert sized.external_ends is not None
+    np.testing.assert_allclose(sized.external_ends[g], (3000.0, 1000.0), rtol=1e-3)
+    row = table.iloc[0]
+    assert row["source"] == "count" and row["ways"] == "in; out"
+    assert row["entry_roads"] == "Route du Golfe"
+    # the sized model puts the counts back on the entry road
+    back = _gateway_flows(sized, asg, g, sites)
+    np.testing.assert_allclose(back[list(C.AM_HOURS)].max(axis=0), sites["observed_am"], rtol=1e-3)
+    np.testing.assert_allclose(back[list(C.PM_HOURS)].max(axis=0), sites["observed_pm"], rtol=1e-3)
+    # a count of both directions (a site averaging them) gives the sum, split evenly
+    cols = ["observed_am", "observed_pm", "observed_daily"]
+    both = pd.DataFrame([sites[cols].mean()], index=["golfe (both)"]).assign(way="both")
+    np.testing.assert_allclose(C.gateway_ends(both, week=week), (2000.0, 2000.0), rtol=1e-3)
+    # and the external traffic no longer follows the external share
+    other = sized.with_params(external_share=0.9).base_od()
+    np.testing.assert_allclose(other[g].sum(), 3000.0, rtol=1e-6)
+    assert "sized by the counts" in sized.provenance["external"]
+
+
+def test_a_gateway_on_a_held_out_street_keeps_its_capacity() -> None:
+    tw, dm, _, sites, g = _gateway_case()
+    sites[["observed_daily", "observed_am", "observed_pm"]] = [[9000.0, 700.0, 600.0]] * 2
+    names = tw.registry["segment"]["name"].to_dict()
+    sized, table = C.size_gateways(dm, sites, tw.drive, names, held={"Route du Golfe": True})
+    # the only gateway, uncounted: nothing to scale its capacity by, so the model is unchanged
+    assert table.iloc[0]["source"] == "capacity (count held out)"
+    assert table.iloc[0]["sites"] == ""
+    assert sized.external_ends is None
+
+
+def test_bad_gateway_counts_are_reported_with_their_site() -> None:
+    tw, dm, _, sites, g = _gateway_case()
+    names = tw.registry["segment"]["name"].to_dict()
+    sites[["observed_daily", "observed_am", "observed_pm"]] = [[9000.0, 700.0, 600.0]] * 2
+    bad = sites.copy()
+    bad.loc["golfe (out)", "observed_am"] = np.nan
+    with pytest.raises(InputValidationError, match=r"golfe \(out\).*observed_am"):
+        C.size_gateways(dm, bad, tw.drive, names)
+    bad.loc["golfe (out)", "observed_am"] = -5.0
+    with pytest.raises(InputValidationError, match=r"golfe \(out\)"):
+        C.size_gateways(dm, bad, tw.drive, names)
+    # a count said to size the gateway that is on no entry road of it
+    elsewhere = pd.concat(
+        [sites, sites.iloc[:1].rename(index={"golfe (in)": "rue 3"}).assign(street="Rue")]
+    )
+    gate = dm.zone_ids[g]
+    with pytest.raises(InputValidationError, match=r"site 'rue 3' is not on an entry road"):
+        C.size_gateways(dm, elsewhere, tw.drive, names, pinned={gate: ["rue 3"]})
+    with pytest.raises(InputValidationError, match="site 'nowhere'"):
+        C.size_gateways(dm, sites, tw.drive, names, pinned={gate: ["nowhere"]})
+    # the pinned counts that are on the road size it
+    _, table = C.size_gateways(dm, sites, tw.drive, names, pinned={gate: ["golfe (in)"]})
+    assert table.iloc[0]["sites"] == "golfe (in)"
+    ends = np.full((len(dm.zone_ids), 2), np.nan)
+    ends[g] = (-1.0, 5.0)
+    with pytest.raises(InputValidationError, match="external_ends"):
+        dataclasses.replace(dm, external_ends=ends)
+
+
+def test_calibration_with_gateways_sized_from_counts() -> None:
+    from test_demand import _c_twin
+
+    base = _c_twin()
+    dm = D.build_demand(base)
+    count = {"daily": 6000.0, "am_peak": 600.0, "pm_peak": 550.0}
+    tw = _with_counts(
+        base,
+        [
+            {"REF": "golfe", "name": "Route du Golfe", "direction": "Parking-Usine", **count},
+            {
+                "REF": "rue",
+                "name": "Rue",
+                "direction": "",
+                "daily": 900,
+                "am_peak": 90,
+                "pm_peak": 80,
+            },
+        ],  # fmt: skip
+    )
+    r = C.calibrate(tw, model=dm, starts=1, maxiter=20, holdout=0.0, gateways_from_counts=True)
+    g = r.gateways
+    assert len(g) == 1 and g.iloc[0]["source"] == "count"
+    assert g.iloc[0]["ways"] == "both"  # a count of the whole street: both directions
+    ends = r.external_ends
+    assert ends is not None
+    gate = [i for i, z in enumerate(dm.zone_ids) if z.startswith("gateway:")]
+    # both directions counted alike: the ends split evenly, and the external share is not fitted
+    assert ends[gate[0], 0] == pytest.approx(ends[gate[0], 1])
+    assert r.params["external_share"] == dm.params.external_share
+    assert "gateways sized from counts: 1 of 1 (Route du Golfe" in r.summary()
+    sized = C.calibrated_model(r, dm)
+    np.testing.assert_allclose(sized.base_od()[gate[0]].sum(), ends[gate[0], 0], rtol=1e-6)

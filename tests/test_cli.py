@@ -141,10 +141,23 @@ def test_calibrate_writes_geh_per_site(montpellier, tmp_path, capsys):
 
     out = tmp_path / "cal"
     args = ["calibrate", "--city", "montpellier", "--out", str(out), "--starts", "1"]
-    assert main([*args, "--matrix-estimation", "--holdout", "0.3", "--paths", "free"]) == 0
+    assert (
+        main(
+            [*args, "--matrix-estimation", "--holdout", "0.3", "--paths", "free",
+             "--gateways-from-counts"]
+        )
+        == 0
+    )  # fmt: skip
     printed = capsys.readouterr().out
     assert "GEH < 5" in printed and "matrix estimation" in printed
+    assert "gateways sized from counts" in printed
     report = json.loads((out / "calibration.json").read_text())
+    # the gateways the counts sized, and those left to capacity (held-out entry roads among them)
+    assert len(report["gateways"]["count"]) >= 5
+    assert report["gateways"]["capacity (count held out)"]
+    gates = pd.read_csv(out / "gateways.csv")
+    assert len(gates) == sum(len(v) for v in report["gateways"].values())
+    assert (out / "external_ends.npy").exists()
     assert report["matched"] + report["unmatched"] == 3314
     for label in ("parameters", "matrix_estimation"):
         table = pd.read_csv(out / f"geh_{label}.csv")

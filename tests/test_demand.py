@@ -153,6 +153,25 @@ def test_furness_reports_non_convergence_and_infeasible() -> None:
         D.furness(np.array([1.0, np.nan]), np.array([1.0, 1.0]), np.ones((2, 2)))
 
 
+def test_combined_deterrence_has_fewer_short_trips() -> None:
+    dm = D.build_demand(grid_twin(n=8), cell_m=300.0)
+    t = np.array([0.0, 2.0, 5.0, np.inf])
+    expo = dm.with_params(beta_per_min=0.2)
+    tanner = dm.with_params(beta_per_min=0.2, deterrence_power=1.0)
+    np.testing.assert_allclose(expo.deterrence(t), [1.0, np.exp(-0.4), np.exp(-1.0), 0.0])
+    # t^alpha exp(-beta t): peaks at alpha / beta = 5 min
+    np.testing.assert_allclose(tanner.deterrence(t), [0.0, 2 * np.exp(-0.4), 5 * np.exp(-1.0), 0])
+    cost = np.where(np.isfinite(dm.cost_min), dm.cost_min, 0.0)
+
+    def mean_time(m: D.DemandModel) -> float:
+        T = m.base_od()
+        return float((T * cost).sum() / T.sum())
+
+    assert mean_time(tanner) > mean_time(expo)
+    with pytest.raises(InputValidationError, match="deterrence_power"):
+        dm.with_params(deterrence_power=-1.0)
+
+
 # --- profiles ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["car", "walk"])
 @pytest.mark.parametrize("day_type", ["weekday", "saturday", "sunday"])

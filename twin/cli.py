@@ -1262,7 +1262,8 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gateways-from-counts",
         action="store_true",
-        help="share the external traffic among the gateways by their entry roads' counts",
+        help="size each gateway's external traffic from its entry road's counts (daily, PHJM, "
+        "PHJS; held-out streets not used) instead of a fitted share spread by capacity",
     )
     p.add_argument(
         "--period",
@@ -1373,6 +1374,9 @@ def cmd_calibrate(args: Args) -> int:
             "params": res.params,
             "matrix_estimation": {k: float(v) for k, v in res.matrix_stats.items()},
         }
+        if len(res.gateways) and "source" in res.gateways:
+            by_source = res.gateways.groupby("source")["zone"].apply(list)
+            report["gateways"] = {str(k): [str(z) for z in v] for k, v in by_source.items()}
         report["count_agreement"] = res.count_agreement
         report["provenance"] = res.provenance
         report["counts_left_out"] = {
@@ -1384,6 +1388,12 @@ def cmd_calibrate(args: Args) -> int:
         if len(res.gateways):
             res.gateways.to_csv(out / "gateways.csv", index=False)
             written.append("gateways.csv")
+        if res.external_ends is not None:
+            import numpy as np
+
+            # the gateways' trip ends the counts sized: with od_factor.npy, the demand estimated
+            np.save(out / "external_ends.npy", res.external_ends)
+            written.append("external_ends.npy")
         if res.od_factor is not None:
             import numpy as np
 

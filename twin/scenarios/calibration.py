@@ -33,6 +33,12 @@ Steps
    the model's highest hourly flow on the site in 7-10 h and 16-19 h, with the GEH statistic
    ``GEH = sqrt(2 (M - C)^2 / (M + C))``. The UK DMRB (TA 46/97, now TAG unit M3.1) asks for
    GEH < 5 on more than 85% of sites.
+   **Gateways** (``gateways_from_counts=True``, :func:`size_gateways`): the through and
+   external traffic of each gateway is sized from the counts of its entry road (daily count and
+   PHJM/PHJS, by direction where the count has one), in vehicles a day, instead of a fitted
+   share of the internal trips spread by the entry roads' capacities; the gateways no count
+   matches keep their capacity, scaled by the counted ones. A gateway whose entry road is a
+   held-out street is not sized by its count (the hold-out stays honest).
 6. **Calibrate** the gravity ``beta`` and the external share (Nelder-Mead,
    :func:`scipy.optimize.minimize`, from the defaults and seeded perturbations) and, inside each
    evaluation, one flow factor per road-class group (primary, secondary, tertiary, minor;
@@ -52,6 +58,21 @@ Steps
    how far the estimated matrix generalises; the multipliers go into
    :attr:`DemandModel.od_factor <twin.scenarios.demand.DemandModel>` through
    :func:`calibrated_model`.
+
+Notes
+-----
+On Montpellier's counts the fitted ``beta`` goes to its bound, 0.5/min (mean car trip 3.4 min,
+against 5.6 min at 0.05/min). On free-flow paths the share of fitted site-peaks with GEH < 5
+grows with ``beta``, from 26% at 0.05/min to 33% at 0.8/min, and the combined (Tanner)
+deterrence (``deterrence_power`` 1 or 2) fits worse than the exponential at every ``beta``
+tried: the counts ask for shorter trips, not fewer short ones. Short trips load the minor
+streets near their ends, where 2,340 of the 2,892 site-peaks are, and starve the main roads:
+modelled over observed, before the class factors, is 0.98 (primary), 0.99 (secondary), 1.12
+(tertiary) and 1.14 (minor) at 0.05/min, and 0.46, 0.53, 0.64, 0.80 at 0.5/min. Residential
+rat-runs are not the cause: residential streets at 30 km/h on the paths lower the fit (30.3%
+fitted, 27.7% held out, against 31.6% and 29.9%). The bound keeps the trips from shrinking
+further; TAG unit M2.1 fits a distribution model to a survey's trip lengths, which these data
+do not hold.
 
 Examples
 --------
@@ -92,6 +113,7 @@ __all__ = [
     "repeat_agreement",
     "site_observations",
     "size_gateways",
+    "gateway_ends",
     "CalibrationResult",
     "Assignment",
     "calibrate",
@@ -653,92 +675,264 @@ GATEWAY_COUNT_M = 1500.0
 """A count sizes a gateway when its site is on the gateway's entry road within this distance."""
 
 
+def gateway_ends(
+    observed: pd.DataFrame, *, day_type: str = "weekday", week: float = 1.0
+) -> tuple[float, float]:
+    """A gateway's trip ends per day from the counts of its entry road, by direction.
+
+    A gateway's one-way trips (:meth:`DemandModel.base_od
+    <twin.scenarios.gravity.DemandModel.base_od>`) have their home end outside (``R``, the
+    gateway's row: they enter on their outward leg, mostly in the morning) or their activity
+    end outside (``C``, its column: they leave on their outward leg). In hour ``h`` the entry
+    road carries ``out[h] R + back[h] C`` inbound and ``back[h] R + out[h] C`` outbound
+    (:meth:`Assignment.hour_weights`). Each count gives one such equation for its peak hours
+    (PHJM at the profile's morning peak hour in 7-10 h, PHJS at its evening one in 16-19 h) and
+    its daily count (the mean day of the week: the weekday times ``week``); a count of both
+    directions (its site averages them) gives the mean of the two. ``R, C >= 0`` are their
+    non-negative least-squares solution in relative errors (each equation divided by its
+    count), so the daily count and the two peak hours weigh alike. Counts of both directions
+    only give ``R + C``, which is then split evenly.
+
+    Parameters
+    ----------
+    observed : pandas.DataFrame
+        One row per count: ``way`` (``"in"``, ``"out"`` or ``"both"``), ``observed_daily``,
+        ``observed_am``, ``observed_pm`` (veh/day, veh/h), indexed by site id.
+    day_type : str
+        Profile of :meth:`Assignment.hour_weights`.
+    week : float
+        Mean day of the week over the weekday, for the daily counts.
+
+    Returns
+    -------
+    (R, C) : (float, float)
+        Veh/day.
+
+    Examples
+    --------
+    >>> out, back = Assignment.hour_weights()
+    >>> R, C = 3000.0, 1000.0
+    >>> obs = pd.DataFrame({"way": ["in", "out"],
+    ...     "observed_daily": [out.sum() * R + back.sum() * C, back.sum() * R + out.sum() * C],
+    ...     "observed_am": [out[8] * R + back[8] * C, back[8] * R + out[8] * C],
+    ...     "observed_pm": [out[17] * R + back[17] * C, back[17] * R + out[17] * C]})
+    >>> [round(x) for x in gateway_ends(obs)]
+    [3000, 1000]
+    """
+    out, back = Assignment.hour_weights(day_type)
+    h_am = max(AM_HOURS, key=lambda h: out[h] + back[h])
+    h_pm = max(PM_HOURS, key=lambda h: out[h] + back[h])
+    rows: list[np.ndarray] = []
+    rhs: list[float] = []
+    for sid, r in observed.iterrows():
+        way = str(r["way"])
+        if way not in ("in", "out", "both"):
+            msg = f"gateway count {sid}: way {way!r} is not in, out or both"
+            raise InputValidationError(msg)
+        for col, w_in in (
+            ("observed_daily", week * np.array([out.sum(), back.sum()])),
+            ("observed_am", np.array([out[h_am], back[h_am]])),
+            ("observed_pm", np.array([out[h_pm], back[h_pm]])),
+        ):
+            value = float(r[col])
+            if not (np.isfinite(value) and value >= 0):
+                msg = f"gateway count {sid}: {col} is {r[col]!r} (a number >= 0 needed)"
+                raise InputValidationError(msg)
+            coef = {"in": w_in, "out": w_in[::-1], "both": (w_in + w_in[::-1]) / 2.0}[way]
+            scale = 1.0 / max(value, 1.0)
+            rows.append(coef * scale)
+            rhs.append(value * scale)
+    if not rows:
+        msg = "gateway_ends: no count given"
+        raise InputValidationError(msg)
+    a, b = np.vstack(rows), np.asarray(rhs)
+    if (observed["way"] == "both").all():
+        # counts of both directions tell the sum, not the split: half and half, R = C = x
+        half, _ = optimize.nnls(a.sum(axis=1, keepdims=True), b)
+        return float(half[0]), float(half[0])
+    sol, _ = optimize.nnls(a, b)
+    return float(sol[0]), float(sol[1])
+
+
 def size_gateways(
     model: DemandModel,
     sites: pd.DataFrame,
     graph: nx.MultiDiGraph,
     segment_names: Mapping[Any, Any],
+    *,
+    held: Mapping[Any, bool] | None = None,
+    pinned: Mapping[str, list[Any]] | None = None,
+    week: float = 1.0,
 ) -> tuple[DemandModel, pd.DataFrame]:
-    """Weigh the gateways by the daily counts of their entry roads (through and external traffic).
+    """Size the gateways' external traffic from the counts of their entry roads.
 
-    A gateway's weight is the daily count (both directions) of the nearest counted site on its
-    entry road within :data:`GATEWAY_COUNT_M`; a gateway with no such count keeps its lane
-    weight times the median count per lane of the counted ones. The total external traffic stays
-    ``external_share`` of the internal trips (calibrated); the counts set how it is shared.
+    For each gateway, the counted sites on its entry road (a street of the drive edges at its
+    node) within :data:`GATEWAY_COUNT_M` of it: those nearest to it, one per direction of
+    travel where the count has one (its edges point away from the gateway: ``in``, towards
+    it: ``out``), else the nearest count of both directions. Their daily counts and peak hours
+    (PHJM, PHJS) give the gateway's trip ends in veh/day (:func:`gateway_ends`), set as
+    :attr:`DemandModel.external_ends <twin.scenarios.gravity.DemandModel>`: the external
+    traffic is then what the counts say, not a share of the internal trips. A gateway with no
+    usable count gets its capacity weight (``model.external``: lanes times capacity per lane)
+    times the median of ``(R + C) / weight`` of the counted gateways, split evenly.
+
+    Held-out streets stay held out: a site on a street ``held`` marks never sizes a gateway
+    (the gateway is then sized by its capacity, and the table says so).
 
     Parameters
     ----------
     model : DemandModel
     sites : pandas.DataFrame
-        Usable counts, as :func:`match_counts` gives them.
+        Usable counted sites (:func:`site_observations`, or :func:`match_counts`): ``street``,
+        ``edges``, ``direction_found``, ``observed_daily``, ``observed_am``, ``observed_pm``,
+        indexed by site id.
     graph : networkx.MultiDiGraph
         The drive graph the sites' edges belong to (edges carry their ``segment`` id).
     segment_names : mapping
         Segment id -> street name (the names :func:`match_counts` matched).
+    held : mapping, optional
+        Street name -> whether it is held out of the fit.
+    pinned : mapping, optional
+        Gateway zone id -> the site ids that size it, instead of the nearest ones. Each must be
+        a site on that gateway's entry road (within :data:`GATEWAY_COUNT_M`).
+    week : float
+        Mean day of the week over the weekday (the daily counts are of the mean day).
 
     Returns
     -------
     (DemandModel, pandas.DataFrame)
-        The model with the new gateway weights, and one row per gateway: ``zone``, ``lanes``
-        (the former weight), ``count`` (the count used, or None), ``observed_daily``,
-        ``distance_m``, ``weight`` and ``source`` (``count`` or ``lanes``).
+        The model with ``external_ends``, and one row per gateway: ``zone``, ``entry_roads``,
+        ``capacity`` (the former weight), ``sites`` (the site ids used), ``ways``,
+        ``distance_m``, the counted ``daily_in``/``daily_out``, ``am_in``/``am_out``,
+        ``pm_in``/``pm_out`` (NaN where not counted), ``home_end``/``activity_end`` (R and C,
+        veh/day) and ``source`` (``count``, ``capacity`` or ``capacity (count held out)``).
+
+    Raises
+    ------
+    InputValidationError
+        A site used has a negative or NaN count, or a pinned site is unknown or not on its
+        gateway's entry road (each named by its site id).
     """
     gates = [i for i, z in enumerate(model.zone_ids) if z.startswith("gateway:")]
     rows: list[dict[str, Any]] = []
     if not gates:
         return model, pd.DataFrame(rows)
-    # each street's counted sites: count label, daily count, coordinates of the site's nodes
-    by_street: dict[str, list[tuple[Any, float, np.ndarray]]] = {}
-    for idx, r in sites.iterrows():
-        xy = np.array([[graph.nodes[n]["x"], graph.nodes[n]["y"]] for e in r["edges"]
-                       for n in e[:2]]).reshape(-1, 2)  # fmt: skip
-        by_street.setdefault(str(r["street"]), []).append((idx, float(r["observed_daily"]), xy))
+    held = held or {}
+    pinned = dict(pinned or {})
+    unknown = sorted(set(pinned) - {model.zone_ids[i] for i in gates})
+    if unknown:
+        msg = f"pinned: {unknown[0]!r} is not a gateway of the model"
+        raise InputValidationError(msg)
+    for zone, ids in pinned.items():
+        missing = [s for s in ids if s not in sites.index]
+        if missing:
+            msg = f"pinned: site {missing[0]!r} (for {zone}) is not a counted site"
+            raise InputValidationError(msg)
+    xy = {n: np.array([d["x"], d["y"]], dtype=float) for n, d in graph.nodes(data=True)}
+    edges_of: dict[Any, Any] = dict(zip(sites.index, sites["edges"], strict=True))
+    found_of: dict[Any, int] = dict(
+        zip(sites.index, sites["direction_found"].astype(int).tolist(), strict=True)
+    )
+    by_street: dict[str, list[Any]] = {}
+    for sid, street in sites["street"].items():
+        by_street.setdefault(str(street), []).append(sid)
+    out_w, back_w = Assignment.hour_weights("weekday")
     for i in gates:
         node = model.zone_node[i]
+        zone = model.zone_ids[i]
         names: set[str] = set()
         if node is not None and node in graph:
-            ends = [*graph.in_edges(node, data="segment"), *graph.out_edges(node, data="segment")]
-            names = {str(segment_names[s]) for _, _, s in ends if segment_names.get(s)}
-        gxy = model.zone_xy[i]
-        best: tuple[Any, float, float] | None = None
-        for nm in names:
-            for idx, daily, xy in by_street.get(nm, []):
-                dist = float(np.hypot(*(xy - gxy).T).min()) if len(xy) else np.inf
-                if dist <= GATEWAY_COUNT_M and (best is None or dist < best[2]):
-                    best = (idx, daily, dist)
-        rows.append(
-            {
-                "zone": model.zone_ids[i],
-                "lanes": float(model.external[i]),
-                "count": best[0] if best else None,
-                "observed_daily": best[1] if best else np.nan,
-                "distance_m": best[2] if best else np.nan,
-            }
-        )
+            at_node = [*graph.in_edges(node, data="segment"),
+                       *graph.out_edges(node, data="segment")]  # fmt: skip
+            names = {str(segment_names[s]) for _, _, s in at_node if segment_names.get(s)}
+        gxy = np.asarray(model.zone_xy[i], dtype=float)
+        cand: list[tuple[float, str, Any, bool]] = []  # distance, way, site, held out
+        for nm in sorted(names):
+            for sid in by_street.get(nm, []):
+                edges = [e for e in edges_of[sid] if e[0] in xy and e[1] in xy]
+                if not edges:
+                    continue
+                d_u = np.array([np.hypot(*(xy[e[0]] - gxy)) for e in edges])
+                d_v = np.array([np.hypot(*(xy[e[1]] - gxy)) for e in edges])
+                dist = float(np.minimum(d_u, d_v).min())
+                if dist > GATEWAY_COUNT_M:
+                    continue
+                way = "both"
+                if found_of[sid] == 2:
+                    if (d_v > d_u).all():
+                        way = "in"
+                    elif (d_v < d_u).all():
+                        way = "out"
+                cand.append((dist, way, sid, bool(held.get(nm, False))))
+        if zone in pinned:
+            on_road = {c[2] for c in cand}
+            off = [s for s in pinned[zone] if s not in on_road]
+            if off:
+                msg = (
+                    f"pinned: site {off[0]!r} is not on an entry road of {zone} "
+                    f"({', '.join(sorted(names)) or 'none'}) within {GATEWAY_COUNT_M:g} m"
+                )
+                raise InputValidationError(msg)
+            chosen = [c for c in cand if c[2] in set(pinned[zone])]
+        else:
+            usable = sorted(c for c in cand if not c[3])
+            chosen = []
+            for way in ("in", "out"):
+                chosen += [c for c in usable if c[1] == way][:1]
+            if not chosen:
+                chosen = usable[:1]
+        row: dict[str, Any] = {
+            "zone": zone,
+            "entry_roads": "; ".join(sorted(names)),
+            "capacity": float(model.external[i]),
+            "sites": "; ".join(str(c[2]) for c in chosen),
+            "ways": "; ".join(c[1] for c in chosen),
+            "distance_m": max((c[0] for c in chosen), default=np.nan),
+        }
+        obs = sites.loc[[c[2] for c in chosen], ["observed_daily", "observed_am", "observed_pm"]]
+        obs = obs.assign(way=[c[1] for c in chosen])
+        for col, key in (("observed_daily", "daily"), ("observed_am", "am"),
+                         ("observed_pm", "pm")):  # fmt: skip
+            for way in ("in", "out"):
+                sel = obs["way"].isin([way, "both"])
+                row[f"{key}_{way}"] = float(obs.loc[sel, col].mean()) if sel.any() else np.nan
+        if chosen:
+            r_end, c_end = gateway_ends(obs, week=week)
+            row |= {"home_end": r_end, "activity_end": c_end, "source": "count"}
+        else:
+            source = "capacity (count held out)" if any(c[3] for c in cand) else "capacity"
+            row |= {"home_end": np.nan, "activity_end": np.nan, "source": source}
+        rows.append(row)
     table = pd.DataFrame(rows)
-    counted = table["count"].notna() & (table["observed_daily"] > 0)
-    per_lane = (
-        float((table.loc[counted, "observed_daily"] / table.loc[counted, "lanes"]).median())
-        if counted.any()
-        else 1.0
-    )
-    table["weight"] = np.where(counted, table["observed_daily"], table["lanes"] * per_lane)
-    table["source"] = np.where(counted, "count", "lanes")
-    external = model.external.copy()
-    external[gates] = table["weight"].to_numpy(float)
+    counted = (table["source"] == "count").to_numpy()
+    total = (table["home_end"] + table["activity_end"]).to_numpy(float)
+    per_cap = float(np.median(total[counted] / table.loc[counted, "capacity"])) if (
+        counted.any()) else 0.0  # fmt: skip
+    if not counted.any():
+        log.warning("gateways: no counted entry road; the gateways keep their capacity weights")
+        return model, table
+    fill = table["capacity"].to_numpy(float) * per_cap / 2.0
+    table["home_end"] = np.where(counted, table["home_end"], fill)
+    table["activity_end"] = np.where(counted, table["activity_end"], fill)
+    for key, h in (("am", 8), ("pm", 17)):
+        table[f"modelled_{key}_in"] = out_w[h] * table["home_end"] + back_w[h] * table[
+            "activity_end"]  # fmt: skip
+        table[f"modelled_{key}_out"] = back_w[h] * table["home_end"] + out_w[h] * table[
+            "activity_end"]  # fmt: skip
+    ends = np.full((len(model.zone_ids), 2), np.nan)
+    ends[gates] = table[["home_end", "activity_end"]].to_numpy(float)
     provenance = {
         **model.provenance,
         "external": (
-            f"{len(gates)} gateways, {int(counted.sum())} weighted by the daily count of their "
-            "entry road, the others by their lanes times the median count per lane"
+            f"{len(gates)} gateways, {int(counted.sum())} sized by the counts of their entry road "
+            "(daily, PHJM and PHJS, by direction where counted; held-out streets not used), the "
+            f"others by their capacity times the counted gateways' median trip ends per unit "
+            f"of capacity ({per_cap:.2f}); {float(np.nansum(ends)):,.0f} external trip ends a day"
         ),
     }
-    log.info(
-        "gateways: %d of %d sized from counts of their entry roads",
-        int(counted.sum()),
-        len(gates),
-    )
-    return dataclasses.replace(model, external=external, provenance=provenance), table
+    log.info("gateways: %d of %d sized from counts of their entry roads", int(counted.sum()),
+             len(gates))  # fmt: skip
+    return dataclasses.replace(model, external_ends=ends, provenance=provenance), table
 
 
 # ------------------------------------------------------------------------------------------------
@@ -878,7 +1072,8 @@ class CalibrationResult:
     issues : pandas.DataFrame
         The counts left out, one row per problem (:func:`count_issues`).
     gateways : pandas.DataFrame
-        With ``gateways_from_counts``: each gateway's weight and its source (:func:`size_gateways`).
+        With ``gateways_from_counts``: each gateway's counts, trip ends and their source
+        (:func:`size_gateways`).
     count_agreement : dict
         How far repeated counts of one street and direction agree (:func:`repeat_agreement`):
         a bound on the share of GEH < 5 any model can reach on these counts.
@@ -897,6 +1092,9 @@ class CalibrationResult:
         assignments, the fitted parameters and GEH shares.
     observed, paths : str
         The ``observed`` and ``paths`` options of :func:`calibrate`.
+    external_ends : numpy.ndarray or None
+        With ``gateways_from_counts``: the gateways' trip ends sized from the counts
+        (:attr:`DemandModel.external_ends <twin.scenarios.gravity.DemandModel>`).
     """
 
     table: pd.DataFrame
@@ -920,6 +1118,7 @@ class CalibrationResult:
     equilibrium_rounds: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     observed: str = "mean"
     paths: str = "free"
+    external_ends: np.ndarray | None = None
 
     @property
     def share_geh_below_5_fitted(self) -> float:
@@ -998,6 +1197,23 @@ class CalibrationResult:
                     for k, v in s.items() if k.startswith("tag_") and k != "tag_pass" and not v
                 ) + ")")
             )  # fmt: skip
+        if len(self.gateways) and "source" in self.gateways:
+            g = self.gateways
+            counted = g[g["source"] == "count"]
+            held = g[g["source"] == "capacity (count held out)"]
+            text += (
+                f"\ngateways sized from counts: {len(counted)} of {len(g)} ("
+                + "; ".join(
+                    f"{road} {ends:,.0f}/day"
+                    for road, ends in zip(
+                        counted["entry_roads"].astype(str).tolist(),
+                        (counted["home_end"] + counted["activity_end"]).astype(float).tolist(),
+                        strict=True,
+                    )
+                )
+                + f"); {len(held)} on held-out streets sized by capacity"
+                + (f" ({'; '.join(held['entry_roads'].astype(str))})" if len(held) else "")
+            )
         for what, source in self.provenance.items():
             text += f"\n{what}: {source}"
         a = self.count_agreement
@@ -1219,8 +1435,10 @@ def calibrate(
     period : (datetime.date, datetime.date), optional
         Use only the counts made within these days.
     gateways_from_counts : bool
-        Share the external traffic among the gateways by the counts of their entry roads
-        (:func:`size_gateways`) rather than by their lanes.
+        Size each gateway's external traffic from the counts of its entry road
+        (:func:`size_gateways`; held-out streets excluded) rather than share ``external_share``
+        of the internal trips by the gateways' capacities; ``external_share`` is then not
+        fitted.
     observed, recent_years
         One observed flow per site (:func:`site_observations`): the mean of its counts
         (``"mean"``), of its recent ones (``"recent"``), or each count on its own (``"count"``).
@@ -1266,10 +1484,17 @@ def calibrate(
         len(sites),
     )
 
+    week = (
+        sum(DAY_FACTOR["car"][d] * n for d, n in (("weekday", 5), ("saturday", 1), ("sunday", 1)))
+        / 7
+    )
+    buckets = tuple(range(round(10 * holdout)))
     gateways = pd.DataFrame()
     if gateways_from_counts:
         names = tw.registry["segment"]["name"].to_dict()
-        model, gateways = size_gateways(model, sites, tw.drive, names)
+        streets = sorted(set(sites["street"].astype(str)))
+        held = dict(zip(streets, held_out(streets, buckets).tolist(), strict=True))
+        model, gateways = size_gateways(model, sites, tw.drive, names, held=held, week=week)
 
     graph = tw.drive
     assign = Assignment.build(model, graph)
@@ -1277,23 +1502,26 @@ def calibrate(
     edge_pos = {e: i for i, e in enumerate(assign.edges)}
     avg = _site_model(sites, edge_pos, len(assign.edges))
     group_idx = sites["group"].map(GROUPS.index).to_numpy(int)
-    is_held = held_out(sites["street"].astype(str), tuple(range(round(10 * holdout))))
+    is_held = held_out(sites["street"].astype(str), buckets)
     obs_am = sites["observed_am"].to_numpy(float)
     obs_pm = sites["observed_pm"].to_numpy(float)
     # each count against the flow modelled at its site (the per-count figure)
     count_site = sites.index.get_indexer(pd.Index(site_of_count))
     count_am = usable["observed_am"].to_numpy(float)
     count_pm = usable["observed_pm"].to_numpy(float)
-    week = (
-        sum(DAY_FACTOR["car"][d] * n for d, n in (("weekday", 5), ("saturday", 1), ("sunday", 1)))
-        / 7
-    )
 
     defaults = model.params
     # outer search over (beta, external share); the vehicle trip rate and the class factors
     # scale flows linearly, so they are fitted inside, per road-class group, as 1-D problems
     x0 = np.log([defaults.beta_per_min, max(defaults.external_share, 0.01)])
     lo, hi = np.log([0.02, 0.01]), np.log([0.5, 2.0])
+    if model.external_ends is not None:  # the counts size the external traffic: beta alone
+        x0, lo, hi = x0[:1], lo[:1], hi[:1]
+
+    def beta_ext(x: np.ndarray) -> tuple[float, float]:
+        p = np.exp(np.clip(x, lo, hi))
+        return float(p[0]), (float(p[1]) if p.size > 1 else float(defaults.external_share))
+
     groups_present = [g for g in range(len(GROUPS)) if (group_idx == g).any()]
 
     def site_flows(m: DemandModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1304,8 +1532,8 @@ def calibrate(
         return am, pm, (h_am[:12].sum(axis=0) + h_pm[12:].sum(axis=0)) * week
 
     def flows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        p = np.exp(np.clip(x, lo, hi))
-        return site_flows(model.with_params(beta_per_min=float(p[0]), external_share=float(p[1])))
+        beta, ext = beta_ext(x)
+        return site_flows(model.with_params(beta_per_min=beta, external_share=ext))
 
     def fit_factors(am: np.ndarray, pm: np.ndarray) -> tuple[np.ndarray, float]:
         factors = np.ones(len(GROUPS))
@@ -1401,11 +1629,11 @@ def calibrate(
         zones = [model.zone_node[i] for i in reach]
         out_w, back_w = Assignment.hour_weights("weekday")
         for r in range(eq_rounds):
-            p = np.exp(np.clip(best_x, lo, hi))
+            beta, ext = beta_ext(best_x)
             demand = model.with_params(
                 trip_rate=float(defaults.trip_rate * overall_scale(best_factors)),
-                beta_per_min=float(p[0]),
-                external_share=float(p[1]),
+                beta_per_min=beta,
+                external_share=ext,
             )
             T = demand.base_od()
             routed, gaps, converged = [], [], True
@@ -1429,8 +1657,8 @@ def calibrate(
                     "rgap_am": gaps[0],
                     "rgap_pm": gaps[1],
                     "converged": float(converged),
-                    "beta_per_min": float(np.exp(np.clip(best_x, lo, hi))[0]),
-                    "external_share": float(np.exp(np.clip(best_x, lo, hi))[1]),
+                    "beta_per_min": beta_ext(best_x)[0],
+                    "external_share": beta_ext(best_x)[1],
                     "mean_geh": best_f,
                     "share_geh_below_5_fitted": float(below[~tab["holdout"]].mean()),
                     "share_geh_below_5_holdout": float(below[tab["holdout"]].mean()),
@@ -1444,12 +1672,12 @@ def calibrate(
     f_b = best_factors[group_idx]
     after = table_of(am_b * f_b, pm_b * f_b, daily_b * f_b)
     after_counts = counts_of(after)
-    p = np.exp(np.clip(best_x, lo, hi))
+    beta_b, ext_b = beta_ext(best_x)
     scale = overall_scale(best_factors)
     params = {
         "trip_rate": float(defaults.trip_rate * scale),
-        "beta_per_min": float(p[0]),
-        "external_share": float(p[1]),
+        "beta_per_min": beta_b,
+        "external_share": ext_b,
         **{f"factor_{g}": float(best_factors[i] / scale) for i, g in enumerate(GROUPS)},
         "car_share": float(defaults.car_share),
     }
@@ -1544,6 +1772,7 @@ def calibrate(
         equilibrium_rounds=pd.DataFrame(rounds),
         observed=observed,
         paths=paths,
+        external_ends=model.external_ends,
     )
 
 
@@ -1602,9 +1831,11 @@ def calibrated_model(result: CalibrationResult, model: DemandModel) -> DemandMod
     """Return ``model`` with the calibrated parameters and, if estimated, OD multipliers.
 
     The calibrated trip rate, beta and external share; the OD multipliers when the calibration
-    ran a matrix estimation.
+    ran a matrix estimation; the gateways' trip ends when the counts sized them.
     """
     out = dataclasses.replace(model, params=calibrated_params(result, model.params))
+    if result.external_ends is not None:
+        out = dataclasses.replace(out, external_ends=result.external_ends)
     if result.od_factor is not None:
         out = dataclasses.replace(out, od_factor=result.od_factor)
     return out

@@ -138,6 +138,12 @@ class DemandParams:
         Share of trips made on foot (0.30-0.35).
     beta_per_min : float
         Deterrence ``exp(-beta * t)`` of car trips by free-flow time (1/min).
+    deterrence_power : float
+        ``alpha`` of the combined (Tanner) deterrence ``t^alpha exp(-beta t)`` (TAG unit M2.1's
+        "combined" function; Ortúzar and Willumsen, *Modelling Transport*, 4th ed., 5.5.4);
+        0, the default, is the exponential function. With ``alpha > 0`` the deterrence rises
+        to its peak at ``t = alpha / beta`` and falls beyond it: the shortest trips are fewer.
+        On Montpellier's counts it fits worse than the exponential (:mod:`.calibration`, Notes).
     external_share : float
         External vehicle trips (entering, leaving or crossing the network through gateways) per
         internal vehicle trip.
@@ -158,6 +164,7 @@ class DemandParams:
     car_share: float = 0.40
     walk_share: float = 0.32
     beta_per_min: float = 0.12
+    deterrence_power: float = 0.0
     external_share: float = 0.25
     home_attraction: float = 0.3
     walk_trip_m: float = 900.0
@@ -218,6 +225,15 @@ class DemandModel:
     od_factor : numpy.ndarray, optional
         ``(n_zone, n_zone)`` multipliers of the gravity OD cells, from a matrix estimation
         against counts (:func:`twin.scenarios.calibration.calibrate`); ``None``: the gravity OD.
+    external_ends : numpy.ndarray, optional
+        ``(n_zone, 2)`` veh/day: the gateways' trip ends in absolute terms, sized from the counts
+        of their entry roads (:func:`twin.scenarios.calibration.size_gateways`). Column 0 is a
+        gateway's row sum of :meth:`base_od` (one-way trips whose home end is outside: they enter
+        on their outward leg), column 1 its column sum (trips whose activity end is outside:
+        they leave on their outward leg); every zone with an ``external`` weight has finite,
+        non-negative ends, the others NaN. With it, ``external_share`` is not used: the
+        external traffic is what the counts say. ``None``: the gateways share
+        ``external_share`` of the internal trips by their ``external`` weights.
     provenance : mapping
         Where each input came from: ``population``, ``activity``, ``external`` and ``zones``
         (free text naming the data and the method).
@@ -246,9 +262,26 @@ class DemandModel:
     event_zone: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=int))
     od_factor: np.ndarray | None = None
     provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    external_ends: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.zone_ids)
+        if self.external_ends is not None:
+            ends = np.asarray(self.external_ends, dtype=float)
+            gate = np.asarray(self.external, dtype=float).reshape(-1) > 0
+            if ends.shape != (n, 2) or gate.shape != (n,):
+                msg = f"DemandModel.external_ends: shape {ends.shape} must be ({n}, 2)"
+                raise InputValidationError(msg)
+            bad_gate = np.flatnonzero(gate & ~(ends >= 0).all(axis=1))
+            if bad_gate.size:
+                z = int(bad_gate[0])
+                msg = (
+                    f"DemandModel.external_ends: gateway {self.zone_ids[z]!r} has ends "
+                    f"{ends[z].tolist()!r} (finite and >= 0 needed)"
+                )
+                raise InputValidationError(msg)
+            ends = np.where(gate[:, None], ends, np.nan)
+            object.__setattr__(self, "external_ends", ends)
         if self.od_factor is not None:
             fac = np.asarray(self.od_factor, dtype=float)
             if fac.shape != (n, n) or not np.all(np.isfinite(fac)) or np.any(fac < 0):
@@ -298,7 +331,10 @@ class DemandModel:
         p = self.params
         share = p.car_share if mode == "car" else p.walk_share
         prod = self.population * p.trip_rate * share
-        if mode == "car":
+        if mode == "car" and self.external_ends is not None:
+            ends = self.external_ends.sum(axis=1)
+            prod = np.where(np.isfinite(ends), ends, prod)
+        elif mode == "car":
             total_ext = p.external_share * float(np.nansum(prod))
             ext_w = self.external
             ext_sum = float(np.nansum(ext_w))
@@ -334,20 +370,43 @@ class DemandModel:
         pop_share = self.population / max(self.population.sum(), 1e-300)
         act_share = self.activity / max(self.activity.sum(), 1e-300)
         attr = (1 - p.home_attraction) * act_share + p.home_attraction * pop_share
-        ext = self.external / max(self.external.sum(), 1e-300) * p.external_share
-        attr = np.where(ok, attr + ext, 0.0)
-        with np.errstate(over="ignore", invalid="ignore"):
-            f = np.exp(-p.beta_per_min * self.cost_min)
-        f = np.where(np.isfinite(self.cost_min), f, 0.0)
+        if self.external_ends is None:
+            ext = self.external / max(self.external.sum(), 1e-300) * p.external_share
+            attr = np.where(ok, attr + ext, 0.0)
+        else:
+            # absolute gateway ends: rows as counted; the cells attract what the gateways do not,
+            # so that the totals agree and Furness keeps the gateways' columns as counted too
+            gate = np.isfinite(self.external_ends[:, 0])
+            prod = np.where(gate & ok, self.external_ends[:, 0], prod)
+            col = np.where(gate & ok, self.external_ends[:, 1], 0.0)
+            internal = max(float(prod.sum() - col.sum()), 0.0)
+            cells = np.where(ok & ~gate, attr, 0.0)
+            attr = cells / max(cells.sum(), 1e-300) * internal + col
+        f = self.deterrence(self.cost_min)
         f[~ok, :] = 0.0
         f[:, ~ok] = 0.0
         gw = self.external > 0
         f[np.ix_(gw, gw)] *= 0.5  # through traffic is a minority of external trips
+        f[np.flatnonzero(gw), np.flatnonzero(gw)] = 0.0  # none enters and leaves by one gateway
         T, _ = furness(prod, attr, f)
         if self.od_factor is not None:
             T = T * self.od_factor
         object.__setattr__(self, "_od_cache", T)
         return T
+
+    def deterrence(self, cost_min: np.ndarray) -> np.ndarray:
+        """Deterrence of car trips of these free-flow times (min): 0 where there is no path.
+
+        ``exp(-beta t)``, or the combined ``t^alpha exp(-beta t)`` with
+        :attr:`DemandParams.deterrence_power` ``alpha > 0``.
+        """
+        p = self.params
+        cost = np.asarray(cost_min, dtype=float)
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = np.exp(-p.beta_per_min * cost)
+            if p.deterrence_power > 0:
+                f = f * np.power(np.maximum(cost, 0.0), p.deterrence_power)
+        return np.where(np.isfinite(cost), f, 0.0)
 
     def dropped_per_day(self, day_type: str = "weekday") -> float:
         """Car trips per day of zones that cannot reach the main drive network (not in the OD)."""
@@ -415,7 +474,7 @@ class DemandModel:
                 arr, dep = ev.vehicle_rates(t0, t1)
                 if not (arr.any() or dep.any()):
                     continue
-                w = T.sum(axis=1) * np.exp(-self.params.beta_per_min * self.cost_min[:, ez])
+                w = T.sum(axis=1) * self.deterrence(self.cost_min[:, ez])
                 w = np.where(np.isfinite(w) & ok, w, 0.0)
                 w = w / max(w.sum(), 1e-300)
                 rates[:, :, ez] += arr[:, None] * w[None, :]

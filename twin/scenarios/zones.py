@@ -121,7 +121,7 @@ def _gateways(
     Its weight is the capacity of its entry road (lanes in its direction times the capacity per
     lane of its class, :data:`twin.scenarios.capacity.BPR`), so that external traffic is
     shared as the roads can carry it when no count says otherwise
-    (:func:`twin.scenarios.calibration.size_gateways` reweighs them by their counts).
+    (:func:`twin.scenarios.calibration.size_gateways` sizes them from their counts).
     """
     if len(nodes) < 3:
         return {}, "no gateway"

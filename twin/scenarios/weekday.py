@@ -62,6 +62,30 @@ junctions. With ``priority_junctions=False`` the same run has 9,138 vehicles on 
 stop-and-start loss, it is unchanged (16,185 and 16,846 on the road). Even without priority
 junctions the day locks later (32.5% of the trips finished, on the road 23,484 at 09:00): the
 signalised heads of chains are the next suspect.
+
+Is it the DES? SUMO meso on the same morning (``benchmarks/weekday_vs_sumo.py``: the 90,426
+trips departing 05:00-08:30, the same 320 plans, each trip routed at departure on current
+times) locks as well when it gives right of way at the junctions as the DES does, and flows
+when it does not (SUMO meso's default, unsignalised junctions imposing nothing):
+
+=====  =======================  ===========================  ======================
+local  DES: on road, finished   SUMO, junction control:      SUMO, default:
+                                on road, arrived, teleports  on road, arrived
+=====  =======================  ===========================  ======================
+06:00  738, 4,830               760, 4,808, 0                701, 4,867
+07:00  2,521, 19,476            2,761, 19,236, 50            2,305, 19,692
+07:30  10,429, 31,902           11,498, 30,580, 274          6,230, 36,137
+08:00  16,204, 46,821           19,838, 39,392, 1,250 [*]_   6,719, 56,379
+=====  =======================  ===========================  ======================
+
+.. [*] at 07:56, where that run was stopped.
+
+So the DES is not the outlier: with the city's priority rules, its network as the data gives it
+(most streets one lane a way at 50 km/h, and the priority ranking of the approaches) cannot take
+the morning's demand in either model. Routes that count the give-way delay at the end of a minor
+approach (``TrafficScenario.route_give_way``) change little: on the trips departing 05:00-10:00,
+routed every 120 s, at 08:00 17,030 -> 16,341 on the road, 493 -> 466 full edges, 418 -> 362
+forced heads.
 """
 
 from __future__ import annotations

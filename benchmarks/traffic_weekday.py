@@ -12,9 +12,10 @@ the assignment's; the maps and tables go to ``--out``.
 Targets (issue T10): 99% of trips finished by midnight, a real-time factor of 50.
 
 Usage: ``python benchmarks/traffic_weekday.py [--quick] [--routing dynamic|equilibrium]
-[--hours START END] [--snapshots H ...] [--out DIR]`` (``--quick``: one trip in ten;
-``--hours 5 10``: only the trips departing from 05:00 to 10:00 local, a cheap look at the
-morning peak; ``--snapshots 8 8.5 9``: the network's state at those local hours).
+[--hours START END] [--snapshots H ...] [--calibration DIR] [--out DIR]`` (``--quick``: one
+trip in ten; ``--hours 5 10``: only the trips departing from 05:00 to 10:00 local, a cheap look
+at the morning peak; ``--snapshots 8 8.5 9``: the network's state at those local hours;
+``--calibration DIR``: the demand a ``twin calibrate --out DIR`` run calibrated).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pandas as pd
 from _report import emit, target
 
 import twin
+from twin.scenarios.calibration import load_calibrated_model
 from twin.scenarios.weekday import simulate_weekday, write_weekday_report
 
 SEED = 20240604
@@ -49,6 +51,12 @@ def main() -> None:
     )
     ap.add_argument("--extra", type=float, default=4.0, help="hours run after the window")
     ap.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        help="the folder of a `twin calibrate --out` run: simulate the demand it calibrated",
+    )
+    ap.add_argument(
         "--snapshots",
         type=float,
         nargs="*",
@@ -58,8 +66,10 @@ def main() -> None:
     args = ap.parse_args()
     t = time.perf_counter()
     tw = twin.load("montpellier", progress=False)
+    model = None if args.calibration is None else load_calibrated_model(tw, args.calibration)
     res = simulate_weekday(
         tw,
+        model=model,
         share=QUICK_SHARE if args.quick else 1.0,
         routing=args.routing,
         dt_s=args.dt,

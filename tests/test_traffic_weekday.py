@@ -207,3 +207,66 @@ def test_weekday_window_runs_the_day_s_trips_of_its_hours(bondy):
     assert 0 < f["finished_by_window_end"] <= f["finished_by_midnight"]
     with pytest.raises(InputValidationError, match="hours"):
         simulate_weekday(bondy, share=0.2, hours=(10, 7))
+
+
+def _calibration_folder(tw, folder, *, trip_rate, cell_m=500.0, **extra):  # type: ignore[no-untyped-def]
+    """A folder as ``twin calibrate --out`` writes it, with its OD factors 1 but one cell."""
+    from twin.scenarios.demand import build_demand
+
+    n = len(build_demand(tw, cell_m=cell_m).zone_ids)
+    folder.mkdir(parents=True, exist_ok=True)
+    report = {
+        "city": tw.city.name,
+        "cell_m": cell_m,
+        "params": {"trip_rate": trip_rate, "beta_per_min": 0.2, "external_share": 0.1},
+        **extra,
+    }
+    (folder / "calibration.json").write_text(json.dumps(report))
+    factor = np.ones((n, n))
+    factor[0, 1] = 3.0
+    np.save(folder / "od_factor.npy", factor)
+    return factor
+
+
+def test_the_weekday_runs_the_demand_a_calibration_wrote(bondy, tmp_path, capsys):
+    from twin.scenarios.calibration import load_calibrated_model
+
+    factor = _calibration_folder(bondy, tmp_path / "cal", trip_rate=1.85)
+    model = load_calibrated_model(bondy, tmp_path / "cal")
+    assert (model.params.trip_rate, model.params.beta_per_min) == (1.85, 0.2)
+    assert model.params.external_share == 0.1
+    assert np.array_equal(model.od_factor, factor)
+    # from the CLI: half the default trip rate (3.7) draws about half the trips
+    runs = {}
+    for name, extra in (("default", []), ("calibrated", ["--calibration", str(tmp_path / "cal")])):
+        out = tmp_path / name
+        argv = ["traffic", "weekday", "--city", "bondy", "--out", str(out), "--share", "0.05"]
+        assert main([*argv, "--hours", "7", "9", *extra]) == 0
+        runs[name] = json.loads((out / "weekday.json").read_text())["figures"]["trips_drawn"]
+    assert "demand calibrated by" in capsys.readouterr().out
+    assert 0.3 < runs["calibrated"] / runs["default"] < 0.6
+
+
+def test_a_calibration_folder_that_does_not_fit_is_refused(bondy, montpellier, tmp_path):
+    from twin.scenarios.calibration import load_calibrated_model
+
+    with pytest.raises(InputValidationError, match=r"calibration\.json: no such file"):
+        load_calibrated_model(bondy, tmp_path / "none")
+    _calibration_folder(bondy, tmp_path / "cal", trip_rate=3.0)
+    with pytest.raises(InputValidationError, match="city 'bondy' is not the twin's"):
+        load_calibrated_model(montpellier, tmp_path / "cal")
+    # the OD factors of other zones (another cell size)
+    report = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    (tmp_path / "cal" / "calibration.json").write_text(json.dumps({**report, "cell_m": 250.0}))
+    with pytest.raises(InputValidationError, match=r"od_factor\.npy: .*shape"):
+        load_calibrated_model(bondy, tmp_path / "cal")
+    for key, value, match in (
+        ("cell_m", None, "cell_m None is not a zone cell size"),
+        ("params", {"trip_rate": float("nan")}, "params.trip_rate nan"),
+    ):
+        (tmp_path / "cal" / "calibration.json").write_text(json.dumps({**report, key: value}))
+        with pytest.raises(InputValidationError, match=match):
+            load_calibrated_model(bondy, tmp_path / "cal")
+    (tmp_path / "cal" / "calibration.json").write_text("{not json")
+    with pytest.raises(InputValidationError, match="cannot be read as JSON"):
+        load_calibrated_model(bondy, tmp_path / "cal")

@@ -1360,6 +1360,7 @@ def cmd_calibrate(args: Args) -> int:
             written.append("equilibrium_rounds.csv")
         report = {
             "city": tw.city.name,
+            "cell_m": args.cell_m,  # the zones the OD factors are for (load_calibrated_model)
             "matched": res.matched,
             "unmatched": res.unmatched,
             "share_geh_below_5_before": res.share_geh_below_5_before,
@@ -1802,6 +1803,14 @@ def _weekday_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rng", type=_seed, default=20240604, help="seed of the trips (>= 0)")
     p.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run the demand a `twin calibrate --out DIR` run calibrated (its parameters, "
+        "OD factors and gateway ends) instead of the default one",
+    )
+    p.add_argument(
         "--hours",
         type=_number,
         nargs=2,
@@ -1819,12 +1828,19 @@ def cmd_traffic_weekday(args: Args) -> int:
     from .scenarios.weekday import simulate_weekday, write_weekday_report
 
     tw = _load(args)
+    model = None
+    if args.calibration is not None:
+        from .scenarios.calibration import load_calibrated_model
+
+        model = load_calibrated_model(tw, args.calibration)
+        print(f"demand calibrated by {args.calibration}: {model.params}")
     res = simulate_weekday(
         tw,
         day=args.date if args.date is not None else REFERENCE_WEEKDAY,
         share=args.share,
         routing=args.routing,
         hours=(args.hours[0], args.hours[1]),
+        model=model,
         rng=args.rng,
     )
     print(res.summary())

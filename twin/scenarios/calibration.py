@@ -84,10 +84,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import re
 import zlib
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -118,6 +120,7 @@ __all__ = [
     "Assignment",
     "calibrate",
     "calibrated_model",
+    "load_calibrated_model",
     "estimate_matrix",
     "geh",
     "geh_shares",
@@ -1839,3 +1842,65 @@ def calibrated_model(result: CalibrationResult, model: DemandModel) -> DemandMod
     if result.od_factor is not None:
         out = dataclasses.replace(out, od_factor=result.od_factor)
     return out
+
+
+def load_calibrated_model(tw: Twin, folder: str | Path) -> DemandModel:
+    """The demand model a ``twin calibrate --out FOLDER`` run calibrated, for the DES to run on.
+
+    Reads ``calibration.json`` (its city, zone cell size and calibrated parameters: trip rate,
+    beta, external share) and, when the calibration wrote them, ``od_factor.npy`` (the matrix
+    estimation's multipliers) and ``external_ends.npy`` (the gateways' trip ends sized from
+    counts); builds the twin's demand model on the same cells and applies them
+    (:func:`calibrated_model`).
+
+    Raises
+    ------
+    InputValidationError
+        A missing or unreadable file, another city, no cell size (a report written before the
+        cell size was recorded: calibrate again), or arrays that do not fit the model's zones,
+        naming the file and the reason.
+    """
+    root = Path(folder)
+    path = root / "calibration.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"{path}: no such file (the folder of a `twin calibrate --out` run is needed)"
+        raise InputValidationError(msg) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f"{path}: cannot be read as JSON ({exc})"
+        raise InputValidationError(msg) from None
+    if report.get("city") != tw.city.name:
+        msg = f"{path}: city {report.get('city')!r} is not the twin's ({tw.city.name!r})"
+        raise InputValidationError(msg)
+    cell_m = report.get("cell_m")
+    if not isinstance(cell_m, int | float) or isinstance(cell_m, bool) or not cell_m > 0:
+        msg = (
+            f"{path}: cell_m {cell_m!r} is not a zone cell size in metres (reports written "
+            "before it was recorded need `twin calibrate` again)"
+        )
+        raise InputValidationError(msg)
+    params = report.get("params") or {}
+    values = {}
+    for name in ("trip_rate", "beta_per_min", "external_share"):
+        v = params.get(name)
+        if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
+            msg = f"{path}: params.{name} {v!r} is not a non-negative number"
+            raise InputValidationError(msg)
+        values[name] = float(v)
+    model = build_demand(tw, cell_m=float(cell_m))
+    model = dataclasses.replace(model, params=dataclasses.replace(model.params, **values))
+    for name in ("external_ends", "od_factor"):
+        file = root / f"{name}.npy"
+        if not file.exists():
+            continue
+        try:
+            arr = np.load(file, allow_pickle=False)
+            model = dataclasses.replace(model, **{name: arr})
+        except (OSError, ValueError) as exc:
+            msg = f"{file}: {exc}"
+            raise InputValidationError(msg) from None
+        except InputValidationError as exc:
+            msg = f"{file}: {exc}"
+            raise InputValidationError(msg) from None
+    return model

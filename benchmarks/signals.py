@@ -58,7 +58,9 @@ def _why(reason: str) -> str:
     if "no plan needed" in reason or reason == "0 approaches":
         return "nothing that conflicts (no plan needed)"
     if "all_red_s" in reason:
-        return "all-red over 6 s (MUTCD 4D.26) on a multi-node cluster"
+        from twin.scenarios.signals import ALL_RED_MAX_S
+
+        return f"all-red over the {ALL_RED_MAX_S:g} s ceiling (a cluster too wide to clear)"
     if re.search(r"need \d+ stages", reason):
         return "more than 4 stages"
     return reason

@@ -58,7 +58,9 @@ def _why(reason: str) -> str:
     if "no plan needed" in reason or reason == "0 approaches":
         return "nothing that conflicts (no plan needed)"
     if "all_red_s" in reason:
-        return "all-red over 6 s (MUTCD 4D.26) on a multi-node cluster"
+        from twin.scenarios.signals import ALL_RED_MAX_S
+
+        return f"all-red over the {ALL_RED_MAX_S:g} s ceiling (a cluster too wide to clear)"
     if re.search(r"need \d+ stages", reason):
         return "more than 4 stages"
     return reason
@@ -408,6 +410,7 @@ def main() -> None:
     )
     from optimize.maxband import Arterial, arterial_stage, maxband
     from twin.scenarios.network import REFERENCE_WEEKDAY, signal_plans
+    from twin.scenarios.signals import ALL_RED_GUIDE_S
     from twin.signals.safety import check_plan
 
     city = "paris-trocadero" if args.quick else "montpellier"
@@ -521,6 +524,13 @@ def main() -> None:
         ("plans, validated", f"{len(plans)} ({bad} unsafe)"),
     ]
     rows += [(f"  no plan: {k}", v) for k, v in sorted(why.items())]
+    wide = sorted(p.all_red_s for p in plans.values() if p.all_red_s > ALL_RED_GUIDE_S)
+    rows.append(
+        (
+            "  all-red over 6 s, as the junction's width needs (MUTCD 4D.26 para 09)",
+            f"{len(wide)}" + (f" ({wide[0]:.1f}-{wide[-1]:.1f} s)" if wide else ""),
+        )
+    )
     rows += [
         ("plans built and validated (s)", f"{plan_s:.2f}"),
         ("optimised and coordinated plans (s)", f"{coord_s:.2f}"),
@@ -584,6 +594,7 @@ def main() -> None:
         "plans": len(plans),
         "unsafe_plans": bad,
         "no_plan": why,
+        "plans_all_red_over_6_s": len(wide),
         "plan_s": plan_s,
         "coordinated_plans_s": coord_s,
         "corridors": len(co.bands),

@@ -568,17 +568,36 @@ def _route_along(
     last = set(nodes_of[order[-1]])
     arrive = (nodes[-2], nodes[-1])
     h = _bearing(drive, (*arrive, 0))
-    exits = [
-        (a, b, k)
-        for a in [nodes[-1]]
-        for _, b, k in drive.out_edges(a, keys=True)
-        if b not in last and b not in nodes and drive.edges[a, b, k].get("drive", True) is not False
-    ]
+
+    def exits_from(a: Any) -> list[tuple[Any, Any, int]]:
+        return [
+            (a, b, k)
+            for _, b, k in drive.out_edges(a, keys=True)
+            if b not in last
+            and b not in nodes
+            and drive.edges[a, b, k].get("drive", True) is not False
+        ]
+
+    exits = exits_from(nodes[-1])
+    through: list[Any] = []
+    if not exits:
+        # a junction of several nodes: out through its other nodes, the straightest way on
+        inside = drive.subgraph(last | {nodes[-1]})
+        ways = nx.single_source_dijkstra_path(inside, nodes[-1], weight="length")
+        found = [
+            (_turn(h, _bearing(drive, e)), len(path), path, e)
+            for path in ways.values()
+            if len(path) > 1 and not set(path[1:]) & set(nodes)
+            for e in exits_from(path[-1])
+        ]
+        if found:
+            _, _, path, e = min(found, key=lambda f: (f[0], f[1]))
+            through, exits = path[1:], [e]
     if not exits:
         msg = f"{art.name}: no way out of {order[-1]} in the street graph"
         raise ValueError(msg)
     ex = min(exits, key=lambda e: _turn(h, _bearing(drive, e)))
-    nodes.append(ex[1])
+    nodes += [*through, ex[1]]
 
     def link(a: Any, b: Any) -> tuple[Any, Any, int]:
         return (a, b, min(drive[a][b], key=lambda k: drive[a][b][k]["length"]))

@@ -3,6 +3,7 @@ each built from the rule as its source states it), plans as data, Webster on the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import pickle
@@ -293,6 +294,62 @@ def test_rule_max_cycle_and_max_red():
     assert "never green" in bad[0].message
 
 
+def test_rule_all_red():
+    """MUTCD 2009 4D.26 para 09: a red clearance should not exceed 6 s, except to clear an
+    exceptionally wide intersection: above 6 s only as far as the junction's geometry needs."""
+    m = _cross()  # a 14 m cross-roads: its all-red need is under 2 s
+    ns, ew = _edges(m, "a:1", "a:3"), _edges(m, "a:2", "a:4")
+    for red, refused in ((6.0, False), (6.5, True), (10.0, True)):
+        plan = SignalPlan(
+            "junction:0",
+            60.0,
+            0.0,
+            (Phase(ns, 27.0 - red), Phase(ew, 27.0 - red)),
+            all_red_s=red,
+        )
+        bad = [v for v in check_plan(plan, m) if v.rule == "all_red"]
+        assert bool(bad) is refused, red
+    assert bad[0].required_s == pytest.approx(6.0)
+    assert bad[0].actual_s == pytest.approx(10.0)
+    assert "geometry" in bad[0].message
+    # a plain plan never has more than the hard ceiling, whatever the junction
+    with pytest.raises(InputValidationError, match="all_red_s"):
+        SignalPlan("junction:0", 80.0, 0.0, (Phase(ns, 25.0), Phase(ew, 25.0)), all_red_s=12.5)
+
+
+def _retimed(plan: SignalPlan, all_red_s: float) -> SignalPlan:
+    """The plan with another all-red, same cycle: its longest green gives or takes the change."""
+    k = max(range(len(plan.phases)), key=lambda i: plan.phases[i].green_s)
+    delta = (all_red_s - plan.all_red_s) * len(plan.phases)
+    phases = list(plan.phases)
+    phases[k] = dataclasses.replace(phases[k], green_s=phases[k].green_s - delta)
+    return dataclasses.replace(plan, phases=tuple(phases), all_red_s=all_red_s, plan_id="")
+
+
+def test_wide_junctions_get_the_all_red_their_geometry_needs(montpellier):
+    """Montpellier's widest clustered junctions (30-65 m across) need 6.1-10.1 s of all-red:
+    they get a plan with it, and no more than it."""
+    from twin.scenarios.network import signal_plans
+    from twin.scenarios.signals import ALL_RED_GUIDE_S, ALL_RED_MAX_S
+    from twin.signals.plans import all_red_for
+
+    plans = signal_plans(montpellier)
+    assert not [r for r in plans.skipped.values() if "all_red_s" in r]
+    wide = {j: p for j, p in plans.items() if p.all_red_s > ALL_RED_GUIDE_S}
+    assert {"junction:286", "junction:32", "junction:5"} <= set(wide)
+    for jid, plan in wide.items():
+        model = plans.models[jid]
+        assert plan.all_red_s == pytest.approx(all_red_for(model, model.stages))
+        assert plan.all_red_s <= ALL_RED_MAX_S
+        assert check_plan(plan, model) == []
+        # one tenth of a second less all-red breaks an intergreen of the geometry
+        shorter = _retimed(plan, plan.all_red_s - 0.1)
+        assert "intergreen" in {v.rule for v in check_plan(shorter, model)}
+        # and one tenth more than the geometry needs, above 6 s, is refused
+        longer = _retimed(plan, plan.all_red_s + 0.1)
+        assert "all_red" in {v.rule for v in check_plan(longer, model)}
+
+
 def test_every_rule_is_tested_here():
     assert set(RULES) == {
         "conflict",
@@ -302,6 +359,7 @@ def test_every_rule_is_tested_here():
         "pedestrian_clearance",
         "max_cycle",
         "max_red",
+        "all_red",
     }
 
 

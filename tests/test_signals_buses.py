@@ -17,6 +17,7 @@ from twin.signals.buses import (
     routes_from_line_list,
     routes_from_osm,
 )
+from twin.signals.plans import stage_minimums
 from twin.signals.safety import check_program
 
 BONDY_OSM_LINES = {"146", "147", "234", "346", "347", "351", "546", "615", "616", "N41", "N45"}
@@ -60,12 +61,24 @@ def test_bus_approaches_get_validated_priority(bondy, routes):
     assert set(plans) <= set(groups)  # every planned junction of Bondy has a bus approach
     prio = bus_priorities(plans, plans.models, groups)
     assert set(prio) == set(plans)
+    given = 0
     for jid, items in prio.items():
         assert {p.group for p in items} == set(groups[jid])
+        plan, model = plans[jid], plans.models[jid]
+        mins = stage_minimums(model, all_red_s=plan.all_red_s)
         for p in items:
-            assert p.extend_s > 0 or p.early_s > 0
-            assert check_program(p.extended, plans.models[jid]) == []
-            assert check_program(p.early, plans.models[jid]) == []
+            # the priority takes the other stages' greens down to their minimums, no further
+            spare = sum(
+                max(ph.green_s - m, 0.0)
+                for i, (ph, m) in enumerate(zip(plan.phases, mins, strict=True))
+                if i != p.stage
+            )
+            assert p.extend_s == pytest.approx(min(15.0, spare))
+            assert p.early_s == pytest.approx(min(15.0, spare))
+            given += p.extend_s > 0
+            assert check_program(p.extended, model) == []
+            assert check_program(p.early, model) == []
+    assert given >= 2
 
 
 def test_line_list_by_way_matches_the_relations(bondy, routes, tmp_path: Path):

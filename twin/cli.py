@@ -910,7 +910,10 @@ def cmd_optimize_signals(args: Args) -> int:
         routes = bus_routes(tw, line_list=args.bus_lines)
         buses = bus_groups(routes, webster.models)
         prio = bus_priorities(co.plans, webster.models, buses)
-        bus_note = f"{len(routes)} bus routes, priority at {len(prio)} junctions"
+        given = sum(any(p.extend_s > 0 or p.early_s > 0 for p in ps) for ps in prio.values())
+        bus_note = f"{len(routes)} bus routes, priority at {given} junctions"
+        if len(prio) > given:  # their other stages already at their minimum greens
+            bus_note += f" ({len(prio) - given} more with no spare green)"
     except DataMissingError as exc:  # no relations and no line list: plans without priority
         routes, buses, prio, bus_note = [], {}, {}, f"no bus priority ({exc})"
     with staged(args.out, folder=True) as out:

@@ -34,6 +34,8 @@ import networkx as nx
 from twin._errors import InputValidationError
 
 __all__ = [
+    "ALL_RED_GUIDE_S",
+    "ALL_RED_MAX_S",
     "CYCLE_MAX_S",
     "CYCLE_MIN_S",
     "SATURATION_FLOW_PCU_H_LANE",
@@ -50,6 +52,15 @@ SATURATION_FLOW_PCU_H_LANE = 1800.0
 #: Bounds of a fixed-time cycle (s).
 CYCLE_MIN_S = 40.0
 CYCLE_MAX_S = 120.0
+#: All-red (red clearance) a plan should not exceed (s): MUTCD 2009 4D.26 para 09. The safety
+#: validator allows more only where the junction's geometry needs it
+#: (:func:`twin.signals.safety.check_plan`, rule ``all_red``).
+ALL_RED_GUIDE_S = 6.0
+#: Hard ceiling of any plan's all-red (s), whatever the junction: a turning vehicle at 7 m/s
+#: (25 km/h) clears 78 m plus its 6 m length in 12 s, past the widest clustered junction of the
+#: data (Montpellier's junction:286, 65 m across, 72 m from stop line to conflict point). A
+#: junction that needs more is two junctions and wants stop lines inside it.
+ALL_RED_MAX_S = 12.0
 
 EdgeKey = tuple[Hashable, Hashable, int]
 
@@ -124,8 +135,11 @@ class SignalPlan:
     amber_s : float
         Amber after each phase (s), 3-6 s.
     all_red_s : float
-        All-red after each amber (s), 0-6 s (1-2 s at 50 km/h; imported SUMO programs have 0;
-        MUTCD 2009 4D.26: a red clearance should not exceed 6 s).
+        All-red after each amber (s), 0 to :data:`ALL_RED_MAX_S` (12 s). Usually 1-2 s at
+        50 km/h; imported SUMO programs have 0. MUTCD 2009 4D.26: a red clearance should not
+        exceed 6 s (:data:`ALL_RED_GUIDE_S`) except to clear an exceptionally wide
+        intersection; the safety validator allows more only as far as the junction's geometry
+        needs it.
     min_green_s : float
         Minimum green that every phase must respect (s), 5-7 s.
     plan_id : str
@@ -168,7 +182,7 @@ class SignalPlan:
         for name, lo, hi in (
             ("cycle_s", CYCLE_MIN_S, CYCLE_MAX_S),
             ("amber_s", 3.0, 6.0),
-            ("all_red_s", 0.0, 6.0),
+            ("all_red_s", 0.0, ALL_RED_MAX_S),
             ("min_green_s", 5.0, 7.0),
         ):
             value = float(getattr(self, name))

@@ -32,7 +32,12 @@ graph nodes and its *approaches*, the drive edges entering it) becomes a
   turning vehicle at most :data:`TURN_SPEED_M_S`), at least :data:`ALL_RED_MIN_S`: the red
   clearance of ITE's *Guidelines for determining traffic signal change and clearance
   intervals* (2020), ``(W + L) / v``, taken to the conflict point as the German RiLSA do,
-  without credit for the entering vehicle's travel (a safe simplification); for a pedestrian
+  less the time the entering group's first vehicle takes from its stop line to the conflict
+  point at :data:`ENTER_SPEED_M_S` (RiLSA's entering time; a merge's conflict point is the
+  exit point). In a junction clustered from several graph nodes, the stop lines are the
+  cluster's outer approaches and the movements straight chords across it, so a cluster 30-65 m
+  across (two close intersections, the signalled entries of a roundabout) needs an all-red
+  above 6 s; the safety validator allows that where the geometry needs it; for a pedestrian
   group clearing, the crossing width at :data:`WALK_SPEED_M_S` (1.0 m/s; MUTCD 2009 section
   4E.06 uses 3.5 ft/s, ~1.07 m/s, to the far side of the traveled way);
 * **stages**: 2 to 4 sets of mutually compatible groups, opposite approaches together

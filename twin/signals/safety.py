@@ -40,6 +40,12 @@ movements, and the seconds required and found. :func:`validate` raises
 ``max_red``
     No group waits more than ``max_red_s`` (120 s) between two of its greens, so every group is
     served. IISR part 6 art. 110: the normal waiting time may not exceed 120 s.
+``all_red``
+    A plan's all-red is at most ``all_red_guide_s`` (6 s), or, where the junction's geometry
+    needs more (the largest vehicle intergreen at one of the plan's stage changes, less the
+    amber), at most that need. MUTCD 2009 4D.26 para 09: a red clearance should not exceed 6 s,
+    except to clear an exceptionally wide intersection. Stage plans only (a programme has no
+    all-red of its own); that the all-red is long *enough* is the ``intergreen`` rule's.
 
 The JSON form of a plan for the live layer is :func:`plan_document` (documented there).
 
@@ -66,6 +72,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from twin._errors import InputValidationError, UnsafePlanError
+from twin.scenarios.signals import ALL_RED_GUIDE_S
 from twin.signals.junction import WALK_SPEED_M_S, JunctionModel
 
 if TYPE_CHECKING:
@@ -92,6 +99,7 @@ RULES: dict[str, str] = {
     "pedestrian_clearance": "a crossing's clearance lasts at least its width at 1.0 m/s",
     "max_cycle": "the cycle lasts at most max_cycle_s",
     "max_red": "no signal group waits more than max_red_s between greens",
+    "all_red": "all-red at most 6 s, or what the junction's geometry needs if that is more",
 }
 """The rules the validator enforces, by name."""
 
@@ -109,6 +117,7 @@ class SafetyRules:
     max_cycle_s: float = 120.0
     max_red_s: float = 120.0
     walk_speed_m_s: float = WALK_SPEED_M_S
+    all_red_guide_s: float = ALL_RED_GUIDE_S
 
 
 @dataclasses.dataclass(frozen=True)
@@ -567,7 +576,52 @@ def check_plan(
     r = rules or SafetyRules()
     # the plan's own minimum green may be higher than the rule's, never lower
     r = dataclasses.replace(r, min_green_s=max(r.min_green_s, plan.min_green_s))
-    return check_program(program_of(plan, model), model, rules=r)
+    out = check_program(program_of(plan, model), model, rules=r)
+    if plan.all_red_s > r.all_red_guide_s + _EPS:
+        need, pair, why = _all_red_need(plan, model)
+        allowed = max(r.all_red_guide_s, need)
+        if plan.all_red_s > allowed + _EPS:
+            text = (
+                f"junction {model.id} all-red {plan.all_red_s:g} s is above "
+                f"{r.all_red_guide_s:g} s and more than its geometry needs ({need:.1f} s"
+                + (f", {model.describe(pair[0])} -> {model.describe(pair[1])}" if pair else "")
+                + ")"
+            )
+            out.append(
+                Violation(
+                    "all_red", model.id, pair, why, allowed, plan.all_red_s, 0.0, f"all_red: {text}"
+                )
+            )
+    return out
+
+
+def _all_red_need(plan: SignalPlan, model: JunctionModel) -> tuple[float, tuple[str, ...], str]:
+    """The all-red a plan's stage changes need, the pair of groups that sets it, their movements.
+
+    The largest vehicle intergreen less the amber at one of the plan's stage changes (s, up to
+    0.1 s).
+    """
+    stages = [
+        {model.group_of_edge(a) for a in p.approaches} | {c for c, _ in p.walks}
+        for p in plan.phases
+    ]
+    kinds = {g.id: g.kind for g in model.groups}
+    need = 0.0
+    pair: tuple[str, str] | None = None
+    n = len(stages)
+    for k in range(n):
+        now, nxt = stages[k], stages[(k + 1) % n]
+        for a in sorted(now - nxt):
+            if kinds[a] != "vehicle":
+                continue
+            for b in sorted(nxt - now):
+                ig = model.intergreen(a, b) - plan.amber_s
+                if math.isfinite(ig) and ig > need:
+                    need, pair = ig, (a, b)
+    need = math.ceil(need * 10.0 - 1e-6) / 10.0
+    if pair is None:
+        return need, (), ""
+    return need, pair, model.reasons.get(pair, "")
 
 
 def validate(

@@ -64,9 +64,10 @@ junctions the day locks later (32.5% of the trips finished, on the road 23,484 a
 signalised heads of chains are the next suspect.
 
 Is it the DES? SUMO meso on the same morning (``benchmarks/weekday_vs_sumo.py``: the 90,426
-trips departing 05:00-08:30, the same 320 plans, each trip routed at departure on current
-times) locks as well when it gives right of way at the junctions as the DES does, and flows
-when it does not (SUMO meso's default, unsignalised junctions imposing nothing):
+trips departing 05:00-08:30, the same 320 plans, measured before the 13 widest junctions had
+theirs; each trip routed at departure on current times) locks as well when it gives right of
+way at the junctions as the DES does, and flows when it does not (SUMO meso's default,
+unsignalised junctions imposing nothing):
 
 =====  =======================  ===========================  ======================
 local  DES: on road, finished   SUMO, junction control:      SUMO, default:

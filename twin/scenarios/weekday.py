@@ -87,6 +87,12 @@ the morning's demand in either model. Routes that count the give-way delay at th
 approach (``TrafficScenario.route_give_way``) change little: on the trips departing 05:00-10:00,
 routed every 120 s, at 08:00 17,030 -> 16,341 on the road, 493 -> 466 full edges, 418 -> 362
 forced heads.
+
+The demand calibrated on the counts flows (``twin calibrate --city montpellier --cell-m 250
+--matrix-estimation --out CAL``, then ``twin traffic weekday --calibration CAL``; 333 plans):
+632,715 trips, 99.36% finished by midnight, 22,921 heads forced, mean trip 781 s (p90 1,388 s),
+real-time factor 218. Its trips are short (beta at its bound, 0.5 /min) and many (4.86 person
+trips a day): the counts alone cannot tell trip length from trip number.
 """
 
 from __future__ import annotations

@@ -1243,14 +1243,21 @@ class _State:
             return out
         e = np.flatnonzero(self.prio.minor)
         if e.size:
-            c = hcm_potential_capacity(
-                self.q_major[self.net.v[e]],
-                critical_gap_s=self.sc.critical_gap_s,
-                follow_up_s=self.sc.follow_up_s,
-            )
+            c = self._through_capacity(e)
             v = self.net.vfree[e]
             out[e] = 3600.0 / np.maximum(c, 1.0) + v / 2 * (1 / ACCEL_M_S2 + 1 / DECEL_M_S2)
         return out
+
+    def _through_capacity(self, minor_edges: np.ndarray) -> np.ndarray:
+        """Through movement's HCM potential capacity on minor approaches (veh/h per lane).
+
+        At the current major flow of their junctions (:func:`hcm_potential_capacity`).
+        """
+        return hcm_potential_capacity(
+            self.q_major[self.net.v[minor_edges]],
+            critical_gap_s=self.sc.critical_gap_s,
+            follow_up_s=self.sc.follow_up_s,
+        )
 
     def route_window(self, t_from: float, t_to: float) -> None:
         """Route the trips without a route that depart in ``[t_from, t_to)``."""
@@ -1619,11 +1626,7 @@ class _State:
         minor = self.prio.minor[edges]
         if minor.any():
             e = edges[minor]
-            c = hcm_potential_capacity(
-                self.q_major[self.net.v[e]],
-                critical_gap_s=self.sc.critical_gap_s,
-                follow_up_s=self.sc.follow_up_s,
-            )
+            c = self._through_capacity(e)
             frac = self.cap_rate[e] / np.maximum(self.net.cap_rate[e], 1e-12)  # lanes open
             rate = rate.copy()
             rate[minor] = np.minimum(rate[minor], self.net.lanes[e] * frac * c / 3600.0)

@@ -283,6 +283,24 @@ def test_not_osm_and_not_graphml_are_one_clear_error(data_root, tmp_path, capsys
         assert "Traceback" not in err_text
 
 
+def test_a_graphml_node_outside_the_globe_names_the_file_and_node(data_root, tmp_path):
+    """A damaged GraphML file whose node latitude reads 244,314,980 degrees (a digit run
+    joined to the next value, as a cut file can give) is refused naming the file and the node,
+    not left to fail later in the choice of a working CRS with no file named."""
+    import re
+
+    text = (data_root / "osm" / "paris-trocadero.graphml").read_text(encoding="utf-8")
+    key = re.search(r'<key id="(d\d+)" for="node" attr.name="y"', text)
+    assert key is not None
+    y = re.compile(rf'<data key="{key.group(1)}">([-0-9.]+)</data>')
+    first = y.search(text)
+    assert first is not None and 48.0 < float(first.group(1)) < 49.0
+    bad = tmp_path / "damaged.graphml"
+    bad.write_text(text[: first.start(1)] + "244314980.4270267" + text[first.end(1) :])
+    with pytest.raises(twin.CorruptInputError, match=r"damaged\.graphml: node .* y=244314980"):
+        read_extract(bad)
+
+
 # --- anywhere on Earth ----------------------------------------------------------------------------
 BONDY_CENTRE = (2.4845, 48.9098)
 

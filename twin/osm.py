@@ -622,12 +622,24 @@ def read_features_file(path: Path, *, crs: str) -> gpd.GeoDataFrame:
 
 
 def _check_graphml_nodes(graph: nx.MultiDiGraph, path: Path) -> None:
-    """Every node of a loaded GraphML graph has finite numeric ``x`` and ``y``."""
+    """Every node of a loaded GraphML graph has finite numeric ``x`` and ``y``.
+
+    In degrees within range when the graph is in longitude and latitude (its ``crs``, WGS 84
+    when it gives none).
+    """
+    src = str(graph.graph.get("crs") or WGS84).lower()
+    degrees = src in ("epsg:4326", "wgs84")
     for n, d in graph.nodes(data=True):
-        for attr in ("x", "y"):
+        for attr, limit in (("x", 180.0), ("y", 90.0)):
             value = d.get(attr)
             if not isinstance(value, int | float) or not math.isfinite(value):
                 msg = f"{path}: node {n!r} has {attr}={value!r}, not a coordinate"
+                raise CorruptInputError(msg)
+            if degrees and abs(value) > limit:
+                msg = (
+                    f"{path}: node {n!r} has {attr}={value!r}, outside +/-{limit:g} degrees "
+                    f"(the graph's crs is {src})"
+                )
                 raise CorruptInputError(msg)
     for u, v, d in graph.edges(data=True):
         geom = d.get("geometry")

@@ -67,6 +67,9 @@ __all__ = [
 
 OBJECTIVES = ("delay", "reserve")
 
+RESUME_CYCLES = 4
+"""How many cycles after the hold :func:`preemption` looks for a green start to resume at."""
+
 
 def optimise_splits(
     model: JunctionModel,
@@ -569,18 +572,23 @@ def preemption(
     keep it until their minimum green is reached, then show amber and the all-red that the
     junction's intergreens ask for; ``group`` (and every group compatible with all of it) then
     gets green for ``hold_s`` (such a group green at the call stays green through to it: no
-    amber is cut short); the sequence then returns to the plan at the start of the next
-    cycle boundary that gives a safe sequence (the recovery: coordination resumes with the same
-    offset; a group held with ``group`` that the plan has red there ends its green in time to
-    clear before the plan's first conflicting green). Unless ``rules`` say otherwise, a group
+    amber is cut short); the sequence then returns to the plan at the first green start of
+    the plan (a stage start, the cycle boundary among them) after the hold that gives a safe
+    sequence: the recovery. The plan resumes on its own timeline, so the coordination keeps
+    its offset, and at the first stage start the other approaches wait no longer than the
+    hold needs; waiting for the cycle boundary would keep a crossing served late in the cycle
+    red for up to two cycles. A group held with ``group`` that the plan has red there ends its
+    green in time to clear before the plan's first conflicting green; a group conflicting with
+    ``group`` that the plan turns green less than their intergreen after the hold starts late
+    by the missing seconds (the hold is never cut short). Unless ``rules`` say otherwise, a group
     may wait up to 240 s during the sequence (IISR part 6 art. 110 allows 240 s for
     public-transport priority; 120 s otherwise).
 
     Returns
     -------
     SignalProgram
-        A one-off programme (``horizon_s``) from the start of the cycle of the call to the
-        cycle boundary where the plan resumes, validated over its horizon.
+        A one-off programme (``horizon_s``) from the start of the cycle of the call to one
+        cycle after the green start where the plan resumes, validated over its horizon.
     """
     # an emergency run may hold the others longer than a normal wait: up to the 240 s the
     # IISR (part 6 art. 110) allows for public-transport priority, never longer
@@ -638,19 +646,26 @@ def preemption(
         keep = [w for w in out[g] if w[1] <= call]
         cur = [w for w in out[g] if w[1] > call]
         out[g] = keep + [(min([w[0] for w in cur] + [release]), hold_end)]
-    # recovery: every other group stays red until a cycle boundary R, where the plan resumes
-    # as it was (the offset, so the coordination, is kept); a held group that the plan has green
-    # at R stays green until then. The first boundary that gives a safe sequence is taken.
-    first = int(math.ceil(hold_end / cyc))
+    # recovery: every other group stays red until a green start R of the plan, where the plan
+    # resumes as it was (on its own timeline: the offset, so the coordination, is kept); a held
+    # group that the plan has green at R stays green until then. The first R that gives a safe
+    # sequence is taken.
+    starts = sorted(
+        {0.0} | {s % cyc for gp in base.groups if kind[gp.group] == "vehicle" for s, _ in gp.greens}
+    )
+    k0 = int(hold_end // cyc)
+    resumes = [
+        k * cyc + s for k in range(k0, k0 + 5) for s in starts if k * cyc + s >= hold_end - 1e-9
+    ][: RESUME_CYCLES * len(starts)]
     last_err: Exception | None = None
-    for resume_k in range(first, first + 4):
-        resume = resume_k * cyc
+    for resume in resumes:
+        resume_k = int(resume // cyc)
         horizon = resume + cyc
         trial = {g: list(ws) for g, ws in out.items()}
         for g in model.group_ids:
             plan_w = [
                 (s + k * cyc, e + k * cyc)
-                for k in range(resume_k - 1, resume_k + 2)
+                for k in range(resume_k - 1, resume_k + 3)
                 for s, e in base.group(g).greens  # type: ignore[union-attr]
             ]
             for s, e in sorted(plan_w):
@@ -666,6 +681,26 @@ def preemption(
                     # waits for its next green instead
                     continue
                 trial[g].append((max(s, resume), min(e, horizon)))
+        # the called group's hold is never cut short: a group that conflicts with it and that
+        # the plan turns green less than their intergreen after the hold ends starts late, by
+        # the seconds missing (its green then ends as planned; a remnant shorter than a green
+        # may be waits for the next one). Without it, a hold ending a few tenths of a second too
+        # close to R would put the recovery a whole cycle later, every other group red meanwhile.
+        k_called = len(out[group]) - 1
+        called_end = trial[group][k_called][1]
+        for h in model.group_ids:
+            if h in served or not model.conflicts(group, h):
+                continue
+            earliest = called_end + model.intergreen(group, h)
+            floor = r.min_green_s if kind[h] == "vehicle" else r.min_walk_s
+            late = []
+            for s, e in trial[h]:
+                if s > call and s < earliest - 1e-9:
+                    if e - earliest < floor - 1e-9:
+                        continue
+                    s = earliest
+                late.append((s, e))
+            trial[h] = late
         # a held group other than the called one, red in the plan at R, ends its green in time
         # to clear (its amber, or a walk's clearance) before the first conflicting green from R
         # on; never before its minimum, nor before the call
@@ -702,11 +737,14 @@ def preemption(
         )
         try:
             validate(prog, model, rules=r)
-        except UnsafePlanError as exc:  # try the next boundary
+        except UnsafePlanError as exc:  # try the next green start
             last_err = last_err or exc
             continue
         return prog
-    msg = f"preemption of {group} at {plan.junction}: no safe recovery within 4 cycles ({last_err})"
+    msg = (
+        f"preemption of {group} at {plan.junction}: no safe recovery within {RESUME_CYCLES} "
+        f"cycles ({last_err})"
+    )
     raise InputValidationError(msg)
 
 

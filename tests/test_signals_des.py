@@ -163,8 +163,12 @@ def test_preemption_in_the_des_lets_the_called_vehicle_through_and_recovers() ->
     out = sim.result()
     # the call falls 59.6 s into the cycle, in the clearance after the east-west green, before
     # north-south's: east-west gets green again at once, for 20 s, and the vehicle (and the
-    # one ahead of it) drives through at free speed
-    assert prog.group("a:2").greens[1] == pytest.approx((59.6, 79.6))
+    # one ahead of it) drives through at free speed. The hold ends at 79.6 s, after north-
+    # south's green start (60 s): the first green start of the plan after it is east-west's own
+    # (90 s), so east-west stays green through to the end of that green (115 s), and the plan
+    # runs on from there, rather than the junction showing all-red until the next cycle
+    assert prog.group("a:2").greens[1] == pytest.approx((59.6, 115.0))
+    assert prog.horizon_s == pytest.approx(90.0 + p.cycle_s)
     assert float(out["travel_time"].sel(trip="ev")) == pytest.approx(free, abs=0.5)
     # after the recovery, the plan again: the last vehicles see the same signal as without
     late = [t for t in out["trip"].values if t.startswith("ns") and int(t[2:]) > 80]

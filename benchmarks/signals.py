@@ -452,15 +452,15 @@ def main() -> None:
     city = "paris-trocadero" if args.quick else "montpellier"
     tw = twin.load(city)
     n_junctions = len(tw.registry["junction"])
-    model = None
+    demand_model = None
     default_plans = None
     if args.calibration is not None:
         from twin.scenarios.calibration import load_calibrated_model
 
-        model = load_calibrated_model(tw, args.calibration)
+        demand_model = load_calibrated_model(tw, args.calibration)
         default_plans = signal_plans(tw, day=REFERENCE_WEEKDAY, hour=8)
     t0 = time.perf_counter()
-    plans = signal_plans(tw, day=REFERENCE_WEEKDAY, hour=8, model=model)
+    plans = signal_plans(tw, day=REFERENCE_WEEKDAY, hour=8, model=demand_model)
     bad = sum(bool(check_plan(p, plans.models[j])) for j, p in plans.items())
     plan_s = time.perf_counter() - t0
     why: dict[str, int] = {}
@@ -549,7 +549,7 @@ def main() -> None:
             flows=flows_of,
             day=REFERENCE_WEEKDAY,
             hours=(8, 9),
-            model=model,
+            model=demand_model,
         )
         noise = des_comparison(
             tw,
@@ -559,7 +559,7 @@ def main() -> None:
             day=REFERENCE_WEEKDAY,
             hours=(8, 9),
             rng=2,
-            model=model,
+            model=demand_model,
         )
     corridor, tt_abs, arrived, pick = _corridor_runs(
         tw, plans, co, args.corridor_seeds, args.quick or args.city_only
@@ -570,7 +570,7 @@ def main() -> None:
         (
             "demand",
             "road-class and count profiles"
-            if model is None
+            if demand_model is None
             else f"calibrated by {args.calibration} (equilibrium flows at 8 h)",
         ),
         ("signalised junctions (after clustering)", n_junctions),

@@ -916,6 +916,7 @@ def _signals_check(args: Args) -> None:
 @command("optimize signals", arguments=_signals_args, check=_signals_check)
 def cmd_optimize_signals(args: Args) -> int:
     """Signal plans: validated LP splits, MAXBAND green waves; JSON, NetCDF, plots."""
+    import matplotlib.pyplot as plt
     import xarray as xr
 
     from optimize.coordination import coordinated_plans
@@ -994,6 +995,7 @@ def cmd_optimize_signals(args: Args) -> int:
             band.to_netcdf(out / f"{stem}.nc")
             ax = time_space_diagram(band)
             ax.figure.savefig(out / f"{stem}_time_space.png")
+            plt.close(ax.figure)  # a city has more corridors than pyplot keeps open quietly
             report["corridors"][name] = {
                 "status": band.attrs["status"],
                 "file": f"{stem}.nc",

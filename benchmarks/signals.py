@@ -636,6 +636,12 @@ def main() -> None:
         better = int(np.sum(d[1] < d[0] - 1.0))
         worse = int(np.sum(d[1] > d[0] + 1.0))
         rows.append(("DES junctions with less / more delay (> 1 s)", f"{better} / {worse}"))
+        d2 = noise["delay"].values
+        better2 = int(np.sum(d2[1] < d2[0] - 1.0))
+        worse2 = int(np.sum(d2[1] > d2[0] + 1.0))
+        rows.append(
+            ("DES junctions with less / more delay (> 1 s), seed 2", f"{better2} / {worse2}")
+        )
     rows += _corridor_rows(corridor, tt_abs, arrived, pick, args.corridor_seeds)
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
@@ -695,6 +701,10 @@ def main() -> None:
         )
         figures["des_junctions_less_delay"] = better
         figures["des_junctions_more_delay"] = worse
+        figures["des_junctions_less_delay_seed2"] = better2
+        figures["des_junctions_more_delay_seed2"] = worse2
+        figures["des_unfinished_ours_seed2"] = int(noise["unfinished"].values[1])
+        reference["des_unfinished_webster_seed2"] = int(noise["unfinished"].values[0])
         ratios["des_delay"] = figures["des_delay_ours_s"] / max(  # type: ignore[operator]
             reference["des_delay_webster_s"],  # type: ignore[type-var]
             1e-9,

@@ -58,6 +58,7 @@ from twin.signals.safety import program_of
 
 if TYPE_CHECKING:
     from twin.model import Twin
+    from twin.scenarios.gravity import DemandModel
 
 __all__ = [
     "achieved_band",
@@ -130,6 +131,7 @@ def des_comparison(
     day: dt.date | str,
     hours: tuple[float, float] = (8, 9),
     rng: int = 2018,
+    model: DemandModel | None = None,
 ) -> xr.Dataset:
     """Run the traffic DES under each set of plans, on the same trips.
 
@@ -141,6 +143,9 @@ def des_comparison(
     flows : per junction, the ``(flows, lanes)`` of its groups (for the stop rate)
     day, hours : the local window of the trips
     rng : seed of the trips and of the DES
+    model : the demand model whose trips run (default the twin's,
+        :func:`twin.scenarios.demand.build_demand`; a calibrated one from
+        :func:`twin.scenarios.calibration.load_calibrated_model`)
 
     Returns
     -------
@@ -164,7 +169,9 @@ def des_comparison(
     pos = {j: i for i, j in enumerate(common)}
     for s, name in enumerate(names):
         plans = {j: plan_sets[name][j] for j in common}
-        sc = scenario_from_twin(tw, day=day, hours=hours, rng=rng, plans=plans, progress=False)
+        sc = scenario_from_twin(
+            tw, day=day, hours=hours, rng=rng, plans=plans, model=model, progress=False
+        )
         ds = run(sc, rng=rng)
         d = ds["delay"].values
         h = ds["stops"].values

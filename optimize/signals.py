@@ -140,9 +140,12 @@ def optimise_splits(
     prob += (pulp.lpSum(g.values()) == cycle_s - lost, "cycle")
     if objective == "reserve":
         mu = add_variable(prob, "mu", low=0.0)
+        # no flow on any stage (a junction the assignment leaves empty at the hour): the
+        # reserve is unbounded; equal weights share the spare green evenly instead
+        weights = ys if any(y > 0 for y in ys) else [1.0] * n
         for k in range(n):
             # capacity share g_k / C of stage k carries mu times its critical flow ratio
-            prob += (ys[k] * cycle_s * mu <= g[k], f"reserve_{k}")
+            prob += (weights[k] * cycle_s * mu <= g[k], f"reserve_{k}")
         prob += mu
     else:
         d = add_variable_dict(prob, "d", range(n), low=0.0)

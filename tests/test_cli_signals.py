@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import xarray as xr
+from calibration_folders import calibration_folder
 
 from twin.cli import main
 
@@ -121,3 +123,55 @@ def test_bad_min_coupling_refused(tmp_path: Path, capsys):
     args = ["optimize", "signals", "--city", "bondy", "--out", str(tmp_path / "o")]
     assert main([*args, "--min-coupling", "-0.1"]) == 2
     assert "--min-coupling: '-0.1' is not a number at least 0" in capsys.readouterr().err
+
+
+def test_optimize_signals_sized_on_a_calibrated_demand(bondy, tmp_path: Path, capsys):
+    """Plans follow the calibrated demand: half the trip rate, shorter cycles and greens."""
+    docs, reports = {}, {}
+    for name, rate in (("full", 3.7), ("half", 1.85)):
+        calibration_folder(bondy, tmp_path / f"cal_{name}", trip_rate=rate)
+        out = tmp_path / name
+        args = ["optimize", "signals", "--city", "bondy", "--out", str(out)]
+        assert main([*args, "--calibration", str(tmp_path / f"cal_{name}")]) == 0
+        docs[name] = {d["junction"]: d for d in json.loads((out / "plans.json").read_text())}
+        reports[name] = json.loads((out / "report.json").read_text())
+    assert "demand calibrated by" in capsys.readouterr().out
+    assert set(docs["full"]) == set(docs["half"]) and docs["full"]
+    assert all("calibrated by" in r["demand"] for r in reports.values())
+    assert reports["full"]["local_hour"] == reports["half"]["local_hour"]
+    # junction:2's three stages sit at their minimum greens at either demand; the others'
+    # cycles and greens shrink with the flows
+    shorter = 0
+    for j, full in docs["full"].items():
+        half = docs["half"][j]
+        assert half["cycle_s"] <= full["cycle_s"] + 1e-6
+        greens = zip(half["stages"], full["stages"], strict=True)
+        assert all(h["green_s"] <= f["green_s"] + 1e-6 for h, f in greens)
+        shorter += half["cycle_s"] < full["cycle_s"] - 1.0
+    assert shorter >= 2
+    # and the calibrated demand's equilibrium flows are not the default's road-class profiles
+    default = tmp_path / "default"
+    assert main(["optimize", "signals", "--city", "bondy", "--out", str(default)]) == 0
+    by_default = {d["junction"]: d for d in json.loads((default / "plans.json").read_text())}
+    assert any(abs(by_default[j]["cycle_s"] - d["cycle_s"]) > 1.0 for j, d in docs["full"].items())
+
+
+def test_optimize_signals_refuses_a_bad_calibration_folder(bondy, tmp_path: Path, capsys):
+    args = ["optimize", "signals", "--city", "bondy"]
+    cases = []
+    cases.append((tmp_path / "none", r"none/calibration\.json: no such file"))
+    bad = tmp_path / "nan"
+    calibration_folder(bondy, bad, trip_rate=float("nan"))
+    cases.append((bad, r"nan/calibration\.json: params\.trip_rate nan is not a non-negative"))
+    other = tmp_path / "cells"  # OD factors of 250 m cells for a 500 m calibration
+    calibration_folder(bondy, other, trip_rate=3.7, cell_m=250.0)
+    report = json.loads((other / "calibration.json").read_text())
+    (other / "calibration.json").write_text(json.dumps({**report, "cell_m": 500.0}))
+    cases.append((other, r"cells/od_factor\.npy: .*shape"))
+    for k, (folder, match) in enumerate(cases):
+        out = tmp_path / f"o{k}"
+        assert main([*args, "--out", str(out), "--calibration", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert re.search(match, err), err
+        assert "Traceback" not in err
+        assert not out.exists()

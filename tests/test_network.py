@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from twin._errors import InputValidationError, UnknownAssetError
-from twin.scenarios.demand import build_demand
+from twin.scenarios.demand import ProfileDemand, build_demand
 from twin.scenarios.network import (
     REFERENCE_WEEKDAY,
     drive_graph,
@@ -95,6 +95,30 @@ def test_signal_plans_follow_the_flows(bondy):
     for jid in peak:  # lighter flows, shorter (or equal, at the 40 s floor) cycles
         assert night[jid].cycle_s <= peak[jid].cycle_s + 1e-9
     check_plans(bondy, night)
+
+
+def test_signal_plans_on_a_demand_model_take_each_edge_s_equilibrium_flow(bondy):
+    import dataclasses
+
+    from twin.scenarios.assignment import assign_hours
+
+    model = build_demand(bondy)
+    plans = signal_plans(bondy, day=DAY, model=model)
+    check_plans(bondy, plans)
+    assert plans.local_hour == 17  # the busiest hour of the weekday car profile
+    asg = assign_hours(bondy, hours=(17,), model=model, rgap_target=1e-3)
+    by_edge = dict(zip(drive_graph(bondy).edges(keys=True), asg["flow"].values[0], strict=True))
+    for row in plans.flows.itertuples():  # each direction its own flow, not half the street's
+        assert row.flow_pcu_h == pytest.approx(by_edge[(row.u, row.v, row.key)])
+    # the same model with a third of the trips: lighter flows, cycles no longer
+    light = dataclasses.replace(
+        model, params=dataclasses.replace(model.params, trip_rate=model.params.trip_rate / 3)
+    )
+    low = signal_plans(bondy, day=DAY, model=light)
+    assert low.flows["flow_pcu_h"].sum() < 0.5 * plans.flows["flow_pcu_h"].sum()
+    assert all(low[j].cycle_s <= plans[j].cycle_s + 1e-9 for j in plans)
+    with pytest.raises(InputValidationError, match="not both"):
+        signal_plans(bondy, model=model, demand=ProfileDemand.from_twin(bondy))
 
 
 def test_signal_plans_bad_hour(bondy):

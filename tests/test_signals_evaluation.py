@@ -44,6 +44,28 @@ def test_stop_rate_by_hand():
     assert uniform_delay(p, m, flows) == pytest.approx((q[0] * d[0] + q[1] * d[1]) / sum(q))
 
 
+def test_splits_of_a_junction_without_traffic_share_the_spare_green():
+    """No flow on any stage (a junction the equilibrium leaves empty at the hour): the reserve
+    capacity is unbounded, and the splits share the green evenly instead of failing."""
+    import math
+
+    from optimize.signals import optimise_splits
+
+    g = crossroads_graph()
+    m = build_junction(g, "junction:0", nodes=[0], approaches=approaches_of(g, [0]))
+    none = {"a:1": 0.0, "a:2": 0.0, "a:3": 0.0, "a:4": 0.0}
+    plan, sol = optimise_splits(m, none, cycle_s=60.0, objective="reserve")
+    assert sol.attrs["status"] == "Optimal"
+    assert math.isinf(sol.attrs["reserve_capacity"])
+    greens = [ph.green_s for ph in plan.phases]
+    assert max(greens) - min(greens) < 1e-6
+    # with flow on one stage only, that stage takes the spare green beyond the other's minimum
+    one = {**none, "a:1": 600.0}
+    plan, sol = optimise_splits(m, one, cycle_s=60.0, objective="reserve")
+    assert np.isfinite(sol.attrs["reserve_capacity"])
+    assert sol["green"].values[0] > sol["green"].values[1] == sol["minimum"].values[1]
+
+
 @pytest.fixture(scope="module")
 def montpellier_coordinated(montpellier):  # type: ignore[no-untyped-def]
     plans = signal_plans(montpellier, day=REFERENCE_WEEKDAY, hour=8)

@@ -8,6 +8,7 @@ import json
 import networkx as nx
 import numpy as np
 import pytest
+from calibration_folders import calibration_folder
 
 from twin._errors import InputValidationError
 from twin.cli import main
@@ -209,29 +210,10 @@ def test_weekday_window_runs_the_day_s_trips_of_its_hours(bondy):
         simulate_weekday(bondy, share=0.2, hours=(10, 7))
 
 
-def _calibration_folder(tw, folder, *, trip_rate, cell_m=500.0, **extra):  # type: ignore[no-untyped-def]
-    """A folder as ``twin calibrate --out`` writes it, with its OD factors 1 but one cell."""
-    from twin.scenarios.demand import build_demand
-
-    n = len(build_demand(tw, cell_m=cell_m).zone_ids)
-    folder.mkdir(parents=True, exist_ok=True)
-    report = {
-        "city": tw.city.name,
-        "cell_m": cell_m,
-        "params": {"trip_rate": trip_rate, "beta_per_min": 0.2, "external_share": 0.1},
-        **extra,
-    }
-    (folder / "calibration.json").write_text(json.dumps(report))
-    factor = np.ones((n, n))
-    factor[0, 1] = 3.0
-    np.save(folder / "od_factor.npy", factor)
-    return factor
-
-
 def test_the_weekday_runs_the_demand_a_calibration_wrote(bondy, tmp_path, capsys):
     from twin.scenarios.calibration import load_calibrated_model
 
-    factor = _calibration_folder(bondy, tmp_path / "cal", trip_rate=1.85)
+    factor = calibration_folder(bondy, tmp_path / "cal", trip_rate=1.85)
     model = load_calibrated_model(bondy, tmp_path / "cal")
     assert (model.params.trip_rate, model.params.beta_per_min) == (1.85, 0.2)
     assert model.params.external_share == 0.1
@@ -252,7 +234,7 @@ def test_a_calibration_folder_that_does_not_fit_is_refused(bondy, montpellier, t
 
     with pytest.raises(InputValidationError, match=r"calibration\.json: no such file"):
         load_calibrated_model(bondy, tmp_path / "none")
-    _calibration_folder(bondy, tmp_path / "cal", trip_rate=3.0)
+    calibration_folder(bondy, tmp_path / "cal", trip_rate=3.0)
     with pytest.raises(InputValidationError, match="city 'bondy' is not the twin's"):
         load_calibrated_model(montpellier, tmp_path / "cal")
     # the OD factors of other zones (another cell size)

@@ -55,6 +55,7 @@ from ._errors import InputValidationError, TwinError
 
 if TYPE_CHECKING:
     from .model import Twin
+    from .scenarios.gravity import DemandModel
 
 __all__ = ["command", "main"]
 
@@ -829,6 +830,28 @@ def _min_coupling(text: str) -> float:
     return value
 
 
+def _calibration_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"{what} a `twin calibrate --out DIR` run calibrated (its parameters, "
+        "OD factors and gateway ends) instead of the default one",
+    )
+
+
+def _calibrated_model(tw: Twin, args: Args) -> DemandModel | None:
+    """The demand model of ``--calibration DIR`` (None without it); a bad folder is refused."""
+    if args.calibration is None:
+        return None
+    from .scenarios.calibration import load_calibrated_model
+
+    model = load_calibrated_model(tw, args.calibration)
+    print(f"demand calibrated by {args.calibration}: {model.params}")
+    return model
+
+
 def _signals_args(p: argparse.ArgumentParser) -> None:
     _city_args(p)
     p.add_argument(
@@ -855,6 +878,7 @@ def _signals_args(p: argparse.ArgumentParser) -> None:
         help="CSV of bus lines (columns line and way, or line and street) for bus priority; "
         "default: the route=bus relations of the OSM extract",
     )
+    _calibration_arg(p, "size the plans on the flows of the demand (busiest hour, equilibrium)")
 
 
 def _delay_plot(tw: Twin, webster: Any, plans: Any, path: Path) -> None:
@@ -892,6 +916,7 @@ def _signals_check(args: Args) -> None:
 @command("optimize signals", arguments=_signals_args, check=_signals_check)
 def cmd_optimize_signals(args: Args) -> int:
     """Signal plans: validated LP splits, MAXBAND green waves; JSON, NetCDF, plots."""
+    import matplotlib.pyplot as plt
     import xarray as xr
 
     from optimize.coordination import coordinated_plans
@@ -904,7 +929,8 @@ def cmd_optimize_signals(args: Args) -> int:
     from .signals.safety import plan_document
 
     tw = _load(args)
-    webster = signal_plans(tw)
+    model = _calibrated_model(tw, args)
+    webster = signal_plans(tw, model=model)
     co = coordinated_plans(tw, webster, corridor=args.corridor, min_coupling=args.min_coupling)
     try:
         routes = bus_routes(tw, line_list=args.bus_lines)
@@ -948,6 +974,12 @@ def cmd_optimize_signals(args: Args) -> int:
         report: dict[str, Any] = {
             "city": tw.city.name,
             "plans": len(co.plans),
+            "local_hour": webster.local_hour,
+            "demand": (
+                "traffic profiles by road class and counts"
+                if model is None
+                else f"calibrated by {args.calibration}: equilibrium flows"
+            ),
             "skipped": webster.skipped,
             "corridors": {},
         }
@@ -963,6 +995,7 @@ def cmd_optimize_signals(args: Args) -> int:
             band.to_netcdf(out / f"{stem}.nc")
             ax = time_space_diagram(band)
             ax.figure.savefig(out / f"{stem}_time_space.png")
+            plt.close(ax.figure)  # a city has more corridors than pyplot keeps open quietly
             report["corridors"][name] = {
                 "status": band.attrs["status"],
                 "file": f"{stem}.nc",
@@ -1805,14 +1838,7 @@ def _weekday_args(p: argparse.ArgumentParser) -> None:
         "assignment's times of their departure period",
     )
     p.add_argument("--rng", type=_seed, default=20240604, help="seed of the trips (>= 0)")
-    p.add_argument(
-        "--calibration",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="run the demand a `twin calibrate --out DIR` run calibrated (its parameters, "
-        "OD factors and gateway ends) instead of the default one",
-    )
+    _calibration_arg(p, "run the demand")
     p.add_argument(
         "--hours",
         type=_number,
@@ -1831,12 +1857,7 @@ def cmd_traffic_weekday(args: Args) -> int:
     from .scenarios.weekday import simulate_weekday, write_weekday_report
 
     tw = _load(args)
-    model = None
-    if args.calibration is not None:
-        from .scenarios.calibration import load_calibrated_model
-
-        model = load_calibrated_model(tw, args.calibration)
-        print(f"demand calibrated by {args.calibration}: {model.params}")
+    model = _calibrated_model(tw, args)
     res = simulate_weekday(
         tw,
         day=args.date if args.date is not None else REFERENCE_WEEKDAY,

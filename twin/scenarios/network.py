@@ -185,12 +185,25 @@ class PlanSet(dict[str, SignalPlan]):
         )
 
 
+def _assigned_flows(
+    tw: Twin, model: DemandModel, *, hour: int, day_type: str
+) -> dict[EdgeKey, float]:
+    """Equilibrium flow (veh/h) of each drive edge in one local hour of a demand model."""
+    from twin.scenarios.assignment import assign_hours
+
+    ds = assign_hours(tw, hours=(hour,), day_type=day_type, model=model, rgap_target=1e-3)
+    # assign_hours lists the edges in the drive graph's order
+    keys = list(drive_graph(tw).edges(keys=True))
+    return dict(zip(keys, ds["flow"].values[0].astype(float).tolist(), strict=True))
+
+
 def signal_plans(
     tw: Twin,
     *,
     day: dt.date | str | None = None,
     hour: int | None = None,
     demand: Demand | None = None,
+    model: DemandModel | None = None,
     tolerance_deg: float = 30.0,
     assume_crossings: bool | None = None,
 ) -> PlanSet:
@@ -208,6 +221,13 @@ def signal_plans(
         (:class:`~twin.scenarios.demand.ProfileDemand`, or
         :class:`~twin.scenarios.demand.SimulatedDemand` of a traffic run); default
         ``ProfileDemand.from_twin(tw)``.
+    model : DemandModel, optional
+        Size the plans on this demand model's flows instead (for instance the one a
+        calibration wrote, :func:`twin.scenarios.calibration.load_calibrated_model`): its car
+        OD of ``hour`` (default the busiest hour of the car profile of ``day``'s type) assigned
+        to user equilibrium (:func:`twin.scenarios.assignment.assign_hours`, relative gap
+        1e-3, as the weekday's routing times), each approach carrying its own edge's flow.
+        Not with ``demand``.
     tolerance_deg : float
         Kept for compatibility: stages now come from each junction's model
         (:func:`twin.signals.junction.junction_models`), opposite approaches together.
@@ -221,7 +241,8 @@ def signal_plans(
         against its junction model (:func:`twin.signals.plans.webster`): conflicting groups in
         different stages, intergreens from the junction's geometry, walks and pedestrian
         clearances. An approach's flow is its segment's traffic divided by the segment's
-        number of drive directions; its lanes are the registry's (lanes in its direction).
+        number of drive directions (with ``model``: its edge's equilibrium flow); its lanes are
+        the registry's (lanes in its direction).
         Junctions without a model (nothing that conflicts, more than four stages) or without a
         feasible plan are listed in :attr:`PlanSet.skipped` (and logged); the models are in
         :attr:`PlanSet.models`.
@@ -230,7 +251,12 @@ def signal_plans(
     if hour is not None and (isinstance(hour, bool) or not 0 <= int(hour) <= 23):
         msg = f"hour: {hour!r} is not a local clock hour 0-23"
         raise InputValidationError(msg)
-    demand = ProfileDemand.from_twin(tw) if demand is None else demand
+    if model is not None and demand is not None:
+        msg = "demand, model: give one source of flows, not both"
+        raise InputValidationError(msg)
+    if model is not None and hour is None:
+        hour = int(np.argmax(profile(day_type_of(day), mode="car")))
+    demand = ProfileDemand.from_twin(tw) if demand is None and model is None else demand
     junctions = tw.registry["junction"]
     app = tw.registry["approach"]
     out = PlanSet()
@@ -238,7 +264,11 @@ def signal_plans(
         return out
     times, hours = local_slots(day, slot_minutes=60, tz=tw.city.timezone)
     segs = pd.unique(app["segment"].astype(str)) if len(app) else np.array([], dtype=str)
-    rates = np.asarray(demand.traffic(list(segs), times), dtype=float) if len(segs) else None
+    rates = (
+        np.asarray(demand.traffic(list(segs), times), dtype=float)
+        if len(segs) and demand is not None
+        else None
+    )
     if rates is not None and rates.shape != (len(segs), len(times)):
         msg = f"demand.traffic: shape {rates.shape} is not ({len(segs)}, {len(times)})"
         raise InputValidationError(msg)
@@ -252,6 +282,11 @@ def signal_plans(
         col = int(hits[0])
     out.time, out.local_hour = times[col], int(hours[col])
     seg_flow = dict(zip(segs, rates[:, col], strict=True)) if rates is not None else {}
+    edge_flow = (
+        _assigned_flows(tw, model, hour=out.local_hour, day_type=day_type_of(day))
+        if model is not None
+        else None
+    )
     n_dir: dict[str, int] = {}
     for _, _, s in tw.drive.edges(data="segment"):
         n_dir[str(s)] = n_dir.get(str(s), 0) + 1
@@ -278,20 +313,23 @@ def signal_plans(
                 continue
             taken[key] = jid
             seg = str(r.segment)
-            flows[str(r.id)] = float(seg_flow.get(seg, 0.0)) / max(n_dir.get(seg, 1), 1)
+            if edge_flow is not None:
+                flows[str(r.id)] = float(edge_flow.get(key, 0.0))
+            else:
+                flows[str(r.id)] = float(seg_flow.get(seg, 0.0)) / max(n_dir.get(seg, 1), 1)
             lanes[str(r.id)] = max(int(r.lanes), 1)
             keys[str(r.id)] = key
             bearings[str(r.id)] = float(r.bearing_deg)
-        model = models.get(jid)
-        if model is None:
+        jmodel = models.get(jid)
+        if jmodel is None:
             out.skipped[jid] = skipped.get(jid, "no junction model")
             continue
         try:
-            plan = webster(model, flows, lanes=lanes)
+            plan = webster(jmodel, flows, lanes=lanes)
         except InputValidationError as exc:
             out.skipped[jid] = f"no feasible plan ({exc})"
             continue
-        ys = stage_ratios(model, flows, lanes=lanes)
+        ys = stage_ratios(jmodel, flows, lanes=lanes)
         if sum(ys) >= 1.0:
             out.adjusted[jid] = f"oversaturated (Y = {sum(ys):.2f}): cycle {plan.cycle_s:.0f} s"
         out[jid] = plan

@@ -190,7 +190,7 @@ class PlanSet(dict[str, SignalPlan]):
     def summary(self) -> str:
         """One line: plans, cycles, single-phase plans, skipped junctions and why."""
         why = "; ".join(
-            f"{len(ids)} {reason}: {', '.join(ids)}"
+            f"{reason} ({len(ids)}: {', '.join(ids)})"
             for reason, ids in self.skipped_by_reason().items()
         )
         if not self:

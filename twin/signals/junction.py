@@ -674,15 +674,15 @@ def build_junction(
         )
     except _TooManyStages as exc:
         if len(members) < 2:
-            msg = f"{exc}; its approaches meet at one node (no sub-junctions to run apart)"
+            msg = f"{exc}, at one node (no sub-junctions to run apart)"
             raise _TooManyStages(msg) from None
         model = _split_cluster(
             graph, junction_id, members, apps, crossings, assume_crossings, names, drive_on
         )
         if model is None:
             msg = (
-                f"{exc}; nor can it run as sub-junctions: no split at its internal links of "
-                f"{LINK_MIN_M:g} m or more leaves every part within {MAX_STAGES}"
+                f"{exc}, and as sub-junctions too (split at its internal links of "
+                f"{LINK_MIN_M:g} m or more, some part needs more than {MAX_STAGES})"
             )
             raise _TooManyStages(msg) from None
         return model

@@ -985,6 +985,7 @@ def _split_cluster(
     node_xy = {n: _xy(graph, n) for n in members}
     crossing_xy = {c: _xy(graph, c) for c in crossings if c in graph.nodes}
     seen: set[frozenset[frozenset[Hashable]]] = set()
+    built: dict[tuple[frozenset[Hashable], tuple[Hashable, ...]], JunctionModel | None] = {}
     for r in range(min(len(cuttable), _MAX_CUTS) + 1):  # 0: parts with no link between them
         for cut in itertools.combinations(cuttable, r):
             kept = nx.Graph(fixed)
@@ -1012,23 +1013,30 @@ def _split_cluster(
                         link_ids[e], str(_first(graph.edges[e].get("name")) or "")
                     )
                 near = [c for c, o in owner.items() if o == i]
-                try:
-                    sub = _build(
-                        graph,
-                        junction_id,
-                        part,
-                        part_apps,
-                        near,
-                        assume_crossings,
-                        part_names,
-                        drive_on,
-                    )
-                except InputValidationError:
-                    break
-                if any(
-                    c.source == "osm" and any(e[0] in inside and e[1] in inside for e in c.edges)
-                    for c in sub.crossings
-                ):
+                key_part = (frozenset(part), tuple(near))
+                if key_part not in built:  # a part recurs in many partitions: build it once
+                    try:
+                        sub = _build(
+                            graph,
+                            junction_id,
+                            part,
+                            part_apps,
+                            near,
+                            assume_crossings,
+                            part_names,
+                            drive_on,
+                        )
+                    except InputValidationError:
+                        sub = None
+                    if sub is not None and any(
+                        c.source == "osm"
+                        and any(e[0] in inside and e[1] in inside for e in c.edges)
+                        for c in sub.crossings
+                    ):
+                        sub = None
+                    built[key_part] = sub
+                sub = built[key_part]
+                if sub is None:
                     break
                 models.append(sub)
             else:

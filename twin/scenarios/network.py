@@ -243,10 +243,11 @@ def signal_plans(
         against its junction model (:func:`twin.signals.plans.webster`): conflicting groups in
         different stages, intergreens from the junction's geometry, walks and pedestrian
         clearances. An approach's flow is its segment's traffic divided by the segment's
-        number of drive directions; its lanes are the registry's (lanes in its direction).
-        Junctions without a model (nothing that conflicts, more than four stages) or without a
-        feasible plan are listed in :attr:`PlanSet.skipped` (and logged); the models are in
-        :attr:`PlanSet.models`.
+        number of drive directions; its lanes are the registry's (lanes in its direction); a
+        link inside a cluster run as sub-junctions takes its flow and lanes from its own
+        segment. Junctions without a model (nothing that conflicts, more than four stages even
+        as sub-junctions) or without a feasible plan are listed in :attr:`PlanSet.skipped` (and
+        logged); the models are in :attr:`PlanSet.models`.
     """
     day = REFERENCE_WEEKDAY if day is None else validate_date(day, field="day")
     if hour is not None and (isinstance(hour, bool) or not 0 <= int(hour) <= 23):

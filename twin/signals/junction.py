@@ -1271,8 +1271,8 @@ def junction_models(
         holds no ``highway=crossing`` node at all (a municipal set), so that an OSM extract's
         mapping is trusted.
     skipped : dict, optional
-        Filled with the junctions left out (fewer than two approaches, more than four stages)
-        and why.
+        Filled with the junctions left out (fewer than two approaches, more than four stages
+        even as sub-junctions) and why.
 
     Returns
     -------

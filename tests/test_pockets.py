@@ -8,6 +8,7 @@ stream (a permissive left turn), and without a pocket it stands in the only lane
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -304,3 +305,53 @@ def test_montpellier_counted_signalised_approaches_get_inferred_pockets(montpell
     for _, a in has.iterrows():
         e = g.edges[int(a["u"]), int(a["v"]), int(a["key"])]
         assert (e["pocket_left"], e["pocket_left_m"]) == (a["pocket_left"], a["pocket_left_m"])
+
+
+# ---- SUMO export ---------------------------------------------------------------------------
+
+
+def test_sumo_export_carries_a_left_pocket_as_an_extra_lane(tmp_path: Path) -> None:
+    import subprocess
+    import xml.etree.ElementTree as ET
+
+    from twin.sumo import POCKET_UPSTREAM, read_sumo_routes, sumo_binary, write_sumo
+
+    g = cross(pocket_left=1, pocket_left_m=30.0, lanes_line=2)
+    for n in g.nodes:
+        g.nodes[n]["x"] -= X0  # a local frame, as netconvert normalises none
+        g.nodes[n]["y"] -= Y0
+    route_l, route_t = (W, W_LEFT), (W, W_THRU)
+    trips = [Trip(f"l{i}", "w", "n", 4.0 * i, route_l) for i in range(5)]
+    trips += [Trip(f"t{i}", "w", "e", 4.0 * i + 2.0, route_t) for i in range(5)]
+    paths = write_sumo(g, out_dir=tmp_path, trips=trips)
+    net = ET.parse(paths["net"]).getroot()
+    lanes = {e.get("id"): len(e.findall("lane")) for e in net.iter("edge") if not e.get("function")}
+    assert lanes["w_c_0"] == 2 and lanes[f"w_c_0{POCKET_UPSTREAM}"] == 1
+    up = next(e for e in net.iter("edge") if e.get("id") == "w_c_0")
+    assert sum(float(ln.get("length")) for ln in up.findall("lane")[:1]) < 35.0
+    # netconvert's lane use: the left turn from the pocket alone, the through movement not
+    conn = {
+        (c.get("to"), c.get("fromLane")) for c in net.iter("connection") if c.get("from") == "w_c_0"
+    }
+    assert ("c_n_0", "1") in conn and ("c_n_0", "0") not in conn
+    assert ("c_e_0", "0") in conn and ("c_e_0", "1") not in conn
+    # SUMO drives the routes, and they read back as the twin's edges
+    out = tmp_path / "vehroutes.xml"
+    res = subprocess.run(
+        [
+            sumo_binary("sumo"),
+            "-c",
+            str(paths["config"]),
+            "--no-step-log",
+            "--no-warnings",
+            "--vehroute-output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    g.graph["sumo_edge_ids"] = {f"{u}_{v}_{k}": (u, v, k) for u, v, k in g.edges(keys=True)}
+    back = {t.id: t.route for t in read_sumo_routes(out, g)}
+    assert back == {t.id: t.route for t in trips}

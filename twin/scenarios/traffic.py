@@ -422,7 +422,10 @@ class TrafficScenario:
     Parameters
     ----------
     graph : networkx.MultiDiGraph
-        Drive graph (EPSG:2154): edges with ``length`` (m), ``speed_kph``, ``lanes``.
+        Drive graph (EPSG:2154): edges with ``length`` (m), ``speed_kph``, ``lanes``; optional
+        turn pockets at their ends: ``pocket_left``/``pocket_right`` (lanes, 0-8) with
+        ``pocket_left_m``/``pocket_right_m`` (storage, m) and ``lanes_line`` (lanes at the
+        stop line, pockets included; default the edge's lanes plus its pockets).
     trips : tuple of Trip
         Explicit trips (with or without routes).
     demand : ODDemand, optional
@@ -1275,10 +1278,13 @@ class _State:
         # queues per movement at the ends of edges of two lanes or more (SUMO meso's
         # multi-queue); the window of vehicles looked at then reaches past held ones
         self.multi = (net.lanes > 1) & sc.multi_queue
-        self.k = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + (
-            6 if self.multi.any() or self.pockets else 2
+        self.k_base = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + (
+            6 if self.multi.any() else 2
         )
-        if self.pockets:  # the window reaches past the vehicles standing in the pockets
+        # the edges with pockets look further: past the vehicles standing in their pockets
+        self.k = self.k_base
+        if self.pockets:
+            self.k = max(self.k, int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + 6)
             n_pk = net.pocket.sum(axis=1)
             stored = (net.pocket * net.pocket_room).sum(axis=1)
             self.k += int(math.ceil(float(n_pk.max()) * sc.saturation_flow / 3600.0 * sc.dt_s))
@@ -1743,8 +1749,7 @@ class _State:
         return rate
 
     def _discharge(self, t: float) -> None:
-        sc, net, sig = self.sc, self.net, self.sig
-        dt_s = sc.dt_s
+        sig = self.sig
         act = np.flatnonzero(self.head_ready <= t)
         if not act.size:
             return
@@ -1763,6 +1768,21 @@ class _State:
             )
             if not act.size:
                 return
+        if self.pockets:  # approaches with pockets look further down their queues
+            wide = self.net.pocket[act].any(axis=1)
+            if wide.any():
+                if not wide.all():
+                    self._discharge_rows(act[~wide], green[~wide], t, self.k_base)
+                self._discharge_rows(act[wide], green[wide], t, self.k)
+                return
+        self._discharge_rows(act, green, t, self.k_base)
+
+    def _discharge_rows(self, act: np.ndarray, green: np.ndarray, t: float, k: int) -> None:
+        """Discharge the heads of edges ``act`` (``green``: their signal), a window of ``k``."""
+        sc, net = self.sc, self.net
+        sig = self.sig
+        dt_s = sc.dt_s
+        width = self.buf.shape[1]
         # capacity credits, accrued lazily since the edge was last looked at
         # at most one step's worth plus the fraction of a vehicle carried over (a cap of one
         # step's worth alone would drop that fraction when a step serves a non-integer number)
@@ -1776,7 +1796,6 @@ class _State:
         )
         self.last_seen[act] = t
         credit[~green] = np.minimum(credit[~green], 0.0)
-        k = self.k
         n_out = self.n_out[act]
         seq = n_out[:, None] + np.arange(k)[None, :]
         valid = seq < self.n_in[act][:, None]

@@ -123,6 +123,13 @@ def test_without_pockets_the_lane_model_is_unchanged() -> None:
     np.testing.assert_array_equal(a["travel_time"].values, b["travel_time"].values)
 
 
+def test_the_pockets_switch_off_runs_as_if_the_graph_had_none() -> None:
+    # the same graph with its pocket attributes, run with the switch off: the run without them
+    a = run(scenario(cross()), rng=3)
+    b = run(scenario(cross(pocket_left=1, pocket_left_m=30.0, lanes_line=2), pockets=False), rng=3)
+    np.testing.assert_array_equal(a["travel_time"].values, b["travel_time"].values)
+
+
 @pytest.mark.parametrize(
     ("attrs", "field"),
     [

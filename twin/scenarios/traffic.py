@@ -480,6 +480,9 @@ class TrafficScenario:
         keeping theirs, so that a vehicle held by its signal or a full next edge holds only
         those behind it in its lane (as SUMO micro's lanes); one FIFO queue per edge,
         discharging all its lanes' flow to any movement, otherwise.
+    pockets : bool
+        Model the turn pockets the graph's edges carry (``pocket_left``, ``pocket_right``, see
+        above); off, the edges run as if they had none (to measure what the pockets change).
     stop_loss : bool
         Charge the time lost starting again to the vehicles that stopped at a stop line (a
         red, a queue, a full next edge, a give-way approach): ``v / 2a`` to each vehicle of a
@@ -535,6 +538,7 @@ class TrafficScenario:
     priority_window_s: float = 60.0
     left_turns_yield: bool = True
     multi_queue: bool = True
+    pockets: bool = True
     stop_loss: bool = True
     drive_on: str = "right"
     max_extra_s: float = 4 * 3600.0
@@ -700,6 +704,8 @@ class _Network:
         self.pocket = np.zeros((n_e, 2), dtype=np.int64)
         self.pocket_room = np.zeros((n_e, 2))
         self.main_line = self.lanes.copy()
+        if not sc.pockets:  # switched off: the edges run as if they had none
+            return
         if not any("pocket_left" in d or "pocket_right" in d for *_, d in g.edges(data=True)):
             return
         for i, (u, v, k, d) in enumerate(g.edges(keys=True, data=True)):

@@ -11,11 +11,12 @@ the assignment's; the maps and tables go to ``--out``.
 
 Targets (issue T10): 99% of trips finished by midnight, a real-time factor of 50.
 
-Usage: ``python benchmarks/traffic_weekday.py [--quick] [--routing dynamic|equilibrium]
-[--hours START END] [--snapshots H ...] [--calibration DIR] [--out DIR]`` (``--quick``: one
-trip in ten; ``--hours 5 10``: only the trips departing from 05:00 to 10:00 local, a cheap look
-at the morning peak; ``--snapshots 8 8.5 9``: the network's state at those local hours;
-``--calibration DIR``: the demand a ``twin calibrate --out DIR`` run calibrated).
+Usage: ``python benchmarks/traffic_weekday.py [--quick] [--routing dynamic|equilibrium] [--hours
+START END] [--snapshots H ...] [--calibration DIR] [--no-pockets] [--out DIR]`` (``--quick``:
+one trip in ten; ``--hours 5 10``: only the trips departing from 05:00 to 10:00 local, a cheap
+look at the morning peak; ``--snapshots 8 8.5 9``: the network's state at those local hours;
+``--calibration DIR``: the demand a ``twin calibrate --out DIR`` run calibrated;
+``--no-pockets``: the same run with no turn pockets at the signalised approaches).
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def main() -> None:
         help="the folder of a `twin calibrate --out` run: simulate the demand it calibrated",
     )
     ap.add_argument(
+        "--no-pockets",
+        action="store_true",
+        help="run the signalised approaches without their turn pockets (same trips and seed)",
+    )
+    ap.add_argument(
         "--snapshots",
         type=float,
         nargs="*",
@@ -78,6 +84,7 @@ def main() -> None:
         snapshots_h=tuple(
             h for h in args.snapshots if args.hours[0] <= h <= args.hours[1] + args.extra
         ),
+        pockets=not args.no_pockets,
         rng=SEED,
         progress=True,
     )

@@ -25,7 +25,17 @@ import shapely
 from .cache import CODE_VERSION, input_files, sha256_file
 from .cities import City
 from .crs import timezone_at
-from .derive import cabinets, crossings, features, fleet, junctions, lights, segments, sensors
+from .derive import (
+    cabinets,
+    crossings,
+    features,
+    fleet,
+    junctions,
+    lights,
+    pockets,
+    segments,
+    sensors,
+)
 from .derive._snap import SNAP_M
 from .derive.cabinets import CABINET_MAX
 from .derive.junctions import JUNCTION_DIAMETER_M
@@ -128,6 +138,8 @@ def build(city: City, *, seed: int | None = None, progress: bool | None = None) 
             junction, approach = junctions.junctions(
                 src.signals, src.graph, seg, source=src.signal_source
             )
+            # turn:lanes in error were reported (and set aside) with the segments' lane tags
+            approach = pockets.pockets(src.graph, junction, approach)
         with prog.step("features"):
             feats = features.features(src.features, seg)
             feats["crossing"] = crossings.crossings(src.features, seg, light)

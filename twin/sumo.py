@@ -37,6 +37,7 @@ from .scenarios.traffic import SignalProgram, Trip
 
 __all__ = [
     "LOCAL_CRS",
+    "POCKET_UPSTREAM",
     "export_sumo",
     "import_sumo",
     "read_signal_programs",
@@ -282,6 +283,8 @@ def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:
         }
 
     def edge(eid: str, what: str) -> EdgeKey:
+        if eid not in by_id and eid.endswith(POCKET_UPSTREAM):  # before a pocket (write_sumo)
+            eid = eid.removesuffix(POCKET_UPSTREAM)
         if eid not in by_id:
             msg = f"SUMO routes {path.name}: {what} edge {eid!r} is not in the network"
             raise InputValidationError(msg)
@@ -300,8 +303,8 @@ def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:
     try:
         for _, el in ET.iterparse(path, events=("end",)):
             if el.tag == "route" and el.get("id") and el.get("edges"):
-                named_routes[el.get("id", "")] = tuple(
-                    edge(e, "route") for e in el.get("edges", "").split()
+                named_routes[el.get("id", "")] = _merge_pockets(
+                    tuple(edge(e, "route") for e in el.get("edges", "").split())
                 )
             elif el.tag == "vehicle":
                 vid = el.get("id", "")
@@ -311,8 +314,8 @@ def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:
                     # a vehicle re-routed on its way (vehroute output): the driven route is last
                     child = dist.findall("route")[-1]
                 if child is not None:
-                    route = tuple(
-                        edge(e, f"vehicle {vid!r}") for e in child.get("edges", "").split()
+                    route = _merge_pockets(
+                        tuple(edge(e, f"vehicle {vid!r}") for e in child.get("edges", "").split())
                     )
                 elif el.get("route") in named_routes:
                     route = named_routes[el.get("route", "")]
@@ -331,6 +334,35 @@ def read_sumo_routes(path: str | Path, graph: nx.MultiDiGraph) -> list[Trip]:
         msg = f"SUMO routes {path}: cannot be parsed ({exc})"
         raise CorruptInputError(msg) from exc
     return trips
+
+
+#: Suffix of the first part of an edge that :func:`write_sumo` splits before a left-turn pocket
+#: (the part at the junction keeps the edge's id).
+POCKET_UPSTREAM = ".up"
+
+
+def _pocket_split(d: Mapping[str, Any], lanes: int) -> tuple[float, int] | None:
+    """Where to split an edge before its left-turn pocket (m from its end) and the lanes after.
+
+    Only a pocket that adds lanes at the stop line (``lanes_line`` above ``lanes``) and is
+    shorter than the edge: ``netconvert`` adds the new lanes on the left (the centre side), and
+    its default lane use gives the left turn to them alone. Right-turn pockets are not written
+    (``netconvert`` would give the new left lane to the through movement as well).
+    """
+    n_left = int(d.get("pocket_left") or 0)
+    if not n_left:
+        return None
+    length = float(d.get("length", 0.0))
+    pocket_m = float(d.get("pocket_left_m") or 0.0)
+    line = int(d.get("lanes_line") or lanes + n_left + int(d.get("pocket_right") or 0))
+    if line <= lanes or not 1.0 <= pocket_m <= length - 1.0:
+        return None
+    return pocket_m, lanes + n_left
+
+
+def _merge_pockets(route: tuple[EdgeKey, ...]) -> tuple[EdgeKey, ...]:
+    """A route read back with an edge's part before its pocket and the part at the junction."""
+    return tuple(e for i, e in enumerate(route) if i == 0 or e != route[i - 1])
 
 
 def _ids(graph: nx.MultiDiGraph) -> tuple[dict[Hashable, str], dict[EdgeKey, str]]:
@@ -371,7 +403,13 @@ def write_sumo(
     Parameters
     ----------
     graph : networkx.MultiDiGraph
-        Drive graph (``x``, ``y``; ``length``, ``speed_kph``, ``lanes``).
+        Drive graph (``x``, ``y``; ``length``, ``speed_kph``, ``lanes``). An edge with a
+        left-turn pocket (``pocket_left`` lanes of ``pocket_left_m``, :mod:`twin.derive.pockets`)
+        is split ``pocket_left_m`` before its end (a ``<split>`` of the edge file): the part at
+        the junction keeps the edge's id and has the pocket lanes added on its left, the part
+        before it is ``<id>.up`` (:data:`POCKET_UPSTREAM`; routes name both, and
+        :func:`read_sumo_routes` reads them back as the one edge). Right-turn pockets are not
+        written.
     out_dir : str or Path
         Folder to write into (created).
     trips : sequence of Trip
@@ -425,18 +463,35 @@ def write_sumo(
             attrs.update(type="traffic_light", tl=tl_of[n], tlType="static")
         ET.SubElement(nodes_el, "node", attrs)
     edges_el = ET.Element("edges")
+    upstream: dict[EdgeKey, str] = {}  # edges split before a left-turn pocket: their first part
     for u, v, k, d in graph.edges(keys=True, data=True):
+        lanes = max(int(float(_first(d.get("lanes", 1)) or 1)), 1)
         attrs = {
             "id": edge_ids[(u, v, k)],
             "from": node_ids[u],
             "to": node_ids[v],
-            "numLanes": str(max(int(float(_first(d.get("lanes", 1)) or 1)), 1)),
+            "numLanes": str(lanes),
             "speed": f"{float(_first(d.get('speed_kph', 50.0))) / 3.6:.4f}",
             "length": f"{float(d['length']):.3f}",
         }
         if d.get("name"):
             attrs["name"] = str(_first(d["name"]))
-        ET.SubElement(edges_el, "edge", attrs)
+        el = ET.SubElement(edges_el, "edge", attrs)
+        split = _pocket_split(d, lanes)
+        if split is not None:
+            eid = edge_ids[(u, v, k)]
+            upstream[(u, v, k)] = f"{eid}{POCKET_UPSTREAM}"
+            ET.SubElement(
+                el,
+                "split",
+                {
+                    "pos": f"{-split[0]:.2f}",
+                    "lanes": " ".join(str(i) for i in range(split[1])),
+                    "id": f"{eid}.pocket",
+                    "idBefore": upstream[(u, v, k)],
+                    "idAfter": eid,
+                },
+            )
     paths = {
         "nodes": out / f"{name}.nod.xml",
         "edges": out / f"{name}.edg.xml",
@@ -465,13 +520,17 @@ def write_sumo(
     out_edges: dict[Hashable, str] = {}
     in_edges: dict[Hashable, str] = {}
     for u, v, k in graph.edges(keys=True):
-        out_edges.setdefault(u, edge_ids[(u, v, k)])
+        out_edges.setdefault(u, upstream.get((u, v, k), edge_ids[(u, v, k)]))
         in_edges.setdefault(v, edge_ids[(u, v, k)])
+
+    def sumo_edges(e: EdgeKey) -> str:
+        return f"{upstream[e]} {edge_ids[e]}" if e in upstream else edge_ids[e]
+
     for t in sorted(trips, key=lambda t: (t.depart_s, t.id)):
         if t.route:
             el = ET.SubElement(routes_el, "vehicle", {"id": t.id, "depart": f"{t.depart_s:.2f}"})
             # tuple(): a caller may give an edge key as a list (Trip does not convert it)
-            edges = " ".join(edge_ids[cast(EdgeKey, tuple(e))] for e in t.route)
+            edges = " ".join(sumo_edges(cast(EdgeKey, tuple(e))) for e in t.route)
             ET.SubElement(el, "route", {"edges": edges})
         else:
             if t.origin_node not in out_edges or t.dest_node not in in_edges:

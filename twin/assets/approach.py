@@ -38,5 +38,21 @@ class Approach:
     """lanes in the direction of travel."""
     name: str | None
     """street name."""
+    pocket_left: int
+    """left-turn pocket lanes at the stop line (lanes serving only the left turn)."""
+    pocket_left_m: float
+    """storage length of the left-turn pocket [m]."""
+    pocket_right: int
+    """right-turn pocket lanes at the stop line (lanes serving only the right turn)."""
+    pocket_right_m: float
+    """storage length of the right-turn pocket [m]."""
+    pocket_source: str | None
+    """where the pockets come from: osm (turn:lanes), inferred (warrant on counts), none."""
+    left_turn_veh_h: float
+    """peak-hour left-turn flow the inferred pockets were sized on (NaN if none) [veh/h]."""
+    right_turn_veh_h: float
+    """peak-hour right-turn flow the inferred pockets were sized on (NaN if none) [veh/h]."""
+    turn_flow_source: str | None
+    """where those turning flows come from: count x default share, given, or empty."""
     geometry: BaseGeometry
     """last metres of the approach, in the twin's CRS."""

@@ -29,6 +29,10 @@ junctions (:mod:`~twin.derive.junctions`)
     than :data:`~twin.derive.junctions.JUNCTION_DIAMETER_M` apart); the junction's nodes are the
     drive-graph nodes within :data:`~twin.derive.junctions.JUNCTION_NODE_M` of its signals, its
     approaches the drive edges entering them.
+turn pockets (:mod:`~twin.derive.pockets`)
+    Per approach: left and right pockets (lanes, storage) from ``turn:lanes`` (``osm``), else
+    inferred where the counted peak hour warrants one (HCM: a left-turn flow above 100 veh/h)
+    and the edge has room (``inferred``); set on the approach's graph edge for the traffic DES.
 sensors (:mod:`~twin.derive.sensors`)
     Derived, as no OSM tag maps them: a loop detector on each junction approach; footfall
     counters on the walkable segments with the most points of interest nearby; road-weather
@@ -47,7 +51,8 @@ from . import features as features
 from . import fleet as fleet
 from . import junctions as junctions
 from . import lights as lights
+from . import pockets as pockets
 from . import segments as segments
 from . import sensors as sensors
 
-__all__ = ["cabinets", "features", "fleet", "junctions", "lights", "segments", "sensors"]
+__all__ = ["cabinets", "features", "fleet", "junctions", "lights", "pockets", "segments", "sensors"]

@@ -37,9 +37,11 @@ __all__ = [
     "NO_WALK_CLASSES",
     "PEAK_HOUR_SHARE",
     "STREET_TYPE_LANES_EACH_WAY",
+    "TURN_VALUES",
     "edge_lanes",
     "is_lit",
     "lit_summary",
+    "parse_turn_lanes",
     "segments",
     "turn_pockets",
 ]
@@ -106,6 +108,45 @@ def _turn_lanes(value: Any) -> str:
     """The ``turn:lanes`` value of one direction (``left|through|through;right``) or ''."""
     v = first(value)
     return str(v) if isinstance(v, str) else ""
+
+
+#: Values of one lane of a ``turn:lanes`` tag (OSM wiki, Key:turn), several joined by ``;``;
+#: an empty lane (or ``none``) is an unmarked one.
+TURN_VALUES = frozenset(
+    {
+        "", "none", "through", "left", "slight_left", "sharp_left", "right", "slight_right",
+        "sharp_right", "reverse", "merge_to_left", "merge_to_right",
+    }
+)  # fmt: skip
+
+
+def parse_turn_lanes(turn: str, *, where: str, issues: list[str]) -> tuple[frozenset[str], ...]:
+    """The lanes of a ``turn:lanes`` value (left to right), each as its set of turn values.
+
+    A value with more than :data:`LANES_MAX` lanes, or with a turn value OSM does not define
+    (:data:`TURN_VALUES`), is reported in ``issues`` with ``where`` and read as absent (``()``),
+    never dropped silently.
+
+    >>> issues = []
+    >>> [sorted(lane) for lane in parse_turn_lanes("left|through|through;right", where="s",
+    ...                                             issues=issues)]
+    [['left'], ['through'], ['right', 'through']]
+    >>> parse_turn_lanes("left|lfet", where="segment:000007", issues=issues)
+    ()
+    >>> issues
+    ["segment:000007: turn:lanes='left|lfet' has an unknown turn value 'lfet'"]
+    """
+    if not turn:
+        return ()
+    lanes = tuple(frozenset(x.strip() for x in lane.split(";")) for lane in turn.split("|"))
+    if len(lanes) > LANES_MAX:
+        issues.append(f"{where}: turn:lanes={turn!r} has {len(lanes)} lanes, not 1-{LANES_MAX}")
+        return ()
+    unknown = sorted(set().union(*lanes) - TURN_VALUES)
+    if unknown:
+        issues.append(f"{where}: turn:lanes={turn!r} has an unknown turn value {unknown[0]!r}")
+        return ()
+    return lanes
 
 
 def turn_pockets(turn: str) -> int:
@@ -184,6 +225,9 @@ def edge_lanes(
     fwd = _lane_tag(d, "lanes:forward", where, issues)
     bwd = _lane_tag(d, "lanes:backward", where, issues)
     turn = _turn_lanes(d.get(f"turn:lanes:{side}") or (d.get("turn:lanes") if oneway else None))
+    parsed = parse_turn_lanes(turn, where=where, issues=issues)
+    if not parsed:
+        turn = ""
     this = bwd if backward else fwd
     if not math.isnan(this):
         other = fwd if backward else bwd
@@ -194,9 +238,8 @@ def edge_lanes(
         per_dir = total if oneway else max(1.0, total // 2)
         return int(total), int(per_dir), "osm", turn
     if turn:
-        n = len(turn.split("|"))
-        if 1 <= n <= LANES_MAX:
-            return (n if oneway else 2 * n), n, "osm", turn
+        n = len(parsed)
+        return (n if oneway else 2 * n), n, "osm", turn
     per_dir = default_total if oneway else max(1, default_total // 2)
     street_type = d.get("street_type")
     if street_type is None:
@@ -228,7 +271,8 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
             cls = "unclassified" if cls in DRIVE_CLASSES else "path"
         length = float(d.get("length", 0.0))
         key = (min(u, v), max(u, v), str(d.get("osmid")), _shape(d.get("geometry")))
-        where = f"segment of way {first(d.get('osmid'))} ({u}->{v})"
+        sid = f"segment:{index.get(key, len(rows)):06d}"  # the id make_ids gives it below
+        where = f"{sid} of way {first(d.get('osmid'))} ({u}->{v})"
         lanes_i, lanes_dir, lanes_src, turn = edge_lanes(
             d, cls, oneway=_oneway(d), where=where, issues=issues
         )
@@ -243,6 +287,7 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
         d["lanes_dir"] = lanes_dir
         d["lanes_source"] = lanes_src
         d["turn_pockets"] = turn_pockets(turn)
+        d["turn_lanes"] = turn  # this direction's, checked ('' where absent or in error)
         d["speed_kph"] = float(speed)
         d["length"] = length
         if key not in index:
@@ -276,7 +321,7 @@ def segments(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
         d["segment"] = index[key]
     if issues:
         log.warning(
-            "%d lane tag(s) out of range, class defaults used instead: %s",
+            "%d lane tag(s) out of range or unreadable, class defaults used instead: %s",
             len(issues),
             "; ".join(issues[:10]),
         )

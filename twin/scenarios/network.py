@@ -69,6 +69,17 @@ REFERENCE_WEEKDAY = dt.date(2024, 6, 4)
 """The weekday used when no day is given (a Tuesday outside school holidays)."""
 
 
+#: Turn-pocket attributes of an approach edge (:func:`twin.derive.pockets.pockets`), for the DES.
+_POCKET_ATTRS = (
+    "pocket_left",
+    "pocket_left_m",
+    "pocket_right",
+    "pocket_right_m",
+    "pocket_source",
+    "lanes_line",
+)
+
+
 def _first(value: Any) -> Any:
     return value[0] if isinstance(value, list | tuple) else value
 
@@ -98,9 +109,11 @@ def drive_graph(tw: Twin) -> nx.MultiDiGraph:
         Same node ids and edge keys as ``tw.graph``. Nodes keep ``x``, ``y`` (EPSG:2154);
         edges ``length`` (m), ``speed_kph``, ``lanes`` (lanes in the edge's direction, from
         ``lanes_dir``), ``lanes_total`` (lanes of the whole way), ``highway``, ``segment``,
-        ``name``. ``graph.graph`` holds ``crs``, ``city`` and ``sumo_edge_ids`` (the SUMO id of
-        each edge, ``"<u>_<v>_<key>"``, as :func:`export_twin` writes it and
-        :func:`twin.sumo.read_sumo_routes` reads it back).
+        ``name``, and where an approach has turn pockets ``pocket_left``, ``pocket_left_m``,
+        ``pocket_right``, ``pocket_right_m``, ``pocket_source`` and ``lanes_line``
+        (:mod:`twin.derive.pockets`). ``graph.graph`` holds ``crs``, ``city`` and
+        ``sumo_edge_ids`` (the SUMO id of each edge, ``"<u>_<v>_<key>"``, as
+        :func:`export_twin` writes it and :func:`twin.sumo.read_sumo_routes` reads it back).
     """
     view = tw.drive
     if view.number_of_edges() == 0:
@@ -125,6 +138,8 @@ def drive_graph(tw: Twin) -> nx.MultiDiGraph:
             segment=str(d["segment"]),
             name=name if isinstance(name, str) else "",
         )
+        if d.get("pocket_left") or d.get("pocket_right"):  # turn pockets at its end
+            g.edges[u, v, k].update({a: d[a] for a in _POCKET_ATTRS if a in d})
     g.graph["sumo_edge_ids"] = {f"{u}_{v}_{k}": (u, v, k) for u, v, k in g.edges(keys=True)}
     return g
 

@@ -18,6 +18,14 @@ spirit of the queue-based mesoscopic models (Gawron 1998; SUMO's meso mode, Eiss
   one lane's rate; a vehicle that may use several lanes drives in one of them (spread evenly
   by vehicle) and keeps it in the queue, and a vehicle held by its signal or a full next edge
   holds those behind it in its lane;
+* a turn pocket at an edge's end (edge attributes ``pocket_left``/``pocket_right``, lanes, and
+  ``pocket_left_m``/``pocket_right_m``, storage; :mod:`twin.derive.pockets`) is an extra lane
+  at the stop line that only its turn uses, discharging one lane's saturation flow and storing
+  ``pocket_m / jam_spacing_m`` vehicles (added to the edge's storage): a left turner waiting
+  in it for a gap or its stage holds only the pocket, not the through vehicles behind it; one
+  that finds the pocket full stands in the lane beside it (the centre lane for a left pocket,
+  the kerb lane for a right one) and holds that lane, and one with more held vehicles ahead
+  of it in that lane than the pocket stores cannot reach the pocket's entry;
 * a vehicle leaves only if its next edge has storage left (``lanes * length / jam_spacing_m``),
   so queues spill back; a head vehicle that has waited ``max_blocked_s`` for room is let
   through (as SUMO teleports a vehicle that has stood for ``--time-to-teleport``), which
@@ -415,7 +423,10 @@ class TrafficScenario:
     Parameters
     ----------
     graph : networkx.MultiDiGraph
-        Drive graph (EPSG:2154): edges with ``length`` (m), ``speed_kph``, ``lanes``.
+        Drive graph (EPSG:2154): edges with ``length`` (m), ``speed_kph``, ``lanes``; optional
+        turn pockets at their ends: ``pocket_left``/``pocket_right`` (lanes, 0-8) with
+        ``pocket_left_m``/``pocket_right_m`` (storage, m) and ``lanes_line`` (lanes at the
+        stop line, pockets included; default the edge's lanes plus its pockets).
     trips : tuple of Trip
         Explicit trips (with or without routes).
     demand : ODDemand, optional
@@ -469,6 +480,9 @@ class TrafficScenario:
         keeping theirs, so that a vehicle held by its signal or a full next edge holds only
         those behind it in its lane (as SUMO micro's lanes); one FIFO queue per edge,
         discharging all its lanes' flow to any movement, otherwise.
+    pockets : bool
+        Model the turn pockets the graph's edges carry (``pocket_left``, ``pocket_right``, see
+        above); off, the edges run as if they had none (to measure what the pockets change).
     stop_loss : bool
         Charge the time lost starting again to the vehicles that stopped at a stop line (a
         red, a queue, a full next edge, a give-way approach): ``v / 2a`` to each vehicle of a
@@ -524,6 +538,7 @@ class TrafficScenario:
     priority_window_s: float = 60.0
     left_turns_yield: bool = True
     multi_queue: bool = True
+    pockets: bool = True
     stop_loss: bool = True
     drive_on: str = "right"
     max_extra_s: float = 4 * 3600.0
@@ -666,12 +681,59 @@ class _Network:
         self.tt_free = self.travel_length / self.vfree
         self.cap_rate = self.lanes * sc.saturation_flow / 3600.0  # veh/s
         self.storage = np.maximum(self.lanes * self.length / sc.jam_spacing_m, 2.0)
+        self._read_pockets(g, sc)
         ids = []
         for u, v, k, d in g.edges(keys=True, data=True):
             ids.append(str(d.get("sumo_id") or d.get("segment") or f"{u}->{v}#{k}"))
         self.edge_id = np.array(ids, dtype=object)
         # node pairs, for mapping dijkstra predecessors back to edges
         self.pair = self.u * len(self.nodes) + self.v
+
+    def _read_pockets(self, g: nx.MultiDiGraph, sc: TrafficScenario) -> None:
+        """Read the turn pockets at the edges' ends.
+
+        ``pocket_left``/``pocket_right`` lanes and their storage ``pocket_left_m``/
+        ``pocket_right_m``; ``lanes_line``, the lanes at the stop line, pockets included, where
+        OSM tags give it. Sets :attr:`pocket` (left, right lanes per edge), :attr:`pocket_room`
+        (vehicles one pocket lane stores: its length over the jam spacing, at least one) and
+        :attr:`main_line` (the other lanes at the stop line: ``lanes_line`` less the pockets,
+        else ``lanes``);
+        a pocket lane beyond the edge's lanes adds its storage to the edge's.
+        """
+        n_e = len(self.edges)
+        self.pocket = np.zeros((n_e, 2), dtype=np.int64)
+        self.pocket_room = np.zeros((n_e, 2))
+        self.main_line = self.lanes.copy()
+        if not sc.pockets:  # switched off: the edges run as if they had none
+            return
+        if not any("pocket_left" in d or "pocket_right" in d for *_, d in g.edges(data=True)):
+            return
+        for i, (u, v, k, d) in enumerate(g.edges(keys=True, data=True)):
+            for side, name in enumerate(("pocket_left", "pocket_right")):
+                n, m = d.get(name, 0), d.get(f"{name}_m", 0.0)
+                ok = isinstance(n, int | np.integer) and not isinstance(n, bool)
+                if not ok or not 0 <= n <= _POCKET_LANES_MAX:
+                    msg = (
+                        f"graph edge {(u, v, k)!r}: attribute {name!r} = {n!r} is not a whole "
+                        f"number of lanes 0-{_POCKET_LANES_MAX}"
+                    )
+                    raise InputValidationError(msg)
+                if n and not (isinstance(m, int | float) and math.isfinite(m) and m > 0):
+                    msg = (
+                        f"graph edge {(u, v, k)!r}: attribute {name}_m = {m!r} is not a "
+                        f"positive storage length (m) for its {n} lane(s)"
+                    )
+                    raise InputValidationError(msg)
+                self.pocket[i, side] = int(n)
+                self.pocket_room[i, side] = max(math.floor(m / sc.jam_spacing_m), 1) if n else 0
+            n_pk = int(self.pocket[i].sum())
+            if not n_pk:
+                continue
+            line = d.get("lanes_line")
+            line = self.lanes[i] + n_pk if line is None else float(line)
+            self.main_line[i] = max(line - n_pk, 1.0)
+            extra = max(line - self.lanes[i], 0.0) / n_pk
+            self.storage[i] += extra * float(self.pocket[i] @ self.pocket_room[i])
 
     def key(self, edge: Sequence[Any], *, field: str) -> int:
         if isinstance(edge, str) or len(edge) not in (2, 3):
@@ -941,6 +1003,14 @@ DECEL_M_S2 = 4.5
 #: Rank in a lane's discharge that stands for a moving stream (no stop-and-start loss).
 _QUEUE_MOVING = 1 << 20
 
+#: Most pocket lanes of one turn at an approach (as for a direction's lanes, 0 or above 8 is an
+#: error in the data).
+_POCKET_LANES_MAX = 8
+
+#: Most vehicles standing in pockets that the discharge window looks past (the window grows
+#: with the pockets' storage, up to this).
+_POCKET_WINDOW_MAX = 24
+
 #: Gap acceptance of a left turn across opposing traffic (HCM 2000 Exhibit 17-5, major-street
 #: left turn): critical gap and follow-up time (s).
 LEFT_TURN_CRITICAL_GAP_S = 4.1
@@ -1030,7 +1100,13 @@ class _Priority:
 
 
 def _lane_discharge(
-    ok: np.ndarray, lanes: np.ndarray, pick: np.ndarray, weight: np.ndarray, credit: np.ndarray
+    ok: np.ndarray,
+    lanes: np.ndarray,
+    pick: np.ndarray,
+    weight: np.ndarray,
+    credit: np.ndarray,
+    room: np.ndarray | None = None,
+    access: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vehicles (rows of edges, in edge order) that leave now, lane by lane.
 
@@ -1046,6 +1122,10 @@ def _lane_discharge(
         Capacity each vehicle uses (vehicles; 0 for one that ends its trip on the edge).
     credit : numpy.ndarray
         Capacity credit of each lane (rows x lanes, vehicles).
+    room, access : numpy.ndarray, optional
+        Turn pockets (rows x lanes): the vehicles each lane stores at the stop line (``inf``
+        but for a pocket lane) and the lane a vehicle drives in to reach it (its own but for
+        a pocket lane: the through lane beside the pocket).
 
     Returns
     -------
@@ -1061,6 +1141,11 @@ def _lane_discharge(
     credit is at least one vehicle and no vehicle ahead of it in its lane is held; it uses
     ``weight`` of its lane's credit. So a movement that only one lane serves (a turn)
     discharges at one lane's rate, and a held vehicle holds those behind it in its lane only.
+
+    A pocket lane stores ``room`` vehicles: a held vehicle bound for it that finds it full
+    stands in its access lane and holds that lane too, and one that finds ``room`` held
+    vehicles or more ahead of it in its access lane cannot reach the pocket's entry (it waits
+    there, in the access lane, though its pocket may be empty).
 
     Examples
     --------
@@ -1082,6 +1167,21 @@ def _lane_discharge(
     ...     np.ones((1, 3)), np.array([[5.0, 5.0]]))
     >>> go.tolist()
     [[False, False, True]]
+
+    One lane and a left pocket for one car (lane 1, reached from lane 0): two left turners
+    waiting for a gap, then a through vehicle: the first left turner waits in the pocket, the
+    second stands in the lane behind it and holds the through vehicle.
+
+    >>> ok = np.array([[False, False, True]])
+    >>> mask, room = np.array([[2, 2, 1]]), np.array([[np.inf, 1.0]])
+    >>> go, _, _ = _lane_discharge(ok, mask, np.zeros((1, 3), dtype=np.int64), np.ones((1, 3)),
+    ...                            np.array([[5.0, 5.0]]), room, np.array([[0, 0]]))
+    >>> go.tolist()
+    [[False, False, False]]
+    >>> go, _, _ = _lane_discharge(ok, mask, np.zeros((1, 3), dtype=np.int64), np.ones((1, 3)),
+    ...                            np.array([[5.0, 5.0]]), 2 * room, np.array([[0, 0]]))
+    >>> go.tolist()
+    [[False, False, True]]
     """
     n_rows, k = ok.shape
     n_lanes = credit.shape[1]
@@ -1096,14 +1196,32 @@ def _lane_discharge(
     credit = credit.copy()
     out = np.zeros(ok.shape, dtype=bool)
     held = np.zeros((n_rows, n_lanes), dtype=bool)  # a held vehicle stands in the lane
+    if room is None or access is None:
+        for j in range(k):
+            ln = lane[:, j]
+            w = weight[:, j]
+            go = ok[:, j] & (n_may[:, j] > 0) & ~held[rows, ln]
+            go &= (w <= 0) | (credit[rows, ln] >= 1.0 - 1e-9)
+            out[:, j] = go
+            credit[rows, ln] -= np.where(go, w, 0.0)
+            held[rows, ln] |= ~go
+        return out, credit, lane
+    n_held = np.zeros((n_rows, n_lanes))  # vehicles standing in each lane
     for j in range(k):
         ln = lane[:, j]
         w = weight[:, j]
-        go = ok[:, j] & (n_may[:, j] > 0) & ~held[rows, ln]
+        acc = access[rows, ln]
+        cap = room[rows, ln]
+        # a pocket's vehicle reaches it past the queue of its access lane, if that is shorter
+        reach = (acc == ln) | (n_held[rows, acc] < cap)
+        go = ok[:, j] & (n_may[:, j] > 0) & ~held[rows, ln] & reach
         go &= (w <= 0) | (credit[rows, ln] >= 1.0 - 1e-9)
         out[:, j] = go
         credit[rows, ln] -= np.where(go, w, 0.0)
-        held[rows, ln] |= ~go
+        stand = np.where(reach & (n_held[rows, ln] < cap), ln, acc)  # where a held one waits
+        held[rows, ln] |= ~go & reach
+        held[rows, stand] |= ~go
+        n_held[rows, stand] += ~go
     return out, credit, lane
 
 
@@ -1155,7 +1273,10 @@ class _State:
         self.cap_rate = net.cap_rate.copy()
         self.speed_factor = np.ones(n_e)  # product of the speed changes under way
         self.tt_free = net.tt_free.copy()
-        self.credit = np.zeros((n_e, max(int(net.lanes.max()), 1)))  # per lane
+        # per lane at the stop line: the edge's lanes, then its left and right pockets
+        n_line = int(max(net.lanes.max(), (net.main_line + net.pocket.sum(axis=1)).max(), 1))
+        self.credit = np.zeros((n_e, n_line))
+        self.pockets = bool(net.pocket.any()) and sc.multi_queue
         # per lane: when its last vehicle crossed the stop line, and that vehicle's rank in the
         # lane's discharge from standstill (_QUEUE_MOVING once the lane discharges a moving
         # stream), for the stop-and-start loss
@@ -1171,9 +1292,17 @@ class _State:
         # queues per movement at the ends of edges of two lanes or more (SUMO meso's
         # multi-queue); the window of vehicles looked at then reaches past held ones
         self.multi = (net.lanes > 1) & sc.multi_queue
-        self.k = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + (
+        self.k_base = int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + (
             6 if self.multi.any() else 2
         )
+        # the edges with pockets look further: past the vehicles standing in their pockets
+        self.k = self.k_base
+        if self.pockets:
+            self.k = max(self.k, int(math.ceil(float(self.cap_rate.max()) * sc.dt_s)) + 6)
+            n_pk = net.pocket.sum(axis=1)
+            stored = (net.pocket * net.pocket_room).sum(axis=1)
+            self.k += int(math.ceil(float(n_pk.max()) * sc.saturation_flow / 3600.0 * sc.dt_s))
+            self.k += int(min(float(stored.max()), _POCKET_WINDOW_MAX))
         self.end_s = end_s  # the run's end; the stepper sets it to when the run stopped
         # recorders (edge, slot)
         self.n_slots = max(1, int(math.ceil(end_s / sc.slot_s)))
@@ -1611,7 +1740,36 @@ class _State:
         across = (cross > 0.5) | (dot < -0.9)
         kerb = (cross < -0.5) & ~across
         out: np.ndarray = np.where(last, every, np.where(kerb, 1, np.where(across, centre, every)))
+        if self.pockets:  # a turn with a pocket queues in it (lanes after the edge's own)
+            pk = self.net.pocket[edges]
+            base = self.net.main_line[edges].astype(np.int64)
+            left = (((np.int64(1) << pk[:, 0]) - 1) << base)[:, None]
+            right = (((np.int64(1) << pk[:, 1]) - 1) << (base + pk[:, 0]))[:, None]
+            out = np.where(across & ~last & (left > 0), left, out)
+            out = np.where(kerb & ~last & (right > 0), right, out)
         return out
+
+    def _pocket_room(
+        self, edges: np.ndarray, n_main: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per lane at the stop lines of ``edges``, the vehicles it stores and its access lane.
+
+        Storage is ``inf`` but for a pocket lane; a left pocket is reached from the centre
+        lane, a right pocket from the kerb lane; ``None`` where no edge has a pocket.
+        """
+        pk = self.net.pocket[edges]
+        if not self.pockets or not pk.any():
+            return None, None
+        n_l = self.credit.shape[1]
+        col = np.arange(n_l)[None, :]
+        base = self.net.main_line[edges].astype(np.int64)[:, None]
+        is_left = (col >= base) & (col < base + pk[:, :1])
+        is_right = (col >= base + pk[:, :1]) & (col < base + pk[:, :1] + pk[:, 1:])
+        room_l, room_r = self.net.pocket_room[edges, :1], self.net.pocket_room[edges, 1:]
+        room = np.where(is_left, room_l, np.where(is_right, room_r, np.inf))
+        centre = (n_main.astype(np.int64) - 1)[:, None]
+        access = np.where(is_left, centre, np.where(is_right, 0, col))
+        return room, access.astype(np.int64)
 
     def _rate(self, edges: np.ndarray, *, give_way: bool = True) -> np.ndarray:
         """Discharge rate of ``edges`` (veh/s).
@@ -1633,8 +1791,7 @@ class _State:
         return rate
 
     def _discharge(self, t: float) -> None:
-        sc, net, sig = self.sc, self.net, self.sig
-        dt_s = sc.dt_s
+        sig = self.sig
         act = np.flatnonzero(self.head_ready <= t)
         if not act.size:
             return
@@ -1653,6 +1810,21 @@ class _State:
             )
             if not act.size:
                 return
+        if self.pockets:  # approaches with pockets look further down their queues
+            wide = self.net.pocket[act].any(axis=1)
+            if wide.any():
+                if not wide.all():
+                    self._discharge_rows(act[~wide], green[~wide], t, self.k_base)
+                self._discharge_rows(act[wide], green[wide], t, self.k)
+                return
+        self._discharge_rows(act, green, t, self.k_base)
+
+    def _discharge_rows(self, act: np.ndarray, green: np.ndarray, t: float, k: int) -> None:
+        """Discharge the heads of edges ``act`` (``green``: their signal), a window of ``k``."""
+        sc, net = self.sc, self.net
+        sig = self.sig
+        dt_s = sc.dt_s
+        width = self.buf.shape[1]
         # capacity credits, accrued lazily since the edge was last looked at
         # at most one step's worth plus the fraction of a vehicle carried over (a cap of one
         # step's worth alone would drop that fraction when a step serves a non-integer number)
@@ -1666,7 +1838,6 @@ class _State:
         )
         self.last_seen[act] = t
         credit[~green] = np.minimum(credit[~green], 0.0)
-        k = self.k
         n_out = self.n_out[act]
         seq = n_out[:, None] + np.arange(k)[None, :]
         valid = seq < self.n_in[act][:, None]
@@ -1715,8 +1886,14 @@ class _State:
         # edge) holds those behind it in its lane; the others change lanes round it
         # a vehicle goes if its lane's credit is at least one vehicle; a left turner waiting
         # for a gap uses more than one (the credit may go negative, a debt)
-        lanes = self._lane_masks(act, nxt, last, n_open)
-        ok, credit, lane = _lane_discharge(ok, lanes, veh, np.where(last, 0.0, weight), credit)
+        n_main = n_open
+        if self.pockets:  # the lanes at the stop line beside the pockets, less those closed
+            n_main = np.clip(n_open + (self.net.main_line - self.net.lanes)[act], 1, None)
+        lanes = self._lane_masks(act, nxt, last, n_main)
+        room, access = self._pocket_room(act, n_main)
+        ok, credit, lane = _lane_discharge(
+            ok, lanes, veh, np.where(last, 0.0, weight), credit, room, access
+        )
         n_exit = ok.sum(axis=1)
         forced_rows = (ok & forced).any(axis=1)
         if forced_rows.any():

@@ -322,6 +322,7 @@ def simulate_weekday(
     extra_h: float = 4.0,
     hours: tuple[float, float] = (0.0, 24.0),
     snapshots_h: tuple[float, ...] = (),
+    pockets: bool = True,
     rng: np.random.Generator | int | None = 20240604,
     progress: bool | None = None,
 ) -> WeekdayResult:
@@ -364,6 +365,9 @@ def simulate_weekday(
         Local-clock hours at which the state of the network is recorded in
         ``figures["snapshots"]`` (vehicles on the road, waiting to enter, full edges, heads
         held by a full next edge, heads forced so far); see :func:`network_state`.
+    pockets : bool
+        Model the turn pockets of the signalised approaches (off: the same trips and plans
+        with none, :attr:`~twin.scenarios.traffic.TrafficScenario.pockets`).
     rng : numpy.random.Generator, int or None
         Draws the trips, the sample and the speed factors.
     progress : bool, optional
@@ -436,6 +440,7 @@ def simulate_weekday(
         slot_s=3600.0,
         reroute_s=reroute_s,
         routing_times=run_times if routing == "equilibrium" else (),
+        pockets=pockets,
         progress=progress,
     )
     wall = time.perf_counter()

@@ -571,7 +571,7 @@ def assign_hours(
         ``edge_v``): ``flow`` (veh/h), ``time`` (s), ``vc`` (flow / capacity); per hour
         ``rgap``, ``iterations`` and ``converged``.
     """
-    from twin.scenarios.network import drive_graph
+    from twin.scenarios.drive import drive_graph
     from twin.scenarios.zones import build_demand
 
     hs = [int(h) for h in hours]

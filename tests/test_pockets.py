@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import graphs
 import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from graphs import X0, Y0
 
 from twin._errors import InputValidationError
 from twin.derive.pockets import (
@@ -26,20 +28,13 @@ from twin.derive.pockets import (
 from twin.derive.segments import segments
 from twin.scenarios.traffic import SignalProgram, TrafficScenario, Trip, run
 
-X0, Y0 = 840_000.0, 6_250_000.0
 W, E = ("w", "c", 0), ("e", "c", 0)
 W_THRU, W_LEFT, E_THRU = ("c", "e", 0), ("c", "n", 0), ("c", "w", 0)
 
 
 def cross(**pocket: object) -> nx.MultiDiGraph:
     """Arms of 300 m at 10 m/s, one lane each way; ``pocket`` attributes on the western approach."""
-    g = nx.MultiDiGraph(crs="EPSG:2154")
-    pos = {"c": (0, 0), "n": (0, 300), "e": (300, 0), "s": (0, -300), "w": (-300, 0)}
-    for n, (x, y) in pos.items():
-        g.add_node(n, x=X0 + x, y=Y0 + y)
-    for n in "nesw":
-        for u, v in ((n, "c"), ("c", n)):
-            g.add_edge(u, v, length=300.0, speed_kph=36.0, lanes=1, highway="primary")
+    g = graphs.cross()
     g.edges[E]["lanes"] = 2  # the opposing approach: two lanes
     g.edges[W].update(pocket)
     return g

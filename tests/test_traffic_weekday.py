@@ -176,6 +176,27 @@ def test_weekday_report_from_the_cli(bondy, tmp_path, capsys):
     assert "2024-06-08 is not a weekday" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_the_weekday_runs_without_its_turn_pockets_from_the_cli(montpellier, tmp_path, capsys):
+    from twin.scenarios.drive import drive_graph
+
+    graph = drive_graph(montpellier)
+    has = sum(
+        1 for *_, d in graph.edges(data=True) if d.get("pocket_left", 0) or d.get("pocket_right", 0)
+    )
+    assert has > 100  # Montpellier's signalised approaches carry inferred pockets
+    modelled = {}
+    for name, extra in (("with", []), ("without", ["--no-pockets"])):
+        out = tmp_path / name
+        argv = ["traffic", "weekday", "--city", "montpellier", "--out", str(out)]
+        assert main([*argv, "--share", "0.02", "--hours", "8", "9", *extra]) == 0
+        modelled[name] = json.loads((out / "weekday.json").read_text())["figures"]["pocket_edges"]
+    assert modelled == {"with": has, "without": 0}
+    printed = capsys.readouterr().out
+    assert f"turn pockets on {has:,} approaches" in printed
+    assert "turn pockets on 0 approaches" in printed
+
+
 def test_weekday_cli_names_a_bad_share(tmp_path, capsys):
     code = main(
         ["traffic", "weekday", "--city", "bondy", "--out", str(tmp_path / "o"), "--share", "0"]

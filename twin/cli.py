@@ -1848,6 +1848,13 @@ def _weekday_args(p: argparse.ArgumentParser) -> None:
         help="simulate only the trips departing in this local-clock window (e.g. 5 10 for "
         "the morning peak); default the whole day",
     )
+    p.add_argument(
+        "--no-pockets",
+        dest="pockets",
+        action="store_false",
+        help="run the signalised approaches without their turn pockets (the same trips and "
+        "plans), to measure what the pockets change",
+    )
 
 
 @command("traffic weekday", arguments=_weekday_args)
@@ -1865,6 +1872,7 @@ def cmd_traffic_weekday(args: Args) -> int:
         routing=args.routing,
         hours=(args.hours[0], args.hours[1]),
         model=model,
+        pockets=args.pockets,
         rng=args.rng,
     )
     print(res.summary())

@@ -2505,6 +2505,7 @@ def _to_dataset(sc: TrafficScenario, net: _Network, sig: _Signals, st: _State) -
             "unreachable_pairs": json.dumps(unreachable[:1000]),
             "n_unfinished": int(np.isnan(tt[kept]).sum()),
             "n_forced": int(st.n_forced),
+            "n_pocket_edges": int((net.pocket.sum(axis=1) > 0).sum()),
         }
     )
     return ds

@@ -191,7 +191,7 @@ class WeekdayResult:
         lines = [
             f"{self.city} weekday {self.day.isoformat()}: {f['trips']:,} car trips"
             + (f" (a {f['share']:.0%} sample)" if f["share"] < 1 else "")
-            + f", routes: {f['routing']}",
+            + f", routes: {f['routing']}, turn pockets on {f['pocket_edges']:,} approaches",
             f"finished by midnight {f['finished_by_midnight']:.2%}, by the end of the run "
             f"{f['finished_by_end']:.2%} ({f['unfinished']:,} still on the road); heads forced "
             f"into a full edge after {f['max_blocked_s']:.0f} s: {f['forced']:,}",
@@ -493,6 +493,7 @@ def simulate_weekday(
         "trips_drawn": n_drawn,
         "share": share,
         "routing": routing,
+        "pocket_edges": int(ds.attrs["n_pocket_edges"]),
         "dropped_no_route": int(ds.attrs["n_dropped"]),
         "hours": [h0, h1],
         "finished_by_midnight": float((np.isfinite(arrive) & (arrive <= 86400.0)).sum() / n),

@@ -41,6 +41,13 @@ def _clock_at(plan):
 
 def _account(name: str, ctl: Controller, devices: Devices, cids: list[str]) -> dict[str, int]:
     """Counts of command publications; asserts that each is accounted for."""
+
+    def settled(c: str) -> bool:
+        return devices.applied[c] >= 1 or devices.answers.get(c, {}).get("status") == "rejected"
+
+    # a device acknowledges 'accepted' before it applies (in the same handler, a moment later):
+    # the push may see every command accepted while a device thread is still between the two
+    wait_for(lambda: all(settled(c) for c in cids), 10)
     sent = ctl.published
     delivered = sum(devices.received[c] for c in cids)
     accepted = sum(devices.applied[c] == 1 for c in cids)

@@ -230,3 +230,41 @@ def test_a_written_calibration_is_read_back(tmp_path):
         fc.load_footfall_calibration(tmp_path)
     with pytest.raises(InputValidationError, match="no such file"):
         fc.load_footfall_calibration(tmp_path / "nowhere")
+
+
+def test_the_cli_writes_the_fit_and_the_plan_reads_it(bondy, counts, fit, tmp_path, capsys):
+    import json
+
+    from twin.cli import main
+
+    csv = tmp_path / "comptages.csv"
+    first = counts.iloc[0]
+    bad = pd.DataFrame(
+        [{"counter": "x:neg", "segment": first["segment"], "start": first["start"],
+          "minutes": "15", "count": "-4"}]
+    )  # fmt: skip
+    pd.concat([counts, bad]).to_csv(csv, sep=";", index=False, encoding="latin-1")
+    out = tmp_path / "fcal"
+    assert main(["footfall", "calibrate", "--city", "bondy", "--counts", str(csv),
+                 "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "1 negative or NaN count" in printed and "held-out counters" in printed
+    report = json.loads((out / fc.FILE).read_text())
+    assert report["params"]["scale"] == pytest.approx(fit.calibration.scale)
+    assert report["observations"] == {
+        "read": len(counts) + 1,
+        "accepted": len(counts),
+        "rejected": {"negative or NaN count": 1},
+    }
+    hours = pd.read_csv(out / "geh_footfall_hours.csv")
+    assert len(hours) == len(fit.table) and hours["holdout"].any()
+    assert pd.read_csv(out / "counts_rejected.csv")["counter"].tolist() == ["x:neg"]
+    for png in ("geh_footfall.png", "geh_footfall_default.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    night = tmp_path / "night"
+    argv = ["plan", "night", "--city", "bondy", "--date", "2025-03-04", "--out", str(night)]
+    assert main([*argv, "--footfall-calibration", str(out)]) == 0
+    plan = json.loads((night / "report.json").read_text())
+    assert plan["footfall_calibration"]["night_share"] == pytest.approx(fit.calibration.night_share)
+    with pytest.raises(InputValidationError, match="city 'bondy' is not the twin's"):
+        fc.load_footfall_calibration(out, city="montpellier")

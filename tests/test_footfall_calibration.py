@@ -268,3 +268,17 @@ def test_the_cli_writes_the_fit_and_the_plan_reads_it(bondy, counts, fit, tmp_pa
     assert plan["footfall_calibration"]["night_share"] == pytest.approx(fit.calibration.night_share)
     with pytest.raises(InputValidationError, match="city 'bondy' is not the twin's"):
         fc.load_footfall_calibration(out, city="montpellier")
+
+
+def test_montpellier_proxy_is_the_citys_pedestrian_marking(montpellier, bondy):
+    """No counts: the municipal marking is set against the prior; it calibrates nothing."""
+    figures, table = fc.proxy_report(montpellier)
+    # the road file's OCCUPATION = Piéton centrelines, matched to segments by IDARC
+    assert figures["marked_segments"] == 641
+    assert table["marked"].sum() == 641
+    # what it shows: the prior does not rank the city's pedestrian streets among the busiest
+    assert figures["marked_as_residential"] > 0.8 * figures["marked_segments"]
+    assert figures["share_marked_in_top_quarter"] < 0.25
+    assert figures["mean_footfall_marked"] < figures["mean_footfall_other"]
+    with pytest.raises(InputValidationError, match="not municipal road files"):
+        fc.pedestrian_marking(bondy)

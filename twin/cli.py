@@ -1475,6 +1475,12 @@ def _footfall_calibrate_args(p: argparse.ArgumentParser) -> None:
         help="the live history store: the footfall counters' telemetry (sqlite:///PATH or "
         "postgresql://...)",
     )
+    src.add_argument(
+        "--proxy",
+        action="store_true",
+        help="no counters (Montpellier): set the city's own pedestrian-street marking against "
+        "the model's footfall; calibrates nothing (twin.scenarios.footfall_calibration says why)",
+    )
     p.add_argument("--out", required=True, type=_out_dir, help="folder for the tables and plots")
     p.add_argument(
         "--period",
@@ -1506,6 +1512,25 @@ def cmd_footfall_calibrate(args: Args) -> int:
     from .scenarios import footfall_calibration as fc
 
     tw = _load(args)
+    if args.proxy:
+        figures, table = fc.proxy_report(tw)
+        print(
+            f"{tw.city.title}: no footfall counts; proxy: {figures['marked_segments']:.0f} "
+            f"segments ({figures['marked_km']:.1f} km) the city marks as pedestrian streets; "
+            f"{figures['marked_as_residential']:.0f} of them modelled as residential; weekday "
+            f"footfall {figures['mean_footfall_marked']:,.0f} on average against "
+            f"{figures['mean_footfall_other']:,.0f} on the other walkable segments; "
+            f"{100 * figures['share_marked_in_top_quarter']:.1f}% of them in the busiest quarter\n"
+            "the proxy calibrates neither the level nor the evening/night share: the plan keeps "
+            "the default footfall"
+        )
+        with staged(args.out, folder=True) as out:
+            (out / "footfall_proxy.json").write_text(
+                json.dumps({"city": tw.city.name, **figures}, indent=2) + "\n"
+            )
+            table.to_csv(out / "footfall_proxy.csv")
+        print(f"written to {args.out}: footfall_proxy.json, footfall_proxy.csv")
+        return 0
     if args.counts is not None:
         obs = fc.read_counts(args.counts)
         source = str(args.counts)

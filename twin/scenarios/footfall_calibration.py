@@ -60,6 +60,27 @@ Counters are held out by the fixed rule of the traffic calibration
 ``0 .. 10 holdout - 1``). Each counter-hour's counted and modelled persons are compared with the
 GEH statistic, before (the prior) and after calibration, on fitted and held-out counters.
 
+Cities without counters (Montpellier)
+-------------------------------------
+None of the shipped data sets counts pedestrians: Montpellier's 3,314 counts are of vehicles
+(pneumatic or magnetic tubes, ``VilleMTP_MTP_Comptage``), its signal file lists junctions
+(``Passage Piéton`` names a signalised crossing, not a count), Dijon's cycle files are geometry,
+the OSM extracts have no counts. So nothing here can calibrate the two numbers above for
+Montpellier; its plan keeps the default profile, and reports say the footfall is uncalibrated.
+
+The proxy chosen is the city's own marking of its pedestrian streets: the road file's
+``OCCUPATION = Piéton`` (641 centrelines), which the build does not read (it takes a street's
+class from its type and traffic direction). A highway engineer accepts a municipal pedestrian
+zone as where walking concentrates. :func:`proxy_report` sets it against the prior's daily
+footfall. What it can check: where the model puts the walking (the marked streets should rank
+among the busiest). What it cannot calibrate: the level (it holds no number of persons), the
+evening and night share (it holds no time), hence nothing the plan reads: a segment's footfall
+reaches the plan only as a share of its own busiest hour. On Montpellier the marked streets are
+modelled mostly as residential streets (574 of 641): 790 pedestrians a weekday on average,
+against 935 on the other walkable streets, and 7.6% of them among the busiest quarter of walkable
+segments. A counter campaign on a few of them is what would calibrate them; until then the check
+says where the model is weakest, and changes nothing.
+
 Examples
 --------
 >>> c = FootfallCalibration(scale=1.4, night_share=0.2)
@@ -100,7 +121,9 @@ __all__ = [
     "calibrate_footfall",
     "check_counts",
     "load_footfall_calibration",
+    "pedestrian_marking",
     "prior_night_share",
+    "proxy_report",
     "read_counts",
 ]
 
@@ -751,3 +774,96 @@ def load_footfall_calibration(
     except (InputValidationError, TypeError) as exc:
         msg = f"{path}: {exc}"
         raise InputValidationError(msg) from None
+
+
+# cities without counters: the municipal pedestrian marking as a proxy
+# ------------------------------------------------------------------------------------------------
+def pedestrian_marking(tw: Twin, *, field: str = "OCCUPATION", value: str = "Piéton") -> pd.Series:
+    """Whether the city's road file marks each segment's centreline as pedestrian.
+
+    Reads ``field`` of the municipal roads layer (Montpellier's ``OCCUPATION``) and matches it
+    to the segments by the layer's id (the segments' ``osmid``).
+
+    Returns
+    -------
+    pandas.Series
+        Bool per segment id.
+
+    Raises
+    ------
+    InputValidationError
+        The twin is not built from municipal files, or its road file has no ``field``.
+    """
+    from twin import municipal
+    from twin.cache import input_files
+
+    src = tw.city.source
+    if src.get("kind") != "municipal":
+        msg = f"{tw.city.name}: built from {src.get('kind')!r} data, not municipal road files"
+        raise InputValidationError(msg)
+    roads = src["roads"]
+    spec = {**roads, "fields": {"id": roads["fields"]["id"], "marking": field}}
+    layer, _ = municipal.read_layer(input_files(tw.city)["roads"], spec, what="roads")
+    text = layer["marking"].fillna("").astype(str).str.strip().str.casefold()
+    marked = dict(zip(layer["id"].astype(str), text == value.casefold(), strict=True))
+    seg = tw.registry["segment"]
+    out: pd.Series = seg["osmid"].astype(str).map(marked).fillna(False).astype(bool)
+    out.name = "marked"
+    return out
+
+
+def proxy_report(
+    tw: Twin, *, demand: Demand | None = None, field: str = "OCCUPATION", value: str = "Piéton"
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """The municipal pedestrian marking against the prior's daily footfall (no counts needed).
+
+    Returns
+    -------
+    (figures, table)
+        ``figures``: marked segments and their length, the median and mean weekday footfall of
+        the marked and of the other walkable segments, the share of the marked ones in the prior's
+        busiest quarter of walkable segments, and the registry counters on marked segments;
+        ``table``: one row per walkable segment (``highway``, ``marked``, ``footfall_daily``,
+        ``rank_pct``).
+    """
+    marked = pedestrian_marking(tw, field=field, value=value)
+    seg = tw.registry["segment"]
+    walk = seg["walk"].astype(bool).to_numpy()
+    ids = seg.index.astype(str)[walk]
+    if demand is None:
+        from twin.scenarios.calendar import CalendarDemand
+
+        demand = CalendarDemand.from_twin(tw)
+    # a weekday's footfall: the sum of the 24 hours of a Tuesday (local)
+    from twin.scenarios.profiles import local_slots
+
+    times, _ = local_slots(dt.date(2025, 3, 4), tz=tw.city.timezone, slot_minutes=60)
+    daily = np.asarray(demand.footfall(list(ids), times), dtype=float).sum(axis=1)
+    table = pd.DataFrame(
+        {
+            "highway": seg["highway"].to_numpy()[walk],
+            "marked": marked.to_numpy()[walk],
+            "footfall_daily": daily,
+        },
+        index=pd.Index(ids, name="segment"),
+    )
+    table["rank_pct"] = table["footfall_daily"].rank(pct=True)
+    m = table["marked"].to_numpy()
+    sensors = tw.registry["sensor"]
+    counters = sensors.loc[sensors["sensor_type"] == "footfall", "segment"].astype(str)
+    figures = {
+        "marked_segments": float(m.sum()),
+        "marked_km": float(seg.loc[marked.to_numpy() & walk, "length_m"].sum() / 1000.0),
+        "walkable_segments": float(len(table)),
+        "median_footfall_marked": float(np.median(daily[m])) if m.any() else np.nan,
+        "median_footfall_other": float(np.median(daily[~m])) if (~m).any() else np.nan,
+        "mean_footfall_marked": float(daily[m].mean()) if m.any() else np.nan,
+        "mean_footfall_other": float(daily[~m].mean()) if (~m).any() else np.nan,
+        "share_marked_in_top_quarter": float((table["rank_pct"][m] > 0.75).mean())
+        if m.any()
+        else np.nan,
+        "marked_as_residential": float((table["highway"][m] == "residential").sum()),
+        "counters_on_marked": float(counters.map(marked.rename(index=str)).fillna(False).sum()),
+        "counters": float(len(counters)),
+    }
+    return figures, table

@@ -22,7 +22,10 @@ result says so.
 What it changes in the plan: the plan reads each segment's footfall as a share of that segment's
 busiest hour of the day (:func:`optimize.dimming.forecast_night`), so ``scale`` cancels out of it
 (it reaches only the ``service`` objective's weights); ``night_share`` changes the evening and
-night slots against the day's peak, hence the adaptive classes of P-class streets.
+night slots against the day's peak, hence the adaptive classes of P-class streets. Montpellier's
+plan for the night of 2026-12-03 is not very sensitive to it: 16,211 kWh (64.8% saved) at the
+default 17.3%, 16,230 kWh (64.8%) at 26%, 16,190 kWh (64.9%) at 12%; most of its lights are on
+M-class roads, and a P-class slot takes the busier of its footfall and its traffic.
 
 Observations
 ------------

@@ -33,7 +33,9 @@ def _message(sensor: str, n: int, ts: dt.datetime, **fields: object) -> tuple[st
 
 
 @STORES
-def test_counts_from_the_store_are_accounted_for_and_calibrate(store, assets, bondy):
+def test_counts_from_the_store_are_accounted_for_and_calibrate(
+    store, store_url, assets, bondy, tmp_path, capsys
+):
     sensors = bondy.registry["sensor"]
     foot = sensors[sensors["sensor_type"] == "footfall"]
     ids = [str(s) for s in foot.index]
@@ -78,3 +80,13 @@ def test_counts_from_the_store_are_accounted_for_and_calibrate(store, assets, bo
     )
     assert 0 < len(first_day) < len(obs)
     assert (first_day["end"] < "2025-03-04").all()
+    # the command line reads the same store
+    from twin.cli import main
+
+    out = tmp_path / "fcal"
+    argv = ["footfall", "calibrate", "--city", "bondy", "--db", store_url, "--holdout", "0"]
+    assert main([*argv, "--out", str(out)]) == 0
+    report = json.loads((out / fc.FILE).read_text())
+    assert report["observations"]["accepted"] == got.accepted
+    assert report["params"]["scale"] == pytest.approx(c.scale)
+    assert "2 rejected" in capsys.readouterr().out

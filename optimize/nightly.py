@@ -40,6 +40,7 @@ from .dimming_year import annual_summary, plan_year, write_year
 if TYPE_CHECKING:
     from twin.model import Twin
     from twin.scenarios.demand import Demand
+    from twin.scenarios.footfall_calibration import FootfallCalibration
 
 __all__ = [
     "adaptive_plan",
@@ -346,6 +347,7 @@ def run_night(
     switch_off: dimming.SwitchOff | None = None,
     objective: lp.Objective = "min_energy",
     demand_source: Literal["calendar", "simulated"] = "calendar",
+    footfall_calibration: FootfallCalibration | None = None,
     progress: bool = True,
     say: Any = print,
 ) -> dict[str, Any]:
@@ -356,6 +358,8 @@ def run_night(
     DES). The report states the night against the annual target: ``annual`` holds the year's
     figures estimated from :func:`monthly_sample` (twelve nights, the 15th of each month), and
     the trajectory is built from them; ``twin energy --year`` plans every night of the year.
+    ``footfall_calibration`` (:mod:`twin.scenarios.footfall_calibration`, fitted to counters)
+    calibrates the footfall of that demand, for the night and the year's sample.
     """
     from twin import energy
     from twin.progress import progress_bar
@@ -374,9 +378,11 @@ def run_night(
     day = validate_date(date) if date is not None else _default_date(tw.city.timezone)
     bar.update()
     step("demand")
-    demand = (
+    demand: Demand = (
         simulated_demand(tw, day) if demand_source == "simulated" else dimming.default_demand(tw)
     )
+    if footfall_calibration is not None:
+        demand = footfall_calibration.apply(demand, timezone=tw.city.timezone)
     bar.update()
     plans: dict[str, xr.Dataset] = {}
     # one forecast for every policy
@@ -445,6 +451,9 @@ def run_night(
         "demand": "footfall DES + traffic profiles"
         if demand_source == "simulated"
         else "calendar forecast (road-class profiles, weekday/weekend/public holidays)",
+        "footfall_calibration": None
+        if footfall_calibration is None
+        else footfall_calibration.to_dict(),
         "attribution": tw.city.attribution,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -85,6 +85,7 @@ _GROUPS = {
     "plan": "plans: `twin plan night` is the main job",
     "inventory": "municipal light inventories: import, list, remove",
     "optimize": "optimisers: `twin optimize signals` (signal plans and green waves)",
+    "footfall": "footfall: `twin footfall calibrate` (the walk demand against counters)",
 }
 
 
@@ -742,6 +743,14 @@ def _night_args(p: argparse.ArgumentParser) -> None:
         default="min_energy",
         help="min_energy (default: EN 13201 as the floor, nothing above it) or cost (HP/HC tariff)",
     )
+    p.add_argument(
+        "--footfall-calibration",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="footfall calibrated by a `twin footfall calibrate --out DIR` run (its scale and "
+        "evening/night share) instead of the default profiles",
+    )
     _switch_off_args(p)
 
 
@@ -760,6 +769,16 @@ def cmd_plan_night(args: Args) -> int:
     """The main job: plan a night, write report.json, dimming.nc and plots."""
     from optimize.nightly import run_night, summary_table
 
+    footfall = None
+    if args.footfall_calibration is not None:
+        from .scenarios.footfall_calibration import load_footfall_calibration
+
+        footfall = load_footfall_calibration(args.footfall_calibration, city=args.city)
+        print(
+            f"footfall calibrated by {args.footfall_calibration}: scale {footfall.scale:.3f}, "
+            f"evening/night share {100 * float(footfall.night_share or 0):.1f}% "
+            f"(default {100 * footfall.prior_night_share:.1f}%)"
+        )
     with staged(args.out, folder=True) as out:
         report = run_night(
             city=args.city,
@@ -768,6 +787,7 @@ def cmd_plan_night(args: Args) -> int:
             out=out,
             switch_off=args.switch_off,
             objective=args.objective,
+            footfall_calibration=footfall,
         )
     rows = [{"policy": k, **v} for k, v in report["policies"].items()]
     print(
@@ -1437,6 +1457,146 @@ def cmd_calibrate(args: Args) -> int:
             np.save(out / "od_factor.npy", res.od_factor)
             written.append("od_factor.npy")
     print(f"written to {args.out}: calibration.json, " + ", ".join(written))
+    return 0
+
+
+def _footfall_calibrate_args(p: argparse.ArgumentParser) -> None:
+    _city_args(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--counts",
+        type=_existing(".csv", what="counter observations"),
+        help="CSV of counts: counter, [segment], start, end or minutes, count (';' or ',', "
+        "UTF-8 or Latin-1; twin.scenarios.footfall_calibration documents the columns)",
+    )
+    src.add_argument(
+        "--db",
+        type=_db_url,
+        help="the live history store: the footfall counters' telemetry (sqlite:///PATH or "
+        "postgresql://...)",
+    )
+    src.add_argument(
+        "--proxy",
+        action="store_true",
+        help="no counters (Montpellier): set the city's own pedestrian-street marking against "
+        "the model's footfall; calibrates nothing (twin.scenarios.footfall_calibration says why)",
+    )
+    p.add_argument("--out", required=True, type=_out_dir, help="folder for the tables and plots")
+    p.add_argument(
+        "--period",
+        type=_count_period,
+        default=None,
+        help="use only the counts of the local days FIRST:LAST (ISO dates); the others are "
+        "reported as outside the range",
+    )
+    p.add_argument(
+        "--period-minutes",
+        type=_positive,
+        default=None,
+        help="length of every counting period when the CSV has no end or minutes column",
+    )
+    p.add_argument(
+        "--holdout",
+        type=_share,
+        default=0.3,
+        help="share of counters held out, in tenths, by a fixed rule on their ids (default 0.3)",
+    )
+
+
+@command("footfall calibrate", arguments=_footfall_calibrate_args)
+def cmd_footfall_calibrate(args: Args) -> int:
+    """Fit the walk demand to footfall counters and report GEH per counter-hour."""
+    import numpy as np
+
+    from .plot import plot_counts_fit
+    from .scenarios import footfall_calibration as fc
+
+    tw = _load(args)
+    if args.proxy:
+        figures, table = fc.proxy_report(tw)
+        print(
+            f"{tw.city.title}: no footfall counts; proxy: {figures['marked_segments']:.0f} "
+            f"segments ({figures['marked_km']:.1f} km) the city marks as pedestrian streets; "
+            f"{figures['marked_as_residential']:.0f} of them modelled as residential; weekday "
+            f"footfall {figures['mean_footfall_marked']:,.0f} on average against "
+            f"{figures['mean_footfall_other']:,.0f} on the other walkable segments; "
+            f"{100 * figures['share_marked_in_top_quarter']:.1f}% of them in the busiest quarter\n"
+            "the proxy calibrates neither the level nor the evening/night share: the plan keeps "
+            "the default footfall"
+        )
+        with staged(args.out, folder=True) as out:
+            (out / "footfall_proxy.json").write_text(
+                json.dumps({"city": tw.city.name, **figures}, indent=2) + "\n"
+            )
+            table.to_csv(out / "footfall_proxy.csv")
+        print(f"written to {args.out}: footfall_proxy.json, footfall_proxy.csv")
+        return 0
+    if args.counts is not None:
+        obs = fc.read_counts(args.counts)
+        source = str(args.counts)
+    else:
+        import datetime
+
+        from live.counts import footfall_observations
+        from live.store import open_store
+
+        bounds: list[datetime.datetime | None] = [None, None]
+        if args.period is not None:  # a day's margin: check_counts refuses what lies outside
+            from zoneinfo import ZoneInfo
+
+            zone = ZoneInfo(tw.city.timezone)
+            first, last = args.period
+            bounds = [
+                datetime.datetime.combine(first, datetime.time(), zone),
+                datetime.datetime.combine(last, datetime.time(), zone) + datetime.timedelta(2),
+            ]
+        with open_store(args.db) as store:
+            obs = footfall_observations(store, tw, start=bounds[0], end=bounds[1])
+        source = "the history store's footfall counters"
+    fit = fc.calibrate_footfall(
+        tw, obs, period=args.period, period_minutes=args.period_minutes, holdout=args.holdout
+    )
+    print(fit.summary())
+    shares = fit.shares()
+    report = {
+        "city": tw.city.name,
+        "source": source,
+        "prior": "calendar forecast (road-class footfall, hourly walk profiles)",
+        "params": fit.calibration.to_dict(),
+        "identified": fit.identified,
+        "observations": {
+            "read": fit.rows,
+            "accepted": fit.accepted,
+            "rejected": {
+                str(k): int(v) for k, v in fit.rejected.groupby("reason")["source"].count().items()
+            },
+        },
+        "geh": {k: (None if not np.isfinite(v) else v) for k, v in shares.items()},
+    }
+    with staged(args.out, folder=True) as out:
+        (out / fc.FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        fit.table.to_csv(out / "geh_footfall_hours.csv", index=False)
+        fit.counters.to_csv(out / "geh_footfall_counters.csv", index=False)
+        fit.rejected.to_csv(out / "counts_rejected.csv", index=False)
+        before = fit.table.assign(modelled=fit.table["prior"], geh=fit.table["geh_prior"])
+        for name, table, what in (
+            ("geh_footfall.png", fit.table, "calibrated"),
+            ("geh_footfall_default.png", before, "default"),
+        ):
+            plot_counts_fit(
+                table,
+                title=f"{tw.city.title}: footfall counters against the {what} walk demand",
+                attribution=f"Data: {tw.city.attribution}",
+                out=out / name,
+                points="counter-hours",
+                flow="pedestrians in the hour",
+                band="grey band: GEH < 5",
+            )
+    print(
+        f"written to {args.out}: {fc.FILE}, geh_footfall_hours.csv, geh_footfall_counters.csv, "
+        "counts_rejected.csv, geh_footfall.png, geh_footfall_default.png "
+        "(read by `twin plan night --footfall-calibration DIR`)"
+    )
     return 0
 
 

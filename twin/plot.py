@@ -141,13 +141,22 @@ def plot_junctions(tw: Twin, *, out: str | Path | None = None) -> Figure:
 
 
 def plot_counts_fit(
-    table: Any, *, title: str, attribution: str, out: str | Path | None = None
+    table: Any,
+    *,
+    title: str,
+    attribution: str,
+    out: str | Path | None = None,
+    points: str = "site-peaks",
+    flow: str = "flow, peak hour (veh/h)",
+    band: str = "grey band: GEH < 5 (DMRB: 85% of sites)",
 ) -> Figure:
     """Modelled against counted peak-hour flows, one point per site and peak, with GEH = 5.
 
     ``table`` is a calibration table (:class:`twin.scenarios.calibration.CalibrationResult`):
     columns ``observed``, ``modelled`` (veh/h), ``geh`` and ``holdout``. Log axes; the shaded
-    band is where GEH < 5, the DMRB target being 85% of the points inside it.
+    band is where GEH < 5, the DMRB target being 85% of the points inside it. ``points``,
+    ``flow`` and ``band`` name the points, the axes' quantity and the band (the footfall
+    calibration plots counter-hours of persons).
     """
     fig = Figure(figsize=(7.5, 7), dpi=120)
     ax = fig.subplots()
@@ -173,16 +182,16 @@ def plot_counts_fit(
             s=6,
             marker=marker,
             alpha=0.5,
-            label=f"{label}: {n} site-peaks, {share:.1f}% with GEH < 5",
+            label=f"{label}: {n} {points}, {share:.1f}% with GEH < 5",
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(1.0, top)
     ax.set_ylim(0.5, top)
-    ax.set_xlabel("counted flow, peak hour (veh/h)")
-    ax.set_ylabel("modelled flow, peak hour (veh/h)")
+    ax.set_xlabel(f"counted {flow}")
+    ax.set_ylabel(f"modelled {flow}")
     ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8, title="grey band: GEH < 5 (DMRB: 85% of sites)")
+    ax.legend(loc="upper left", fontsize=8, title=band)
     _attribution(fig, attribution)
     fig.tight_layout()
     if out is not None:

@@ -15,10 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-import msgspec
 import pandas as pd
 
-from live.store import Store, to_us
+from live.store import Store
 
 if TYPE_CHECKING:
     from twin.model import Twin
@@ -54,38 +53,24 @@ def footfall_observations(
     ids = [str(s) for s in sensors.index[sensors["sensor_type"] == "footfall"]]
     if not ids:
         return pd.DataFrame(columns=list(COLUMNS))
-    where = ["kind = 'sensor'", "asset IN (" + ",".join("?" * len(ids)) + ")"]
-    params: list[object] = list(ids)
-    if start is not None:
-        where.append("ts_us >= ?")
-        params.append(to_us(start))
-    if end is not None:
-        where.append("ts_us < ?")
-        params.append(to_us(end))
-    rows = store.execute(
-        "SELECT asset, msg_id, ts_us, body FROM telemetry WHERE "  # noqa: S608 - fixed fragments
-        + " AND ".join(where)
-        + " ORDER BY ts_us, asset",
-        params,
+    rows = store.history(
+        ids, kind="sensor", start=start, end=end, fields=("id", "interval_s", "count")
     )
-    bodies = msgspec.json.decode(b"[" + b",".join(str(r[3]).encode() for r in rows) + b"]")
-    ts = pd.to_datetime([int(r[2]) for r in rows], unit="us", utc=True)
-    interval = pd.to_timedelta(
-        pd.to_numeric(pd.Series([b.get("interval_s") for b in bodies], dtype=object)), unit="s"
-    )
-    begin = pd.Series(ts, dtype="datetime64[ns, UTC]") - interval.to_numpy()
-    count = [b.get("count") for b in bodies]
+    ts = pd.Series(rows.index, dtype="datetime64[ns, UTC]")
+    interval = pd.to_timedelta(pd.to_numeric(rows["interval_s"].astype(object)), unit="s")
+    begin = ts - interval.to_numpy()
+    count = rows["count"].tolist()
 
     def iso(t: pd.Series) -> list[str]:
         return [x.isoformat().replace("+00:00", "Z") if pd.notna(x) else "" for x in t]
 
     return pd.DataFrame(
         {
-            "source": [f"message {r[1]}" for r in rows],
-            "counter": [str(r[0]) for r in rows],
+            "source": [f"message {m}" for m in rows["id"]],
+            "counter": rows["asset"].astype(str).tolist(),
             "segment": "",
             "start": iso(begin),
-            "end": iso(pd.Series(ts)),
+            "end": iso(ts),
             "count": ["" if c is None else str(c) for c in count],
         },
         columns=list(COLUMNS),

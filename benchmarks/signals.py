@@ -191,7 +191,9 @@ def _corridor_runs(tw, plans, co, seeds, quick):  # type: ignore[no-untyped-def]
 
         from optimize.evaluation import corridor_vs_sumo
 
-        whole_co = coordinated_plans(tw, plans, min_coupling=0.0, double_cycling=False)
+        whole_co = coordinated_plans(
+            tw, plans, min_coupling=0.0, double_cycling=False, common_cycle="longest"
+        )
         sets = {"webster": dict(plans), "ours": co.plans, "whole corridor": whole_co.plans}
         with tempfile.TemporaryDirectory() as work:
             for scale in (0.5, 1.0):
@@ -572,7 +574,12 @@ def main() -> None:
     if not args.no_des:
         flows_of = {j: junction_flows(plans, j) for j in plans}
         before = coordinated_plans(
-            tw, plans, min_coupling=0.0, double_cycling=False, split_all=True
+            tw,
+            plans,
+            min_coupling=0.0,
+            double_cycling=False,
+            split_all=True,
+            common_cycle="longest",
         )
         des = des_comparison(
             tw,

@@ -174,7 +174,9 @@ def test_corridor_delay_change_agrees_with_sumo(montpellier, montpellier_coordin
     from optimize.maxband import corridors
 
     plans, _ = montpellier_coordinated
-    whole = coordinated_plans(montpellier, plans, min_coupling=0.0, double_cycling=False)
+    whole = coordinated_plans(
+        montpellier, plans, min_coupling=0.0, double_cycling=False, common_cycle="longest"
+    )
     art = next(a for a in corridors(montpellier, plans) if a.name.startswith("Avenue de Toulouse"))
     ds = corridor_vs_sumo(
         montpellier,

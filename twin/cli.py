@@ -1010,6 +1010,7 @@ def cmd_optimize_signals(args: Args) -> int:
             report["corridors"][name] = {"status": "left out", "reason": why}
         report["coupling_index"] = {k: list(v) for k, v in co.coupling.items()}
         report["isolated"] = sorted(co.isolated)
+        report["declined"] = sorted(co.declined)  # coordination would cost them more delay
         for i, (name, band) in enumerate(co.bands.items()):
             stem = f"corridor_{i}"
             band.to_netcdf(out / f"{stem}.nc")

@@ -77,7 +77,7 @@ from optimize.signals import optimise_splits
 from twin._errors import InputValidationError, UnknownAssetError
 from twin.scenarios.signals import CYCLE_MAX_S, CYCLE_MIN_S, SignalPlan
 from twin.signals.junction import AMBER_S, JunctionModel, nearest_ids
-from twin.signals.plans import _fit, all_red_for, stage_minimums, stage_ratios
+from twin.signals.plans import all_red_for, split_greens, stage_minimums, stage_ratios
 from twin.signals.safety import validate
 
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ class _Weighed:
     def greens(self, cycle: float) -> list[float]:
         """Webster's shares of ``cycle``'s green time, each stage at least its minimum."""
         if cycle not in self._greens:
-            self._greens[cycle] = _fit(self.shares, self.mins, cycle - self.lost)
+            self._greens[cycle] = split_greens(self.shares, self.mins, cycle - self.lost)
         return self._greens[cycle]
 
 

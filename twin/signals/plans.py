@@ -34,7 +34,14 @@ from twin.scenarios.signals import (
 from twin.signals.junction import AMBER_S, JunctionModel
 from twin.signals.safety import SafetyRules, validate
 
-__all__ = ["all_red_for", "stage_minimums", "stage_plan", "stage_ratios", "webster"]
+__all__ = [
+    "all_red_for",
+    "split_greens",
+    "stage_minimums",
+    "stage_plan",
+    "stage_ratios",
+    "webster",
+]
 
 _EPS = 1e-6
 
@@ -287,7 +294,7 @@ def webster(
         )
         raise InputValidationError(msg)
     shares = [y / y_sum for y in ys] if y_sum > 0 else [1.0 / n] * n
-    greens = _fit(shares, mins, max(cycle, sum(mins) + lost) - lost)
+    greens = split_greens(shares, mins, max(cycle, sum(mins) + lost) - lost)
     if cycle_s is None:
         # a stage held at its minimum green (a pedestrian crossing of a wide street) is time
         # the other stages cannot use: it counts as lost time in Webster's formula, which the
@@ -303,16 +310,22 @@ def webster(
             if again <= cycle + _EPS:
                 break
             cycle = again
-            greens = _fit(shares, mins, max(cycle, sum(mins) + lost) - lost)
+            greens = split_greens(shares, mins, max(cycle, sum(mins) + lost) - lost)
     if sum(greens) + lost > cycle_cap + _EPS:
-        greens = _fit(shares, mins, cycle_cap - lost)
+        greens = split_greens(shares, mins, cycle_cap - lost)
     return stage_plan(
         model, greens, stages=stages, offset_s=offset_s, all_red_s=red, rules=r, plan_id=plan_id
     )
 
 
-def _fit(shares: Sequence[float], mins: Sequence[float], total: float) -> list[float]:
-    """Split ``total`` in proportion to ``shares``, no part below its minimum."""
+def split_greens(shares: Sequence[float], mins: Sequence[float], total: float) -> list[float]:
+    """Split ``total`` in proportion to ``shares``, no part below its minimum.
+
+    >>> split_greens([0.2, 0.6], [7.0, 7.0], 40.0)
+    [10.0, 30.0]
+    >>> split_greens([0.05, 0.6], [7.0, 7.0], 40.0)
+    [7.0, 33.0]
+    """
     fixed: dict[int, float] = {}
     while True:
         free = [k for k in range(len(shares)) if k not in fixed]

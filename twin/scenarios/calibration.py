@@ -22,9 +22,13 @@ Steps
    own). Every count is still compared with its site's modelled flow and reported
    (:attr:`CalibrationResult.table_counts`), with the spread of the repeats.
 4. **Assign** the gravity OD of :class:`~twin.scenarios.demand.DemandModel` all-or-nothing on
-   the drive graph by free-flow time (one path per zone pair, from the zones' nodes). Paths do not
-   depend on demand, so the path-edge incidence is built once and each evaluation of the
-   calibration is a matrix product. With ``paths="equilibrium"`` the calibrated demand's
+   the drive graph by free-flow time. Each zone's trips start and end at up to
+   :data:`~twin.scenarios.gravity.LOADING_NODES` of its nodes, spread over the cell and
+   weighted as the DES draws its trips' nodes (:meth:`DemandModel.loading
+   <twin.scenarios.gravity.DemandModel.loading>`): a pair's trips take the paths between the
+   two zones' loading nodes in their shares, and a zone's trips to itself those between its
+   own nodes. Paths do not depend on demand, so the path-edge incidence (of the counted edges
+   only) is built once and each evaluation of the calibration is a matrix product. With ``paths="equilibrium"`` the calibrated demand's
    morning and evening peak hours are then assigned to user equilibrium
    (:func:`twin.scenarios.assignment.assign`), every pair is routed on the equilibrium link
    times of its peak, the parameters are fitted again on these paths, and so on until they
@@ -88,7 +92,7 @@ import json
 import logging
 import re
 import zlib
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,11 +100,10 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
-from scipy.sparse import csgraph
 
 from twin._errors import InputValidationError
 from twin.municipal import normalise_name
-from twin.scenarios.gravity import DemandModel, DemandParams
+from twin.scenarios.gravity import LOADING_NODES, DemandModel, DemandParams
 from twin.scenarios.profiles import _OUTBOUND, DAY_FACTOR, HOURLY_PROFILES
 from twin.scenarios.zones import build_demand
 
@@ -945,8 +948,11 @@ def size_gateways(
 class Assignment:
     """Path-edge incidence of an all-or-nothing assignment between the zones of a model.
 
-    ``incidence[e, o * n + d] = 1`` when the free-flow shortest path from zone ``o`` to zone
-    ``d`` uses drive edge ``edges[e]``.
+    ``incidence[r, o * n + d]`` is the share of the trips from zone ``o`` to zone ``d`` whose
+    free-flow shortest path uses drive edge ``edges[r]``: each zone's trips start and end at its
+    loading nodes (:meth:`DemandModel.loading <twin.scenarios.gravity.DemandModel.loading>`),
+    so a pair's trips take the paths between the two zones' loading nodes in their shares, and
+    a zone's trips to itself those between its own nodes.
     """
 
     edges: tuple[tuple[Hashable, Hashable, int], ...]
@@ -956,66 +962,55 @@ class Assignment:
 
     @classmethod
     def build(
-        cls, model: DemandModel, graph: nx.MultiDiGraph, times: np.ndarray | None = None
+        cls,
+        model: DemandModel,
+        graph: nx.MultiDiGraph,
+        times: np.ndarray | None = None,
+        *,
+        edges: Iterable[tuple[Hashable, Hashable, int]] | None = None,
+        nodes: int | None = LOADING_NODES,
     ) -> Assignment:
-        """Shortest paths from every zone node to every other, by free-flow time or ``times``.
+        """Shortest paths between the zones' loading nodes, by free-flow time or ``times``.
 
         ``times`` (s, one per edge of ``graph`` in its edge order, as
         :func:`twin.scenarios.assignment.assign` gives them) routes on congested link times.
+        ``edges`` keeps the rows of these edges only, in the graph's order (default: every
+        edge); the calibration keeps those of the counted sites. ``nodes``: loading nodes
+        per zone (:meth:`DemandModel.loading <twin.scenarios.gravity.DemandModel.loading>`).
         """
-        nodes = list(graph.nodes)
-        pos = {n: i for i, n in enumerate(nodes)}
-        edges = list(graph.edges(keys=True, data=True))
+        from twin.scenarios.assignment import path_incidence
+
+        node_list = list(graph.nodes)
+        pos = {n: i for i, n in enumerate(node_list)}
+        all_edges = list(graph.edges(keys=True, data=True))
         if times is None:
             cost = np.array(
                 [max(float(d.get("length", 1.0)), 0.1) / max(float(d.get("speed_kph") or 30.0),
-                 1.0) for _, _, _, d in edges]
+                 1.0) for _, _, _, d in all_edges]
             )  # fmt: skip
         else:
             cost = np.asarray(times, dtype=float)
-            if cost.shape != (len(edges),) or not np.all(cost > 0):
-                msg = f"Assignment.build.times: one positive time per edge ({len(edges)}) needed"
+            if cost.shape != (len(all_edges),) or not np.all(cost > 0):
+                msg = (
+                    f"Assignment.build.times: one positive time per edge ({len(all_edges)}) needed"
+                )
                 raise InputValidationError(msg)
-        u = np.array([pos[e[0]] for e in edges], dtype=np.int64)
-        v = np.array([pos[e[1]] for e in edges], dtype=np.int64)
-        # fastest parallel edge per node pair
-        order = np.lexsort((cost, v, u))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = (u[order][1:] != u[order][:-1]) | (v[order][1:] != v[order][:-1])
-        keep = order[first]
-        n = len(nodes)
-        mat = sparse.csr_matrix((cost[keep], (u[keep], v[keep])), shape=(n, n))
-        lookup = sparse.csr_matrix((keep + 1, (u[keep], v[keep])), shape=(n, n))
-        nz = len(model.zone_ids)
-        zn = np.array([pos.get(z, -1) if z is not None else -1 for z in model.zone_node])
-        src = np.flatnonzero(zn >= 0)
-        rows: list[np.ndarray] = []
-        cols: list[np.ndarray] = []
-        missing = 0
-        if len(src):
-            dist, pred = csgraph.dijkstra(
-                mat, directed=True, indices=zn[src], return_predecessors=True
-            )
-            for r, o in enumerate(src):
-                dests = src[(src != o) & np.isfinite(dist[r, zn[src]])]
-                missing += int(((src != o) & ~np.isfinite(dist[r, zn[src]])).sum())
-                cur = zn[dests].copy()
-                pair = o * nz + dests
-                p = pred[r]
-                while len(cur):
-                    prev = p[cur]
-                    ok = prev >= 0
-                    cur, prev, pair = cur[ok], prev[ok], pair[ok]
-                    if not len(cur):
-                        break
-                    e = np.asarray(lookup[prev, cur]).ravel() - 1
-                    rows.append(e)
-                    cols.append(pair)
-                    cur = prev
-        r_all = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-        c_all = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-        inc = sparse.csr_matrix((np.ones(len(r_all)), (r_all, c_all)), shape=(len(edges), nz * nz))
-        return cls(tuple((a, b, k) for a, b, k, _ in edges), inc, nz, missing)
+        keys = [(a, b, k) for a, b, k, _ in all_edges]
+        if edges is None:
+            rows = np.arange(len(keys))
+        else:
+            wanted = set(edges)
+            rows = np.array([i for i, e in enumerate(keys) if e in wanted], dtype=np.int64)
+        u = np.array([pos[e[0]] for e in keys], dtype=np.int64)
+        v = np.array([pos[e[1]] for e in keys], dtype=np.int64)
+        load = model.loading(nodes)
+        on = np.array([x in pos for x in load.node], dtype=bool)
+        inc, missing = path_incidence(
+            u, v, cost, len(node_list), load.zone[on],
+            np.array([pos[x] for x, k in zip(load.node, on, strict=True) if k], dtype=np.int64),
+            load.weight[on], len(model.zone_ids), rows,
+        )  # fmt: skip
+        return cls(tuple(keys[i] for i in rows), inc, len(model.zone_ids), missing)
 
     @staticmethod
     def hour_weights(day_type: str = "weekday") -> tuple[np.ndarray, np.ndarray]:
@@ -1500,7 +1495,8 @@ def calibrate(
         model, gateways = size_gateways(model, sites, tw.drive, names, held=held, week=week)
 
     graph = tw.drive
-    assign = Assignment.build(model, graph)
+    site_edges = {e for edges in sites["edges"] for e in edges}
+    assign = Assignment.build(model, graph, edges=site_edges)
     assign_pm = assign
     edge_pos = {e: i for i, e in enumerate(assign.edges)}
     avg = _site_model(sites, edge_pos, len(assign.edges))
@@ -1628,8 +1624,7 @@ def calibrate(
         from twin.scenarios.assignment import assign as assign_ue
 
         net = AssignmentNetwork.from_graph(graph)
-        reach = np.flatnonzero(model.reachable)
-        zones = [model.zone_node[i] for i in reach]
+        loading = model.loading()
         out_w, back_w = Assignment.hour_weights("weekday")
         for r in range(eq_rounds):
             beta, ext = beta_ext(best_x)
@@ -1642,9 +1637,9 @@ def calibrate(
             routed, gaps, converged = [], [], True
             for hours in (AM_HOURS, PM_HOURS):
                 h = max(hours, key=lambda k: out_w[k] + back_w[k])  # the profile's peak hour
-                od = (out_w[h] * T + back_w[h] * T.T)[np.ix_(reach, reach)]
-                res_ue = assign_ue(net, od, zones, rgap_target=1e-3, max_iter=200)
-                routed.append(Assignment.build(model, graph, res_ue.time_s))
+                od = out_w[h] * T + back_w[h] * T.T
+                res_ue = assign_ue(net, od, loading, rgap_target=1e-3, max_iter=200)
+                routed.append(Assignment.build(model, graph, res_ue.time_s, edges=site_edges))
                 gaps.append(res_ue.rgap)
                 converged &= res_ue.converged
             assign, assign_pm = routed

@@ -735,6 +735,9 @@ def assign_hours(
 ) -> xr.Dataset:
     """Equilibrium link flows of a twin's car demand in some local hours of a day type.
 
+    Each zone's trips are loaded over its loading nodes
+    (:meth:`DemandModel.loading <twin.scenarios.gravity.DemandModel.loading>`).
+
     Parameters
     ----------
     tw : twin.model.Twin
@@ -764,13 +767,12 @@ def assign_hours(
     model = build_demand(tw) if model is None else model
     graph = drive_graph(tw)
     net = AssignmentNetwork.from_graph(graph)
-    ok = np.flatnonzero(model.reachable)
-    zones = [model.zone_node[i] for i in ok]
+    loading = model.loading()  # each zone's trips spread over its nodes, as in the DES
     flows, times, gaps, iters, conv = [], [], [], [], []
     for h in hs:
-        od = model.od(h * 4, day_type=day_type)[np.ix_(ok, ok)]
+        od = model.od(h * 4, day_type=day_type)
         res = assign(
-            net, od, zones, rgap_target=rgap_target, max_iter=max_iter, algorithm=algorithm
+            net, od, loading, rgap_target=rgap_target, max_iter=max_iter, algorithm=algorithm
         )
         flows.append(res.flow_veh_h)
         times.append(res.time_s)
@@ -837,7 +839,9 @@ def equilibrium_times(
 
     Each period's demand is the mean hourly car OD of its hours
     (:meth:`~twin.scenarios.demand.DemandModel.od`), assigned by bi-conjugate Frank-Wolfe
-    (:func:`twin.scenarios.assignment.assign`). At equilibrium every used path of an OD pair
+    (:func:`twin.scenarios.assignment.assign`) between the zones' loading nodes
+    (:meth:`DemandModel.loading <twin.scenarios.gravity.DemandModel.loading>`), spread over
+    each zone as the DES draws its trips' nodes. At equilibrium every used path of an OD pair
     is a shortest path on these times (Wardrop's first principle), so a trip routed on the
     times of its departure period takes a path of the equilibrium's path set.
 
@@ -882,16 +886,15 @@ def equilibrium_times(
         msg = f"demand_scale: {demand_scale!r} must be positive"
         raise InputValidationError(msg)
     net = AssignmentNetwork.from_graph(graph)
-    ok = np.flatnonzero(model.reachable)
-    zones = [model.zone_node[i] for i in ok]
+    loading = model.loading()  # each zone's trips spread over its nodes, as in the DES
     show = get_settings().progress if progress is None else progress
     out, rows = [], []
     with progress_bar(total=len(spans), unit="period", desc="assignment", disable=not show) as bar:
         for a, b in spans:
             od = demand_scale * np.mean(
-                [model.od(h * 4, day_type=day_type)[np.ix_(ok, ok)] for h in range(a, b)], axis=0
+                [model.od(h * 4, day_type=day_type) for h in range(a, b)], axis=0
             )
-            res = assign(net, od, zones, rgap_target=rgap_target, max_iter=max_iter)
+            res = assign(net, od, loading, rgap_target=rgap_target, max_iter=max_iter)
             out.append((a * 3600.0, res.time_s))
             rows.append(
                 {

@@ -210,3 +210,34 @@ def test_not_converging_on_a_real_network_is_marked(bondy, caplog) -> None:  # t
     assert int(ds["iterations"].sel(hour=17)) == 2 and gap > 1e-6
     assert f"relative gap {gap:.2e} after 2 iterations" in caplog.text
     assert "not converged" in caplog.text
+
+
+def test_zones_loaded_over_several_nodes() -> None:
+    # a cross-roads, one path between any two arm ends: zone 0 loads at n (1/4) and w (3/4),
+    # zone 1 at e; zone 0's trips to itself go between n and w in the shares 1/4 * 3/4 each
+    # way, the rest (n to n, w to w) stays put
+    from graphs import cross
+
+    from twin.scenarios.gravity import ZoneLoading
+
+    net = AssignmentNetwork.from_graph(cross())
+    load = ZoneLoading(2, np.array([0, 0, 1]), ("n", "w", "e"), np.array([0.25, 0.75, 1.0]))
+    dem = np.array([[80.0, 100.0], [40.0, 0.0]])
+    res = assign(net, dem, load, rgap_target=1e-8)
+    flow = dict(zip(net.edges, res.flow_veh_h, strict=True))
+    intra = 80.0 * 0.25 * 0.75
+    assert flow["n", "c", 0] == pytest.approx(100.0 * 0.25 + intra)
+    assert flow["w", "c", 0] == pytest.approx(100.0 * 0.75 + intra)
+    assert flow["c", "e", 0] == pytest.approx(100.0)
+    assert flow["c", "n", 0] == pytest.approx(40.0 * 0.25 + intra)
+    assert flow["c", "w", 0] == pytest.approx(40.0 * 0.75 + intra)
+    assert flow["s", "c", 0] == flow["c", "s", 0] == 0.0
+    # one node per zone is the plain zone_nodes case: the intra-zonal trips are not assigned
+    plain = assign(net, dem, ("n", "e"), rgap_target=1e-8)
+    single = assign(net, dem, ZoneLoading.single(("n", "e")), rgap_target=1e-8)
+    np.testing.assert_array_equal(plain.flow_veh_h, single.flow_veh_h)
+    assert dict(zip(net.edges, plain.flow_veh_h, strict=True))["n", "c", 0] == pytest.approx(100.0)
+    with pytest.raises(InputValidationError, match="sum to 1"):
+        ZoneLoading(2, np.array([0, 0, 1]), ("n", "w", "e"), np.array([0.5, 0.75, 1.0]))
+    with pytest.raises(InputValidationError, match="zone_nodes: 'x' is not a node"):
+        assign(net, dem, ZoneLoading(2, np.array([0, 1]), ("x", "e"), np.ones(2)))

@@ -51,8 +51,18 @@ def _small_twin(name: str, g: nx.MultiDiGraph, rows: list[dict[str, Any]]) -> Tw
     return Twin(city, g, Registry({"segment": seg}), meta={})
 
 
-def grid_twin(n: int = 8, spacing: float = 150.0, *, island: bool = False) -> Twin:
-    """A small real Twin: an n x n street grid (two-way), optional unreachable island."""
+SPUR = 10_000
+"""Node of :func:`grid_twin`'s dead end."""
+
+
+def grid_twin(
+    n: int = 8, spacing: float = 150.0, *, island: bool = False, spur: bool = False
+) -> Twin:
+    """A small real Twin: an n x n street grid (two-way), optional unreachable island.
+
+    ``spur``: a dead end (node :data:`SPUR`, "Impasse du Puits") off node ``n + 1``, diagonally
+    into the block.
+    """
     g = nx.MultiDiGraph(crs=LAMBERT93)
     x0, y0 = 650_000.0, 6_860_000.0
 
@@ -85,6 +95,9 @@ def grid_twin(n: int = 8, spacing: float = 150.0, *, island: bool = False) -> Tw
             (base, base + 1, "Ile", "residential"),
             (base + 1, base + 2, "Ile", "residential"),
         ]
+    if spur:
+        g.add_node(SPUR, x=x0 + 1.2 * spacing, y=y0 + 1.2 * spacing)
+        pairs.append((nid(1, 1), SPUR, "Impasse du Puits", "residential"))
     for s, (u, v, name, hw) in enumerate(pairs):
         sid = f"segment:{s:06d}"
         geom = shapely.LineString(
@@ -511,3 +524,32 @@ def test_montpellier_gateways_on_the_concave_outline(montpellier: Twin) -> None:
     trips = dm.trips("weekday", rng=1)
     assert (trips["origin"] != trips["destination"]).all()
     assert trips.attrs["same_node_trips"] > 0
+
+
+def test_loading_nodes_spread_the_zone_as_the_des_weights_them() -> None:
+    tw = grid_twin(n=8)
+    dm = D.build_demand(tw, cell_m=450.0)  # 3 x 3 nodes per cell
+    nz = len(dm.zone_ids)
+    every = dm.loading(None)
+    # every node of a zone, its share the DES's (node weight over the zone's)
+    tot = np.bincount(dm.node_zone, weights=dm.node_weight, minlength=nz)
+    np.testing.assert_allclose(np.sort(every.weight), np.sort(dm.node_weight / tot[dm.node_zone]))
+    for k in (1, 2, 4):
+        load = dm.loading(k)
+        np.testing.assert_allclose(np.bincount(load.zone, weights=load.weight), 1.0)
+        counts = np.bincount(load.zone, minlength=nz)
+        assert counts.max() <= k
+        assert (counts == np.minimum(k, np.bincount(dm.node_zone, minlength=nz))).all()
+        # the zone's node first
+        firsts = {int(z): n for z, n in reversed(list(zip(load.zone, load.node, strict=True)))}
+        assert all(firsts[z] == dm.zone_node[z] for z in firsts)
+    # the second node is the one of the zone farthest from the zone's node
+    two = dm.loading(2)
+    xy = {n: (d["x"], d["y"]) for n, d in tw.drive.nodes(data=True)}
+    for z in np.flatnonzero(np.bincount(two.zone, minlength=nz) == 2).tolist():
+        second = [n for zz, n in zip(two.zone, two.node, strict=True) if zz == z][1]
+        rep = np.array(xy[dm.zone_node[z]])
+        far = max(np.hypot(*(np.array(xy[n]) - rep)) for n in dm.node_ids[dm.node_zone == z])
+        assert np.hypot(*(np.array(xy[second]) - rep)) == pytest.approx(far)
+    with pytest.raises(InputValidationError, match="nodes"):
+        dm.loading(0)

@@ -56,9 +56,11 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import sparse
 
 from twin._errors import InputValidationError
 from twin.scenarios.capacity import BPR
+from twin.scenarios.gravity import ZoneLoading
 
 if TYPE_CHECKING:
     from twin.model import Twin
@@ -74,6 +76,7 @@ __all__ = [
     "assign_hours",
     "bpr_time",
     "equilibrium_times",
+    "path_incidence",
 ]
 
 log = logging.getLogger(__name__)
@@ -232,6 +235,87 @@ class AssignmentResult:
     unassigned_veh_h: float
 
 
+def _tree(
+    indptr: np.ndarray,
+    head: np.ndarray,
+    cost: np.ndarray,
+    s: int,
+    want: np.ndarray,
+    dist: np.ndarray,
+    pred: np.ndarray,
+    done: np.ndarray,
+    order: np.ndarray,
+    hkey: np.ndarray,
+    hval: np.ndarray,
+) -> int:  # pragma: no cover - compiled by numba, run through _Loader and path_incidence
+    """Shortest-path tree from node ``s``: Dijkstra with a binary heap (lazy deletion).
+
+    Fills ``dist``, ``pred`` (the arc into each node, -1 for none), ``done`` and ``order``
+    (nodes in the order settled) and returns how many nodes were settled. The search stops
+    once every node with ``want > 0`` is settled.
+    """
+    n = indptr.size - 1
+    dist[:] = np.inf
+    pred[:] = -1
+    done[:] = False
+    left = 0  # wanted nodes not yet settled: the search stops when none is left
+    for v in range(n):
+        if want[v] > 0:
+            left += 1
+    dist[s] = 0.0
+    size = 1
+    hkey[0] = 0.0
+    hval[0] = s
+    cnt = 0
+    while size > 0:
+        d = hkey[0]
+        u = hval[0]
+        size -= 1
+        if size > 0:  # sift the last item down from the root
+            k, kv = hkey[size], hval[size]
+            i = 0
+            while True:
+                c = 2 * i + 1
+                if c >= size:
+                    break
+                if c + 1 < size and hkey[c + 1] < hkey[c]:
+                    c += 1
+                if hkey[c] >= k:
+                    break
+                hkey[i] = hkey[c]
+                hval[i] = hval[c]
+                i = c
+            hkey[i] = k
+            hval[i] = kv
+        if done[u] or d > dist[u]:
+            continue
+        done[u] = True
+        order[cnt] = u
+        cnt += 1
+        if want[u] > 0:
+            left -= 1
+            if left == 0:
+                break
+        for a in range(indptr[u], indptr[u + 1]):
+            w = head[a]
+            nd = d + cost[a]
+            if nd < dist[w]:
+                dist[w] = nd
+                pred[w] = a
+                i = size  # sift up
+                size += 1
+                while i > 0:
+                    p = (i - 1) // 2
+                    if hkey[p] <= nd:
+                        break
+                    hkey[i] = hkey[p]
+                    hval[i] = hval[p]
+                    i = p
+                hkey[i] = nd
+                hval[i] = w
+    return cnt
+
+
 def _aon_trees(
     indptr: np.ndarray,
     head: np.ndarray,
@@ -240,16 +324,18 @@ def _aon_trees(
     cost: np.ndarray,
     origins: np.ndarray,
     dests: np.ndarray,
+    dzone: np.ndarray,
+    dshare: np.ndarray,
     demand: np.ndarray,
     n_links: int,
 ) -> tuple[np.ndarray, float]:  # pragma: no cover - compiled by numba, run through _Loader
     """All-or-nothing link flows: one shortest-path tree per origin, loaded leaves first.
 
-    Dijkstra with a binary heap (lazy deletion) from each origin over the forward star
-    ``indptr``/``head`` (arcs sorted by tail, ``link`` their link index); the demand of each
-    destination node is then pushed to the root in the reverse of the order nodes were settled,
-    so each tree arc carries the demand of every node below it. A search stops once every
-    destination node of its origin is settled.
+    ``demand[r, z]`` is what origin node ``origins[r]`` sends to zone ``z``; destination node
+    ``dests[j]`` takes the share ``dshare[j]`` of what its zone ``dzone[j]`` receives. Dijkstra
+    from each origin (:func:`_tree`); the demand of each destination node is then pushed to
+    the root in the reverse of the order nodes were settled, so each tree arc carries the
+    demand of every node below it.
     """
     n = indptr.size - 1
     m = head.size
@@ -264,68 +350,11 @@ def _aon_trees(
     hval = np.empty(m + 1, np.int64)
     for r in range(origins.size):
         s = origins[r]
-        dist[:] = np.inf
-        pred[:] = -1
-        done[:] = False
         node_dem[:] = 0.0
         for j in range(dests.size):
-            node_dem[dests[j]] += demand[r, j]
+            node_dem[dests[j]] += demand[r, dzone[j]] * dshare[j]
         node_dem[s] = 0.0  # trips within one node stay put
-        left = 0  # destination nodes not yet settled: the search stops when none is left
-        for v in range(n):
-            if node_dem[v] > 0:
-                left += 1
-        dist[s] = 0.0
-        size = 1
-        hkey[0] = 0.0
-        hval[0] = s
-        cnt = 0
-        while size > 0:
-            d = hkey[0]
-            u = hval[0]
-            size -= 1
-            if size > 0:  # sift the last item down from the root
-                k, kv = hkey[size], hval[size]
-                i = 0
-                while True:
-                    c = 2 * i + 1
-                    if c >= size:
-                        break
-                    if c + 1 < size and hkey[c + 1] < hkey[c]:
-                        c += 1
-                    if hkey[c] >= k:
-                        break
-                    hkey[i] = hkey[c]
-                    hval[i] = hval[c]
-                    i = c
-                hkey[i] = k
-                hval[i] = kv
-            if done[u] or d > dist[u]:
-                continue
-            done[u] = True
-            order[cnt] = u
-            cnt += 1
-            if node_dem[u] > 0:
-                left -= 1
-                if left == 0:
-                    break
-            for a in range(indptr[u], indptr[u + 1]):
-                w = head[a]
-                nd = d + cost[a]
-                if nd < dist[w]:
-                    dist[w] = nd
-                    pred[w] = a
-                    i = size  # sift up
-                    size += 1
-                    while i > 0:
-                        p = (i - 1) // 2
-                        if hkey[p] <= nd:
-                            break
-                        hkey[i] = hkey[p]
-                        hval[i] = hval[p]
-                        i = p
-                    hkey[i] = nd
-                    hval[i] = w
+        cnt = _tree(indptr, head, cost, s, node_dem, dist, pred, done, order, hkey, hval)
         for v in range(n):
             if not done[v] and node_dem[v] > 0:
                 lost += node_dem[v]
@@ -339,38 +368,187 @@ def _aon_trees(
     return flow, lost
 
 
-_aon_compiled: Any = None
+def _incidence_rows(
+    indptr: np.ndarray,
+    head: np.ndarray,
+    tail: np.ndarray,
+    arc_row: np.ndarray,
+    cost: np.ndarray,
+    srcs: np.ndarray,
+    sshare: np.ndarray,
+    dests: np.ndarray,
+    dzone: np.ndarray,
+    dshare: np.ndarray,
+    n_zone: int,
+    acc: np.ndarray,
+    touched: np.ndarray,
+    lost: np.ndarray,
+) -> int:  # pragma: no cover - compiled by numba, run through path_incidence
+    """Path-edge incidence of one origin zone whose loading nodes are ``srcs``.
+
+    For each origin node and each destination node ``dests[j]`` (of zone ``dzone[j]``), the
+    pair's share ``sshare * dshare[j]`` is added to ``acc[row * n_zone + dzone[j]]`` for each
+    arc of its shortest path with a row (``arc_row >= 0``); the entries first touched are
+    listed in ``touched`` (their number is returned), the shares no path reaches in ``lost``
+    by destination zone.
+    """
+    n = indptr.size - 1
+    m = head.size
+    dist = np.empty(n)
+    pred = np.empty(n, np.int64)
+    done = np.empty(n, np.bool_)
+    order = np.empty(n, np.int64)
+    want = np.zeros(n)
+    hkey = np.empty(m + 1)
+    hval = np.empty(m + 1, np.int64)
+    for j in range(dests.size):
+        want[dests[j]] = 1.0
+    nt = 0
+    for r in range(srcs.size):
+        s = srcs[r]
+        keep = want[s]
+        want[s] = 0.0  # trips within one node stay put
+        _tree(indptr, head, cost, s, want, dist, pred, done, order, hkey, hval)
+        want[s] = keep
+        for j in range(dests.size):
+            v = dests[j]
+            if v == s:
+                continue
+            f = sshare[r] * dshare[j]
+            col = dzone[j]
+            if not done[v]:
+                lost[col] += f
+                continue
+            while v != s:
+                a = pred[v]
+                row = arc_row[a]
+                if row >= 0:
+                    idx = row * n_zone + col
+                    if acc[idx] == 0.0:
+                        touched[nt] = idx
+                        nt += 1
+                    acc[idx] += f
+                v = tail[a]
+    return nt
+
+
+_compiled: dict[str, Any] = {}
+
+
+def _kernel(name: str) -> Any:
+    """The numba-compiled kernel ``name`` (compiled on first use and cached on disk)."""
+    if not _compiled:
+        import numba
+
+        # the kernels call the compiled tree: bind it in their globals before they compile
+        globals()["_tree"] = numba.njit(cache=True, nogil=True)(_tree)
+        for fn in (_aon_trees, _incidence_rows):
+            _compiled[fn.__name__] = numba.njit(cache=True, nogil=True)(fn)
+    return _compiled[name]
 
 
 def _aon(*args: Any) -> tuple[np.ndarray, float]:
-    """:func:`_aon_trees` compiled by numba on first use (cached on disk)."""
-    global _aon_compiled
-    if _aon_compiled is None:
-        import numba
-
-        _aon_compiled = numba.njit(cache=True, nogil=True)(_aon_trees)
-    flow, lost = _aon_compiled(*args)
+    """:func:`_aon_trees` compiled by numba."""
+    flow, lost = _kernel("_aon_trees")(*args)
     return np.asarray(flow, dtype=float), float(lost)
+
+
+def _forward_star(
+    u: np.ndarray, v: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Arcs sorted by tail: ``(order, indptr, head, tail)`` of links ``u -> v`` on ``n`` nodes."""
+    arc = np.argsort(u, kind="stable")
+    indptr = np.searchsorted(u[arc], np.arange(n + 1)).astype(np.int64)
+    head = np.ascontiguousarray(v[arc], dtype=np.int64)
+    tail = np.ascontiguousarray(u[arc], dtype=np.int64)
+    return arc, indptr, head, tail
+
+
+def path_incidence(
+    u: np.ndarray,
+    v: np.ndarray,
+    cost: np.ndarray,
+    n_node: int,
+    zone: np.ndarray,
+    node: np.ndarray,
+    share: np.ndarray,
+    n_zone: int,
+    rows: np.ndarray,
+) -> tuple[sparse.csr_matrix, int]:
+    """Share of each zone pair's trips whose shortest path uses each of some links.
+
+    Parameters
+    ----------
+    u, v, cost : numpy.ndarray
+        Node index at each end of each link, and its cost (> 0).
+    n_node : int
+    zone, node, share : numpy.ndarray
+        The zones' loading nodes (:class:`~twin.scenarios.gravity.ZoneLoading`): zone index,
+        node index and share of each.
+    n_zone : int
+    rows : numpy.ndarray
+        The links wanted, in the order of the rows.
+
+    Returns
+    -------
+    (incidence, unreachable_pairs)
+        ``(len(rows), n_zone * n_zone)``: entry ``(r, o * n_zone + d)`` is the share of the
+        trips from zone ``o`` to zone ``d`` whose path uses link ``rows[r]`` (between each pair
+        of loading nodes, all-or-nothing on ``cost``; a share whose two ends fall on one node
+        uses none), and the zone pairs some share of which no path joins.
+    """
+    arc, indptr, head, tail = _forward_star(np.asarray(u), np.asarray(v), n_node)
+    row_of = np.full(len(u), -1, dtype=np.int64)
+    row_of[np.asarray(rows, dtype=np.int64)] = np.arange(len(rows))
+    arc_row = np.ascontiguousarray(row_of[arc])
+    arc_cost = np.ascontiguousarray(np.asarray(cost, dtype=float)[arc])
+    zone = np.asarray(zone, dtype=np.int64)
+    node = np.ascontiguousarray(node, dtype=np.int64)
+    share = np.ascontiguousarray(share, dtype=float)
+    n_row = len(rows)
+    acc = np.zeros(n_row * n_zone)
+    touched = np.empty(n_row * n_zone, dtype=np.int64)
+    lost = np.zeros(n_zone)
+    kernel = _kernel("_incidence_rows")
+    r_parts, c_parts, w_parts = [], [], []
+    unreachable = 0
+    for o in np.unique(zone).tolist():
+        mine = zone == o
+        lost[:] = 0.0
+        nt = kernel(indptr, head, tail, arc_row, arc_cost, node[mine], share[mine], node,
+                    zone, share, n_zone, acc, touched, lost)  # fmt: skip
+        unreachable += int((lost > 0).sum())
+        idx = np.sort(touched[:nt])
+        r_parts.append(idx // n_zone)
+        c_parts.append(o * n_zone + idx % n_zone)
+        w_parts.append(acc[idx])
+        acc[idx] = 0.0
+    empty = np.zeros(0, dtype=np.int64)
+    r_all = np.concatenate(r_parts) if r_parts else empty
+    c_all = np.concatenate(c_parts) if c_parts else empty
+    w_all = np.concatenate(w_parts) if w_parts else np.zeros(0)
+    inc = sparse.csr_matrix((w_all, (r_all, c_all)), shape=(n_row, n_zone * n_zone))
+    return inc, unreachable
 
 
 class _Loader:
     """All-or-nothing loading of a zone matrix on given link costs."""
 
-    def __init__(self, net: AssignmentNetwork, demand: np.ndarray, origins: np.ndarray) -> None:
+    def __init__(self, net: AssignmentNetwork, demand: np.ndarray, loading: ZoneLoading) -> None:
         self.net = net
         self.n = len(net.nodes)
-        rows = np.flatnonzero(demand.sum(axis=1) > 0)
-        self.rows = rows
-        self.origins = np.ascontiguousarray(origins[rows], dtype=np.int64)
-        self.dests = np.ascontiguousarray(origins, dtype=np.int64)
-        self.demand = np.ascontiguousarray(demand[rows], dtype=float)  # (origin, zone) veh/h
-        # forward star: arcs sorted by tail
-        arc = np.argsort(net.u, kind="stable")
-        self.arc = arc
-        self.indptr = np.searchsorted(net.u[arc], np.arange(self.n + 1)).astype(np.int64)
-        self.head = np.ascontiguousarray(net.v[arc], dtype=np.int64)
-        self.tail = np.ascontiguousarray(net.u[arc], dtype=np.int64)
-        self.link = np.ascontiguousarray(arc, dtype=np.int64)
+        index = {n: i for i, n in enumerate(net.nodes)}
+        nodes = np.array([index[x] for x in loading.node], dtype=np.int64)
+        # each loading node sends its share of its zone's row
+        sends = demand[loading.zone] * loading.weight[:, None]
+        rows = np.flatnonzero(sends.sum(axis=1) > 0)
+        self.origins = np.ascontiguousarray(nodes[rows])
+        self.demand = np.ascontiguousarray(sends[rows], dtype=float)  # (origin, zone) veh/h
+        self.dests = nodes
+        self.dzone = np.ascontiguousarray(loading.zone, dtype=np.int64)
+        self.dshare = np.ascontiguousarray(loading.weight, dtype=float)
+        self.arc, self.indptr, self.head, self.tail = _forward_star(net.u, net.v, self.n)
+        self.link = np.ascontiguousarray(self.arc, dtype=np.int64)
         self.unassigned = 0.0
 
     def load(self, cost: np.ndarray) -> np.ndarray:
@@ -383,6 +561,8 @@ class _Loader:
             np.ascontiguousarray(np.asarray(cost, dtype=float)[self.arc]),
             self.origins,
             self.dests,
+            self.dzone,
+            self.dshare,
             self.demand,
             len(self.net.u),
         )
@@ -420,7 +600,7 @@ def _line_search(net: AssignmentNetwork, x: np.ndarray, d: np.ndarray) -> float:
 def assign(
     net: AssignmentNetwork,
     demand_veh_h: np.ndarray,
-    zone_nodes: Sequence[Hashable],
+    zone_nodes: Sequence[Hashable] | ZoneLoading,
     *,
     rgap_target: float = 1e-4,
     max_iter: int = 500,
@@ -432,9 +612,13 @@ def assign(
     ----------
     net : AssignmentNetwork
     demand_veh_h : numpy.ndarray
-        ``(zone, zone)`` demand (veh/h); the diagonal (intra-zonal trips) is not assigned.
-    zone_nodes : sequence
-        The graph node where each zone's trips start and end.
+        ``(zone, zone)`` demand (veh/h).
+    zone_nodes : sequence or ZoneLoading
+        The graph node where each zone's trips start and end, or the nodes among which they
+        are spread (:meth:`DemandModel.loading <twin.scenarios.gravity.DemandModel.loading>`).
+        Trips whose two ends fall on one node are not assigned: with one node per zone, the
+        intra-zonal trips (the diagonal); with several, the share of them between a node and
+        itself.
     rgap_target : float
         Relative gap at which to stop.
     max_iter : int
@@ -456,7 +640,8 @@ def assign(
         msg = f"max_iter: {max_iter!r} must be a positive whole number"
         raise InputValidationError(msg)
     dem = np.asarray(demand_veh_h, dtype=float)
-    nz = len(zone_nodes)
+    loading = zone_nodes if isinstance(zone_nodes, ZoneLoading) else ZoneLoading.single(zone_nodes)
+    nz = loading.n_zone
     if dem.shape != (nz, nz):
         msg = f"demand_veh_h: shape {dem.shape} is not ({nz}, {nz}) (one row per zone)"
         raise InputValidationError(msg)
@@ -467,14 +652,11 @@ def assign(
         msg = f"demand_veh_h: {value!r} veh/h from zone {o} to zone {d} is negative or NaN"
         raise InputValidationError(msg)
     index = {n: i for i, n in enumerate(net.nodes)}
-    missing = [z for z in zone_nodes if z not in index]
+    missing = [z for z in loading.node if z not in index]
     if missing:
         msg = f"zone_nodes: {missing[0]!r} is not a node of the network ({len(missing)} missing)"
         raise InputValidationError(msg)
-    dem = dem.copy()
-    np.fill_diagonal(dem, 0.0)
-    origins = np.array([index[z] for z in zone_nodes], dtype=np.int64)
-    loader = _Loader(net, dem, origins)
+    loader = _Loader(net, dem, loading)
 
     x = loader.load(net.t0_s)
     gaps: list[float] = []
@@ -553,6 +735,9 @@ def assign_hours(
 ) -> xr.Dataset:
     """Equilibrium link flows of a twin's car demand in some local hours of a day type.
 
+    Each zone's trips are loaded over its loading nodes
+    (:meth:`DemandModel.loading <twin.scenarios.gravity.DemandModel.loading>`).
+
     Parameters
     ----------
     tw : twin.model.Twin
@@ -582,13 +767,12 @@ def assign_hours(
     model = build_demand(tw) if model is None else model
     graph = drive_graph(tw)
     net = AssignmentNetwork.from_graph(graph)
-    ok = np.flatnonzero(model.reachable)
-    zones = [model.zone_node[i] for i in ok]
+    loading = model.loading()  # each zone's trips spread over its nodes, as in the DES
     flows, times, gaps, iters, conv = [], [], [], [], []
     for h in hs:
-        od = model.od(h * 4, day_type=day_type)[np.ix_(ok, ok)]
+        od = model.od(h * 4, day_type=day_type)
         res = assign(
-            net, od, zones, rgap_target=rgap_target, max_iter=max_iter, algorithm=algorithm
+            net, od, loading, rgap_target=rgap_target, max_iter=max_iter, algorithm=algorithm
         )
         flows.append(res.flow_veh_h)
         times.append(res.time_s)
@@ -655,7 +839,9 @@ def equilibrium_times(
 
     Each period's demand is the mean hourly car OD of its hours
     (:meth:`~twin.scenarios.demand.DemandModel.od`), assigned by bi-conjugate Frank-Wolfe
-    (:func:`twin.scenarios.assignment.assign`). At equilibrium every used path of an OD pair
+    (:func:`twin.scenarios.assignment.assign`) between the zones' loading nodes
+    (:meth:`DemandModel.loading <twin.scenarios.gravity.DemandModel.loading>`), spread over
+    each zone as the DES draws its trips' nodes. At equilibrium every used path of an OD pair
     is a shortest path on these times (Wardrop's first principle), so a trip routed on the
     times of its departure period takes a path of the equilibrium's path set.
 
@@ -700,16 +886,15 @@ def equilibrium_times(
         msg = f"demand_scale: {demand_scale!r} must be positive"
         raise InputValidationError(msg)
     net = AssignmentNetwork.from_graph(graph)
-    ok = np.flatnonzero(model.reachable)
-    zones = [model.zone_node[i] for i in ok]
+    loading = model.loading()  # each zone's trips spread over its nodes, as in the DES
     show = get_settings().progress if progress is None else progress
     out, rows = [], []
     with progress_bar(total=len(spans), unit="period", desc="assignment", disable=not show) as bar:
         for a, b in spans:
             od = demand_scale * np.mean(
-                [model.od(h * 4, day_type=day_type)[np.ix_(ok, ok)] for h in range(a, b)], axis=0
+                [model.od(h * 4, day_type=day_type) for h in range(a, b)], axis=0
             )
-            res = assign(net, od, zones, rgap_target=rgap_target, max_iter=max_iter)
+            res = assign(net, od, loading, rgap_target=rgap_target, max_iter=max_iter)
             out.append((a * 3600.0, res.time_s))
             rows.append(
                 {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +44,14 @@ from twin.scenarios.profiles import (
 if TYPE_CHECKING:
     from twin.scenarios.traffic import ODDemand
 
-__all__ = ["ConvergenceError", "DemandModel", "DemandParams", "furness"]
+__all__ = [
+    "LOADING_NODES",
+    "ConvergenceError",
+    "DemandModel",
+    "DemandParams",
+    "ZoneLoading",
+    "furness",
+]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +128,69 @@ def furness(
             return arow[:, None] * f * bcol[None, :], it
     msg = f"furness: no convergence after {max_iter} iterations (relative row error {err:.2e})"
     raise ConvergenceError(msg)
+
+
+LOADING_NODES = 8
+"""Nodes per zone where the assignments load its trips (:meth:`DemandModel.loading`)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ZoneLoading:
+    """Where the trips of each zone start and end: some nodes of it, each with a share.
+
+    Parameters
+    ----------
+    n_zone : int
+        Zones of the demand matrices this loading is for.
+    zone : numpy.ndarray
+        Zone index of each loading node.
+    node : tuple
+        Drive-graph node of each loading node (a node may serve two zones).
+    weight : numpy.ndarray
+        Share of its zone's trips each loading node takes (they sum to 1 over a zone).
+
+    A trip from zone ``o`` to zone ``d`` goes from each loading node ``s`` of ``o`` to each
+    ``t`` of ``d`` in the share ``weight[s] * weight[t]``, as the DES draws its trips' nodes
+    (:meth:`DemandModel.trips`); the share whose two ends fall on one node stays put, within
+    a zone too.
+    """
+
+    n_zone: int
+    zone: np.ndarray
+    node: tuple[Hashable, ...]
+    weight: np.ndarray
+
+    def __post_init__(self) -> None:
+        zone = np.asarray(self.zone, dtype=np.int64)
+        weight = np.asarray(self.weight, dtype=float)
+        if zone.shape != weight.shape or len(self.node) != zone.size:
+            msg = (
+                f"ZoneLoading: {zone.size} zones, {len(self.node)} nodes and {weight.size} "
+                "weights (one each per loading node)"
+            )
+            raise InputValidationError(msg)
+        if zone.size and (zone.min() < 0 or zone.max() >= self.n_zone):
+            msg = f"ZoneLoading.zone: indices must be within 0..{self.n_zone - 1}"
+            raise InputValidationError(msg)
+        if not np.all(weight > 0):
+            msg = "ZoneLoading.weight: shares must be positive"
+            raise InputValidationError(msg)
+        total = np.bincount(zone, weights=weight, minlength=self.n_zone)
+        if not np.allclose(total[np.unique(zone)], 1.0):
+            msg = "ZoneLoading.weight: the shares of a zone's nodes must sum to 1"
+            raise InputValidationError(msg)
+        object.__setattr__(self, "zone", zone)
+        object.__setattr__(self, "weight", weight)
+
+    @classmethod
+    def single(cls, zone_nodes: Sequence[Hashable]) -> ZoneLoading:
+        """One node per zone (each zone's trips all start and end at its node).
+
+        >>> ZoneLoading.single(["a", "b"]).weight.tolist()
+        [1.0, 1.0]
+        """
+        n = len(zone_nodes)
+        return cls(n, np.arange(n), tuple(zone_nodes), np.ones(n))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +279,9 @@ class DemandModel:
         The drive-graph node that represents each zone (``None`` for a zone without one).
     node_ids, node_zone, node_weight : numpy.ndarray
         Drive-graph nodes where the zones' trips start and end, their zone and weight.
+    node_xy : numpy.ndarray, optional
+        ``(n_node, 2)`` place of each of ``node_ids`` (EPSG:2154): :meth:`loading` spreads a
+        zone's loading nodes over it.
     segments : tuple of str
         Walkable segment ids.
     seg_zone, seg_xy, seg_length_m, seg_weight : numpy.ndarray
@@ -263,6 +336,7 @@ class DemandModel:
     od_factor: np.ndarray | None = None
     provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
     external_ends: np.ndarray | None = None
+    node_xy: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.zone_ids)
@@ -304,6 +378,12 @@ class DemandModel:
         object.__setattr__(self, "cost_min", cost)
         if len(self.zone_node) != n:
             msg = f"DemandModel.zone_node: {len(self.zone_node)} nodes for {n} zones"
+            raise InputValidationError(msg)
+        if self.node_xy is not None and np.shape(self.node_xy) != (len(self.node_ids), 2):
+            msg = (
+                f"DemandModel.node_xy: shape {np.shape(self.node_xy)} is not "
+                f"({len(self.node_ids)}, 2) (one place per node)"
+            )
             raise InputValidationError(msg)
         if len(self.events) != len(self.event_xy):
             msg = f"DemandModel.event_xy: {len(self.event_xy)} places for {len(self.events)} events"
@@ -583,6 +663,63 @@ class DemandModel:
         u = rng.random(len(zones))
         pos = np.searchsorted(key, zones + u, side="left")
         return np.asarray(order[np.minimum(pos, len(order) - 1)])
+
+    def loading(self, nodes: int | None = LOADING_NODES) -> ZoneLoading:
+        """Where the assignments load each reachable zone's trips: up to ``nodes`` of its nodes.
+
+        The DES draws a trip's end among all the zone's nodes by their weight
+        (:meth:`trips`); an assignment loads fewer, spread over the zone: the zone's node
+        (:attr:`zone_node`) first, then each time the node farthest from those chosen
+        (farthest-point sampling on :attr:`node_xy`). Each chosen node takes the weights of the
+        zone's nodes nearest to it, so the shares are the DES's, gathered. ``nodes=None``
+        loads on every node of the zone, as the DES does; ``nodes=1`` on the zone's node.
+        """
+        if nodes is not None and not (isinstance(nodes, int) and nodes >= 1):
+            msg = f"loading.nodes: {nodes!r} must be a positive whole number or None"
+            raise InputValidationError(msg)
+        members: dict[int, dict[Hashable, tuple[float, int]]] = {}
+        for i, (z, n, w) in enumerate(
+            zip(self.node_zone.tolist(), self.node_ids, self.node_weight.tolist(), strict=True)
+        ):
+            w0, i0 = members.setdefault(int(z), {}).get(n, (0.0, i))
+            members[int(z)][n] = (w0 + float(w), i0)
+        zones: list[int] = []
+        out_nodes: list[Hashable] = []
+        out_w: list[float] = []
+        for z, rep in enumerate(self.zone_node):
+            if rep is None:
+                continue
+            cand = members.get(z) or {rep: (1.0, -1)}
+            names = list(cand)
+            w = np.array([cand[n][0] for n in names])
+            if nodes is not None and len(names) > nodes:
+                if self.node_xy is None:  # no places to spread them by: the heaviest nodes
+                    top = np.sort(np.argsort(-w, kind="stable")[:nodes])
+                    w, names = w[top], [names[i] for i in top]
+                    chosen = list(range(len(names)))
+                    near = np.arange(len(names))
+                else:
+                    xy = np.asarray(self.node_xy, dtype=float)[[cand[n][1] for n in names]]
+                    first = names.index(rep) if rep in cand else int(np.argmax(w))
+                    chosen = [first]
+                    dist = np.hypot(*(xy - xy[first]).T)
+                    while len(chosen) < nodes:
+                        j = int(np.argmax(dist))
+                        chosen.append(j)
+                        dist = np.minimum(dist, np.hypot(*(xy - xy[j]).T))
+                    near = np.argmin(np.stack([np.hypot(*(xy - xy[c]).T) for c in chosen]), axis=0)
+            else:
+                chosen = list(range(len(names)))
+                near = np.arange(len(names))
+            share = np.bincount(near, weights=w, minlength=len(chosen))
+            share = share / share.sum()
+            for c, s in zip(chosen, share.tolist(), strict=True):
+                if s > 0:
+                    zones.append(z)
+                    out_nodes.append(names[c])
+                    out_w.append(s)
+        return ZoneLoading(len(self.zone_ids), np.array(zones, dtype=np.int64), tuple(out_nodes),
+                           np.array(out_w))  # fmt: skip
 
     def od_demand(
         self, *, day: dt.date | None = None, day_type: str | None = None, slot_minutes: int = 15

@@ -412,6 +412,7 @@ def build_demand(
         node_ids=node_ids,
         node_zone=node_zone.astype(int),
         node_weight=node_weight,
+        node_xy=nxy[node_index],
         segments=tuple(seg.index[walk]),
         seg_zone=seg_cell[walk].astype(int),
         seg_xy=xy[walk],

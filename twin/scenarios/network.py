@@ -45,7 +45,7 @@ from twin.scenarios.demand import (
     local_slots,
     profile,
 )
-from twin.scenarios.drive import drive_graph
+from twin.scenarios.drive import _first, drive_graph
 from twin.scenarios.signals import EdgeKey, Phase, SignalPlan
 from twin.scenarios.traffic import Incident, TrafficScenario, Trip
 from twin.signals.junction import approaches_by_junction, junction_models

@@ -407,6 +407,9 @@ def corridors(
     street's main axis; runs whose consecutive signals are at most ``max_gap_m`` apart make a
     corridor. Every plan of a corridor is re-timed by Webster at the corridor's common cycle (its
     longest); the arterial's red is the cycle minus the green of the stage serving the street.
+    A cluster run as sub-junctions (:attr:`twin.signals.junction.JunctionModel.parts`) is left
+    out and keeps its own plan: MAXBAND gives each signal one red for the street, where such a
+    cluster stops the street's traffic once in each of its parts, in different stages.
 
     Returns
     -------
@@ -417,10 +420,13 @@ def corridors(
     """
     app = tw.registry["approach"]
     jx = tw.registry["junction"].geometry
+    models = getattr(plans, "models", {})
+    split = {j for j, m in models.items() if getattr(m, "parts", ())}
     by_name: dict[str, set[str]] = {}
     for r in app.itertuples(index=False):
-        if isinstance(r.name, str) and r.name and str(r.junction) in plans:
-            by_name.setdefault(r.name, set()).add(str(r.junction))
+        j = str(r.junction)
+        if isinstance(r.name, str) and r.name and j in plans and j not in split:
+            by_name.setdefault(r.name, set()).add(j)
     out = []
     for name, js in by_name.items():
         if len(js) < min_signals:

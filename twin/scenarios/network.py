@@ -45,7 +45,7 @@ from twin.scenarios.demand import (
     local_slots,
     profile,
 )
-from twin.scenarios.drive import drive_graph
+from twin.scenarios.drive import _first, drive_graph
 from twin.scenarios.signals import EdgeKey, Phase, SignalPlan
 from twin.scenarios.traffic import Incident, TrafficScenario, Trip
 from twin.signals.junction import approaches_by_junction, junction_models
@@ -97,8 +97,10 @@ class PlanSet(dict[str, SignalPlan]):
         Oversaturated junctions whose light phases were given more than their flow asks for,
         so that every minimum green fits in the 120 s cycle.
     flows : pandas.DataFrame
-        One row per approach of a planned junction: ``junction``, ``u``, ``v``, ``key``,
-        ``segment``, ``flow_pcu_h``, ``lanes``, ``bearing_deg``.
+        One row per vehicle signal group of a planned junction: ``junction``, ``u``, ``v``,
+        ``key``, ``segment``, ``flow_pcu_h``, ``lanes``, ``bearing_deg``, ``kind``
+        (``approach``, or ``link`` for a link inside a cluster run as sub-junctions: its cars
+        came in by an approach, so demand is not drawn from it twice).
     time : numpy.datetime64
         Naive-UTC start of the hour the flows were taken at.
     models : dict of str to twin.signals.junction.JunctionModel
@@ -117,14 +119,34 @@ class PlanSet(dict[str, SignalPlan]):
         self.local_hour = -1
         self.models: dict[str, Any] = {}
 
+    def skipped_by_reason(self) -> dict[str, list[str]]:
+        """The skipped junctions grouped by reason, the junction's own id taken out of it.
+
+        Most frequent reason first.
+
+        >>> ps = PlanSet()
+        >>> ps.skipped = {"junction:3": "0 approaches",
+        ...               "junction:7": "junction junction:7: it needs 5 stages",
+        ...               "junction:9": "junction junction:9: it needs 5 stages"}
+        >>> ps.skipped_by_reason()
+        {'it needs 5 stages': ['junction:7', 'junction:9'], '0 approaches': ['junction:3']}
+        """
+        out: dict[str, list[str]] = {}
+        for jid, reason in self.skipped.items():
+            text = reason.replace(f"junction {jid}: ", "").replace(f"{jid}: ", "")
+            out.setdefault(text, []).append(jid)
+        return dict(sorted(out.items(), key=lambda kv: -len(kv[1])))
+
     def summary(self) -> str:
         """One line: plans, cycles, single-phase plans, skipped junctions and why."""
+        why = "; ".join(
+            f"{reason} ({len(ids)}: {', '.join(ids)})"
+            for reason, ids in self.skipped_by_reason().items()
+        )
         if not self:
-            return f"0 plans; {len(self.skipped)} junctions skipped"
+            return f"0 plans; {len(self.skipped)} junctions skipped" + (f" ({why})" if why else "")
         cycles = np.array([p.cycle_s for p in self.values()])
         single = sum(len(p.phases) == 1 for p in self.values())
-        reasons = pd.Series(list(self.skipped.values()), dtype=object).value_counts()
-        why = ", ".join(f"{n} {r}" for r, n in reasons.items())
         return (
             f"{len(self)} plans (cycle {cycles.min():.0f}-{cycles.max():.0f} s, median "
             f"{np.median(cycles):.0f} s; {single} single-phase) at local hour "
@@ -192,8 +214,9 @@ def signal_plans(
         different stages, intergreens from the junction's geometry, walks and pedestrian
         clearances. An approach's flow is its segment's traffic divided by the segment's
         number of drive directions (with ``model``: its edge's equilibrium flow); its lanes are
-        the registry's (lanes in its direction).
-        Junctions without a model (nothing that conflicts, more than four stages) or without a
+        the registry's (lanes in its direction); a link inside a cluster run as sub-junctions
+        takes its flow (the same way) and lanes from its own edge. Junctions without a model
+        (nothing that conflicts, more than four stages even as sub-junctions) or without a
         feasible plan are listed in :attr:`PlanSet.skipped` (and logged); the models are in
         :attr:`PlanSet.models`.
     """
@@ -213,7 +236,20 @@ def signal_plans(
     if len(junctions) == 0:
         return out
     times, hours = local_slots(day, slot_minutes=60, tz=tw.city.timezone)
-    segs = pd.unique(app["segment"].astype(str)) if len(app) else np.array([], dtype=str)
+    skipped: dict[str, str] = {}
+    models = junction_models(tw, skipped=skipped, assume_crossings=assume_crossings)
+    # the links inside a cluster run as sub-junctions are signal groups too: their flows
+    links = [
+        str(tw.graph.edges[e].get("segment"))
+        for m in models.values()
+        if m.parts
+        for g in m.groups
+        if (e := g.edge) is not None
+    ]
+    app_segs = pd.unique(app["segment"].astype(str)) if len(app) else np.array([], dtype=str)
+    known = set(app_segs)
+    extra = pd.unique(np.array([x for x in links if x not in known], dtype=str))
+    segs = np.concatenate([app_segs, extra]).astype(str)
     rates = (
         np.asarray(demand.traffic(list(segs), times), dtype=float)
         if len(segs) and demand is not None
@@ -223,7 +259,9 @@ def signal_plans(
         msg = f"demand.traffic: shape {rates.shape} is not ({len(segs)}, {len(times)})"
         raise InputValidationError(msg)
     if hour is None:
-        col = int(np.argmax(rates.sum(axis=0))) if rates is not None else int(np.argmax(hours))
+        # the busiest hour of the approaches (the links inside clusters carry the same cars)
+        busy = rates[: len(app_segs)].sum(axis=0) if rates is not None else None
+        col = int(np.argmax(busy)) if busy is not None else int(np.argmax(hours))
     else:
         hits = np.flatnonzero(hours == int(hour))
         if not hits.size:
@@ -242,8 +280,6 @@ def signal_plans(
         n_dir[str(s)] = n_dir.get(str(s), 0) + 1
     graph = tw.graph
     by_junction = approaches_by_junction(app)
-    skipped: dict[str, str] = {}
-    models = junction_models(tw, skipped=skipped, assume_crossings=assume_crossings)
     out.models = models
     taken: dict[EdgeKey, str] = {}
     flow_rows: list[dict[str, Any]] = []
@@ -274,6 +310,23 @@ def signal_plans(
         if jmodel is None:
             out.skipped[jid] = skipped.get(jid, "no junction model")
             continue
+        link_groups: set[str] = set()
+        for g in jmodel.vehicle_groups:  # links inside a cluster run as sub-junctions
+            edge = jmodel.group(g).edge
+            if g in flows or edge is None:
+                continue
+            link_groups.add(g)
+            key = edge
+            d = graph.edges[key]
+            seg = str(d.get("segment"))
+            if edge_flow is not None:
+                flows[g] = float(edge_flow.get(key, 0.0))
+            else:
+                flows[g] = float(seg_flow.get(seg, 0.0)) / max(n_dir.get(seg, 1), 1)
+            lanes[g] = max(int(float(_first(d.get("lanes_dir", d.get("lanes", 1))) or 1)), 1)
+            keys[g] = key
+            du, dv = graph.nodes[key[0]], graph.nodes[key[1]]
+            bearings[g] = math.degrees(math.atan2(dv["x"] - du["x"], dv["y"] - du["y"])) % 360.0
         try:
             plan = webster(jmodel, flows, lanes=lanes)
         except InputValidationError as exc:
@@ -295,11 +348,22 @@ def signal_plans(
                     "flow_pcu_h": q,
                     "lanes": lanes[aid],
                     "bearing_deg": bearings[aid],
+                    "kind": "link" if aid in link_groups else "approach",
                 }
             )
     out.flows = pd.DataFrame(
         flow_rows,
-        columns=["junction", "u", "v", "key", "segment", "flow_pcu_h", "lanes", "bearing_deg"],
+        columns=[
+            "junction",
+            "u",
+            "v",
+            "key",
+            "segment",
+            "flow_pcu_h",
+            "lanes",
+            "bearing_deg",
+            "kind",
+        ],
     )
     if out.skipped:
         log.warning("signal plans of %s: %s", tw.city.name, out.summary())

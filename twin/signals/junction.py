@@ -42,7 +42,9 @@ graph nodes and its *approaches*, the drive edges entering it) becomes a
   4E.06 uses 3.5 ft/s, ~1.07 m/s, to the far side of the traveled way);
 * **stages**: 2 to 4 sets of mutually compatible groups, opposite approaches together
   (grouped by axis), split where they conflict, each pedestrian group in every stage it is
-  compatible with (an exclusive pedestrian stage when there is none).
+  compatible with (an exclusive pedestrian stage when there is none). A cluster whose
+  straight chords would need more than 4 stages runs as sub-junctions split at its internal
+  links (:func:`build_junction`), each with its own stop lines and at most 4 stages.
 
 >>> g = crossroads_graph()
 >>> m = build_junction(g, "junction:0", nodes=[0], approaches=approaches_of(g, [0]))
@@ -55,6 +57,7 @@ graph nodes and its *approaches*, the drive edges entering it) becomes a
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -75,6 +78,7 @@ __all__ = [
     "CROSSING_RADIUS_M",
     "ENTER_SPEED_M_S",
     "LANE_WIDTH_M",
+    "LINK_MIN_M",
     "MAX_STAGES",
     "TURN_SPEED_M_S",
     "VEHICLE_LENGTH_M",
@@ -115,10 +119,22 @@ CROSSWALK_M = 4.0
 STOP_BACK_M = 6.0
 #: At most this many stages.
 MAX_STAGES = 4
+#: A link inside a cluster at least this long can carry a stop line of its own (m): the stop
+#: line of the node it enters (:data:`STOP_BACK_M` before it) then stands clear of the exit
+#: point of the node it leaves (:data:`STOP_BACK_M` after it).
+LINK_MIN_M = 2 * STOP_BACK_M
+#: At most this many internal links are cut when a cluster is tried as sub-junctions.
+_MAX_CUTS = 8
+#: A through movement feeding a link inside a cluster weighs this many turns.
+_THROUGH_WEIGHT = 3
 #: Two approaches face each other when their bearings differ by 180 deg within this (deg).
 OPPOSED_TOLERANCE_DEG = 35.0
 
 Turn = Literal["L", "T", "R"]
+
+
+class _TooManyStages(InputValidationError):
+    """The approaches of a junction need more than :data:`MAX_STAGES` stages."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +225,11 @@ class JunctionModel:
         Suggested stages (2-4), each a set of compatible group ids.
     reasons : dict
         ``(group, group) -> "movement x movement"``: why two groups conflict.
+    permissive : tuple of (str, str)
+        Pairs of groups whose movements meet but may run together, one giving way.
+    parts : tuple of tuple
+        The graph nodes of each sub-junction of a cluster controlled as several (see
+        :func:`build_junction`); empty for a junction controlled as one.
     """
 
     id: str
@@ -221,6 +242,7 @@ class JunctionModel:
     stages: tuple[tuple[str, ...], ...]
     reasons: Mapping[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     permissive: tuple[tuple[str, str], ...] = ()
+    parts: tuple[tuple[Hashable, ...], ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.groups)
@@ -319,6 +341,7 @@ class JunctionModel:
             "stages": [list(s) for s in self.stages],
             "reasons": [[a, b, r] for (a, b), r in self.reasons.items()],
             "permissive": [list(p) for p in self.permissive],
+            "parts": [[_jsonable(n) for n in p] for p in self.parts],
             "crossings": [
                 {
                     "id": c.id,
@@ -400,6 +423,7 @@ class JunctionModel:
                 stages=tuple(tuple(s) for s in data["stages"]),
                 reasons={(a, b): r for a, b, r in data.get("reasons", ())},
                 permissive=tuple((a, b) for a, b in data.get("permissive", ())),
+                parts=tuple(tuple(p) for p in data.get("parts", ())),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             msg = f"JunctionModel.from_dict: malformed junction model ({exc!r})"
@@ -613,18 +637,29 @@ def build_junction(
     Returns
     -------
     JunctionModel
+        A cluster of several nodes whose approaches, taken as one junction, would need more
+        than :data:`MAX_STAGES` stages is controlled as **sub-junctions** when it can be: its
+        nodes are split at internal links of at least :data:`LINK_MIN_M` (fewest cuts first;
+        nodes with no internal link between them are apart anyway) into parts that each need
+        at most :data:`MAX_STAGES` stages; an internal link entering a part becomes a signal
+        group of its own (``link:N.K``, with its stop line), groups of different parts never
+        conflict, and the parts change stage together on the common cycle, each running its
+        own stages in order (:attr:`JunctionModel.parts` lists them). This is how closely
+        spaced intersections and diamond interchanges are run from one controller on one cycle
+        (Traffic Signal Timing Manual, FHWA-HOP-08-024, 2008), each intersection keeping its
+        own stop lines and its own conflicts; the validator checks the whole plan against the
+        conflicts and intergreens of every part.
 
     Raises
     ------
     InputValidationError
-        If an approach is not an edge of the graph, or the junction needs more than
-        :data:`MAX_STAGES` stages.
+        If an approach is not an edge of the graph, or the junction (and, for a cluster, any
+        split of it into sub-junctions) needs more than :data:`MAX_STAGES` stages.
     """
     members = [n for n in nodes if n in graph.nodes]
     if not members:
         msg = f"junction {junction_id}: none of its nodes is in the graph"
         raise InputValidationError(msg)
-    inside = set(members)
     names = dict(names or {})
     apps: list[tuple[str, EdgeKey]] = []
     for aid, e in approaches:
@@ -633,6 +668,38 @@ def build_junction(
             msg = f"junction {junction_id}: approach {aid} edge {key!r} is not in the graph"
             raise InputValidationError(msg)
         apps.append((aid, key))
+    try:
+        return _build(
+            graph, junction_id, members, apps, crossings, assume_crossings, names, drive_on
+        )
+    except _TooManyStages as exc:
+        if len(members) < 2:
+            msg = f"{exc}, at one node (no sub-junctions to run apart)"
+            raise _TooManyStages(msg) from None
+        model = _split_cluster(
+            graph, junction_id, members, apps, crossings, assume_crossings, names, drive_on
+        )
+        if model is None:
+            msg = (
+                f"{exc}, and as sub-junctions too (split at its internal links of "
+                f"{LINK_MIN_M:g} m or more, some part needs more than {MAX_STAGES})"
+            )
+            raise _TooManyStages(msg) from None
+        return model
+
+
+def _build(
+    graph: nx.MultiDiGraph,
+    junction_id: str,
+    members: Sequence[Hashable],
+    apps: Sequence[tuple[str, EdgeKey]],
+    crossings: Sequence[Hashable],
+    assume_crossings: bool,
+    names: Mapping[str, str],
+    drive_on: Literal["right", "left"],
+) -> JunctionModel:
+    """:func:`build_junction` on checked inputs, as one junction (one set of stages)."""
+    inside = set(members)
     exits = sorted(
         {
             (u, v, k)
@@ -872,6 +939,250 @@ def _assemble(
     return model, homeless
 
 
+def _split_cluster(
+    graph: nx.MultiDiGraph,
+    junction_id: str,
+    members: Sequence[Hashable],
+    apps: Sequence[tuple[str, EdgeKey]],
+    crossings: Sequence[Hashable],
+    assume_crossings: bool,
+    names: Mapping[str, str],
+    drive_on: Literal["right", "left"],
+) -> JunctionModel | None:
+    """A cluster controlled as sub-junctions of at most :data:`MAX_STAGES` stages, or None.
+
+    The cluster's nodes are split at internal links of at least :data:`LINK_MIN_M`: each part
+    is a junction of its own (:func:`_build`), whose approaches are the cluster's approaches
+    that enter it and the internal links that enter it from another part (signal groups
+    ``link:N.K``, with their own stop lines); its exits, the cluster's exits and the internal
+    links to another part. Partitions are tried with the fewest links cut first; the first
+    whose every part needs at most :data:`MAX_STAGES` stages is kept. A crossing mapped on an
+    internal link (data, not assumed) would be crossed by the traffic of two parts: such a
+    partition is refused.
+    """
+    inside = set(members)
+    num = junction_id.split(":", 1)[-1]
+    internal = sorted(
+        ((u, v, k) for u, v, k in graph.subgraph(inside).edges(keys=True) if u != v), key=repr
+    )
+    link_ids = {e: f"link:{num}.{i}" for i, e in enumerate(internal)}
+    fixed = nx.Graph()
+    fixed.add_nodes_from(members)
+    length: dict[frozenset[Hashable], float] = {}
+    for u, v, k in internal:
+        pair = frozenset((u, v))
+        d = _num(graph.edges[u, v, k].get("length"), float(_line(graph, (u, v, k)).length))
+        length[pair] = min(length.get(pair, math.inf), d)
+    for pair, d in length.items():
+        if d < LINK_MIN_M:
+            fixed.add_edge(*pair)
+    comp = {n: i for i, c in enumerate(nx.connected_components(fixed)) for n in c}
+    cuttable = sorted(
+        (tuple(sorted(p, key=repr)) for p, d in length.items() if d >= LINK_MIN_M),
+        key=repr,
+    )
+    cuttable = [p for p in cuttable if comp[p[0]] != comp[p[1]]]
+    node_xy = {n: _xy(graph, n) for n in members}
+    crossing_xy = {c: _xy(graph, c) for c in crossings if c in graph.nodes}
+    seen: set[frozenset[frozenset[Hashable]]] = set()
+    built: dict[tuple[frozenset[Hashable], tuple[Hashable, ...]], JunctionModel | None] = {}
+    for r in range(min(len(cuttable), _MAX_CUTS) + 1):  # 0: parts with no link between them
+        for cut in itertools.combinations(cuttable, r):
+            kept = nx.Graph(fixed)
+            kept.add_edges_from(p for p in cuttable if p not in cut)
+            parts = sorted(
+                (sorted(c, key=repr) for c in nx.connected_components(kept)),
+                key=lambda c: repr(c[0]),
+            )
+            key = frozenset(frozenset(p) for p in parts)
+            if len(parts) < 2 or key in seen:
+                continue
+            seen.add(key)
+            owner: dict[Hashable, int] = {}
+            for c, xy in crossing_xy.items():  # each crossing to the part nearest to it
+                dist = [min(float(np.hypot(*(xy - node_xy[n]))) for n in p) for p in parts]
+                owner[c] = int(np.argmin(dist))
+            models = []
+            for i, part in enumerate(parts):
+                ps = set(part)
+                part_apps = [(aid, e) for aid, e in apps if e[1] in ps]
+                part_apps += [(link_ids[e], e) for e in internal if e[1] in ps and e[0] not in ps]
+                part_names = dict(names)
+                for e in internal:
+                    part_names.setdefault(
+                        link_ids[e], str(_first(graph.edges[e].get("name")) or "")
+                    )
+                near = [c for c, o in owner.items() if o == i]
+                key_part = (frozenset(part), tuple(near))
+                if key_part not in built:  # a part recurs in many partitions: build it once
+                    try:
+                        sub = _build(
+                            graph,
+                            junction_id,
+                            part,
+                            part_apps,
+                            near,
+                            assume_crossings,
+                            part_names,
+                            drive_on,
+                        )
+                    except InputValidationError:
+                        sub = None
+                    if sub is not None and any(
+                        c.source == "osm"
+                        and any(e[0] in inside and e[1] in inside for e in c.edges)
+                        for c in sub.crossings
+                    ):
+                        sub = None
+                    built[key_part] = sub
+                sub = built[key_part]
+                if sub is None:
+                    break
+                models.append(sub)
+            else:
+                return _merge(junction_id, members, models, [tuple(p) for p in parts])
+    return None
+
+
+def _merge(
+    junction_id: str,
+    members: Sequence[Hashable],
+    subs: Sequence[JunctionModel],
+    parts: Sequence[tuple[Hashable, ...]],
+) -> JunctionModel:
+    """One junction model of sub-junctions that change stage together (a cluster controller).
+
+    Groups of different parts never conflict: their conflict areas are apart. The stages are
+    :func:`_compose`'s; the crossings are renumbered ``crossing:N.K`` over the whole cluster.
+    """
+    num = junction_id.split(":", 1)[-1]
+    rename: list[dict[str, str]] = []
+    k = 0
+    for sub in subs:
+        ren = {}
+        for c in sub.pedestrian_groups:
+            ren[c] = f"crossing:{num}.{k}"
+            k += 1
+        rename.append(ren)
+
+    def rn(i: int, gid: str) -> str:
+        return rename[i].get(gid, gid)
+
+    vehicle = [(i, g) for i, sub in enumerate(subs) for g in sub.groups if g.kind == "vehicle"]
+    peds = [(i, g) for i, sub in enumerate(subs) for g in sub.groups if g.kind == "pedestrian"]
+    groups = [dataclasses.replace(g, id=rn(i, g.id)) for i, g in vehicle + peds]
+    index = {g.id: n for n, g in enumerate(groups)}
+    n = len(groups)
+    conflict = np.zeros((n, n), dtype=bool)
+    inter = np.full((n, n), np.nan)
+    reasons: dict[tuple[str, str], str] = {}
+    permissive: list[tuple[str, str]] = []
+    for i, sub in enumerate(subs):
+        rows = [index[rn(i, g)] for g in sub.group_ids]
+        conflict[np.ix_(rows, rows)] = sub.conflict
+        inter[np.ix_(rows, rows)] = sub.intergreen_s
+        for (a, b), why in sub.reasons.items():
+            reasons[(rn(i, a), rn(i, b))] = " x ".join(rn(i, t) for t in why.split(" x "))
+        permissive += [(rn(i, a), rn(i, b)) for a, b in sub.permissive]
+    seqs = _compose(subs, parts)
+    stages = [
+        tuple(rn(i, g) for i, sub in enumerate(subs) for g in sub.group_ids if g in seqs[i][k])
+        for k in range(len(seqs[0]))
+    ]
+    return JunctionModel(
+        id=junction_id,
+        nodes=tuple(members),
+        groups=tuple(groups),
+        movements=tuple(m for sub in subs for m in sub.movements),
+        crossings=tuple(
+            dataclasses.replace(c, id=rn(i, c.id))
+            for i, sub in enumerate(subs)
+            for c in sub.crossings
+        ),
+        conflict=conflict,
+        intergreen_s=inter,
+        stages=tuple(stages),
+        reasons=reasons,
+        permissive=tuple(sorted(permissive)),
+        parts=tuple(parts),
+    )
+
+
+def _compose(
+    subs: Sequence[JunctionModel], parts: Sequence[tuple[Hashable, ...]]
+) -> list[list[set[str]]]:
+    """The groups of each part green in each stage of the cluster.
+
+    Stage ``k`` of the cluster (``n`` stages, the most of a part) runs stage
+    ``order[floor(k n_p / n)]`` of a part of ``n_p`` stages, so that each part runs each of
+    its own stages. A link inside the cluster stores a few cars only, so the orders are chosen
+    (all of them for up to 2,000 combinations, else part by part) to show each link green in
+    as many as possible of the stages that feed it (a group of the part upstream with a
+    movement into it, a through movement weighing :data:`_THROUGH_WEIGHT` turns: the main
+    road's platoon) and red in as few; and each link is then green in every stage where no
+    group of its part that conflicts with it is active, as the interior approaches of a diamond
+    interchange are kept clear.
+    """
+    n = max(len(sub.stages) for sub in subs)
+    where = {node: i for i, p in enumerate(parts) for node in p}
+    # (part, link group, feeding part, weight of each feeding group)
+    links: list[tuple[int, str, int, dict[str, int]]] = []
+    for q, sub in enumerate(subs):
+        for g in sub.groups:
+            e = g.edge
+            if e is None or where.get(e[0], q) == q:
+                continue
+            p = where[e[0]]
+            feeders: dict[str, int] = {}
+            for m in subs[p].movements:
+                if _same_edge(m.exit, e):
+                    w = _THROUGH_WEIGHT if m.turn == "T" else 1
+                    feeders[m.group] = max(feeders.get(m.group, 0), w)
+            links.append((q, g.id, p, feeders))
+
+    def seq(i: int, order: Sequence[int]) -> list[set[str]]:
+        sub = subs[i]
+        if not sub.stages:
+            return [set() for _ in range(n)]
+        out = [set(sub.stages[order[k * len(sub.stages) // n]]) for k in range(n)]
+        for q, lg, _, _ in links:
+            if q != i:
+                continue
+            for stage in out:
+                if not any(sub.conflicts(lg, g) for g in stage):
+                    stage.add(lg)
+        return out
+
+    def score(seqs: Mapping[int, list[set[str]]]) -> int:
+        total = 0
+        for q, lg, p, feeders in links:
+            if q not in seqs or p not in seqs:
+                continue
+            for k in range(n):
+                w = max((feeders.get(g, 0) for g in seqs[p][k]), default=0)
+                total += w if lg in seqs[q][k] else -w
+        return total
+
+    orders = [list(itertools.permutations(range(len(sub.stages)))) or [()] for sub in subs]
+    chosen = {0: seq(0, tuple(range(len(subs[0].stages))))}
+    if math.prod(len(o) for o in orders[1:]) <= 2000:
+        best: tuple[int, dict[int, list[set[str]]]] | None = None
+        for combo in itertools.product(*orders[1:]):
+            trial = dict(chosen)
+            trial.update({i + 1: seq(i + 1, o) for i, o in enumerate(combo)})
+            value = score(trial)
+            if best is None or value > best[0]:
+                best = (value, trial)
+        assert best is not None
+        chosen = best[1]
+    else:
+        for i in range(1, len(subs)):
+            options = [seq(i, o) for o in orders[i]]
+            values = [score({**chosen, i: opt}) for opt in options]
+            chosen[i] = options[values.index(max(values))]
+    return [chosen[i] for i in range(len(subs))]
+
+
 def _group_on(apps: Sequence[tuple[str, EdgeKey]], c: Crossing) -> str:
     for aid, a in apps:
         if a in c.edges:
@@ -899,7 +1210,7 @@ def _stages(
     stages = _colour(order, lambda a, b: bool(conflict[gid[a], gid[b]]))
     if len(stages) > MAX_STAGES:
         msg = f"junction {jid}: its approaches need {len(stages)} stages, more than {MAX_STAGES}"
-        raise InputValidationError(msg)
+        raise _TooManyStages(msg)
     peds = [g.id for g in groups if g.kind == "pedestrian"]
     homeless = []
     for p in peds:
@@ -960,8 +1271,8 @@ def junction_models(
         holds no ``highway=crossing`` node at all (a municipal set), so that an OSM extract's
         mapping is trusted.
     skipped : dict, optional
-        Filled with the junctions left out (fewer than two approaches, more than four stages)
-        and why.
+        Filled with the junctions left out (fewer than two approaches, more than four stages
+        even as sub-junctions) and why.
 
     Returns
     -------

@@ -359,7 +359,11 @@ def simulate_weekday(
     rgap_target : float
         Relative gap of each period's assignment.
     model : DemandModel, optional
-        Default :func:`~twin.scenarios.demand.build_demand` of ``tw``.
+        Default :func:`~twin.scenarios.demand.build_demand` of ``tw``. A model given (a
+        calibration's, :func:`twin.scenarios.calibration.load_calibrated_model`) also sizes
+        the signal plans (:func:`~twin.scenarios.network.signal_plans` with ``model``: its
+        busiest hour assigned to equilibrium); without one, the plans are sized on the
+        road-class and count profiles.
     dt_s : float
         Step of the DES (s).
     reroute_s : float
@@ -415,6 +419,7 @@ def simulate_weekday(
             raise InputValidationError(msg)
     gen = np.random.default_rng(rng)
     graph = drive_graph(tw)
+    given = model
     model = build_demand(tw) if model is None else model
     frame = model.trips(day_type="weekday", rng=gen)
     n_drawn = len(frame)
@@ -439,7 +444,8 @@ def simulate_weekday(
         demand_scale=share,
         progress=progress,
     )
-    plans = signal_plans(tw)
+    # a given demand (a calibration's) sizes the plans too: the flows they serve are its own
+    plans = signal_plans(tw, model=given) if given is not None else signal_plans(tw)
     t0 = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tw.city.timezone))
     t0 = (t0 + dt.timedelta(hours=h0)).astimezone(ZoneInfo(tw.city.timezone))
     # the periods' times from the window's start: the one under way at the start applies at 0

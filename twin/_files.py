@@ -20,6 +20,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import filelock
 
@@ -196,3 +197,29 @@ def locked(
     finally:
         if state.held:
             lock.release()
+
+
+def read_report(path: Path, made_by: str) -> dict[str, Any]:
+    """A JSON report another command wrote, or an error naming the file and that command.
+
+    Raises
+    ------
+    InputValidationError
+        No such file (``made_by`` says which run writes it), or a file that is not JSON.
+    """
+    import json
+
+    from twin._errors import InputValidationError
+
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"{path}: no such file (the folder of a `{made_by}` run is needed)"
+        raise InputValidationError(msg) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f"{path}: cannot be read as JSON ({exc})"
+        raise InputValidationError(msg) from None
+    if not isinstance(report, dict):
+        msg = f"{path}: a JSON object is needed, not {type(report).__name__}"
+        raise InputValidationError(msg)
+    return report

@@ -111,7 +111,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import re
 import zlib
@@ -125,6 +124,7 @@ import pandas as pd
 from scipy import optimize, sparse
 
 from twin._errors import InputValidationError
+from twin._files import read_report
 from twin.municipal import normalise_name
 from twin.scenarios.gravity import LOADING_NODES, DemandModel, DemandParams
 from twin.scenarios.profiles import _OUTBOUND, DAY_FACTOR, HOURLY_PROFILES
@@ -1880,14 +1880,7 @@ def load_calibrated_model(tw: Twin, folder: str | Path) -> DemandModel:
     """
     root = Path(folder)
     path = root / "calibration.json"
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        msg = f"{path}: no such file (the folder of a `twin calibrate --out` run is needed)"
-        raise InputValidationError(msg) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = f"{path}: cannot be read as JSON ({exc})"
-        raise InputValidationError(msg) from None
+    report = read_report(path, "twin calibrate --out")
     if report.get("city") != tw.city.name:
         msg = f"{path}: city {report.get('city')!r} is not the twin's ({tw.city.name!r})"
         raise InputValidationError(msg)

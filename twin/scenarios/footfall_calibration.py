@@ -97,7 +97,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
-import json
 import logging
 import re
 import unicodedata
@@ -109,6 +108,7 @@ import numpy as np
 import pandas as pd
 
 from twin._errors import InputValidationError
+from twin._files import read_report
 from twin.scenarios.profiles import HOURLY_PROFILES
 
 if TYPE_CHECKING:
@@ -752,14 +752,7 @@ def load_footfall_calibration(
         A missing or unreadable file, another city, or parameters out of range (naming them).
     """
     path = Path(folder) / FILE
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        msg = f"{path}: no such file (the folder of a `twin footfall calibrate --out` run)"
-        raise InputValidationError(msg) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = f"{path}: cannot be read as JSON ({exc})"
-        raise InputValidationError(msg) from None
+    report = read_report(path, "twin footfall calibrate --out")
     if city is not None and report.get("city") != city:
         msg = f"{path}: city {report.get('city')!r} is not the twin's ({city!r})"
         raise InputValidationError(msg)
